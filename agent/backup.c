@@ -1,0 +1,1162 @@
+/*
+ * backup.c - the backup engine (see backup.h for the design).
+ *
+ * Threads: the calling thread walks and reads; `threads` workers take chunks
+ * from a bounded queue and store them.  The queue bound (2 per worker) is what
+ * keeps memory flat whatever the input size: at most that many chunks (each
+ * at most the chunker's max size) are in memory.
+ *
+ * A file's chunk ids are written by workers into reference blocks that never
+ * move (linked blocks of 64), so the reader can go on to the next file without
+ * waiting; the directory waits for all its files' chunks ("batch") before it
+ * encodes its tree.
+ */
+#include "backup.h"
+#include "../repo/tree.h"
+#include "../common/error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define READ_SIZE (1u << 20)
+#define REFS_PER_BLOCK 64
+
+struct refblock {
+	uint8_t ids[REFS_PER_BLOCK][CF_ID_LEN];
+	struct refblock *next;
+};
+
+/* the chunk ids of one file, filled in by workers */
+struct refs {
+	struct refblock *head, *tail;
+	size_t n;
+};
+
+struct batch {
+	int outstanding;
+	int rc;
+	char msg[512]; /* the worker's message for rc (messages are per thread) */
+};
+
+struct job {
+	uint8_t *data;
+	size_t len;
+	uint8_t *id_out;
+	struct batch *batch;
+};
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t not_empty, not_full, done;
+	struct job *q;
+	size_t cap, head, n;
+	bool stop;
+	pthread_t *threads;
+	int nthreads;
+};
+
+struct ctx {
+	struct cf_repo *repo;
+	const struct cf_backup_opts *o;
+	struct pool pool;
+	struct cf_chunker_params cp;
+	struct cf_snapshot_summary *sum;
+	uint64_t added, added_packed, blobs_new; /* under pool.mu */
+	dev_t root_dev;
+	int unreadable;
+	double last_progress, start;
+};
+
+/* ---------------- the worker pool ---------------- */
+
+static void *worker(void *arg)
+{
+	struct ctx *c = arg;
+	struct pool *p = &c->pool;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->n && !p->stop)
+			pthread_cond_wait(&p->not_empty, &p->mu);
+		if (!p->n && p->stop) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		struct job j = p->q[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->n--;
+		pthread_cond_signal(&p->not_full);
+		pthread_mutex_unlock(&p->mu);
+
+		bool added = false;
+		uint64_t stored = 0;
+		int rc = cf_repo_save_blob(c->repo, CF_BLOB_DATA, j.data, j.len, j.id_out, &added, &stored);
+		char msg[512] = "";
+		if (rc)
+			snprintf(msg, sizeof(msg), "%s", cf_errmsg(rc));
+		free(j.data);
+
+		pthread_mutex_lock(&p->mu);
+		if (added) {
+			c->blobs_new++;
+			c->added += j.len;
+			c->added_packed += stored;
+		}
+		if (rc && !j.batch->rc) {
+			j.batch->rc = rc;
+			memcpy(j.batch->msg, msg, sizeof(msg));
+		}
+		if (--j.batch->outstanding == 0)
+			pthread_cond_broadcast(&p->done);
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+static int pool_start(struct ctx *c, int n)
+{
+	struct pool *p = &c->pool;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->not_empty, NULL);
+	pthread_cond_init(&p->not_full, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->cap = (size_t)n * 2;
+	p->q = calloc(p->cap, sizeof(*p->q));
+	p->threads = calloc((size_t)n, sizeof(*p->threads));
+	if (!p->q || !p->threads)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker, c) != 0)
+			return cf_err(CF_ENOMEM, "cannot start worker threads");
+		p->nthreads++;
+	}
+	return CF_OK;
+}
+
+static void pool_stop(struct ctx *c)
+{
+	struct pool *p = &c->pool;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->not_empty);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->q);
+	free(p->threads);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->not_empty);
+	pthread_cond_destroy(&p->not_full);
+	pthread_cond_destroy(&p->done);
+}
+
+/* Queue a chunk (takes ownership of data). */
+static void submit(struct ctx *c, struct batch *b, uint8_t *data, size_t len, uint8_t *id_out)
+{
+	struct pool *p = &c->pool;
+	pthread_mutex_lock(&p->mu);
+	while (p->n == p->cap)
+		pthread_cond_wait(&p->not_full, &p->mu);
+	p->q[(p->head + p->n) % p->cap] = (struct job){ data, len, id_out, b };
+	p->n++;
+	b->outstanding++;
+	pthread_cond_signal(&p->not_empty);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait until every chunk of batch b is stored; its first error, if any. */
+static int batch_wait(struct ctx *c, struct batch *b)
+{
+	struct pool *p = &c->pool;
+	pthread_mutex_lock(&p->mu);
+	while (b->outstanding > 0)
+		pthread_cond_wait(&p->done, &p->mu);
+	int rc = b->rc;
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		cf_err(rc, "%s", b->msg);
+	return rc;
+}
+
+/* ---------------- chunk streams ---------------- */
+
+struct cstream {
+	struct ctx *c;
+	struct batch *batch;
+	struct refs *refs;
+	struct cf_chunker ch;
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t total;
+};
+
+static uint8_t *ref_slot(struct refs *r)
+{
+	size_t k = r->n % REFS_PER_BLOCK;
+	if (k == 0) {
+		struct refblock *b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		if (r->tail)
+			r->tail->next = b;
+		else
+			r->head = b;
+		r->tail = b;
+	}
+	r->n++;
+	return r->tail->ids[k];
+}
+
+static void refs_free(struct refs *r)
+{
+	struct refblock *b = r->head;
+	while (b) {
+		struct refblock *n = b->next;
+		free(b);
+		b = n;
+	}
+	r->head = r->tail = NULL;
+	r->n = 0;
+}
+
+/* Copy ids into a node's content array (after the batch is done). */
+static int refs_to_node(struct refs *r, struct cf_node *n)
+{
+	n->ncontent = 0;
+	if (!r->n)
+		return CF_OK;
+	n->content = malloc(r->n * CF_ID_LEN);
+	if (!n->content)
+		return cf_err(CF_ENOMEM, "out of memory");
+	size_t i = 0;
+	for (struct refblock *b = r->head; b; b = b->next)
+		for (size_t k = 0; k < REFS_PER_BLOCK && i < r->n; k++, i++)
+			memcpy(n->content[i], b->ids[k], CF_ID_LEN);
+	n->ncontent = r->n;
+	return CF_OK;
+}
+
+static void cs_init(struct cstream *s, struct ctx *c, struct batch *b, struct refs *refs)
+{
+	memset(s, 0, sizeof(*s));
+	s->c = c;
+	s->batch = b;
+	s->refs = refs;
+	cf_chunker_init(&s->ch, &c->cp, cf_repo_gear(c->repo));
+}
+
+/* Room for want more bytes at buf + len. */
+static uint8_t *cs_space(struct cstream *s, size_t want)
+{
+	if (s->len + want > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : want;
+		if (cap < s->len + want)
+			cap = s->len + want;
+		uint8_t *p = realloc(s->buf, cap);
+		if (!p)
+			return NULL;
+		s->buf = p;
+		s->cap = cap;
+	}
+	return s->buf + s->len;
+}
+
+static int cs_emit(struct cstream *s, uint8_t *data, size_t len)
+{
+	uint8_t *slot = ref_slot(s->refs);
+	if (!slot) {
+		free(data);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	submit(s->c, s->batch, data, len, slot);
+	return CF_OK;
+}
+
+/* n bytes were written at buf + len: find cuts, hand off whole chunks. */
+static int cs_commit(struct cstream *s, size_t n)
+{
+	size_t start = s->len;
+	s->len += n;
+	s->total += n;
+	while (start < s->len) {
+		size_t k = cf_chunker_scan(&s->ch, s->buf + start, s->len - start);
+		if (k == CF_CHUNKER_NONE)
+			break;
+		size_t cut = start + k, rem = s->len - cut;
+		size_t ncap = rem + READ_SIZE;
+		uint8_t *nb = malloc(ncap);
+		if (!nb)
+			return cf_err(CF_ENOMEM, "out of memory");
+		memcpy(nb, s->buf + cut, rem);
+		int rc = cs_emit(s, s->buf, cut);
+		s->buf = nb;
+		s->cap = ncap;
+		s->len = rem;
+		start = 0;
+		if (rc)
+			return rc;
+	}
+	return CF_OK;
+}
+
+static int cs_finish(struct cstream *s)
+{
+	int rc = CF_OK;
+	if (s->len) {
+		rc = cs_emit(s, s->buf, s->len);
+		s->buf = NULL;
+	}
+	free(s->buf);
+	s->buf = NULL;
+	s->len = s->cap = 0;
+	return rc;
+}
+
+static void cs_abort(struct cstream *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
+static int cs_sink(void *ctx, const void *p, size_t n)
+{
+	struct cstream *s = ctx;
+	while (n) {
+		size_t k = n < READ_SIZE ? n : READ_SIZE;
+		uint8_t *dst = cs_space(s, k);
+		if (!dst)
+			return cf_err(CF_ENOMEM, "out of memory");
+		memcpy(dst, p, k);
+		int rc = cs_commit(s, k);
+		if (rc)
+			return rc;
+		p = (const uint8_t *)p + k;
+		n -= k;
+	}
+	return cf_interrupted ? cf_err(CF_EINTR, "interrupted") : CF_OK;
+}
+
+/* ---------------- progress ---------------- */
+
+static void progress(struct ctx *c, bool final)
+{
+	if (!c->o->progress)
+		return;
+	double now = cf_now_mono();
+	if (!final && now - c->last_progress < 0.5)
+		return;
+	c->last_progress = now;
+	double el = now - c->start;
+	uint64_t files = c->sum->total_files_processed, bytes = c->sum->total_bytes_processed;
+	fprintf(stderr, "\r\033[K[%02d:%02d] %llu files, %.1f MiB read, %.1f MiB/s",
+		(int)el / 60, (int)el % 60, (unsigned long long)files, bytes / 1048576.0,
+		el > 0 ? bytes / 1048576.0 / el : 0.0);
+	if (final)
+		fputc('\n', stderr);
+}
+
+/* ---------------- metadata ---------------- */
+
+static char *dupstr(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int node_type(mode_t m)
+{
+	if (S_ISREG(m)) return CF_NODE_FILE;
+	if (S_ISDIR(m)) return CF_NODE_DIR;
+	if (S_ISLNK(m)) return CF_NODE_SYMLINK;
+	if (S_ISFIFO(m)) return CF_NODE_FIFO;
+	if (S_ISCHR(m)) return CF_NODE_CHARDEV;
+	if (S_ISBLK(m)) return CF_NODE_BLOCKDEV;
+	return CF_NODE_SOCKET;
+}
+
+static int read_xattrs(const char *path, struct cf_node *n)
+{
+	char list[16384];
+	ssize_t len = llistxattr(path, list, sizeof(list));
+	if (len <= 0)
+		return CF_OK; /* none, or not supported here */
+	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(list + off) + 1) {
+		const char *name = list + off;
+		ssize_t vl = lgetxattr(path, name, NULL, 0);
+		if (vl < 0)
+			continue;
+		uint8_t *v = malloc(vl ? (size_t)vl : 1);
+		if (!v)
+			return cf_err(CF_ENOMEM, "out of memory");
+		vl = lgetxattr(path, name, v, (size_t)vl);
+		if (vl < 0) {
+			free(v);
+			continue;
+		}
+		void *nx = realloc(n->xattrs, (n->nxattrs + 1) * sizeof(*n->xattrs));
+		if (!nx) {
+			free(v);
+			return cf_err(CF_ENOMEM, "out of memory");
+		}
+		n->xattrs = nx;
+		n->xattrs[n->nxattrs].name = strdup(name);
+		n->xattrs[n->nxattrs].value = v;
+		n->xattrs[n->nxattrs].len = (size_t)vl;
+		if (!n->xattrs[n->nxattrs].name) {
+			free(v);
+			return cf_err(CF_ENOMEM, "out of memory");
+		}
+		n->nxattrs++;
+	}
+	return CF_OK;
+}
+
+static const char *user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res) {
+		snprintf(buf, len, "%s", pw.pw_name);
+		return buf;
+	}
+	return NULL;
+}
+
+static const char *group_name(gid_t gid, char *buf, size_t len)
+{
+	struct group gr, *res = NULL;
+	char tmp[1024];
+	if (getgrgid_r(gid, &gr, tmp, sizeof(tmp), &res) == 0 && res) {
+		snprintf(buf, len, "%s", gr.gr_name);
+		return buf;
+	}
+	return NULL;
+}
+
+static int64_t ts_ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int fill_node(const char *path, const char *name, const struct stat *st, struct cf_node *n)
+{
+	char ub[256], gb[256];
+	n->name = strdup(name);
+	if (!n->name)
+		return cf_err(CF_ENOMEM, "out of memory");
+	n->type = node_type(st->st_mode);
+	n->mode = st->st_mode & 07777;
+	n->uid = st->st_uid;
+	n->gid = st->st_gid;
+	n->user = dupstr(user_name(st->st_uid, ub, sizeof(ub)));
+	n->group = dupstr(group_name(st->st_gid, gb, sizeof(gb)));
+	n->size = n->type == CF_NODE_FILE ? (uint64_t)st->st_size : 0;
+	n->mtime_ns = ts_ns(st->st_mtim);
+	/* atime is not recorded: reading a directory changes it, and an
+	 * unchanged directory must give the same tree blob every time */
+	n->atime_ns = n->mtime_ns;
+	n->ctime_ns = ts_ns(st->st_ctim);
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->nlink = (uint32_t)st->st_nlink;
+	if (n->type == CF_NODE_CHARDEV || n->type == CF_NODE_BLOCKDEV)
+		n->rdev = st->st_rdev;
+	if (n->type == CF_NODE_SYMLINK) {
+		char target[8192];
+		ssize_t k = readlink(path, target, sizeof(target) - 1);
+		if (k < 0)
+			return cf_err_errno("readlink %s", path);
+		target[k] = 0;
+		if (!(n->linktarget = strdup(target)))
+			return cf_err(CF_ENOMEM, "out of memory");
+	}
+	return read_xattrs(path, n);
+}
+
+static bool excluded(const struct ctx *c, const char *path, const char *name)
+{
+	for (size_t i = 0; i < c->o->nexcludes; i++) {
+		const char *pat = c->o->excludes[i];
+		if (fnmatch(pat, path, 0) == 0 || fnmatch(pat, name, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Same file as in the parent snapshot?  Then its content ids can be reused. */
+static bool unchanged(struct ctx *c, const struct cf_node *old, const struct cf_node *n)
+{
+	if (!old || old->type != CF_NODE_FILE || old->size != n->size ||
+	    old->mtime_ns != n->mtime_ns || old->ctime_ns != n->ctime_ns || old->ino != n->ino)
+		return false;
+	for (size_t i = 0; i < old->ncontent; i++)
+		if (!cf_repo_has_blob(c->repo, CF_BLOB_DATA, old->content[i]))
+			return false; /* pruned meanwhile or index damaged: read again */
+	return true;
+}
+
+/* ---------------- walking ---------------- */
+
+static int read_file(struct ctx *c, const char *path, struct batch *b, struct refs *refs, bool *unreadable)
+{
+	struct cstream s;
+	int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		cf_warn("error: %s: %s", path, strerror(errno));
+		*unreadable = true;
+		return CF_OK;
+	}
+	cs_init(&s, c, b, refs);
+	int rc = CF_OK;
+	for (;;) {
+		uint8_t *dst = cs_space(&s, READ_SIZE);
+		if (!dst) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		ssize_t k = read(fd, dst, READ_SIZE);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			cf_warn("error: read %s: %s", path, strerror(errno));
+			*unreadable = true;
+			break;
+		}
+		if (k == 0)
+			break;
+		c->sum->total_bytes_processed += (uint64_t)k;
+		if ((rc = cs_commit(&s, (size_t)k)))
+			break;
+		if (cf_interrupted) {
+			rc = cf_err(CF_EINTR, "interrupted");
+			break;
+		}
+		progress(c, false);
+	}
+	close(fd);
+	if (rc || *unreadable) {
+		cs_abort(&s);
+		return rc;
+	}
+	return cs_finish(&s);
+}
+
+struct pending {
+	struct refs refs;
+	size_t node; /* index into the tree */
+	bool reused;
+};
+
+static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, uint8_t id[CF_ID_LEN],
+		    bool *changed);
+
+/* Fill node n for path (already lstat'ed into st) and everything below it. */
+static int save_entry(struct ctx *c, const char *path, const struct stat *st, const struct cf_node *old,
+		      struct cf_node *n, struct pending *pd, struct batch *b, bool *drop)
+{
+	int rc;
+	const char *name = strrchr(path, '/');
+	name = name && name[1] ? name + 1 : path;
+	if ((rc = fill_node(path, name, st, n))) {
+		if (rc == CF_ENOMEM)
+			return rc;
+		cf_warn("error: %s", cf_errmsg(rc));
+		c->unreadable++;
+		*drop = true;
+		return CF_OK;
+	}
+	if (n->type == CF_NODE_DIR) {
+		struct cf_tree ot = CF_TREE_INIT;
+		bool have_old = false, changed;
+		if (old && old->type == CF_NODE_DIR && old->has_subtree) {
+			rc = cf_repo_load_tree(c->repo, old->subtree, &ot);
+			if (rc == CF_OK)
+				have_old = true;
+			else if (rc == CF_ENOMEM)
+				return rc;
+			/* a damaged parent tree only costs a full read */
+		}
+		rc = save_dir(c, path, have_old ? &ot : NULL, n->subtree, &changed);
+		cf_tree_release(&ot);
+		if (rc)
+			return rc;
+		n->has_subtree = true;
+		if (!old)
+			c->sum->dirs_new++;
+		else if (!old->has_subtree || memcmp(old->subtree, n->subtree, CF_ID_LEN))
+			c->sum->dirs_changed++;
+		else
+			c->sum->dirs_unmodified++;
+		return CF_OK;
+	}
+	if (n->type != CF_NODE_FILE)
+		return CF_OK;
+	c->sum->total_files_processed++;
+	if (unchanged(c, old, n)) {
+		c->sum->files_unmodified++;
+		c->sum->total_bytes_processed += n->size;
+		n->content = malloc(old->ncontent ? old->ncontent * CF_ID_LEN : 1);
+		if (!n->content)
+			return cf_err(CF_ENOMEM, "out of memory");
+		memcpy(n->content, old->content, old->ncontent * CF_ID_LEN);
+		n->ncontent = old->ncontent;
+		pd->reused = true;
+		return CF_OK;
+	}
+	bool bad = false;
+	if ((rc = read_file(c, path, b, &pd->refs, &bad)))
+		return rc;
+	if (bad) {
+		c->unreadable++;
+		*drop = true;
+		return CF_OK;
+	}
+	if (old)
+		c->sum->files_changed++;
+	else
+		c->sum->files_new++;
+	return CF_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_names(const char *path, char ***out, size_t *n)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return cf_err_errno("open directory %s", path);
+	while ((errno = 0, e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				goto nomem;
+			v = nv;
+		}
+		if (!(v[cnt] = strdup(e->d_name)))
+			goto nomem;
+		cnt++;
+	}
+	int err = errno;
+	closedir(d);
+	if (err) {
+		for (size_t i = 0; i < cnt; i++)
+			free(v[i]);
+		free(v);
+		errno = err;
+		return cf_err_errno("read directory %s", path);
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_str);
+	*out = v;
+	*n = cnt;
+	return CF_OK;
+nomem:
+	closedir(d);
+	for (size_t i = 0; i < cnt; i++)
+		free(v[i]);
+	free(v);
+	return cf_err(CF_ENOMEM, "out of memory");
+}
+
+/* Finish the nodes of a directory once its chunks are stored, then store its tree. */
+static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, size_t npd,
+		       struct batch *b, uint8_t id[CF_ID_LEN])
+{
+	int rc = batch_wait(c, b);
+	for (size_t i = 0; i < npd; i++) {
+		if (!rc && !pd[i].reused && t->nodes[pd[i].node].type == CF_NODE_FILE)
+			rc = refs_to_node(&pd[i].refs, &t->nodes[pd[i].node]);
+		refs_free(&pd[i].refs);
+	}
+	if (rc)
+		return rc;
+	bool added = false;
+	uint64_t stored = 0;
+	rc = cf_repo_save_tree(c->repo, t, id, &added, &stored);
+	if (added) {
+		pthread_mutex_lock(&c->pool.mu);
+		c->sum->tree_blobs++;
+		c->added_packed += stored;
+		pthread_mutex_unlock(&c->pool.mu);
+	}
+	return rc;
+}
+
+static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, uint8_t id[CF_ID_LEN],
+		    bool *changed)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	struct pending *pd = NULL;
+	struct batch b = { 0, 0, "" };
+	char **names = NULL;
+	size_t nnames = 0, npd = 0;
+	char *sub = NULL;
+	int rc;
+
+	if ((rc = list_names(path, &names, &nnames))) {
+		if (rc == CF_ENOMEM)
+			return rc;
+		cf_warn("error: %s", cf_errmsg(rc));
+		c->unreadable++;
+		/* an unreadable directory is stored empty (its metadata is kept) */
+	}
+	if (nnames && !(pd = calloc(nnames, sizeof(*pd)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t plen = strlen(path);
+	for (size_t i = 0; i < nnames; i++) {
+		struct stat st;
+		free(sub);
+		if (!(sub = malloc(plen + strlen(names[i]) + 2))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		sprintf(sub, "%s%s%s", path, plen && path[plen - 1] == '/' ? "" : "/", names[i]);
+		if (excluded(c, sub, names[i]))
+			continue;
+		if (lstat(sub, &st) < 0) {
+			cf_warn("error: %s: %s", sub, strerror(errno));
+			c->unreadable++;
+			continue;
+		}
+		if (c->o->one_file_system && S_ISDIR(st.st_mode) && st.st_dev != c->root_dev)
+			continue;
+		struct cf_node *n = cf_tree_add(&t);
+		if (!n) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		const struct cf_node *on = old ? cf_tree_find(old, names[i]) : NULL;
+		bool drop = false;
+		pd[npd].node = t.n - 1;
+		if ((rc = save_entry(c, sub, &st, on, n, &pd[npd], &b, &drop)))
+			goto out_wait;
+		if (drop) {
+			/* leave it out of the tree; its chunks (if any) are garbage */
+			refs_free(&pd[npd].refs);
+			cf_node_release(n);
+			t.n--;
+			continue;
+		}
+		npd++;
+		progress(c, false);
+	}
+	rc = finish_tree(c, &t, pd, npd, &b, id);
+	npd = 0;
+	*changed = true; /* the caller compares tree ids */
+	goto out;
+out_wait:
+	{
+		int keep = rc;
+		batch_wait(c, &b);
+		rc = keep;
+	}
+out:
+	for (size_t i = 0; i < npd; i++)
+		refs_free(&pd[i].refs);
+	free(pd);
+	free(sub);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	cf_tree_release(&t);
+	return rc;
+}
+
+/* ---------------- the root: path components as directories ---------------- */
+
+/* The snapshot's root tree holds each backed-up path under its full
+ * absolute path (/var/lib/x -> var -> lib -> x), as restic does, so two
+ * volumes with the same last name never collide and restore recreates the
+ * same layout under --target. */
+struct vnode {
+	char *name;
+	char *fspath;            /* real path for metadata (intermediate dirs too) */
+	bool leaf;               /* backed-up path itself */
+	const struct cf_stream_source *stream;
+	struct vnode *kids;
+	size_t nkids;
+};
+
+static void vnode_free(struct vnode *v)
+{
+	for (size_t i = 0; i < v->nkids; i++)
+		vnode_free(&v->kids[i]);
+	free(v->kids);
+	free(v->name);
+	free(v->fspath);
+}
+
+static int vnode_insert(struct vnode *root, const char *path, const struct cf_stream_source *stream)
+{
+	struct vnode *cur = root;
+	const char *p = path;
+	size_t fslen = 0;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		fslen = (size_t)(p - path) + len;
+		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return cf_err(CF_EINVAL, "path %s: '.' and '..' components are not allowed", path);
+		struct vnode *k = NULL;
+		for (size_t i = 0; i < cur->nkids; i++)
+			if (strlen(cur->kids[i].name) == len && !memcmp(cur->kids[i].name, p, len))
+				k = &cur->kids[i];
+		if (!k) {
+			void *nk = realloc(cur->kids, (cur->nkids + 1) * sizeof(*cur->kids));
+			if (!nk)
+				return cf_err(CF_ENOMEM, "out of memory");
+			cur->kids = nk;
+			k = &cur->kids[cur->nkids++];
+			memset(k, 0, sizeof(*k));
+			if (!(k->name = strndup(p, len)) || !(k->fspath = strndup(path, fslen)))
+				return cf_err(CF_ENOMEM, "out of memory");
+		}
+		cur = k;
+		p += len;
+	}
+	if (cur == root)
+		return cf_err(CF_EINVAL, "cannot back up '/' itself as a path; name directories under it");
+	if (cur->leaf || cur->stream)
+		return cf_err(CF_EINVAL, "path %s is given twice", path);
+	if (stream)
+		cur->stream = stream;
+	else
+		cur->leaf = true;
+	return CF_OK;
+}
+
+static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, uint8_t id[CF_ID_LEN]);
+
+static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct batch *b, struct refs *refs)
+{
+	struct cstream s;
+	n->name = strdup(v->name);
+	if (!n->name)
+		return cf_err(CF_ENOMEM, "out of memory");
+	n->type = CF_NODE_FILE;
+	n->mode = v->stream->mode ? v->stream->mode : 0600;
+	n->uid = getuid();
+	n->gid = getgid();
+	n->mtime_ns = n->ctime_ns = n->atime_ns = cf_now_ns();
+	cs_init(&s, c, b, refs);
+	int rc = v->stream->produce(v->stream->ctx, cs_sink, &s);
+	if (rc) {
+		cs_abort(&s);
+		return cf_err_prefix(rc, "%s", v->stream->path);
+	}
+	n->size = s.total;
+	c->sum->total_files_processed++;
+	c->sum->total_bytes_processed += s.total;
+	c->sum->files_new++;
+	return cs_finish(&s);
+}
+
+static int cmp_vnode(const void *a, const void *b)
+{
+	return strcmp(((const struct vnode *)a)->name, ((const struct vnode *)b)->name);
+}
+
+static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, uint8_t id[CF_ID_LEN])
+{
+	struct cf_tree t = CF_TREE_INIT;
+	struct pending *pd = calloc(v->nkids ? v->nkids : 1, sizeof(*pd));
+	struct batch b = { 0, 0, "" };
+	size_t npd = 0;
+	int rc = CF_OK;
+
+	if (!pd)
+		return cf_err(CF_ENOMEM, "out of memory");
+	/* build the tree in name order so it needs no sorting afterwards */
+	if (v->nkids)
+		qsort(v->kids, v->nkids, sizeof(*v->kids), cmp_vnode);
+	for (size_t i = 0; i < v->nkids; i++) {
+		struct vnode *k = &v->kids[i];
+		const struct cf_node *on = old ? cf_tree_find(old, k->name) : NULL;
+		struct cf_node *n = cf_tree_add(&t);
+		if (!n) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		pd[npd].node = t.n - 1;
+		if (k->stream) {
+			if ((rc = stream_node(c, k, n, &b, &pd[npd].refs)))
+				goto fail;
+			npd++;
+			continue;
+		}
+		struct stat st;
+		bool have_stat = lstat(k->fspath, &st) == 0;
+		if (k->leaf) {
+			if (!have_stat) {
+				cf_warn("error: %s: %s", k->fspath, strerror(errno));
+				c->unreadable++;
+				cf_node_release(n);
+				t.n--;
+				continue;
+			}
+			c->root_dev = st.st_dev;
+			bool drop = false;
+			if ((rc = save_entry(c, k->fspath, &st, on, n, &pd[npd], &b, &drop)))
+				goto fail;
+			if (drop) {
+				refs_free(&pd[npd].refs);
+				cf_node_release(n);
+				t.n--;
+				continue;
+			}
+			npd++;
+			continue;
+		}
+		/* an intermediate directory: its own metadata if it exists on disk
+		 * (it does for file paths), else a plain 0755 directory (streams) */
+		if (have_stat && S_ISDIR(st.st_mode)) {
+			if ((rc = fill_node(k->fspath, k->name, &st, n)))
+				goto fail;
+		} else {
+			if (!(n->name = strdup(k->name))) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto fail;
+			}
+			n->type = CF_NODE_DIR;
+			n->mode = 0755;
+			n->mtime_ns = n->ctime_ns = n->atime_ns = cf_now_ns();
+		}
+		struct cf_tree ot = CF_TREE_INIT;
+		bool have_old = on && on->type == CF_NODE_DIR && on->has_subtree &&
+				cf_repo_load_tree(c->repo, on->subtree, &ot) == CF_OK;
+		rc = save_vdir(c, k, have_old ? &ot : NULL, n->subtree);
+		cf_tree_release(&ot);
+		if (rc)
+			goto fail;
+		n->has_subtree = true;
+		npd++;
+	}
+	rc = finish_tree(c, &t, pd, npd, &b, id);
+	free(pd);
+	cf_tree_release(&t);
+	return rc;
+fail:
+	batch_wait(c, &b);
+	for (size_t i = 0; i < npd + 1 && i < (v->nkids ? v->nkids : 1); i++)
+		refs_free(&pd[i].refs);
+	free(pd);
+	cf_tree_release(&t);
+	return rc;
+}
+
+/* ---------------- the run ---------------- */
+
+static int find_parent(struct cf_repo *r, const struct cf_backup_opts *o, const char *host,
+		       const char *const *paths, size_t npaths, struct cf_snapshot *parent, bool *found)
+{
+	struct cf_snapshot *list = NULL;
+	size_t n = 0;
+	*found = false;
+	int rc = cf_repo_snapshots(r, &list, &n, NULL);
+	if (rc)
+		return rc;
+	long pick = -1;
+	if (o->parent) {
+		for (size_t i = 0; i < n; i++)
+			if (!memcmp(list[i].id, o->parent, CF_ID_LEN))
+				pick = (long)i;
+		if (pick < 0) {
+			cf_snapshots_free(list, n);
+			return cf_err(CF_ENOENT, "parent snapshot not found");
+		}
+	} else {
+		struct cf_snapshot_filter f = { .host = host, .paths = (const char **)paths, .npaths = npaths };
+		for (size_t i = n; i-- > 0 && pick < 0;)
+			if (cf_snapshot_matches(&list[i], &f))
+				pick = (long)i;
+	}
+	if (pick >= 0) {
+		*parent = list[pick];
+		memset(&list[pick], 0, sizeof(list[pick]));
+		*found = true;
+	}
+	cf_snapshots_free(list, n);
+	return CF_OK;
+}
+
+static int absolutize(const char *p, char **out)
+{
+	char cwd[4096];
+	*out = NULL;
+	if (p[0] == '/') {
+		*out = strdup(p);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return cf_err_errno("getcwd");
+		if (asprintf(out, "%s/%s", cwd, p) < 0)
+			*out = NULL;
+	}
+	if (!*out)
+		return cf_err(CF_ENOMEM, "out of memory");
+	/* clean: drop "//", "/./" and a trailing "/" (".." is refused later) */
+	char *s = *out, *d = *out;
+	while (*s) {
+		if (s[0] == '/' && (s[1] == '/' || (s[1] == '.' && (s[2] == '/' || !s[2])))) {
+			s += s[1] == '/' ? 1 : 2;
+			continue;
+		}
+		*d++ = *s++;
+	}
+	*d = 0;
+	size_t len = strlen(*out);
+	while (len > 1 && (*out)[len - 1] == '/')
+		(*out)[--len] = 0;
+	return CF_OK;
+}
+
+int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_snapshot *out)
+{
+	struct ctx c;
+	struct vnode root;
+	struct cf_snapshot snap, parent;
+	struct cf_snapshot_summary sum;
+	struct cf_tree old = CF_TREE_INIT;
+	char **abs = NULL;
+	char host[256];
+	bool have_parent = false, pool_up = false;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	memset(&root, 0, sizeof(root));
+	memset(&snap, 0, sizeof(snap));
+	memset(&parent, 0, sizeof(parent));
+	memset(&sum, 0, sizeof(sum));
+	c.repo = r;
+	c.o = o;
+	c.sum = &sum;
+	c.cp = cf_repo_config(r)->chunker;
+	c.start = cf_now_mono();
+	sum.backup_start_ns = cf_now_ns();
+
+	if (!o->npaths && !o->nstreams)
+		return cf_err(CF_EINVAL, "nothing to back up: give at least one path");
+	if (!(abs = calloc(o->npaths + o->nstreams + 1, sizeof(*abs))))
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < o->npaths; i++) {
+		if ((rc = absolutize(o->paths[i], &abs[i])))
+			goto out;
+		if ((rc = vnode_insert(&root, abs[i], NULL)))
+			goto out;
+	}
+	for (size_t i = 0; i < o->nstreams; i++) {
+		if (!(abs[o->npaths + i] = strdup(o->streams[i].path))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = vnode_insert(&root, o->streams[i].path, &o->streams[i])))
+			goto out;
+	}
+	if (o->host)
+		snprintf(host, sizeof(host), "%s", o->host);
+	else if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = 0;
+
+	if (!o->no_parent) {
+		if ((rc = find_parent(r, o, host, (const char *const *)abs, o->npaths + o->nstreams,
+				      &parent, &have_parent)))
+			goto out;
+		if (have_parent && cf_repo_load_tree(r, parent.tree, &old) != CF_OK) {
+			cf_warn("warning: cannot read the parent snapshot's tree; reading every file");
+			have_parent = false;
+		}
+	}
+
+	int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 1)
+		threads = 1;
+	if ((rc = pool_start(&c, threads)))
+		goto out;
+	pool_up = true;
+
+	if ((rc = save_vdir(&c, &root, have_parent ? &old : NULL, snap.tree)))
+		goto out;
+	pool_stop(&c);
+	pool_up = false;
+	if ((rc = cf_repo_flush(r)))
+		goto out;
+
+	/* the snapshot, last */
+	snap.time_ns = o->time_ns ? o->time_ns : sum.backup_start_ns;
+	if (!(snap.hostname = strdup(host))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		char ub[256];
+		const char *u = user_name(getuid(), ub, sizeof(ub));
+		snap.username = strdup(u ? u : "");
+	}
+	snap.uid = getuid();
+	snap.gid = getgid();
+	for (size_t i = 0; i < o->npaths + o->nstreams; i++)
+		if ((rc = cf_snapshot_add_path(&snap, abs[i])))
+			goto out;
+	for (size_t i = 0; i < o->ntags; i++)
+		if ((rc = cf_snapshot_add_tag(&snap, o->tags[i])))
+			goto out;
+	if (have_parent) {
+		snap.has_parent = true;
+		memcpy(snap.parent, parent.id, CF_ID_LEN);
+	}
+	snap.program_version = strdup("coffer " COFFER_VERSION);
+	sum.data_blobs = c.blobs_new;
+	sum.data_added = c.added;
+	sum.data_added_packed = c.added_packed;
+	sum.files_unreadable = (uint64_t)c.unreadable;
+	sum.backup_end_ns = cf_now_ns();
+	snap.has_summary = true;
+	snap.summary = sum;
+	progress(&c, true);
+	if ((rc = cf_repo_save_snapshot(r, &snap)))
+		goto out;
+	*out = snap;
+	memset(&snap, 0, sizeof(snap));
+	rc = c.unreadable ? CF_EPARTIAL : CF_OK;
+out:
+	if (pool_up)
+		pool_stop(&c);
+	if (abs) {
+		for (size_t i = 0; i < o->npaths + o->nstreams; i++)
+			free(abs[i]);
+		free(abs);
+	}
+	vnode_free(&root);
+	cf_tree_release(&old);
+	cf_snapshot_release(&parent);
+	cf_snapshot_release(&snap);
+	return rc;
+}

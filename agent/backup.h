@@ -1,0 +1,60 @@
+/*
+ * backup.h - one backup run: sources in, one snapshot out.
+ *
+ * Sources are directories/files given by path (walked with lstat, never
+ * following symlinks) and streams (database dumps, a command's stdout) that
+ * push bytes through a cf_sink_fn and appear in the snapshot as a file at a
+ * chosen path.  Contents are cut by the chunker in the reading thread; each
+ * chunk is handed to a pool of workers that hash, deduplicate, compress, seal
+ * and pack it (cf_repo_save_blob), so all cores work while one thread reads.
+ * A directory's tree blob is written once all its files' chunks are stored.
+ *
+ * Incremental: the newest snapshot with the same host and paths is the
+ * parent; a file whose type, size, mtime, ctime and inode match its entry
+ * there is not read again (its content ids are reused if the index still has
+ * them), and an unchanged directory yields the same tree blob, which dedups.
+ *
+ * A source that cannot be read is named on stderr and left out; the snapshot
+ * is still written and the run reports it (exit 3).  Any repository error
+ * aborts the run before a snapshot is written: earlier snapshots are never
+ * touched.
+ */
+#ifndef CF_BACKUP_H
+#define CF_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sink.h"
+#include "../repo/repo.h"
+
+/* A stream source: produce() pushes the file's bytes into sink and returns
+ * CF_OK or an error (which fails the whole backup: no snapshot). */
+struct cf_stream_source {
+	const char *path;  /* where it appears in the snapshot, e.g. "mariadb/app.sql" */
+	int (*produce)(void *ctx, cf_sink_fn sink, void *sink_ctx);
+	void *ctx;
+	uint32_t mode;     /* file mode for the node, e.g. 0600 */
+};
+
+struct cf_backup_opts {
+	const char *const *paths; size_t npaths;
+	const struct cf_stream_source *streams; size_t nstreams;
+	const char *host;                 /* NULL = gethostname() */
+	const char *const *tags; size_t ntags;
+	int64_t time_ns;                  /* 0 = now */
+	const char *const *excludes; size_t nexcludes; /* fnmatch patterns on path or name */
+	bool one_file_system;
+	int threads;                      /* 0 = number of CPUs */
+	bool progress;                    /* live progress line on stderr */
+	const uint8_t *parent;            /* force a parent snapshot id (NULL = find one) */
+	bool no_parent;                   /* read everything */
+};
+
+/* Run a backup into r (opened, locked, index loaded).  On success the new
+ * snapshot (with summary) is in *out (caller releases) and the return is
+ * CF_OK, or CF_EPARTIAL when some sources could not be read (each already
+ * named on stderr; the snapshot was written). */
+int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_snapshot *out);
+
+#endif

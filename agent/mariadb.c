@@ -1,0 +1,842 @@
+#include "agent/mariadb.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mysql.h>
+
+/* Hand the output to the sink in pieces of about this size: large enough to
+ * keep the number of sink calls low, small enough to keep memory flat. */
+#define FLUSH_AT (256u << 10)
+
+/* The session settings the dump's statements assume when loaded. */
+#define LOAD_SQL_MODE "NO_AUTO_VALUE_ON_ZERO"
+
+struct cf_mariadb {
+	MYSQL *m;
+	char who[300];
+	bool in_snapshot;
+	bool broken;
+	char version[128];
+	char snap_time[40];
+	char gtid[256];
+	char **want;  /* the URL's database list, NULL-terminated, or NULL */
+};
+
+struct out {
+	cf_sink_fn sink;
+	void *ctx;
+	struct cf_buf b;
+	struct cf_mariadb_stats *st;
+};
+
+static int db_err(struct cf_mariadb *db, const char *what)
+{
+	db->broken = true;
+	return cf_err(CF_EDB, "mariadb %s: %s: %s", db->who, what, mysql_error(db->m));
+}
+
+static int query(struct cf_mariadb *db, const char *sql, const char *what)
+{
+	if (mysql_real_query(db->m, sql, strlen(sql)))
+		return db_err(db, what);
+	return CF_OK;
+}
+
+static int query_store(struct cf_mariadb *db, const char *sql, const char *what, MYSQL_RES **res)
+{
+	int r;
+
+	if ((r = query(db, sql, what)) != CF_OK)
+		return r;
+	if (!(*res = mysql_store_result(db->m)))
+		return db_err(db, what);
+	return CF_OK;
+}
+
+static int add_ident(struct cf_buf *b, const char *s)
+{
+	int r;
+
+	if ((r = cf_buf_add(b, "`", 1)) != CF_OK)
+		return r;
+	for (const char *p = s; *p; p++) {
+		if (*p == '`' && (r = cf_buf_add(b, "`", 1)) != CF_OK)
+			return r;
+		if ((r = cf_buf_add(b, p, 1)) != CF_OK)
+			return r;
+	}
+	return cf_buf_add(b, "`", 1);
+}
+
+static int add_quoted(MYSQL *m, struct cf_buf *b, const char *s, size_t n)
+{
+	int r;
+
+	if (n > (SIZE_MAX - 4) / 2)
+		return CF_ENOMEM;
+	if ((r = cf_buf_grow(b, 2 * n + 3)) != CF_OK)
+		return r;
+	b->data[b->len++] = '\'';
+	unsigned long e = mysql_real_escape_string(m, (char *)b->data + b->len, s, n);
+	if (e == (unsigned long)-1)
+		return cf_err(CF_EDB, "mariadb: cannot escape a string value");
+	b->len += e;
+	b->data[b->len++] = '\'';
+	b->data[b->len] = 0;
+	return CF_OK;
+}
+
+static int add_hex(struct cf_buf *b, const char *s, size_t n)
+{
+	int r;
+
+	if (n > (SIZE_MAX - 4) / 2)
+		return CF_ENOMEM;
+	if ((r = cf_buf_grow(b, 2 * n + 3)) != CF_OK)
+		return r;
+	b->data[b->len++] = 'X';
+	b->data[b->len++] = '\'';
+	cf_hex((const uint8_t *)s, n, (char *)b->data + b->len);
+	b->len += 2 * n;
+	b->data[b->len++] = '\'';
+	b->data[b->len] = 0;
+	return CF_OK;
+}
+
+/* Text for a "-- " comment line: control bytes would end the comment early. */
+static int add_comment_text(struct cf_buf *b, const char *s)
+{
+	int r;
+
+	for (const char *p = s; *p; p++) {
+		char c = (unsigned char)*p < 0x20 ? '?' : *p;
+		if ((r = cf_buf_add(b, &c, 1)) != CF_OK)
+			return r;
+	}
+	return CF_OK;
+}
+
+static int out_flush(struct out *o)
+{
+	int r;
+
+	if (!o->b.len)
+		return CF_OK;
+	if ((r = o->sink(o->ctx, o->b.data, o->b.len)) != CF_OK)
+		return r;
+	o->st->bytes += o->b.len;
+	cf_buf_reset(&o->b);
+	return CF_OK;
+}
+
+static int out_maybe_flush(struct out *o)
+{
+	return o->b.len >= FLUSH_AT ? out_flush(o) : CF_OK;
+}
+
+int cf_mariadb_open(const struct cf_dburl *url, struct cf_mariadb **out)
+{
+	struct cf_mariadb *db;
+	void *m;
+	int r;
+
+	*out = NULL;
+	if (!(db = calloc(1, sizeof(*db))))
+		return CF_ENOMEM;
+	cf_dburl_describe(url, db->who, sizeof(db->who));
+	if ((r = cf_dburl_connect(url, &m)) != CF_OK)
+		goto fail;
+	db->m = m;
+	if (url->ndbs) {
+		if (!(db->want = calloc(url->ndbs + 1, sizeof(*db->want)))) {
+			r = CF_ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < url->ndbs; i++)
+			if (!(db->want[i] = strdup(url->dbs[i]))) {
+				r = CF_ENOMEM;
+				goto fail;
+			}
+	}
+	/* '' keeps SHOW CREATE output in backticks whatever the server default
+	 * (ANSI_QUOTES would turn them into double quotes); UTC makes TIMESTAMP
+	 * values exact; a long write timeout lets a slow sink (an upload that
+	 * retries) pause the row stream without the server giving up on us. */
+	if ((r = query(db, "SET SESSION sql_mode = '', time_zone = '+00:00', "
+			   "net_write_timeout = 3600, net_read_timeout = 3600",
+		       "session settings")) != CF_OK)
+		goto fail;
+	snprintf(db->version, sizeof(db->version), "%s", mysql_get_server_info(db->m));
+	*out = db;
+	return CF_OK;
+fail:
+	cf_mariadb_close(db);
+	return r;
+}
+
+void cf_mariadb_close(struct cf_mariadb *db)
+{
+	if (!db)
+		return;
+	if (db->m)
+		mysql_close(db->m);
+	cf_mariadb_names_free(db->want);
+	free(db);
+}
+
+void cf_mariadb_names_free(char **names)
+{
+	if (!names)
+		return;
+	for (char **p = names; *p; p++)
+		free(*p);
+	free(names);
+}
+
+static bool is_system_db(const char *s)
+{
+	return !strcmp(s, "information_schema") || !strcmp(s, "performance_schema") ||
+	       !strcmp(s, "mysql") || !strcmp(s, "sys");
+}
+
+/* The URL's own list is checked against the server so that a typo fails the
+ * backup before any data moves. */
+static int check_db_exists(struct cf_mariadb *db, const char *name)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	int r;
+
+	if ((r = cf_buf_adds(&q, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ")) ||
+	    (r = add_quoted(db->m, &q, name, strlen(name))))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "check database", &res)) != CF_OK)
+		goto out;
+	r = mysql_num_rows(res) ? CF_OK : cf_err(CF_ENOENT, "mariadb %s: unknown database '%s'", db->who, name);
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+int cf_mariadb_list_dbs(struct cf_mariadb *db, char ***names, size_t *n)
+{
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	char **v = NULL;
+	size_t count = 0;
+	int r;
+
+	*names = NULL;
+	*n = 0;
+	if (db->want) {
+		for (char **p = db->want; *p; p++)
+			if ((r = check_db_exists(db, *p)) != CF_OK)
+				return r;
+		for (; db->want[count]; count++)
+			;
+		if (!(v = calloc(count + 1, sizeof(*v))))
+			return CF_ENOMEM;
+		for (size_t i = 0; i < count; i++)
+			if (!(v[i] = strdup(db->want[i]))) {
+				r = CF_ENOMEM;
+				goto out;
+			}
+		*names = v;
+		*n = count;
+		return CF_OK;
+	}
+	if ((r = query_store(db, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME",
+			     "list databases", &res)) != CF_OK)
+		goto out;
+	if (!(v = calloc(mysql_num_rows(res) + 1, sizeof(*v)))) {
+		r = CF_ENOMEM;
+		goto out;
+	}
+	while ((row = mysql_fetch_row(res))) {
+		if (!row[0] || is_system_db(row[0]))
+			continue;
+		if (!(v[count] = strdup(row[0]))) {
+			r = CF_ENOMEM;
+			goto out;
+		}
+		count++;
+	}
+	*names = v;
+	*n = count;
+	v = NULL;
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_mariadb_names_free(v);
+	return r;
+}
+
+int cf_mariadb_begin_snapshot(struct cf_mariadb *db, const struct cf_mariadb_opts *opts)
+{
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	bool locked = false;
+	int r;
+
+	if (db->in_snapshot)
+		return cf_err(CF_EINVAL, "mariadb: snapshot already started");
+	if (opts && opts->lock) {
+		if ((r = query(db, "FLUSH TABLES WITH READ LOCK", "FLUSH TABLES WITH READ LOCK")) != CF_OK)
+			goto out;
+		locked = true;
+	}
+	if ((r = query(db, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level")) ||
+	    (r = query(db, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "start transaction")))
+		goto out;
+	if ((r = query_store(db, "SELECT UTC_TIMESTAMP(6), @@GLOBAL.gtid_binlog_pos", "snapshot position",
+			     &res)) != CF_OK)
+		goto out;
+	if ((row = mysql_fetch_row(res))) {
+		snprintf(db->snap_time, sizeof(db->snap_time), "%s", row[0] ? row[0] : "");
+		snprintf(db->gtid, sizeof(db->gtid), "%s", row[1] ? row[1] : "");
+	}
+	db->in_snapshot = true;
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	/* Hold the global lock only while the transaction starts: writers stall
+	 * for milliseconds, not for the length of the dump. */
+	if (locked && mysql_real_query(db->m, "UNLOCK TABLES", 13) && r == CF_OK)
+		r = db_err(db, "UNLOCK TABLES");
+	return r;
+}
+
+/* One row of a table listing. */
+struct tbl {
+	char *name;
+	char kind;  /* 'T' base table, 'V' view, 'S' sequence */
+	bool nontx;
+	char *def;  /* views only: SHOW CREATE VIEW text */
+};
+
+struct tbl_list {
+	struct tbl *v;
+	size_t n;
+};
+
+static void tbl_list_release(struct tbl_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].name);
+		free(l->v[i].def);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int list_tables(struct cf_mariadb *db, const char *name, struct tbl_list *l)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	if ((r = cf_buf_adds(&q, "SELECT t.TABLE_NAME, t.TABLE_TYPE, IFNULL(e.TRANSACTIONS, 'YES') "
+				 "FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e "
+				 "ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = ")) ||
+	    (r = add_quoted(db->m, &q, name, strlen(name))) ||
+	    (r = cf_buf_adds(&q, " ORDER BY t.TABLE_NAME")))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "list tables", &res)) != CF_OK)
+		goto out;
+	if (!(l->v = calloc(mysql_num_rows(res) + 1, sizeof(*l->v)))) {
+		r = CF_ENOMEM;
+		goto out;
+	}
+	while ((row = mysql_fetch_row(res))) {
+		struct tbl *t = &l->v[l->n];
+		const char *type = row[1] ? row[1] : "";
+		if (!strcmp(type, "VIEW"))
+			t->kind = 'V';
+		else if (!strcmp(type, "SEQUENCE"))
+			t->kind = 'S';
+		else if (!strcmp(type, "BASE TABLE") || !strcmp(type, "SYSTEM VERSIONED"))
+			t->kind = 'T';
+		else
+			continue;
+		if (!(t->name = strdup(row[0]))) {
+			r = CF_ENOMEM;
+			goto out;
+		}
+		t->nontx = t->kind == 'T' && row[2] && strcmp(row[2], "YES") != 0;
+		l->n++;
+	}
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+/* Run "SHOW CREATE <kind> `name`" and copy column col of its row. */
+static int show_create(struct cf_mariadb *db, const char *kind, const char *name, int col, char **out,
+		       char **sql_mode, char **tz)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	*out = NULL;
+	if ((r = cf_buf_addf(&q, "SHOW CREATE %s ", kind)) || (r = add_ident(&q, name)))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, (char *)q.data, &res)) != CF_OK)
+		goto out;
+	if (!(row = mysql_fetch_row(res)) || (int)mysql_num_fields(res) <= col) {
+		r = cf_err(CF_EDB, "mariadb %s: %s returned nothing", db->who, (char *)q.data);
+		goto out;
+	}
+	if (!row[col]) {
+		r = cf_err(CF_EPERM, "mariadb %s: %s: no privilege to read the definition", db->who,
+			   (char *)q.data);
+		goto out;
+	}
+	if (!(*out = strdup(row[col])) || (sql_mode && !(*sql_mode = strdup(row[1] ? row[1] : ""))) ||
+	    (tz && !(*tz = strdup(row[2] ? row[2] : "SYSTEM")))) {
+		r = CF_ENOMEM;
+		goto out;
+	}
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+static bool is_numeric(enum enum_field_types t)
+{
+	switch (t) {
+	case MYSQL_TYPE_DECIMAL: case MYSQL_TYPE_NEWDECIMAL: case MYSQL_TYPE_TINY:
+	case MYSQL_TYPE_SHORT: case MYSQL_TYPE_LONG: case MYSQL_TYPE_FLOAT:
+	case MYSQL_TYPE_DOUBLE: case MYSQL_TYPE_LONGLONG: case MYSQL_TYPE_INT24:
+	case MYSQL_TYPE_YEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_temporal(enum enum_field_types t)
+{
+	switch (t) {
+	case MYSQL_TYPE_TIMESTAMP: case MYSQL_TYPE_DATE: case MYSQL_TYPE_TIME:
+	case MYSQL_TYPE_DATETIME: case MYSQL_TYPE_NEWDATE: case MYSQL_TYPE_TIMESTAMP2:
+	case MYSQL_TYPE_DATETIME2: case MYSQL_TYPE_TIME2:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int add_value(MYSQL *m, struct cf_buf *b, const MYSQL_FIELD *f, const char *v, unsigned long n)
+{
+	if (!v)
+		return cf_buf_add(b, "NULL", 4);
+	if (is_numeric(f->type))
+		return cf_buf_add(b, v, n);
+	/* charsetnr 63 is "binary": bytes that no character set conversion may
+	 * touch.  Temporal fields also report it but are plain ASCII text. */
+	if (f->type == MYSQL_TYPE_BIT || (f->charsetnr == 63 && !is_temporal(f->type)))
+		return add_hex(b, v, n);
+	return add_quoted(m, b, v, n);
+}
+
+/* The INSERT column list and SELECT list: every column but generated ones. */
+static int column_list(struct cf_mariadb *db, const char *dbname, const char *table, struct cf_buf *cols)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	bool first = true;
+	int r;
+
+	if ((r = cf_buf_adds(&q, "SELECT COLUMN_NAME, IS_GENERATED FROM information_schema.COLUMNS "
+				 "WHERE TABLE_SCHEMA = ")) ||
+	    (r = add_quoted(db->m, &q, dbname, strlen(dbname))) ||
+	    (r = cf_buf_adds(&q, " AND TABLE_NAME = ")) ||
+	    (r = add_quoted(db->m, &q, table, strlen(table))) ||
+	    (r = cf_buf_adds(&q, " ORDER BY ORDINAL_POSITION")))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "list columns", &res)) != CF_OK)
+		goto out;
+	while ((row = mysql_fetch_row(res))) {
+		if (row[1] && !strcmp(row[1], "ALWAYS"))
+			continue;
+		if ((!first && (r = cf_buf_add(cols, ",", 1))) || (r = add_ident(cols, row[0])))
+			goto out;
+		first = false;
+	}
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, const char *table)
+{
+	struct cf_buf cols = CF_BUF_INIT, q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	bool open_stmt = false;
+	int r;
+
+	if ((r = column_list(db, dbname, table, &cols)) != CF_OK)
+		goto out;
+	if (!cols.len)
+		goto out;
+	if ((r = cf_buf_adds(&q, "SELECT ")) || (r = cf_buf_add(&q, cols.data, cols.len)) ||
+	    (r = cf_buf_adds(&q, " FROM ")) || (r = add_ident(&q, table)))
+		goto out;
+	if ((r = query(db, (char *)q.data, "select rows")) != CF_OK)
+		goto out;
+	if (!(res = mysql_use_result(db->m))) {
+		r = db_err(db, "select rows");
+		goto out;
+	}
+	unsigned nf = mysql_num_fields(res);
+	const MYSQL_FIELD *fields = mysql_fetch_fields(res);
+	uint64_t stmt_bytes = 0;
+	while ((row = mysql_fetch_row(res))) {
+		const unsigned long *len = mysql_fetch_lengths(res);
+		if (cf_interrupted) {
+			r = cf_err(CF_EINTR, "mariadb: dump interrupted");
+			goto out;
+		}
+		size_t before = o->b.len;
+		if (!open_stmt) {
+			if ((r = cf_buf_adds(&o->b, "INSERT INTO ")) || (r = add_ident(&o->b, table)) ||
+			    (r = cf_buf_adds(&o->b, " (")) || (r = cf_buf_add(&o->b, cols.data, cols.len)) ||
+			    (r = cf_buf_adds(&o->b, ") VALUES\n(")))
+				goto out;
+			open_stmt = true;
+			stmt_bytes = 0;
+		} else if ((r = cf_buf_adds(&o->b, ",\n(")) != CF_OK) {
+			goto out;
+		}
+		for (unsigned i = 0; i < nf; i++) {
+			if ((i && (r = cf_buf_add(&o->b, ",", 1))) ||
+			    (r = add_value(db->m, &o->b, &fields[i], row[i], len[i])))
+				goto out;
+		}
+		if ((r = cf_buf_add(&o->b, ")", 1)) != CF_OK)
+			goto out;
+		o->st->rows++;
+		stmt_bytes += o->b.len - before;
+		if (stmt_bytes >= CF_MARIADB_STMT_MAX) {
+			if ((r = cf_buf_adds(&o->b, ";\n")) != CF_OK)
+				goto out;
+			open_stmt = false;
+		}
+		/* Flushing mid-statement is fine: the sink sees a byte stream. */
+		if ((r = out_maybe_flush(o)) != CF_OK)
+			goto out;
+	}
+	if (mysql_errno(db->m)) {
+		r = db_err(db, "reading rows");
+		goto out;
+	}
+	if (open_stmt && (r = cf_buf_adds(&o->b, ";\n")) != CF_OK)
+		goto out;
+	r = CF_OK;
+out:
+	if (res) {
+		/* Freeing an unfinished mysql_use_result() reads the rest of the
+		 * table; after a failure, cut the connection instead. */
+		if (r != CF_OK) {
+			mariadb_cancel(db->m);
+			db->broken = true;
+		}
+		mysql_free_result(res);
+	}
+	cf_buf_release(&cols);
+	cf_buf_release(&q);
+	return r;
+}
+
+static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, const struct tbl *t)
+{
+	char *def = NULL;
+	int r;
+
+	if ((r = show_create(db, "TABLE", t->name, 1, &def, NULL, NULL)) != CF_OK)
+		goto out;
+	if ((r = cf_buf_adds(&o->b, "\n-- ")) || (r = cf_buf_adds(&o->b, t->kind == 'S' ? "Sequence " : "Table ")) ||
+	    (r = add_comment_text(&o->b, t->name)) || (r = cf_buf_adds(&o->b, "\n\nDROP TABLE IF EXISTS ")) ||
+	    (r = add_ident(&o->b, t->name)) || (r = cf_buf_adds(&o->b, ";\n")) ||
+	    (r = cf_buf_adds(&o->b, def)) || (r = cf_buf_adds(&o->b, ";\n")))
+		goto out;
+	if (t->kind == 'S') {
+		/* A sequence's state is one value: where it continues. */
+		struct cf_buf q = CF_BUF_INIT;
+		MYSQL_RES *res = NULL;
+		MYSQL_ROW row;
+		if (!(r = cf_buf_adds(&q, "SELECT next_not_cached_value FROM ")) && !(r = add_ident(&q, t->name)))
+			r = query_store(db, (char *)q.data, "read sequence", &res);
+		if (!r && (row = mysql_fetch_row(res)) && row[0]) {
+			if (!(r = cf_buf_adds(&o->b, "SELECT SETVAL(")) && !(r = add_ident(&o->b, t->name)))
+				r = cf_buf_addf(&o->b, ", %s, 0);\n", row[0]);
+		}
+		if (res)
+			mysql_free_result(res);
+		cf_buf_release(&q);
+		o->st->objects++;
+	} else {
+		o->st->tables++;
+		r = dump_rows(db, o, dbname, t->name);
+	}
+	if (r == CF_OK)
+		r = out_flush(o);
+out:
+	free(def);
+	return r;
+}
+
+/* Emit a routine, trigger or event: its body holds ';', so it goes between
+ * DELIMITER lines, under the sql_mode (and time zone) it was created with. */
+static int dump_compound(struct cf_mariadb *db, struct out *o, const char *kind, const char *name)
+{
+	char *def = NULL, *mode = NULL, *tz = NULL;
+	bool event = !strcmp(kind, "EVENT");
+	int r;
+
+	if ((r = show_create(db, kind, name, event ? 3 : 2, &def, &mode, event ? &tz : NULL)) != CF_OK)
+		goto out;
+	if ((r = cf_buf_addf(&o->b, "\nDROP %s IF EXISTS ", kind)) || (r = add_ident(&o->b, name)) ||
+	    (r = cf_buf_adds(&o->b, ";\nSET SESSION sql_mode = ")) ||
+	    (r = add_quoted(db->m, &o->b, mode, strlen(mode))) || (r = cf_buf_adds(&o->b, ";\n")))
+		goto out;
+	if (tz && ((r = cf_buf_adds(&o->b, "SET SESSION time_zone = ")) ||
+		   (r = add_quoted(db->m, &o->b, tz, strlen(tz))) || (r = cf_buf_adds(&o->b, ";\n"))))
+		goto out;
+	if ((r = cf_buf_adds(&o->b, "DELIMITER ;;\n")) || (r = cf_buf_adds(&o->b, def)) ||
+	    (r = cf_buf_adds(&o->b, " ;;\nDELIMITER ;\nSET SESSION sql_mode = '" LOAD_SQL_MODE "';\n")))
+		goto out;
+	if (tz && (r = cf_buf_adds(&o->b, "SET SESSION time_zone = '+00:00';\n")))
+		goto out;
+	o->st->objects++;
+	r = out_flush(o);
+out:
+	free(def);
+	free(mode);
+	free(tz);
+	return r;
+}
+
+static int dump_names(struct cf_mariadb *db, struct out *o, const char *dbname, const char *sql_head,
+		      const char *sql_tail, const char *kind_col_match)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	if ((r = cf_buf_adds(&q, sql_head)) || (r = add_quoted(db->m, &q, dbname, strlen(dbname))) ||
+	    (r = cf_buf_adds(&q, sql_tail)))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "list objects", &res)) != CF_OK)
+		goto out;
+	while ((row = mysql_fetch_row(res))) {
+		const char *kind = kind_col_match ? kind_col_match : row[1];
+		if (!kind || (strcmp(kind, "FUNCTION") && strcmp(kind, "PROCEDURE") &&
+			      strcmp(kind, "TRIGGER") && strcmp(kind, "EVENT"))) {
+			cf_warn("mariadb: %s: %s `%s` is not dumped (unsupported kind)", dbname,
+				kind ? kind : "?", row[0]);
+			continue;
+		}
+		if ((r = dump_compound(db, o, kind, row[0])) != CF_OK)
+			goto out;
+	}
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+/* Does a view's definition mention `name`?  A false positive (a column of
+ * that name) only changes the order, never drops a view. */
+static bool mentions(const char *def, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = strchr(def, '`'); p; p = strchr(p + 1, '`'))
+		if (!strncmp(p + 1, name, n) && p[1 + n] == '`')
+			return true;
+	return false;
+}
+
+static int dump_views(struct cf_mariadb *db, struct out *o, struct tbl_list *l)
+{
+	size_t left = 0;
+	int r;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].kind != 'V')
+			continue;
+		if ((r = show_create(db, "VIEW", l->v[i].name, 1, &l->v[i].def, NULL, NULL)) != CF_OK)
+			return r;
+		left++;
+	}
+	/* Views on views must come after what they read: emit any view whose
+	 * view dependencies are out already; on a cycle, the first one left. */
+	while (left) {
+		size_t pick = l->n;
+		for (size_t i = 0; i < l->n && pick == l->n; i++) {
+			if (l->v[i].kind != 'V')
+				continue;
+			bool ready = true;
+			for (size_t j = 0; j < l->n && ready; j++)
+				if (j != i && l->v[j].kind == 'V' && mentions(l->v[i].def, l->v[j].name))
+					ready = false;
+			if (ready)
+				pick = i;
+		}
+		if (pick == l->n)
+			for (pick = 0; l->v[pick].kind != 'V'; pick++)
+				;
+		struct tbl *t = &l->v[pick];
+		if ((r = cf_buf_adds(&o->b, "\n-- View ")) || (r = add_comment_text(&o->b, t->name)) ||
+		    (r = cf_buf_adds(&o->b, "\n\nDROP VIEW IF EXISTS ")) || (r = add_ident(&o->b, t->name)) ||
+		    (r = cf_buf_adds(&o->b, ";\n")) || (r = cf_buf_adds(&o->b, t->def)) ||
+		    (r = cf_buf_adds(&o->b, ";\n")) || (r = out_flush(o)))
+			return r;
+		t->kind = 'v';  /* done */
+		o->st->objects++;
+		left--;
+	}
+	return CF_OK;
+}
+
+static int write_header(struct cf_mariadb *db, struct out *o, const char *name, MYSQL_ROW schema)
+{
+	int r;
+
+	if ((r = cf_buf_adds(&o->b, "-- coffer dump of MariaDB database ")) || (r = add_comment_text(&o->b, name)) ||
+	    (r = cf_buf_adds(&o->b, "\n-- server ")) || (r = add_comment_text(&o->b, db->version)) ||
+	    (r = cf_buf_adds(&o->b, ", consistent snapshot at ")) || (r = add_comment_text(&o->b, db->snap_time)) ||
+	    (r = cf_buf_adds(&o->b, " UTC")))
+		return r;
+	if (db->gtid[0] && ((r = cf_buf_adds(&o->b, ", gtid_binlog_pos ")) ||
+			    (r = add_comment_text(&o->b, db->gtid))))
+		return r;
+	if ((r = cf_buf_adds(&o->b,
+			     "\n-- Load with `coffer restore ... --mariadb URL` or `mariadb < this-file`.\n\n"
+			     "SET NAMES utf8mb4;\n"
+			     "SET @cf_old_fk = @@SESSION.foreign_key_checks, @cf_old_sql_mode = @@SESSION.sql_mode, "
+			     "@cf_old_tz = @@SESSION.time_zone;\n"
+			     "SET SESSION foreign_key_checks = 0;\n"
+			     "SET SESSION sql_mode = '" LOAD_SQL_MODE "';\n"
+			     "SET SESSION time_zone = '+00:00';\n\n"
+			     "CREATE DATABASE IF NOT EXISTS ")) ||
+	    (r = add_ident(&o->b, name)))
+		return r;
+	if (schema[0] && ((r = cf_buf_adds(&o->b, " CHARACTER SET ")) || (r = cf_buf_adds(&o->b, schema[0]))))
+		return r;
+	if (schema[1] && ((r = cf_buf_adds(&o->b, " COLLATE ")) || (r = cf_buf_adds(&o->b, schema[1]))))
+		return r;
+	if ((r = cf_buf_adds(&o->b, ";\nUSE ")) || (r = add_ident(&o->b, name)) || (r = cf_buf_adds(&o->b, ";\n")))
+		return r;
+	return out_flush(o);
+}
+
+int cf_mariadb_dump_db(struct cf_mariadb *db, const char *name, cf_sink_fn sink, void *ctx,
+		       struct cf_mariadb_stats *stats)
+{
+	struct cf_mariadb_stats st_local;
+	struct out o = { sink, ctx, CF_BUF_INIT, stats ? stats : &st_local };
+	struct tbl_list tl = { NULL, 0 };
+	struct cf_buf q = CF_BUF_INIT, warn = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	memset(o.st, 0, sizeof(*o.st));
+	if (!db->in_snapshot)
+		return cf_err(CF_EINVAL, "mariadb: cf_mariadb_dump_db() before cf_mariadb_begin_snapshot()");
+	if (db->broken)
+		return cf_err(CF_EDB, "mariadb %s: connection unusable after an earlier error", db->who);
+	if ((r = check_db_exists(db, name)) != CF_OK)
+		goto out;
+	if ((r = cf_buf_adds(&q, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+				 "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ")) ||
+	    (r = add_quoted(db->m, &q, name, strlen(name))))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "read database", &res)) != CF_OK)
+		goto out;
+	if (!(row = mysql_fetch_row(res))) {
+		r = cf_err(CF_ENOENT, "mariadb %s: unknown database '%s'", db->who, name);
+		goto out;
+	}
+	/* SHOW CREATE VIEW leaves names of the current database unqualified,
+	 * which is what lets the loader rename a database. */
+	if (mysql_select_db(db->m, name)) {
+		r = db_err(db, "USE database");
+		goto out;
+	}
+	if ((r = write_header(db, &o, name, row)) != CF_OK)
+		goto out;
+	if ((r = list_tables(db, name, &tl)) != CF_OK)
+		goto out;
+	for (size_t i = 0; i < tl.n; i++) {
+		if (!tl.v[i].nontx)
+			continue;
+		if ((warn.len && (r = cf_buf_adds(&warn, ", "))) || (r = cf_buf_adds(&warn, tl.v[i].name)))
+			goto out;
+		o.st->nontx_tables++;
+	}
+	if (warn.len)
+		cf_warn("mariadb: database %s: tables without transactions, dumped as they are when read "
+			"(not part of the consistent snapshot): %s", name, (char *)warn.data);
+	/* Sequences first: a table's DEFAULT NEXTVAL(s) needs s to exist. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < tl.n; i++)
+			if (tl.v[i].kind == (pass ? 'T' : 'S') && (r = dump_table(db, &o, name, &tl.v[i])) != CF_OK)
+				goto out;
+	if ((r = dump_names(db, &o, name,
+			    "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ",
+			    " ORDER BY ROUTINE_TYPE, ROUTINE_NAME", NULL)) != CF_OK)
+		goto out;
+	if ((r = dump_views(db, &o, &tl)) != CF_OK)
+		goto out;
+	if ((r = dump_names(db, &o, name,
+			    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ",
+			    " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+			    "TRIGGER")) != CF_OK)
+		goto out;
+	if ((r = dump_names(db, &o, name,
+			    "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ",
+			    " ORDER BY EVENT_NAME", "EVENT")) != CF_OK)
+		goto out;
+	if ((r = cf_buf_adds(&o.b, "\nSET SESSION foreign_key_checks = @cf_old_fk, sql_mode = @cf_old_sql_mode, "
+				   "time_zone = @cf_old_tz;\n-- coffer dump complete\n")) ||
+	    (r = out_flush(&o)))
+		goto out;
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	tbl_list_release(&tl);
+	cf_buf_release(&q);
+	cf_buf_release(&warn);
+	cf_buf_release(&o.b);
+	return r;
+}

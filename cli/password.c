@@ -1,0 +1,114 @@
+/* password.c - where the password comes from: never from argv. */
+#include "cli.h"
+#include "../common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int read_file_secret(const char *path, char **out)
+{
+	FILE *f = fopen(path, "re");
+	char buf[4096];
+	if (!f)
+		return cf_err_errno("password file %s", path);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	int err = ferror(f);
+	fclose(f);
+	if (err)
+		return cf_err(CF_EIO, "cannot read password file %s", path);
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	if (!n)
+		return cf_err(CF_EINVAL, "password file %s is empty", path);
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+static int prompt(const char *what, char **out)
+{
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	struct termios old, noecho;
+	char buf[1024];
+	if (fd < 0)
+		return cf_err(CF_EINVAL, "no password given: set COFFER_PASSWORD_FILE (or COFFER_PASSWORD), "
+			      "or use --password-file");
+	dprintf(fd, "%s: ", what);
+	bool restore = tcgetattr(fd, &old) == 0;
+	if (restore) {
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &noecho);
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (restore)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	dprintf(fd, "\n");
+	close(fd);
+	if (n <= 0)
+		return cf_err(CF_EINVAL, "no password entered");
+	buf[n] = 0;
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	if (!n)
+		return cf_err(CF_EINVAL, "empty password");
+	*out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+int cli_password(const struct cli *c, bool twice, char **out)
+{
+	const char *f = c->password_file ? c->password_file : getenv("COFFER_PASSWORD_FILE");
+	const char *p = getenv("COFFER_PASSWORD");
+	*out = NULL;
+	if (f && *f)
+		return read_file_secret(f, out);
+	if (p && *p) {
+		*out = strdup(p);
+		return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+	}
+	return cli_prompt_new(twice ? "enter password for the new repository" : "enter password", twice, out);
+}
+
+int cli_prompt_new(const char *what, bool twice, char **out)
+{
+	int rc = prompt(what, out);
+	if (rc || !twice)
+		return rc;
+	char *again = NULL;
+	if ((rc = prompt("enter the password again", &again))) {
+		cli_password_free(*out);
+		*out = NULL;
+		return rc;
+	}
+	bool same = strcmp(*out, again) == 0;
+	cli_password_free(again);
+	if (!same) {
+		cli_password_free(*out);
+		*out = NULL;
+		return cf_err(CF_EINVAL, "the passwords do not match");
+	}
+	return CF_OK;
+}
+
+int cli_new_password(const struct cli *c, char **out)
+{
+	if (c->new_password_file)
+		return read_file_secret(c->new_password_file, out);
+	return cli_prompt_new("enter the new password", true, out);
+}
+
+void cli_password_free(char *p)
+{
+	if (p) {
+		explicit_bzero(p, strlen(p));
+		free(p);
+	}
+}

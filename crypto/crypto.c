@@ -1,0 +1,227 @@
+/*
+ * crypto.c - keys, blob ids, hashes, sealing, the gear table, base64.
+ * Key files (Argon2id) live in keyfile.c.
+ */
+#include "crypto.h"
+#include "crypto_int.h"
+#include "../common/error.h"
+#include "../common/util.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* crypto_kdf contexts are exactly 8 bytes; the string literal is padded with NULs. */
+static const char kdf_context[crypto_kdf_CONTEXTBYTES] = "coffer";
+
+#define AD_LEN (1 + CF_HASH_LEN)
+#define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+
+_Static_assert(CF_SEAL_OVERHEAD == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES +
+			   crypto_aead_xchacha20poly1305_ietf_ABYTES, "seal layout");
+_Static_assert(CF_KEY_LEN == crypto_kdf_KEYBYTES, "master key size");
+_Static_assert(CF_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "data key size");
+_Static_assert(CF_KEY_LEN == crypto_stream_chacha20_KEYBYTES, "chunker key size");
+_Static_assert(CF_HASH_LEN >= crypto_generichash_BYTES_MIN &&
+		       CF_HASH_LEN <= crypto_generichash_BYTES_MAX, "hash size");
+
+int cf_crypto_init(void)
+{
+	if (sodium_init() < 0)
+		return cf_err(CF_ECRYPTO, "libsodium failed to initialise");
+	return CF_OK;
+}
+
+int cf_key_alloc(struct cf_key **out)
+{
+	int r;
+
+	*out = NULL;
+	if ((r = cf_crypto_init()) != CF_OK)
+		return r;
+	struct cf_key *k = sodium_malloc(sizeof(*k));
+	if (!k)
+		return cf_err(CF_ENOMEM, "out of memory (guarded key memory)");
+	sodium_memzero(k, sizeof(*k));
+	*out = k;
+	return CF_OK;
+}
+
+int cf_key_derive(struct cf_key *k)
+{
+	if (crypto_kdf_derive_from_key(k->blob_id, sizeof(k->blob_id), CF_SUBKEY_BLOB_ID,
+				       kdf_context, k->master) != 0 ||
+	    crypto_kdf_derive_from_key(k->data, sizeof(k->data), CF_SUBKEY_DATA,
+				       kdf_context, k->master) != 0 ||
+	    crypto_kdf_derive_from_key(k->chunker, sizeof(k->chunker), CF_SUBKEY_CHUNKER,
+				       kdf_context, k->master) != 0)
+		return cf_err(CF_ECRYPTO, "key derivation failed");
+	/* Hardening only: a stray write through a bad pointer now faults instead
+	 * of silently changing the key.  Failure to protect is not an error. */
+	(void)sodium_mprotect_readonly(k);
+	return CF_OK;
+}
+
+int cf_key_new_random(struct cf_key **out)
+{
+	struct cf_key *k = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = cf_key_alloc(&k)) != CF_OK)
+		goto out;
+	crypto_kdf_keygen(k->master);
+	if ((r = cf_key_derive(k)) != CF_OK)
+		goto out;
+	*out = k;
+	k = NULL;
+out:
+	cf_key_free(k);
+	return r;
+}
+
+void cf_key_free(struct cf_key *k)
+{
+	/* sodium_free makes the region writable, zeroes it and unmaps it. */
+	if (k)
+		sodium_free(k);
+}
+
+void cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN])
+{
+	crypto_generichash(id, CF_HASH_LEN, p, n, k->blob_id, sizeof(k->blob_id));
+}
+
+void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN])
+{
+	crypto_generichash(out, CF_HASH_LEN, p, n, NULL, 0);
+}
+
+/* libsodium declares the BLAKE2b state 64-byte aligned, more than malloc promises. */
+struct cf_hasher {
+	crypto_generichash_state st;
+};
+
+struct cf_hasher *cf_hasher_new(void)
+{
+	size_t size = (sizeof(struct cf_hasher) + 63) & ~(size_t)63;
+	struct cf_hasher *h = aligned_alloc(64, size);
+	if (!h) {
+		cf_err(CF_ENOMEM, "out of memory (hash state)");
+		return NULL;
+	}
+	crypto_generichash_init(&h->st, NULL, 0, CF_HASH_LEN);
+	return h;
+}
+
+void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n)
+{
+	crypto_generichash_update(&h->st, p, n);
+}
+
+void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN])
+{
+	crypto_generichash_final(&h->st, out, CF_HASH_LEN);
+	free(h);
+}
+
+/* The associated data binds a sealed object to what it claims to be, so the
+ * store cannot swap one blob for another or a tree for a data blob. */
+static void make_ad(uint8_t ad[AD_LEN], uint8_t type, const uint8_t *id)
+{
+	ad[0] = type;
+	if (id)
+		memcpy(ad + 1, id, CF_HASH_LEN);
+	else
+		memset(ad + 1, 0, CF_HASH_LEN);
+}
+
+int cf_seal(const struct cf_key *k, uint8_t type, const uint8_t *id,
+	    const void *in, size_t n, uint8_t *out)
+{
+	uint8_t ad[AD_LEN];
+	unsigned long long clen;
+
+	if (n > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX)
+		return cf_err(CF_EINVAL, "object too large to seal (%zu bytes)", n);
+	make_ad(ad, type, id);
+	/* 192-bit random nonces: collisions are negligible without any state. */
+	randombytes_buf(out, NONCE_LEN);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + NONCE_LEN, &clen, in, n, ad, sizeof(ad),
+						   NULL, out, k->data);
+	return CF_OK;
+}
+
+int cf_unseal(const struct cf_key *k, uint8_t type, const uint8_t *id,
+	      const void *in, size_t n, uint8_t *out)
+{
+	const uint8_t *c = in;
+	uint8_t ad[AD_LEN];
+	unsigned long long mlen;
+
+	if (n < CF_SEAL_OVERHEAD)
+		return cf_err(CF_ECORRUPT, "sealed object too short (%zu bytes)", n);
+	make_ad(ad, type, id);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, c + NONCE_LEN,
+						       n - NONCE_LEN, ad, sizeof(ad), c,
+						       k->data) != 0)
+		return cf_err(CF_ECORRUPT, "authentication failed");
+	return CF_OK;
+}
+
+void cf_key_gear(const struct cf_key *k, uint64_t gear[256])
+{
+	/* A fixed nonce is fine: the key is used for this one keystream only. */
+	static const uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+	uint8_t ks[256 * 8];
+
+	crypto_stream_chacha20(ks, sizeof(ks), nonce, k->chunker);
+	for (int i = 0; i < 256; i++)
+		gear[i] = cf_get_le64(ks + 8 * i);
+	sodium_memzero(ks, sizeof(ks));
+}
+
+void cf_random(void *p, size_t n)
+{
+	randombytes_buf(p, n);
+}
+
+int cf_memeq(const void *a, const void *b, size_t n)
+{
+	return sodium_memcmp(a, b, n) == 0;
+}
+
+int cf_base64(const void *p, size_t n, struct cf_buf *out)
+{
+	size_t enc = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+	int r;
+
+	if (n > (SIZE_MAX - 4) / 4 * 3)
+		return cf_err(CF_ENOMEM, "buffer too large to encode (%zu bytes)", n);
+	/* enc counts the NUL, which cf_buf keeps past len anyway. */
+	if ((r = cf_buf_grow(out, enc)) != CF_OK)
+		return r;
+	sodium_bin2base64((char *)out->data + out->len, enc, p, n, sodium_base64_VARIANT_ORIGINAL);
+	out->len += enc - 1;
+	return CF_OK;
+}
+
+int cf_unbase64(const char *s, size_t len, struct cf_buf *out)
+{
+	size_t max = len / 4 * 3 + 3, bin_len = 0;
+	int r;
+
+	cf_buf_reset(out);
+	if ((r = cf_buf_grow(out, max)) != CF_OK)
+		return r;
+	/* No b64_end: libsodium then refuses trailing garbage, missing padding
+	 * and non-zero leftover bits, so only canonical text is accepted. */
+	if (sodium_base642bin(out->data, max, s, len, NULL, &bin_len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		cf_buf_reset(out);
+		return cf_err(CF_EINVAL, "invalid base64");
+	}
+	out->len = bin_len;
+	out->data[bin_len] = 0;
+	return CF_OK;
+}

@@ -1,0 +1,104 @@
+/*
+ * crypto.h - every use of libsodium in coffer goes through here.
+ *
+ * A repository has one random master key (struct cf_key).  It is stored in
+ * keys/<id> sealed under a key-encryption key derived from a password with
+ * Argon2id; several key files (passwords) may seal the same master key.
+ * From the master key, subkeys are derived with crypto_kdf:
+ *   - the blob-id key: blob ids are keyed BLAKE2b-256 of the plaintext, so
+ *     the store cannot confirm the content of a known file;
+ *   - the data key: every stored object is sealed with XChaCha20-Poly1305,
+ *     random 24-byte nonce, associated data = type byte || 32-byte id (zeros
+ *     when the object has no id), so a blob moved to another id or type fails;
+ *   - the chunker seed: the gear table is a keystream of it.
+ *
+ * Sealed layout: nonce(24) || ciphertext(n) || tag(16); CF_SEAL_OVERHEAD = 40.
+ * Keys live in sodium_malloc'd memory and are wiped on cf_key_free().
+ * Call cf_crypto_init() once before anything else (it is idempotent).
+ */
+#ifndef CF_CRYPTO_H
+#define CF_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../common/buf.h"
+
+#define CF_SEAL_OVERHEAD 40
+#define CF_HASH_LEN 32
+
+struct cf_key;
+
+struct cf_kdf_params {
+	uint64_t opslimit; /* Argon2id passes */
+	uint64_t memlimit; /* bytes */
+};
+/* Default: 3 passes, 64 MiB (about a third of a second here). */
+#define CF_KDF_DEFAULT { 3, 64ull << 20 }
+
+/* sodium_init(); CF_OK or CF_ECRYPTO. */
+int cf_crypto_init(void);
+
+/* A fresh random master key.  Caller frees with cf_key_free(). */
+int cf_key_new_random(struct cf_key **out);
+void cf_key_free(struct cf_key *k);
+
+/* Seal k under password into a key file (JSON text appended to out):
+ * {"version":1,"kdf":"argon2id","opslimit":..,"memlimit":..,"salt":"<b64>",
+ *  "hostname":..,"username":..,"created":"RFC3339","data":"<b64 sealed master>"}.
+ * host/user may be NULL (stored as null); kdf NULL means CF_KDF_DEFAULT.
+ * CF_EINVAL if kdf is outside what cf_keyfile_open accepts (opslimit 1..100,
+ * memlimit 8 KiB..4 GiB), CF_ENOMEM. */
+int cf_keyfile_seal(const struct cf_key *k, const char *password, size_t pwlen,
+		    const struct cf_kdf_params *kdf, const char *host, const char *user,
+		    struct cf_buf *out);
+
+/* Open a key file with password.  CF_EBADPASS if the password does not open
+ * it, CF_ECORRUPT if the file does not parse or its limits are out of range,
+ * CF_EFORMAT if its version is not 1, CF_ENOMEM.  *out freed with
+ * cf_key_free(). */
+int cf_keyfile_open(const void *json, size_t len, const char *password, size_t pwlen,
+		    struct cf_key **out);
+
+/* The unsealed facts of a key file, for `key list`.  Strings are malloc'd
+ * (caller frees; "" when host/user were not recorded); created is the
+ * RFC 3339 text.  CF_ECORRUPT if the file does not parse, CF_ENOMEM. */
+int cf_keyfile_info(const void *json, size_t len, char **host, char **user, char **created);
+
+/* Keyed BLAKE2b-256 of the plaintext: the blob id. */
+void cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN]);
+
+/* Unkeyed BLAKE2b-256 (names of packs, index files, snapshots: hashes of
+ * their stored, already-sealed bytes). */
+void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
+
+/* Streaming unkeyed hash; new returns NULL on ENOMEM; final frees. */
+struct cf_hasher;
+struct cf_hasher *cf_hasher_new(void);
+void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n);
+void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN]);
+
+/* Seal n bytes of in into out (n + CF_SEAL_OVERHEAD bytes; in and out may not
+ * overlap).  id may be NULL (treated as 32 zero bytes).  CF_OK. */
+int cf_seal(const struct cf_key *k, uint8_t type, const uint8_t *id,
+	    const void *in, size_t n, uint8_t *out);
+
+/* Open a sealed object of n bytes into out (n - CF_SEAL_OVERHEAD bytes).
+ * CF_ECORRUPT if it is too short or the tag, type or id do not match. */
+int cf_unseal(const struct cf_key *k, uint8_t type, const uint8_t *id,
+	      const void *in, size_t n, uint8_t *out);
+
+/* The 256-entry gear table for the chunker, derived from the master key. */
+void cf_key_gear(const struct cf_key *k, uint64_t gear[256]);
+
+/* n random bytes. */
+void cf_random(void *p, size_t n);
+
+/* Constant-time equality of n bytes: 1 if equal. */
+int cf_memeq(const void *a, const void *b, size_t n);
+
+/* Base64 (original alphabet, padded) of n bytes appended to out, and back.
+ * cf_unbase64 replaces out; CF_EINVAL if s is not valid base64. */
+int cf_base64(const void *p, size_t n, struct cf_buf *out);
+int cf_unbase64(const char *s, size_t len, struct cf_buf *out);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * check.c - verifying a repository.
+ *
+ * Structure (always): every index file opens and parses; every pack the
+ * index names exists with exactly the size its entries imply; every snapshot
+ * opens; every tree reachable from a snapshot opens and decodes; every blob a
+ * tree references is in the index.  Data (--read-data): every pack is read
+ * whole, its hash must equal its name, its header must open, and every blob in
+ * it must open, decompress and hash to its id.
+ *
+ * Each problem is reported on stderr as one line naming the object; the
+ * return is CF_OK when there were none, CF_ECORRUPT otherwise.
+ */
+#include "repo_int.h"
+#include "tree.h"
+#include "../common/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct packinfo {
+	uint8_t id[CF_ID_LEN];
+	uint64_t size;
+};
+
+struct chk {
+	struct cf_repo *r;
+	uint64_t errors;
+	struct packinfo *packs; size_t npacks, cap;
+	struct cf_index seen;   /* trees already walked */
+	uint64_t *expect;       /* expected size per idx.packs number */
+	uint64_t trees, blobs_checked, packs_read;
+};
+
+static void problem(struct chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct chk *k, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	cf_warn("error: %s", buf);
+	k->errors++;
+}
+
+static int collect_pack(const char *name, uint64_t size, void *ctx)
+{
+	struct chk *k = ctx;
+	uint8_t id[CF_ID_LEN];
+	if (cf_unhex(name, id, CF_ID_LEN)) {
+		problem(k, "data/%s: not a pack name", name);
+		return 0;
+	}
+	if (k->npacks == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 256;
+		void *p = realloc(k->packs, cap * sizeof(*k->packs));
+		if (!p)
+			return cf_err(CF_ENOMEM, "out of memory");
+		k->packs = p;
+		k->cap = cap;
+	}
+	memcpy(k->packs[k->npacks].id, id, CF_ID_LEN);
+	k->packs[k->npacks].size = size;
+	k->npacks++;
+	return 0;
+}
+
+static int cmp_pack(const void *a, const void *b)
+{
+	return memcmp(a, b, CF_ID_LEN);
+}
+
+static const struct packinfo *find_pack(struct chk *k, const uint8_t id[CF_ID_LEN])
+{
+	return bsearch(id, k->packs, k->npacks, sizeof(*k->packs), cmp_pack);
+}
+
+static int check_index_file(const char *name, uint64_t size, void *ctx)
+{
+	struct chk *k = ctx;
+	struct cf_buf b = CF_BUF_INIT;
+	char path[600];
+	(void)size;
+	snprintf(path, sizeof(path), "index/%s", name);
+	int rc = cf_repo_get_sealed(k->r, path, CF_OBJ_INDEX, &b);
+	cf_buf_release(&b);
+	if (rc == CF_ENOMEM)
+		return rc;
+	if (rc)
+		problem(k, "%s", cf_errmsg(rc));
+	return 0;
+}
+
+static int walk_tree(struct chk *k, const uint8_t id[CF_ID_LEN], const char *path, const char *snap)
+{
+	struct cf_ientry mark = { .type = CF_BLOB_TREE };
+	struct cf_tree t = CF_TREE_INIT;
+	char hex[CF_ID_HEX];
+	int rc;
+
+	if (cf_index_get(&k->seen, CF_BLOB_TREE, id))
+		return CF_OK;
+	memcpy(mark.id, id, CF_ID_LEN);
+	if ((rc = cf_index_put(&k->seen, &mark)))
+		return rc;
+	k->trees++;
+	cf_hex(id, CF_ID_LEN, hex);
+	rc = cf_repo_load_tree(k->r, id, &t);
+	if (rc == CF_ENOMEM)
+		return rc;
+	if (rc) {
+		problem(k, "snapshot %.8s: directory %s: %s", snap, path[0] ? path : "/", cf_errmsg(rc));
+		return CF_OK;
+	}
+	for (size_t i = 0; i < t.n && !rc; i++) {
+		const struct cf_node *n = &t.nodes[i];
+		char *sub = NULL;
+		if (asprintf(&sub, "%s/%s", path, n->name) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		if (n->type == CF_NODE_DIR && n->has_subtree) {
+			rc = walk_tree(k, n->subtree, sub, snap);
+		} else if (n->type == CF_NODE_FILE) {
+			for (size_t c = 0; c < n->ncontent; c++)
+				if (!cf_index_get(&k->r->idx, CF_BLOB_DATA, n->content[c])) {
+					cf_hex(n->content[c], CF_ID_LEN, hex);
+					problem(k, "snapshot %.8s: file %s: data blob %.16s is not in the index",
+						snap, sub, hex);
+					break;
+				}
+		}
+		free(sub);
+	}
+	cf_tree_release(&t);
+	return rc;
+}
+
+static int read_pack(struct chk *k, const struct packinfo *p)
+{
+	struct cf_buf b = CF_BUF_INIT, blob = CF_BUF_INIT;
+	struct cf_pack_entry *e = NULL;
+	size_t n = 0;
+	char hex[CF_ID_HEX], path[128];
+	uint8_t h[CF_ID_LEN];
+	int rc;
+
+	cf_hex(p->id, CF_ID_LEN, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	if ((rc = cf_be_get(k->r->be, path, &b))) {
+		if (rc != CF_ENOMEM) {
+			problem(k, "pack %s: %s", hex, cf_errmsg(rc));
+			rc = CF_OK;
+		}
+		goto out;
+	}
+	k->packs_read++;
+	cf_hash(b.data, b.len, h);
+	if (memcmp(h, p->id, CF_ID_LEN)) {
+		problem(k, "pack %s is damaged: its contents do not match its name", hex);
+		goto out;
+	}
+	if ((rc = cf_pack_parse(k->r, b.data, b.len, &e, &n))) {
+		if (rc != CF_ENOMEM) {
+			problem(k, "pack %s is damaged: %s", hex, cf_errmsg(rc));
+			rc = CF_OK;
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cf_blob_loc loc = { .offset = e[i].offset, .length = e[i].length,
+					   .rawlen = e[i].rawlen, .flags = e[i].flags };
+		memcpy(loc.pack, p->id, CF_ID_LEN);
+		rc = cf_repo_open_blob(k->r, e[i].type, e[i].id, &loc, b.data + e[i].offset, &blob);
+		if (rc == CF_ENOMEM)
+			goto out;
+		if (rc) {
+			problem(k, "%s", cf_errmsg(rc));
+			rc = CF_OK;
+			continue;
+		}
+		uint8_t id[CF_ID_LEN];
+		cf_blob_id(k->r->key, blob.data, blob.len, id);
+		if (memcmp(id, e[i].id, CF_ID_LEN)) {
+			char bh[CF_ID_HEX];
+			cf_hex(e[i].id, CF_ID_LEN, bh);
+			problem(k, "pack %s: blob %.16s does not hash to its id", hex, bh);
+		}
+		k->blobs_checked++;
+	}
+out:
+	free(e);
+	cf_buf_release(&b);
+	cf_buf_release(&blob);
+	return rc;
+}
+
+int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
+{
+	struct chk k;
+	struct cf_snapshot *snaps = NULL;
+	size_t nsnaps = 0, bad = 0;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	k.r = r;
+	cf_log(2, "checking index files");
+	if ((rc = cf_be_list(r->be, "index", check_index_file, &k)))
+		goto out;
+	if ((rc = cf_be_list(r->be, "data", collect_pack, &k)))
+		goto out;
+	if (k.npacks)
+		qsort(k.packs, k.npacks, sizeof(*k.packs), cmp_pack);
+
+	/* sizes the index implies: blobs + sealed header + 4-byte length */
+	k.expect = calloc(r->idx.npacks ? r->idx.npacks : 1, sizeof(*k.expect));
+	uint32_t *count = calloc(r->idx.npacks ? r->idx.npacks : 1, sizeof(*count));
+	if (!k.expect || !count) {
+		free(count);
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < r->idx.cap; i++) {
+		struct cf_ientry *e = &r->idx.slots[i];
+		if (!e->used)
+			continue;
+		k.expect[e->pack] += e->length;
+		count[e->pack]++;
+	}
+	for (size_t i = 0; i < r->idx.npacks; i++) {
+		char hex[CF_ID_HEX];
+		if (!count[i])
+			continue;
+		uint64_t want = k.expect[i] + (uint64_t)count[i] * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4;
+		const struct packinfo *p = find_pack(&k, r->idx.packs[i]);
+		cf_hex(r->idx.packs[i], CF_ID_LEN, hex);
+		if (!p)
+			problem(&k, "pack %s is missing (the index names it)", hex);
+		else if (p->size != want)
+			problem(&k, "pack %s has %llu bytes, the index implies %llu", hex,
+				(unsigned long long)p->size, (unsigned long long)want);
+	}
+	free(count);
+
+	cf_log(2, "checking snapshots and trees");
+	if ((rc = cf_repo_snapshots(r, &snaps, &nsnaps, &bad)))
+		goto out;
+	k.errors += bad;
+	for (size_t i = 0; i < nsnaps; i++) {
+		char hex[CF_ID_HEX];
+		cf_hex(snaps[i].id, CF_ID_LEN, hex);
+		if ((rc = walk_tree(&k, snaps[i].tree, "", hex)))
+			goto out;
+	}
+	if (read_data) {
+		cf_log(2, "reading all data");
+		for (size_t i = 0; i < k.npacks; i++) {
+			if ((rc = read_pack(&k, &k.packs[i])))
+				goto out;
+			if (cf_interrupted) {
+				rc = cf_err(CF_EINTR, "interrupted");
+				goto out;
+			}
+		}
+	}
+	rc = k.errors ? cf_err(CF_ECORRUPT, "%llu problems found", (unsigned long long)k.errors) : CF_OK;
+out:
+	if (st) {
+		st->errors = k.errors;
+		st->packs = k.npacks;
+		st->snapshots = nsnaps;
+		st->trees = k.trees;
+		st->blobs_read = k.blobs_checked;
+	}
+	cf_snapshots_free(snaps, nsnaps);
+	free(k.packs);
+	free(k.expect);
+	cf_index_release(&k.seen);
+	return rc;
+}

@@ -1,0 +1,636 @@
+/*
+ * pack.c - blobs into packs, packs into the store, and the index files that
+ * name them.
+ *
+ * A pack is:  sealed blob || sealed blob || ... || sealed header || u32le hlen
+ * where each blob is sealed with AD (type, id) and the header, sealed with
+ * AD (CF_OBJ_PACKHDR, zeros), lists CF_ENTRY_SIZE-byte entries (type, flags,
+ * id, offset, length, raw length).  A pack's name is the BLAKE2b-256 of its
+ * bytes, so `check --read-data` can verify it without the key.
+ *
+ * Data and tree blobs go to separate packs (restore and check read trees
+ * without touching data).  The blobs of a pack are written in a random order,
+ * not in arrival (file) order, so that neither blob order nor pack boundaries
+ * line up with file boundaries for someone who sees only the store.
+ *
+ * save_blob is called from several worker threads.  The lock covers only the
+ * index look-up and the append to the open pack; hashing, compression and
+ * sealing run outside it, and so does the upload of a full pack (by the thread
+ * that filled it), so several uploads can be in flight.
+ */
+#include "repo_int.h"
+#include "tree.h"
+#include "../common/error.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#define PENDING 0x80 /* entry flag: its pack is not uploaded yet */
+
+/* ---- per-thread zstd contexts ---- */
+
+static pthread_key_t cctx_key, dctx_key;
+static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
+
+static void free_cctx(void *p) { ZSTD_freeCCtx(p); }
+static void free_dctx(void *p) { ZSTD_freeDCtx(p); }
+static void zstd_keys(void)
+{
+	pthread_key_create(&cctx_key, free_cctx);
+	pthread_key_create(&dctx_key, free_dctx);
+}
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+	pthread_once(&zstd_once, zstd_keys);
+	ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+	if (!c && (c = ZSTD_createCCtx()))
+		pthread_setspecific(cctx_key, c);
+	return c;
+}
+
+static ZSTD_DCtx *thread_dctx(void)
+{
+	pthread_once(&zstd_once, zstd_keys);
+	ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+	if (!d && (d = ZSTD_createDCtx()))
+		pthread_setspecific(dctx_key, d);
+	return d;
+}
+
+/* ---- index lookups ---- */
+
+bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN])
+{
+	pthread_mutex_lock(&r->mu);
+	bool has = cf_index_get(&r->idx, type, id) != NULL;
+	pthread_mutex_unlock(&r->mu);
+	return has;
+}
+
+int cf_repo_lookup(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_blob_loc *loc)
+{
+	int rc = CF_OK;
+	char hex[CF_ID_HEX];
+	pthread_mutex_lock(&r->mu);
+	struct cf_ientry *e = cf_index_get(&r->idx, type, id);
+	if (!e || (e->flags & PENDING)) {
+		cf_hex(id, CF_ID_LEN, hex);
+		rc = cf_err(CF_ENOENT, "%s blob %s is not in the index",
+			    type == CF_BLOB_TREE ? "tree" : "data", hex);
+	} else {
+		memcpy(loc->pack, r->idx.packs[e->pack], CF_ID_LEN);
+		loc->offset = e->offset;
+		loc->length = e->length;
+		loc->rawlen = e->rawlen;
+		loc->flags = e->flags;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+int cf_repo_index_foreach(struct cf_repo *r, cf_index_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < r->idx.cap; i++) {
+		struct cf_ientry *e = &r->idx.slots[i];
+		if (!e->used || (e->flags & PENDING))
+			continue;
+		struct cf_blob_loc loc;
+		memcpy(loc.pack, r->idx.packs[e->pack], CF_ID_LEN);
+		loc.offset = e->offset;
+		loc.length = e->length;
+		loc.rawlen = e->rawlen;
+		loc.flags = e->flags;
+		int rc = fn(e->type, e->id, &loc, ctx);
+		if (rc)
+			return rc;
+	}
+	return CF_OK;
+}
+
+/* ---- writing packs ---- */
+
+static void packer_free(struct cf_packer *p)
+{
+	if (!p)
+		return;
+	cf_buf_release(&p->buf);
+	free(p->entries);
+	free(p);
+}
+
+/* Seal the header, shuffle the blobs, upload; record the pack in the index
+ * and in the list for the next index file.  Called without r->mu held. */
+static int pack_finish(struct cf_repo *r, struct cf_packer *p)
+{
+	struct cf_buf out = CF_BUF_INIT, hdr = CF_BUF_INIT, shdr = CF_BUF_INIT;
+	size_t *perm = NULL;
+	uint8_t packid[CF_ID_LEN];
+	char hex[CF_ID_HEX], path[128];
+	int rc;
+
+	if (!(perm = malloc(p->n * sizeof(*perm)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->n; i++)
+		perm[i] = i;
+	for (size_t i = p->n; i > 1; i--) { /* Fisher-Yates with a crypto RNG */
+		uint32_t j;
+		cf_random(&j, sizeof(j));
+		j %= (uint32_t)i;
+		size_t t = perm[i - 1];
+		perm[i - 1] = perm[j];
+		perm[j] = t;
+	}
+	if ((rc = cf_buf_grow(&out, p->buf.len + p->n * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4)))
+		goto out;
+	if ((rc = cf_buf_grow(&hdr, p->n * CF_ENTRY_SIZE)))
+		goto out;
+	for (size_t k = 0; k < p->n; k++) {
+		struct cf_pack_entry *e = &p->entries[perm[k]];
+		uint32_t off = (uint32_t)out.len;
+		memcpy(out.data + out.len, p->buf.data + e->offset, e->length);
+		out.len += e->length;
+		e->offset = off;
+		cf_entry_encode(e, hdr.data + hdr.len);
+		hdr.len += CF_ENTRY_SIZE;
+	}
+	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, hdr.data, hdr.len, &shdr)))
+		goto out;
+	memcpy(out.data + out.len, shdr.data, shdr.len);
+	out.len += shdr.len;
+	cf_put_le32(out.data + out.len, (uint32_t)shdr.len);
+	out.len += 4;
+
+	cf_hash(out.data, out.len, packid);
+	cf_hex(packid, CF_ID_LEN, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	if ((rc = cf_be_put(r->be, path, out.data, out.len))) {
+		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
+		goto out;
+	}
+
+	pthread_mutex_lock(&r->mu);
+	memcpy(r->idx.packs[p->pending_num], packid, CF_ID_LEN);
+	for (size_t i = 0; i < p->n; i++) {
+		struct cf_ientry *e = cf_index_get(&r->idx, p->entries[i].type, p->entries[i].id);
+		if (e) {
+			e->offset = p->entries[i].offset;
+			e->flags &= ~PENDING;
+		}
+	}
+	uint8_t cnt[4];
+	cf_put_le32(cnt, (uint32_t)p->n);
+	rc = cf_buf_add(&r->new_index, packid, CF_ID_LEN);
+	if (!rc)
+		rc = cf_buf_add(&r->new_index, cnt, 4);
+	if (!rc)
+		rc = cf_buf_add(&r->new_index, hdr.data, hdr.len);
+	if (!rc)
+		r->new_index_packs++;
+	pthread_mutex_unlock(&r->mu);
+out:
+	free(perm);
+	cf_buf_release(&out);
+	cf_buf_release(&hdr);
+	cf_buf_release(&shdr);
+	return rc;
+}
+
+static void record_upload_error(struct cf_repo *r, int rc)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->upload_error) {
+		r->upload_error = rc;
+		snprintf(r->upload_errmsg, sizeof(r->upload_errmsg), "%s", cf_errmsg(rc));
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void upload_done(struct cf_repo *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->uploads_in_flight--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Compress into out if that makes it smaller.  Returns flags. */
+static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out, uint8_t *flags)
+{
+	*flags = 0;
+	if (r->cfg.compression <= 0 || n < 64)
+		return CF_OK;
+	ZSTD_CCtx *c = thread_cctx();
+	if (!c)
+		return cf_err(CF_ENOMEM, "out of memory (zstd context)");
+	size_t bound = ZSTD_compressBound(n);
+	int rc;
+	cf_buf_reset(out);
+	if ((rc = cf_buf_grow(out, bound)))
+		return rc;
+	size_t z = ZSTD_compressCCtx(c, out->data, bound, p, n, r->cfg.compression);
+	if (ZSTD_isError(z))
+		return cf_err(CF_EIO, "zstd: %s", ZSTD_getErrorName(z));
+	if (z + 16 < n) { /* keep raw unless it actually saves space */
+		out->len = z;
+		*flags = CF_FLAG_ZSTD;
+	}
+	return CF_OK;
+}
+
+int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
+		      uint8_t id[CF_ID_LEN], bool *added, uint64_t *stored)
+{
+	struct cf_buf z = CF_BUF_INIT;
+	uint8_t *sealed = NULL;
+	struct cf_packer *full = NULL;
+	uint8_t flags;
+	int rc;
+
+	if (added)
+		*added = false;
+	if (n > UINT32_MAX - CF_SEAL_OVERHEAD)
+		return cf_err(CF_EINVAL, "blob of %zu bytes is too large", n);
+	cf_blob_id(r->key, p, n, id);
+
+	pthread_mutex_lock(&r->mu);
+	if (r->upload_error) {
+		rc = cf_err(r->upload_error, "%s", r->upload_errmsg);
+		pthread_mutex_unlock(&r->mu);
+		return rc;
+	}
+	if (cf_index_get(&r->idx, type, id)) {
+		pthread_mutex_unlock(&r->mu);
+		return CF_OK;
+	}
+	/* reserve the id now, so a second thread with the same content does not
+	 * store it again while this one compresses */
+	struct cf_ientry res = { .type = (uint8_t)type, .flags = PENDING };
+	memcpy(res.id, id, CF_ID_LEN);
+	rc = cf_index_put(&r->idx, &res);
+	pthread_mutex_unlock(&r->mu);
+	if (rc)
+		return rc;
+
+	if ((rc = maybe_compress(r, p, n, &z, &flags)))
+		goto fail;
+	const void *payload = flags ? z.data : p;
+	size_t plen = flags ? z.len : n;
+	if (!(sealed = malloc(plen + CF_SEAL_OVERHEAD))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = cf_seal(r->key, (uint8_t)type, id, payload, plen, sealed)))
+		goto fail;
+	size_t slen = plen + CF_SEAL_OVERHEAD;
+
+	pthread_mutex_lock(&r->mu);
+	int t = type == CF_BLOB_TREE;
+	struct cf_packer *pk = r->packer[t];
+	if (!pk) {
+		uint8_t placeholder[CF_ID_LEN];
+		cf_random(placeholder, sizeof(placeholder));
+		pk = calloc(1, sizeof(*pk));
+		if (!pk || (rc = cf_index_add_pack(&r->idx, placeholder, &pk->pending_num))) {
+			free(pk);
+			pthread_mutex_unlock(&r->mu);
+			rc = rc ? rc : cf_err(CF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		pk->type = type;
+		r->packer[t] = pk;
+	}
+	if (pk->n == pk->cap) {
+		size_t cap = pk->cap ? pk->cap * 2 : 64;
+		void *ne = realloc(pk->entries, cap * sizeof(*pk->entries));
+		if (!ne) {
+			pthread_mutex_unlock(&r->mu);
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		pk->entries = ne;
+		pk->cap = cap;
+	}
+	struct cf_pack_entry *pe = &pk->entries[pk->n];
+	pe->type = (uint8_t)type;
+	pe->flags = flags;
+	memcpy(pe->id, id, CF_ID_LEN);
+	pe->offset = (uint32_t)pk->buf.len;
+	pe->length = (uint32_t)slen;
+	pe->rawlen = (uint32_t)n;
+	if ((rc = cf_buf_add(&pk->buf, sealed, slen))) {
+		pthread_mutex_unlock(&r->mu);
+		goto fail;
+	}
+	pk->n++;
+	struct cf_ientry *e = cf_index_get(&r->idx, type, id);
+	e->pack = pk->pending_num;
+	e->length = (uint32_t)slen;
+	e->rawlen = (uint32_t)n;
+	e->flags = flags | PENDING;
+	if (pk->buf.len >= CF_PACK_TARGET) {
+		full = pk;
+		r->packer[t] = NULL;
+		r->uploads_in_flight++;
+	}
+	pthread_mutex_unlock(&r->mu);
+	free(sealed);
+	cf_buf_release(&z);
+	if (added)
+		*added = true;
+	if (stored)
+		*stored += slen;
+	if (full) {
+		rc = pack_finish(r, full);
+		packer_free(full);
+		if (rc)
+			record_upload_error(r, rc);
+		upload_done(r);
+	}
+	return rc;
+fail:
+	/* the reservation stays PENDING with no pack: leave it, the run fails */
+	free(sealed);
+	cf_buf_release(&z);
+	return rc;
+}
+
+/* ---- index files ---- */
+
+#define IDX_MAGIC "CFIX"
+
+static int write_index(struct cf_repo *r)
+{
+	struct cf_buf b = CF_BUF_INIT;
+	uint8_t h[12];
+	char hex[CF_ID_HEX];
+	int rc;
+
+	if (!r->new_index_packs)
+		return CF_OK;
+	memcpy(h, IDX_MAGIC, 4);
+	cf_put_le32(h + 4, 1);
+	cf_put_le32(h + 8, (uint32_t)r->new_index_packs);
+	if ((rc = cf_buf_add(&b, h, sizeof(h))) ||
+	    (rc = cf_buf_add(&b, r->new_index.data, r->new_index.len)))
+		goto out;
+	if ((rc = cf_repo_put_hashed(r, "index", CF_OBJ_INDEX, b.data, b.len, hex, NULL))) {
+		rc = cf_err_prefix(rc, "write index");
+		goto out;
+	}
+	cf_buf_reset(&r->new_index);
+	r->new_index_packs = 0;
+out:
+	cf_buf_release(&b);
+	return rc;
+}
+
+int cf_repo_flush(struct cf_repo *r)
+{
+	int rc = CF_OK;
+	for (int t = 0; t < 2; t++) {
+		pthread_mutex_lock(&r->mu);
+		struct cf_packer *pk = r->packer[t];
+		r->packer[t] = NULL;
+		pthread_mutex_unlock(&r->mu);
+		if (pk && pk->n) {
+			int r2 = pack_finish(r, pk);
+			if (r2 && !rc)
+				rc = r2;
+		}
+		packer_free(pk);
+	}
+	pthread_mutex_lock(&r->mu);
+	while (r->uploads_in_flight > 0)
+		pthread_cond_wait(&r->cond, &r->mu);
+	if (!rc && r->upload_error)
+		rc = cf_err(r->upload_error, "%s", r->upload_errmsg);
+	pthread_mutex_unlock(&r->mu);
+	if (rc)
+		return rc;
+	return write_index(r);
+}
+
+/* Parse a decoded index file and merge it. */
+static int index_merge(struct cf_repo *r, const char *name, const uint8_t *p, size_t n)
+{
+	if (n < 12 || memcmp(p, IDX_MAGIC, 4) != 0 || cf_get_le32(p + 4) != 1)
+		return cf_err(CF_ECORRUPT, "index %s: bad header", name);
+	uint32_t npacks = cf_get_le32(p + 8);
+	size_t off = 12;
+	for (uint32_t i = 0; i < npacks; i++) {
+		if (n - off < CF_ID_LEN + 4)
+			return cf_err(CF_ECORRUPT, "index %s: truncated", name);
+		const uint8_t *packid = p + off;
+		uint32_t cnt = cf_get_le32(p + off + CF_ID_LEN);
+		off += CF_ID_LEN + 4;
+		if ((n - off) / CF_ENTRY_SIZE < cnt)
+			return cf_err(CF_ECORRUPT, "index %s: truncated", name);
+		uint32_t num;
+		int rc = cf_index_add_pack(&r->idx, packid, &num);
+		if (rc)
+			return rc;
+		for (uint32_t k = 0; k < cnt; k++) {
+			struct cf_pack_entry pe;
+			cf_entry_decode(p + off, &pe);
+			off += CF_ENTRY_SIZE;
+			if ((pe.type != CF_BLOB_DATA && pe.type != CF_BLOB_TREE) ||
+			    (pe.flags & ~CF_FLAG_ZSTD) || pe.length < CF_SEAL_OVERHEAD)
+				return cf_err(CF_ECORRUPT, "index %s: bad entry", name);
+			struct cf_ientry e = { .pack = num, .offset = pe.offset, .length = pe.length,
+					       .rawlen = pe.rawlen, .type = pe.type, .flags = pe.flags };
+			memcpy(e.id, pe.id, CF_ID_LEN);
+			if ((rc = cf_index_put(&r->idx, &e)))
+				return rc;
+		}
+	}
+	if (off != n)
+		return cf_err(CF_ECORRUPT, "index %s: trailing bytes", name);
+	return CF_OK;
+}
+
+struct idxload {
+	struct cf_repo *r;
+	int bad;
+};
+
+static int load_one_index(const char *name, uint64_t size, void *ctx)
+{
+	struct idxload *il = ctx;
+	struct cf_buf b = CF_BUF_INIT;
+	char path[600];
+	(void)size;
+	snprintf(path, sizeof(path), "index/%s", name);
+	int rc = cf_repo_get_sealed(il->r, path, CF_OBJ_INDEX, &b);
+	if (!rc)
+		rc = index_merge(il->r, name, b.data, b.len);
+	cf_buf_release(&b);
+	if (rc == CF_ECORRUPT) {
+		/* one damaged index must not make the rest unreadable: its packs
+		 * are still there for check to name */
+		cf_warn("warning: %s", cf_errmsg(rc));
+		il->bad++;
+		return 0;
+	}
+	return rc;
+}
+
+int cf_repo_load_index(struct cf_repo *r)
+{
+	struct idxload il = { r, 0 };
+	return cf_be_list(r->be, "index", load_one_index, &il);
+}
+
+/* ---- reading blobs ---- */
+
+int cf_repo_open_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
+		      const struct cf_blob_loc *loc, const uint8_t *sealed, struct cf_buf *out)
+{
+	char hex[CF_ID_HEX], phex[CF_ID_HEX];
+	uint8_t *plain = NULL;
+	size_t plen = loc->length - CF_SEAL_OVERHEAD;
+	int rc;
+
+	cf_hex(loc->pack, CF_ID_LEN, phex);
+	cf_hex(id, CF_ID_LEN, hex);
+	if (loc->length < CF_SEAL_OVERHEAD)
+		return cf_err(CF_ECORRUPT, "pack %s: blob %.16s has a bad length", phex, hex);
+	cf_buf_reset(out);
+	if (loc->flags & CF_FLAG_ZSTD) {
+		if (!(plain = malloc(plen ? plen : 1)))
+			return cf_err(CF_ENOMEM, "out of memory");
+	} else {
+		if ((rc = cf_buf_grow(out, plen)))
+			return rc;
+		plain = out->data;
+	}
+	if (cf_unseal(r->key, (uint8_t)type, id, sealed, loc->length, plain)) {
+		rc = cf_err(CF_ECORRUPT, "pack %s is damaged: blob %.16s fails authentication", phex, hex);
+		goto out;
+	}
+	if (loc->flags & CF_FLAG_ZSTD) {
+		ZSTD_DCtx *d = thread_dctx();
+		if (!d) {
+			rc = cf_err(CF_ENOMEM, "out of memory (zstd context)");
+			goto out;
+		}
+		if ((rc = cf_buf_grow(out, loc->rawlen)))
+			goto out;
+		size_t z = ZSTD_decompressDCtx(d, out->data, loc->rawlen, plain, plen);
+		if (ZSTD_isError(z) || z != loc->rawlen) {
+			rc = cf_err(CF_ECORRUPT, "pack %s: blob %.16s does not decompress", phex, hex);
+			goto out;
+		}
+		out->len = z;
+	} else {
+		if (plen != loc->rawlen) {
+			rc = cf_err(CF_ECORRUPT, "pack %s: blob %.16s has the wrong length", phex, hex);
+			goto out;
+		}
+		out->len = plen;
+	}
+	out->data[out->len] = 0;
+	rc = CF_OK;
+out:
+	if (loc->flags & CF_FLAG_ZSTD)
+		free(plain);
+	return rc;
+}
+
+int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
+{
+	struct cf_blob_loc loc;
+	struct cf_buf sealed = CF_BUF_INIT;
+	char hex[CF_ID_HEX], path[128];
+	int rc;
+
+	if ((rc = cf_repo_lookup(r, type, id, &loc)))
+		return rc;
+	cf_hex(loc.pack, CF_ID_LEN, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	if ((rc = cf_be_get_range(r->be, path, loc.offset, loc.length, &sealed))) {
+		if (rc == CF_ENOENT)
+			rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+		goto out;
+	}
+	rc = cf_repo_open_blob(r, type, id, &loc, sealed.data, out);
+out:
+	cf_buf_release(&sealed);
+	return rc;
+}
+
+int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
+		  struct cf_pack_entry **entries, size_t *n)
+{
+	*entries = NULL;
+	*n = 0;
+	if (len < 4 + CF_SEAL_OVERHEAD)
+		return cf_err(CF_ECORRUPT, "too short (%zu bytes) to be a pack", len);
+	uint32_t hlen = cf_get_le32(pack + len - 4);
+	if (hlen < CF_SEAL_OVERHEAD || hlen > len - 4)
+		return cf_err(CF_ECORRUPT, "bad header length %u", hlen);
+	size_t plen = hlen - CF_SEAL_OVERHEAD;
+	if (plen % CF_ENTRY_SIZE)
+		return cf_err(CF_ECORRUPT, "header length %u is not a whole number of entries", hlen);
+	uint8_t *plain = malloc(plen ? plen : 1);
+	if (!plain)
+		return cf_err(CF_ENOMEM, "out of memory");
+	const uint8_t *h = pack + len - 4 - hlen;
+	if (cf_unseal(r->key, CF_OBJ_PACKHDR, NULL, h, hlen, plain)) {
+		free(plain);
+		return cf_err(CF_ECORRUPT, "header fails authentication");
+	}
+	size_t cnt = plen / CF_ENTRY_SIZE;
+	struct cf_pack_entry *e = calloc(cnt ? cnt : 1, sizeof(*e));
+	if (!e) {
+		free(plain);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	size_t body = len - 4 - hlen;
+	for (size_t i = 0; i < cnt; i++) {
+		cf_entry_decode(plain + i * CF_ENTRY_SIZE, &e[i]);
+		if ((uint64_t)e[i].offset + e[i].length > body || e[i].length < CF_SEAL_OVERHEAD ||
+		    (e[i].type != CF_BLOB_DATA && e[i].type != CF_BLOB_TREE)) {
+			free(plain);
+			free(e);
+			return cf_err(CF_ECORRUPT, "header entry %zu is out of range", i);
+		}
+	}
+	free(plain);
+	*entries = e;
+	*n = cnt;
+	return CF_OK;
+}
+
+/* ---- trees ---- */
+
+int cf_repo_load_tree(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_tree *t)
+{
+	struct cf_buf b = CF_BUF_INIT;
+	int rc = cf_repo_load_blob(r, CF_BLOB_TREE, id, &b);
+	if (!rc) {
+		rc = cf_tree_decode(b.data, b.len, t);
+		if (rc) {
+			char hex[CF_ID_HEX];
+			cf_hex(id, CF_ID_LEN, hex);
+			rc = cf_err_prefix(rc, "tree %.16s", hex);
+		}
+	}
+	cf_buf_release(&b);
+	return rc;
+}
+
+int cf_repo_save_tree(struct cf_repo *r, const struct cf_tree *t, uint8_t id[CF_ID_LEN],
+		      bool *added, uint64_t *stored)
+{
+	struct cf_buf b = CF_BUF_INIT;
+	int rc = cf_tree_encode(t, &b);
+	if (!rc)
+		rc = cf_repo_save_blob(r, CF_BLOB_TREE, b.data, b.len, id, added, stored);
+	cf_buf_release(&b);
+	return rc;
+}

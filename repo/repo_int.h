@@ -1,0 +1,82 @@
+/* repo_int.h - internals shared by the files of the repo module. */
+#ifndef CF_REPO_INT_H
+#define CF_REPO_INT_H
+
+#include <pthread.h>
+#include "repo.h"
+#include "../crypto/crypto.h"
+
+/* ---- the in-memory index: open addressing on the id's first 8 bytes ---- */
+
+struct cf_ientry {
+	uint8_t id[CF_ID_LEN];
+	uint32_t pack;    /* index into idx.packs */
+	uint32_t offset, length, rawlen;
+	uint8_t type, flags, used;
+};
+
+struct cf_index {
+	struct cf_ientry *slots;
+	size_t cap, n;             /* cap is a power of two */
+	uint8_t (*packs)[CF_ID_LEN];
+	size_t npacks, packcap;
+};
+
+void cf_index_release(struct cf_index *ix);
+/* Find (type,id); NULL if absent. */
+struct cf_ientry *cf_index_get(struct cf_index *ix, int type, const uint8_t id[CF_ID_LEN]);
+/* Insert (or keep the existing entry).  CF_OK, CF_ENOMEM. */
+int cf_index_put(struct cf_index *ix, const struct cf_ientry *e);
+/* Register a pack id, returning its number (dedups the same id). */
+int cf_index_add_pack(struct cf_index *ix, const uint8_t id[CF_ID_LEN], uint32_t *num);
+
+/* Encoded pack-header / index entry: type, flags, id, offset, length, rawlen. */
+#define CF_ENTRY_SIZE (1 + 1 + CF_ID_LEN + 4 + 4 + 4)
+void cf_entry_encode(const struct cf_pack_entry *e, uint8_t *p);
+void cf_entry_decode(const uint8_t *p, struct cf_pack_entry *e);
+
+#define CF_FLAG_ZSTD 1
+
+/* ---- a pack being filled ---- */
+struct cf_packer {
+	int type;                 /* data or tree packs */
+	struct cf_buf buf;        /* sealed blobs, in arrival order */
+	struct cf_pack_entry *entries;
+	size_t n, cap;
+	uint32_t pending_num;     /* index pack number reserved for this pack */
+};
+
+struct cf_lockfile;
+
+struct cf_repo {
+	struct cf_backend *be;
+	struct cf_key *key;
+	struct cf_repo_config cfg;
+	uint64_t gear[256];
+	char keyname[CF_ID_HEX];
+
+	pthread_mutex_t mu;        /* guards idx, packers, pending lists, counters */
+	pthread_cond_t cond;
+	struct cf_index idx;
+	struct cf_packer *packer[2];   /* open pack per blob type */
+	int uploads_in_flight;
+	int upload_error;              /* first failed pack upload */
+	char upload_errmsg[512];
+	/* entries of packs written in this session, for the next index file */
+	struct cf_buf new_index;       /* encoded: pack id + count + entries, repeated */
+	size_t new_index_packs;
+
+	struct cf_lockfile *lock;
+};
+
+/* Seal plaintext of type (AD id may be NULL) into out (replaced). */
+int cf_repo_seal(struct cf_repo *r, int type, const uint8_t *id, const void *p, size_t n, struct cf_buf *out);
+/* Store a sealed unnamed object under dir/<hash of bytes>; name into hex. */
+int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void *p, size_t n,
+		       char hex[CF_ID_HEX], uint8_t id[CF_ID_LEN]);
+/* Get dir/name and unseal (type, AD NULL) into out. */
+int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_buf *out);
+
+void cf_repo_lock_release(struct cf_repo *r);
+
+#endif

@@ -1,0 +1,38 @@
+/* backend.c - choosing a backend from a location string. */
+#include "backend.h"
+#include "../common/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
+		    struct cf_backend **out)
+{
+	static const struct cf_backend_opts defaults = { 0, NULL, 0 };
+	if (!opts)
+		opts = &defaults;
+	*out = NULL;
+	if (!location || !*location)
+		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or COFFER_REPOSITORY");
+	if (strncmp(location, "s3:", 3) == 0)
+		return cf_backend_s3_new(location + 3, opts, out);
+	if (strncmp(location, "local:", 6) == 0)
+		location += 6;
+	else if (strstr(location, "://") || (strchr(location, ':') && location[0] != '/' && location[0] != '.'))
+		return cf_err(CF_EINVAL, "unknown repository location '%s': use a directory path, "
+			      "local:PATH, s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] or s3://BUCKET[/PREFIX]",
+			      location);
+	return cf_backend_local_new(location, out);
+}
+
+void cf_backend_free(struct cf_backend *be)
+{
+	if (be)
+		be->ops->free(be);
+}
+
+void cf_backend_pack_path(const char *hexid, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "data/%.2s/%s", hexid, hexid);
+}

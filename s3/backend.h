@@ -1,0 +1,96 @@
+/*
+ * backend.h - where repository objects are stored: one vtable, several stores.
+ *
+ * A backend stores opaque objects under repository-relative names such as
+ * "config", "keys/<hex>", "data/ab/<hex>", "index/<hex>", "snapshots/<hex>",
+ * "locks/<hex>".  It knows nothing of what the bytes mean.
+ *
+ * Contract every implementation keeps (the repository's crash safety stands on it):
+ *  - put is atomic: a reader sees the whole object or none of it, never a
+ *    prefix.  Putting a name that exists with the same bytes succeeds (objects
+ *    are content-addressed or randomly named, so a re-put is a retry).
+ *  - get of a missing object returns CF_ENOENT (and sets a message naming it).
+ *  - Transient failures return CF_EAGAIN after the backend's own retries are
+ *    spent; permanent refusals return CF_ES3/CF_EPERM/CF_EIO with a message.
+ *  - Every operation may be called from several threads at once.
+ *
+ * Lifecycle: cf_backend_open() parses a location ("/path", "local:/path",
+ * "s3:http://host:port/bucket/prefix", "s3://bucket/prefix"); the caller frees
+ * the backend with cf_backend_free().
+ */
+#ifndef CF_BACKEND_H
+#define CF_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../common/buf.h"
+
+struct cf_backend;
+
+/* Called by list() once per object; return non-zero to stop (list then
+ * returns that value).  name is the last path component (for "data" the
+ * pack id, without the "ab/" fan-out directory). */
+typedef int (*cf_list_fn)(const char *name, uint64_t size, void *ctx);
+
+struct cf_backend_ops {
+	const char *name; /* "local", "s3", "fault" */
+	/* Create the empty layout (directories / bucket).  CF_EEXIST if a
+	 * repository (a "config" object) is already there. */
+	int (*create)(struct cf_backend *be);
+	int (*put)(struct cf_backend *be, const char *path, const void *data, size_t len);
+	/* Replace out's contents with the whole object. */
+	int (*get)(struct cf_backend *be, const char *path, struct cf_buf *out);
+	/* Replace out's contents with len bytes at off; a short object is CF_ECORRUPT. */
+	int (*get_range)(struct cf_backend *be, const char *path, uint64_t off, size_t len,
+			 struct cf_buf *out);
+	/* Size of an object; CF_ENOENT if missing. */
+	int (*stat)(struct cf_backend *be, const char *path, uint64_t *size);
+	/* Every object under dir ("data", "index", "snapshots", "keys", "locks"), any order. */
+	int (*list)(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx);
+	/* Remove an object; removing a missing one is CF_OK. */
+	int (*remove)(struct cf_backend *be, const char *path);
+	void (*free)(struct cf_backend *be);
+};
+
+/* Every backend embeds this first. */
+struct cf_backend {
+	const struct cf_backend_ops *ops;
+	char *location; /* as the user wrote it, for messages */
+};
+
+/* Options that apply to remote backends; zero means default. */
+struct cf_backend_opts {
+	int connections;       /* parallel requests (S3), default 8 */
+	const char *cacert;    /* extra CA bundle for TLS */
+	int max_attempts;      /* retries for transient errors, default 8 */
+};
+
+/* Open the backend for a location string.  *out is freed with cf_backend_free().
+ * CF_EINVAL with a message for a location that does not parse. */
+int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
+		    struct cf_backend **out);
+void cf_backend_free(struct cf_backend *be);
+
+/* The local-directory backend (s3/local.c). */
+int cf_backend_local_new(const char *dir, struct cf_backend **out);
+
+/* The S3 backend (s3/s3.c).  url is what follows "s3:". */
+int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struct cf_backend **out);
+
+/* Path of a pack: "data/ab/abcdef..." into out (at least 6+2+1+64+1 bytes). */
+void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
+
+static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d, size_t n)
+{ return be->ops->put(be, p, d, n); }
+static inline int cf_be_get(struct cf_backend *be, const char *p, struct cf_buf *out)
+{ return be->ops->get(be, p, out); }
+static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)
+{ return be->ops->get_range(be, p, off, n, out); }
+static inline int cf_be_stat(struct cf_backend *be, const char *p, uint64_t *size)
+{ return be->ops->stat(be, p, size); }
+static inline int cf_be_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
+{ return be->ops->list(be, dir, fn, ctx); }
+static inline int cf_be_remove(struct cf_backend *be, const char *p)
+{ return be->ops->remove(be, p); }
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * local.c - the local-directory backend, coffer's embedded default.
+ *
+ * Objects are files under the repository directory with the same relative
+ * names as in a bucket.  Packs fan out into data/00..ff/.  A put writes a
+ * temporary file in the same directory, fsyncs it, renames it into place and
+ * fsyncs the directory (doc/repo-format.md, "fsync points"): after put returns,
+ * the object survives a power cut, and a crash before that leaves only a
+ * ".tmp-*" file that no reader looks at.  Putting an existing object succeeds
+ * without rewriting it: names are content hashes or random.
+ */
+#include "backend.h"
+#include "../common/error.h"
+#include "../common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct local {
+	struct cf_backend base;
+	char *dir;
+};
+
+static const char *const subdirs[] = { "keys", "data", "index", "snapshots", "locks" };
+
+static int mkpath(const struct local *l, const char *rel, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%s/%s", l->dir, rel);
+	if (n < 0 || (size_t)n >= outlen)
+		return cf_err(CF_EINVAL, "path too long: %s/%s", l->dir, rel);
+	return CF_OK;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cf_err_errno("open directory %s", path);
+	int r = fsync(fd);
+	close(fd);
+	if (r < 0 && errno != EINVAL)
+		return cf_err_errno("fsync directory %s", path);
+	return CF_OK;
+}
+
+static int local_create(struct cf_backend *be)
+{
+	struct local *l = (struct local *)be;
+	char p[4096];
+	int r;
+
+	if (mkdir(l->dir, 0700) < 0 && errno != EEXIST)
+		return cf_err_errno("create repository directory %s", l->dir);
+	if ((r = mkpath(l, "config", p, sizeof(p))))
+		return r;
+	if (access(p, F_OK) == 0)
+		return cf_err(CF_EEXIST, "a repository already exists at %s", l->dir);
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		if ((r = mkpath(l, subdirs[i], p, sizeof(p))))
+			return r;
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return cf_err_errno("create %s", p);
+	}
+	for (int i = 0; i < 256; i++) {
+		char rel[16];
+		snprintf(rel, sizeof(rel), "data/%02x", i);
+		if ((r = mkpath(l, rel, p, sizeof(p))))
+			return r;
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return cf_err_errno("create %s", p);
+	}
+	return fsync_dir(l->dir);
+}
+
+static int local_put(struct cf_backend *be, const char *path, const void *data, size_t len)
+{
+	struct local *l = (struct local *)be;
+	char p[4096], tmp[4200], dir[4096];
+	int r, fd;
+
+	if ((r = mkpath(l, path, p, sizeof(p))))
+		return r;
+	if (access(p, F_OK) == 0)
+		return CF_OK; /* content-addressed or random name: already there */
+	snprintf(dir, sizeof(dir), "%s", p);
+	char *slash = strrchr(dir, '/');
+	*slash = 0;
+	/* unique among processes (pid) and threads (counter) */
+	static _Atomic unsigned counter;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%d-%u-%s", dir, (int)getpid(), counter++, slash + 1);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		/* the fan-out directory may be missing (repository made by an
+		 * older layout or removed by hand): create it once */
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return cf_err_errno("create %s", dir);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd < 0)
+		return cf_err_errno("create %s", tmp);
+	if (cf_write_full(fd, data, len) < 0) {
+		r = cf_err_errno("write %s", tmp);
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		r = cf_err_errno("fsync %s", tmp);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = cf_err_errno("close %s", tmp);
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, p) < 0) {
+		r = cf_err_errno("rename %s", p);
+		goto fail;
+	}
+	return fsync_dir(dir);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return r;
+}
+
+static int read_range(const char *p, uint64_t off, size_t len, int whole, struct cf_buf *out)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	int r = CF_OK;
+
+	cf_buf_reset(out);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return cf_err(CF_ENOENT, "%s does not exist", p);
+		return cf_err_errno("open %s", p);
+	}
+	if (fstat(fd, &st) < 0) {
+		r = cf_err_errno("stat %s", p);
+		goto out;
+	}
+	if (whole) {
+		off = 0;
+		len = (size_t)st.st_size;
+	} else if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off) {
+		r = cf_err(CF_ECORRUPT, "%s is %lld bytes, too short to read %zu bytes at %llu",
+			   p, (long long)st.st_size, len, (unsigned long long)off);
+		goto out;
+	}
+	if ((r = cf_buf_grow(out, len)))
+		goto out;
+	ssize_t n = cf_pread_full(fd, out->data, len, (off_t)off);
+	if (n < 0) {
+		r = cf_err_errno("read %s", p);
+		goto out;
+	}
+	if ((size_t)n != len) {
+		r = cf_err(CF_ECORRUPT, "%s: short read (%zd of %zu bytes)", p, n, len);
+		goto out;
+	}
+	out->len = len;
+	out->data[len] = 0;
+out:
+	close(fd);
+	return r;
+}
+
+static int local_get(struct cf_backend *be, const char *path, struct cf_buf *out)
+{
+	char p[4096];
+	int r = mkpath((struct local *)be, path, p, sizeof(p));
+	return r ? r : read_range(p, 0, 0, 1, out);
+}
+
+static int local_get_range(struct cf_backend *be, const char *path, uint64_t off, size_t len,
+			   struct cf_buf *out)
+{
+	char p[4096];
+	int r = mkpath((struct local *)be, path, p, sizeof(p));
+	return r ? r : read_range(p, off, len, 0, out);
+}
+
+static int local_stat(struct cf_backend *be, const char *path, uint64_t *size)
+{
+	char p[4096];
+	struct stat st;
+	int r = mkpath((struct local *)be, path, p, sizeof(p));
+	if (r)
+		return r;
+	if (stat(p, &st) < 0) {
+		if (errno == ENOENT)
+			return cf_err(CF_ENOENT, "%s does not exist", p);
+		return cf_err_errno("stat %s", p);
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	return CF_OK;
+}
+
+static int list_dir(const char *dirpath, int recurse, cf_list_fn fn, void *ctx)
+{
+	DIR *d = opendir(dirpath);
+	struct dirent *e;
+	int r = CF_OK;
+
+	if (!d) {
+		if (errno == ENOENT)
+			return CF_OK;
+		return cf_err_errno("open directory %s", dirpath);
+	}
+	while ((errno = 0, e = readdir(d))) {
+		char p[4096];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue; /* ".", "..", and ".tmp-*" leftovers of an interrupted put */
+		snprintf(p, sizeof(p), "%s/%s", dirpath, e->d_name);
+		if (stat(p, &st) < 0) {
+			if (errno == ENOENT)
+				continue; /* removed while listing */
+			r = cf_err_errno("stat %s", p);
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (recurse && (r = list_dir(p, 0, fn, ctx)))
+				break;
+			continue;
+		}
+		if ((r = fn(e->d_name, (uint64_t)st.st_size, ctx)))
+			break;
+	}
+	if (!e && errno && !r)
+		r = cf_err_errno("read directory %s", dirpath);
+	closedir(d);
+	return r;
+}
+
+static int local_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
+{
+	char p[4096];
+	int r = mkpath((struct local *)be, dir, p, sizeof(p));
+	return r ? r : list_dir(p, strcmp(dir, "data") == 0, fn, ctx);
+}
+
+static int local_remove(struct cf_backend *be, const char *path)
+{
+	char p[4096];
+	int r = mkpath((struct local *)be, path, p, sizeof(p));
+	if (r)
+		return r;
+	if (unlink(p) < 0 && errno != ENOENT)
+		return cf_err_errno("remove %s", p);
+	return CF_OK;
+}
+
+static void local_free(struct cf_backend *be)
+{
+	struct local *l = (struct local *)be;
+	free(l->dir);
+	free(l->base.location);
+	free(l);
+}
+
+static const struct cf_backend_ops local_ops = {
+	.name = "local",
+	.create = local_create,
+	.put = local_put,
+	.get = local_get,
+	.get_range = local_get_range,
+	.stat = local_stat,
+	.list = local_list,
+	.remove = local_remove,
+	.free = local_free,
+};
+
+int cf_backend_local_new(const char *dir, struct cf_backend **out)
+{
+	struct local *l = calloc(1, sizeof(*l));
+	*out = NULL;
+	if (!l)
+		return cf_err(CF_ENOMEM, "out of memory");
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	l->dir = strndup(dir, n);
+	l->base.location = strdup(dir);
+	if (!l->dir || !l->base.location) {
+		local_free(&l->base);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	l->base.ops = &local_ops;
+	*out = &l->base;
+	return CF_OK;
+}

@@ -1,0 +1,939 @@
+/*
+ * s3.c - the S3 backend: repository objects in an S3-compatible object store
+ * (AWS S3, MinIO, Swift's s3api, R2, B2), over libcurl, signed with SigV4.
+ *
+ * Each backend call is one logical request run by s3_do(): it checks a curl
+ * easy handle out of a bounded pool (so opts->connections bounds the requests
+ * in flight, and each handle keeps its connection alive for the next call),
+ * signs the request afresh for every attempt (the signature carries the
+ * time), and classifies the outcome: success, a transient failure that is
+ * retried with exponential backoff and jitter, or a permanent refusal that is
+ * reported at once with the store's own Code and Message.  DNS and TLS
+ * sessions are shared between handles through a curl share object.
+ *
+ * Bodies are signed with their real SHA-256 (x-amz-content-sha256), never
+ * UNSIGNED-PAYLOAD, so the store rejects a body damaged in transit.
+ */
+#include "backend.h"
+#include "s3_int.h"
+#include "sigv4.h"
+#include "../common/error.h"
+#include "../common/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_CONNECTIONS 8
+#define DEFAULT_ATTEMPTS 8
+#define BACKOFF_BASE 0.2   /* seconds before the second attempt */
+#define BACKOFF_CAP 60.0   /* no single wait is longer */
+#define LIST_MAX_KEYS 1000 /* S3's own page limit */
+
+int64_t cf_s3_clock_skew_for_tests;
+
+struct s3_handle {
+	CURL *curl;
+	struct s3_handle *next;
+};
+
+struct s3_backend {
+	struct cf_backend base;
+	struct cf_s3_loc loc;
+	char *access_key, *secret_key, *session_token;
+	char *cacert;
+	int connections, max_attempts, list_max_keys;
+
+	pthread_mutex_t mu; /* guards the pool and region */
+	pthread_cond_t cond;
+	struct s3_handle *idle;
+	int nhandles;
+	char region[64]; /* may be corrected by the store's region error */
+
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+};
+
+/* One logical request; s3_do() fills the results. */
+struct s3_req {
+	const char *method;
+	const char *path; /* repository path; NULL for the bucket itself */
+	const struct cf_sigv4_pair *query;
+	size_t nquery;
+	const void *body;
+	size_t body_len;
+	const char *range; /* "bytes=0-9" or NULL */
+	bool head;
+	struct cf_buf *out; /* response body; NULL: discard */
+	/* results */
+	long status;
+	int64_t content_length;
+};
+
+/* Per-attempt transfer state for the curl callbacks. */
+struct xfer {
+	const struct s3_req *req;
+	size_t body_off;
+	struct cf_buf *sink;
+	char bucket_region[64];
+	int64_t sign_time;   /* the time the request was signed with */
+	int64_t server_date; /* the answer's Date header, -1 if none */
+	int oom;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- credentials and settings from the environment ---- */
+
+/* NAME from the environment, or the contents of the file NAME_FILE names
+ * (Docker secrets), trailing newlines stripped.  *out NULL when neither. */
+static int env_secret(const char *name, char **out)
+{
+	char fname[64];
+	*out = NULL;
+	const char *v = getenv(name);
+	if (v && *v) {
+		*out = strdup(v);
+		return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+	}
+	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	const char *path = getenv(fname);
+	if (!path || !*path)
+		return CF_OK;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cf_err_errno("cannot read %s=%s", fname, path);
+	char buf[4096];
+	ssize_t n = cf_read_full(fd, buf, sizeof(buf));
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		errno = e;
+		return cf_err_errno("cannot read %s=%s", fname, path);
+	}
+	if (n == (ssize_t)sizeof(buf))
+		return cf_err(CF_EINVAL, "%s=%s: file too large for a credential", fname, path);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	*out = strndup(buf, (size_t)n);
+	explicit_bzero(buf, sizeof(buf));
+	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* ---- the handle pool ---- */
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access acc, void *ud)
+{
+	(void)h;
+	(void)acc;
+	struct s3_backend *be = ud;
+	pthread_mutex_lock(&be->share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	(void)h;
+	struct s3_backend *be = ud;
+	pthread_mutex_unlock(&be->share_mu[data]);
+}
+
+/* Wait for an idle handle, or make one while fewer than connections exist. */
+static int handle_get(struct s3_backend *be, struct s3_handle **out)
+{
+	struct s3_handle *h = NULL;
+	pthread_mutex_lock(&be->mu);
+	while (!be->idle && be->nhandles >= be->connections)
+		pthread_cond_wait(&be->cond, &be->mu);
+	if (be->idle) {
+		h = be->idle;
+		be->idle = h->next;
+	} else {
+		be->nhandles++;
+	}
+	pthread_mutex_unlock(&be->mu);
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (h && !(h->curl = curl_easy_init())) {
+			free(h);
+			h = NULL;
+		}
+		if (!h) {
+			pthread_mutex_lock(&be->mu);
+			be->nhandles--;
+			pthread_cond_signal(&be->cond);
+			pthread_mutex_unlock(&be->mu);
+			return cf_err(CF_ENOMEM, "out of memory (curl handle)");
+		}
+	}
+	*out = h;
+	return CF_OK;
+}
+
+static void handle_put(struct s3_backend *be, struct s3_handle *h)
+{
+	pthread_mutex_lock(&be->mu);
+	h->next = be->idle;
+	be->idle = h;
+	pthread_cond_signal(&be->cond);
+	pthread_mutex_unlock(&be->mu);
+}
+
+/* ---- curl callbacks ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	if (cf_buf_add(x->sink, p, size * n)) {
+		x->oom = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t left = x->req->body_len - x->body_off;
+	size_t k = size * n < left ? size * n : left;
+	memcpy(p, (const char *)x->req->body + x->body_off, k);
+	x->body_off += k;
+	return k;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin)
+{
+	struct xfer *x = ud;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->req->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->body_off = (size_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+/* AWS names a bucket's region in this header on redirects and region errors. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	static const char name[] = "x-amz-bucket-region:";
+	if (len > sizeof(name) - 1 && !strncasecmp(p, name, sizeof(name) - 1)) {
+		const char *v = p + sizeof(name) - 1;
+		size_t vl = len - (sizeof(name) - 1);
+		while (vl && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		if (vl < sizeof(x->bucket_region))
+			snprintf(x->bucket_region, sizeof(x->bucket_region), "%.*s", (int)vl, v);
+	} else if (len > 5 && len < 128 && !strncasecmp(p, "date:", 5)) {
+		/* For the clock-skew message when the error body lacks ServerTime. */
+		char d[128];
+		snprintf(d, sizeof(d), "%.*s", (int)(len - 5), p + 5);
+		time_t t = curl_getdate(d, NULL);
+		x->server_date = t == (time_t)-1 ? -1 : (int64_t)t;
+	}
+	return len;
+}
+
+/* ---- one request ---- */
+
+enum outcome { DONE, RETRY, REGION };
+
+static void describe(const struct s3_backend *be, const struct s3_req *req, char *out, size_t n)
+{
+	snprintf(out, n, "S3 %s %s%s%s", req->method, be->base.location, req->path ? "/" : "",
+		 req->path ? req->path : "");
+}
+
+static bool transient_code(const char *code)
+{
+	static const char *const codes[] = { "SlowDown", "RequestTimeout", "InternalError",
+					     "ServiceUnavailable", "Throttling", "ThrottlingException",
+					     "RequestLimitExceeded", "OperationAborted" };
+	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(code, codes[i]))
+			return true;
+	return false;
+}
+
+static bool transient_curl(CURLcode c)
+{
+	switch (c) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR: /* includes resets during the handshake */
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_WEIRD_SERVER_REPLY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* "20240102T030405Z" (S3's RequestTime/ServerTime) or ISO 8601 to seconds. */
+static bool parse_s3_time(const char *s, int64_t *t)
+{
+	struct tm tm = { 0 };
+	const char *e = s ? strptime(s, "%Y%m%dT%H%M%SZ", &tm) : NULL;
+	if (!e && s)
+		e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!e)
+		return false;
+	*t = (int64_t)timegm(&tm);
+	return true;
+}
+
+/* Turn a non-2xx answer into an outcome and, for DONE, an error code with the
+ * message set.  msg receives the reason for a RETRY. */
+static enum outcome classify_http(struct s3_backend *be, const struct s3_req *req, struct xfer *x,
+				  bool region_tried, int *code, char *msg, size_t msgn)
+{
+	char what[1024];
+	struct cf_s3_error e = { 0 };
+	long st = req->status;
+	describe(be, req, what, sizeof(what));
+	if (x->sink->len) {
+		cf_debug("%s: HTTP %ld: %.*s", what, st, (int)(x->sink->len < 2000 ? x->sink->len : 2000),
+			 (const char *)x->sink->data);
+		cf_s3_error_parse((const char *)x->sink->data, x->sink->len, &e); /* best effort */
+	}
+	const char *ecode = e.code ? e.code : "";
+	const char *emsg = e.message ? e.message : "";
+	enum outcome o = DONE;
+
+	const char *learnt = e.region ? e.region : (x->bucket_region[0] ? x->bucket_region : NULL);
+	if (!region_tried && learnt && (st == 301 || st == 307 || st == 400 || st == 403) &&
+	    strlen(learnt) < sizeof(be->region)) {
+		pthread_mutex_lock(&be->mu);
+		bool changed = strcmp(be->region, learnt) != 0;
+		if (changed) {
+			cf_info("%s: the bucket is in region %s, not %s; using %s", what, learnt,
+				be->region, learnt);
+			snprintf(be->region, sizeof(be->region), "%s", learnt);
+		}
+		pthread_mutex_unlock(&be->mu);
+		if (changed) {
+			o = REGION;
+			goto out;
+		}
+	}
+	if (st >= 500 || st == 429 || transient_code(e.code)) {
+		snprintf(msg, msgn, "HTTP %ld%s%s%s%s", st, *ecode ? " " : "", ecode, *emsg ? ": " : "", emsg);
+		o = RETRY;
+		goto out;
+	}
+	if (st == 404) {
+		if (!strcmp(ecode, "NoSuchBucket") || !req->path)
+			*code = cf_err(CF_ENOENT, "%s: bucket \"%s\" does not exist", what, be->loc.bucket);
+		else
+			*code = cf_err(CF_ENOENT, "%s: no such object", what);
+		goto out;
+	}
+	if (!strcmp(ecode, "RequestTimeTooSkewed")) {
+		/* Prefer the store's own account of the two times; else our
+		 * signing time against the answer's Date header. */
+		int64_t rt = x->sign_time, stime = x->server_date;
+		bool known = (parse_s3_time(e.request_time, &rt) && parse_s3_time(e.server_time, &stime)) ||
+			     x->server_date >= 0;
+		if (known)
+			*code = cf_err(CF_ES3, "%s: HTTP %ld RequestTimeTooSkewed: this computer's clock is %lld s %s the "
+					       "store's; set the clock right (NTP): %s",
+				       what, st, (long long)llabs(rt - stime), rt < stime ? "behind" : "ahead of",
+				       emsg);
+		else
+			*code = cf_err(CF_ES3, "%s: HTTP %ld RequestTimeTooSkewed: this computer's clock differs too much "
+					       "from the store's; set the clock right (NTP): %s",
+				       what, st, emsg);
+		goto out;
+	}
+	if (st == 416) {
+		*code = cf_err(CF_ECORRUPT, "%s: range %s lies beyond the end of the object", what,
+			       req->range ? req->range : "");
+		goto out;
+	}
+	if (!*ecode && req->head) {
+		/* HEAD answers carry no body, hence no Code: say so rather than guess. */
+		*code = cf_err(st == 403 ? CF_EPERM : CF_ES3, "%s: HTTP %ld (no details in a HEAD answer)", what, st);
+		goto out;
+	}
+	*code = cf_err(st == 403 ? CF_EPERM : CF_ES3, "%s: HTTP %ld %s%s%s", what, st,
+		       *ecode ? ecode : "(no error code)", *emsg ? ": " : "", emsg);
+out:
+	cf_s3_error_release(&e);
+	return o;
+}
+
+/* Build URL, Host and canonical URI for this attempt's region. */
+static int target(struct s3_backend *be, const struct s3_req *req, const char *region,
+		  struct cf_buf *url, struct cf_buf *host, struct cf_buf *uri)
+{
+	struct cf_buf key = CF_BUF_INIT;
+	int r;
+	if (be->loc.virtual_hosted)
+		r = cf_buf_addf(host, "%s.s3.%s.amazonaws.com", be->loc.bucket, region);
+	else
+		r = cf_buf_adds(host, be->loc.host);
+	if (r)
+		goto out;
+	if (!be->loc.virtual_hosted && (r = cf_buf_addf(uri, "/%s", be->loc.bucket)))
+		goto out;
+	if (req->path) {
+		if ((r = cf_s3_loc_key(&be->loc, req->path, &key)) || (r = cf_buf_adds(uri, "/")) ||
+		    (r = cf_sigv4_encode(uri, (char *)key.data, key.len, true)))
+			goto out;
+	} else if (be->loc.virtual_hosted) {
+		r = cf_buf_adds(uri, "/");
+	}
+	if (r || (r = cf_buf_addf(url, "%s://%s%s", be->loc.scheme, (char *)host->data, (char *)uri->data)))
+		goto out;
+	if (req->nquery && ((r = cf_buf_adds(url, "?")) || (r = cf_sigv4_query(url, req->query, req->nquery))))
+		goto out;
+out:
+	cf_buf_release(&key);
+	return r;
+}
+
+static void backoff_sleep(double seconds)
+{
+	static _Thread_local uint64_t rng;
+	if (!rng)
+		rng = (uint64_t)cf_now_ns() ^ ((uint64_t)pthread_self() << 17) ^ 0x9e3779b97f4a7c15ULL;
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	/* Jitter in [d/2, d]: clients that failed together do not retry together. */
+	double d = seconds * (0.5 + 0.5 * (double)(rng >> 11) / (double)(1ULL << 53));
+	double end = cf_now_mono() + d;
+	for (double now; !cf_interrupted && (now = cf_now_mono()) < end;) {
+		double step = end - now < 0.1 ? end - now : 0.1;
+		struct timespec ts = { 0, (long)(step * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Configure h for one attempt.  Everything the signature covers is passed in. */
+static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struct xfer *x,
+		 const char *url, struct curl_slist *hdrs, char *errbuf)
+{
+	CURLcode e = CURLE_OK;
+	curl_easy_reset(c); /* keeps the connection and caches */
+#define SET(opt, val) \
+	if (!e)       \
+	e = curl_easy_setopt(c, opt, val)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_HTTPHEADER, hdrs);
+	SET(CURLOPT_ERRORBUFFER, errbuf);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_SHARE, be->share);
+	SET(CURLOPT_PATH_AS_IS, 1L); /* the signed path is the sent path: no dot-segment squashing */
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	SET(CURLOPT_CONNECTTIMEOUT, 15L);
+	/* A stalled transfer (under 1 byte/s for 60 s) is a timeout, retried. */
+	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+	SET(CURLOPT_LOW_SPEED_TIME, 60L);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (be->cacert)
+		SET(CURLOPT_CAINFO, be->cacert);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, x);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, x);
+	if (req->head) {
+		SET(CURLOPT_NOBODY, 1L);
+	} else if (!strcmp(req->method, "PUT")) {
+		SET(CURLOPT_UPLOAD, 1L);
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, x);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, x);
+		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
+	} else if (!strcmp(req->method, "GET")) {
+		SET(CURLOPT_HTTPGET, 1L);
+	} else {
+		SET(CURLOPT_CUSTOMREQUEST, req->method);
+	}
+#undef SET
+	if (e)
+		return cf_err(CF_EIO, "libcurl refused an option: %s", curl_easy_strerror(e));
+	return CF_OK;
+}
+
+/* Sign for now and build the header list curl will send, byte for byte the
+ * headers that were signed. */
+static int sign(struct s3_backend *be, const struct s3_req *req, const char *region, const char *host,
+		const char *uri, const char *payload_hash, int64_t *sign_time, struct curl_slist **out)
+{
+	struct cf_sigv4_pair h[3];
+	size_t nh = 0;
+	h[nh++] = (struct cf_sigv4_pair){ "host", host };
+	h[nh++] = (struct cf_sigv4_pair){ "x-amz-content-sha256", payload_hash };
+	if (req->range)
+		h[nh++] = (struct cf_sigv4_pair){ "range", req->range };
+	struct cf_sigv4_request sr = {
+		.method = req->head ? "HEAD" : req->method,
+		.uri = uri,
+		.query = req->query,
+		.nquery = req->nquery,
+		.headers = h,
+		.nheaders = nh,
+		.payload_hash = payload_hash,
+		.region = region,
+		.service = "s3",
+		.time = (int64_t)time(NULL) + cf_s3_clock_skew_for_tests,
+	};
+	*sign_time = sr.time;
+	struct cf_sigv4_creds cr = { be->access_key, be->secret_key, be->session_token };
+	struct cf_sigv4_result res = CF_SIGV4_RESULT_INIT;
+	struct cf_buf line = CF_BUF_INIT;
+	struct curl_slist *l = NULL, *t;
+	int r = cf_sigv4_sign(&sr, &cr, &res);
+	if (r)
+		goto out;
+#define ADD(...)                                                                        \
+	do {                                                                            \
+		cf_buf_reset(&line);                                                    \
+		if ((r = cf_buf_addf(&line, __VA_ARGS__)))                              \
+			goto out;                                                       \
+		if (!(t = curl_slist_append(l, (char *)line.data))) {                   \
+			r = cf_err(CF_ENOMEM, "out of memory");                         \
+			goto out;                                                       \
+		}                                                                       \
+		l = t;                                                                  \
+	} while (0)
+	ADD("Host: %s", host);
+	ADD("x-amz-date: %s", res.amz_date);
+	ADD("x-amz-content-sha256: %s", payload_hash);
+	if (be->session_token)
+		ADD("x-amz-security-token: %s", be->session_token);
+	if (req->range)
+		ADD("Range: %s", req->range);
+	ADD("Authorization: %s", (char *)res.authorization.data);
+	/* No "Expect: 100-continue" round trip before each upload. */
+	ADD("Expect:");
+#undef ADD
+out:
+	if (r) {
+		curl_slist_free_all(l);
+		l = NULL;
+	}
+	*out = l;
+	cf_buf_release(&line);
+	cf_sigv4_result_release(&res);
+	return r;
+}
+
+static int s3_do(struct s3_backend *be, struct s3_req *req)
+{
+	struct cf_buf local = CF_BUF_INIT, url = CF_BUF_INIT, host = CF_BUF_INIT, uri = CF_BUF_INIT;
+	char payload_hash[65], reason[1200] = "", what[1024], errbuf[CURL_ERROR_SIZE];
+	bool region_tried = false;
+	int r = CF_OK;
+
+	if ((r = cf_sigv4_sha256_hex(req->body ? req->body : "", req->body_len, payload_hash)))
+		return r;
+	for (int attempt = 1;; attempt++) {
+		char region[64];
+		struct curl_slist *hdrs = NULL;
+		struct s3_handle *h = NULL;
+		struct xfer x = { .req = req, .sink = req->out ? req->out : &local, .server_date = -1 };
+		enum outcome o = DONE;
+
+		pthread_mutex_lock(&be->mu);
+		memcpy(region, be->region, sizeof(region));
+		pthread_mutex_unlock(&be->mu);
+		cf_buf_reset(&url);
+		cf_buf_reset(&host);
+		cf_buf_reset(&uri);
+		cf_buf_reset(x.sink);
+		errbuf[0] = 0;
+		if ((r = target(be, req, region, &url, &host, &uri)) ||
+		    (r = sign(be, req, region, (char *)host.data, (char *)uri.data, payload_hash, &x.sign_time,
+			      &hdrs)) ||
+		    (r = handle_get(be, &h)))
+			goto attempt_out;
+		if ((r = setup(be, h->curl, req, &x, (char *)url.data, hdrs, errbuf)))
+			goto attempt_out;
+		CURLcode cc = curl_easy_perform(h->curl);
+		req->status = 0;
+		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &req->status);
+		curl_off_t cl = -1;
+		curl_easy_getinfo(h->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+		req->content_length = cl;
+		describe(be, req, what, sizeof(what));
+		if (x.oom) {
+			r = cf_err(CF_ENOMEM, "%s: out of memory for the answer", what);
+		} else if (cc != CURLE_OK) {
+			const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+			if (transient_curl(cc)) {
+				snprintf(reason, sizeof(reason), "%s", detail);
+				o = RETRY;
+			} else {
+				r = cf_err(CF_EIO, "%s: %s", what, detail);
+			}
+		} else if (req->status < 200 || req->status > 299) {
+			o = classify_http(be, req, &x, region_tried, &r, reason, sizeof(reason));
+		}
+attempt_out:
+		if (h)
+			handle_put(be, h);
+		curl_slist_free_all(hdrs);
+		if (r || o == DONE)
+			break;
+		if (o == REGION) {
+			region_tried = true;
+			attempt--;
+			continue;
+		}
+		if (attempt >= be->max_attempts) {
+			r = cf_err(CF_EAGAIN, "%s: giving up after %d attempts: %s", what, attempt, reason);
+			break;
+		}
+		double d = BACKOFF_BASE * (double)(1ULL << (attempt - 1 < 20 ? attempt - 1 : 20));
+		d = d < BACKOFF_CAP ? d : BACKOFF_CAP;
+		cf_info("%s: %s; attempt %d of %d, retrying in about %.1f s", what, reason, attempt,
+			be->max_attempts, d);
+		backoff_sleep(d);
+		if (cf_interrupted) {
+			r = cf_err(CF_EINTR, "%s: interrupted while waiting to retry", what);
+			break;
+		}
+	}
+	if (r && req->out)
+		cf_buf_reset(req->out);
+	cf_buf_release(&local);
+	cf_buf_release(&url);
+	cf_buf_release(&host);
+	cf_buf_release(&uri);
+	return r;
+}
+
+/* ---- the vtable ---- */
+
+static struct s3_backend *S3(struct cf_backend *be)
+{
+	return (struct s3_backend *)be;
+}
+
+static int s3_put(struct cf_backend *b, const char *path, const void *data, size_t len)
+{
+	struct s3_req req = { .method = "PUT", .path = path, .body = data, .body_len = len };
+	return s3_do(S3(b), &req);
+}
+
+static int s3_get(struct cf_backend *b, const char *path, struct cf_buf *out)
+{
+	struct s3_req req = { .method = "GET", .path = path, .out = out };
+	return s3_do(S3(b), &req);
+}
+
+static int s3_stat(struct cf_backend *b, const char *path, uint64_t *size)
+{
+	struct s3_req req = { .method = "HEAD", .path = path, .head = true };
+	int r = s3_do(S3(b), &req);
+	if (r == CF_EPERM || r == CF_ES3) {
+		/* A HEAD refusal has no body: a one-byte GET fetches the store's
+		 * Code and Message so the user learns why. */
+		struct cf_buf tmp = CF_BUF_INIT;
+		struct s3_req get = { .method = "GET", .path = path, .range = "bytes=0-0", .out = &tmp };
+		int r2 = s3_do(S3(b), &get);
+		cf_buf_release(&tmp);
+		if (r2 != CF_OK && r2 != CF_ECORRUPT)
+			r = r2;
+	}
+	if (r)
+		return r;
+	if (req.content_length < 0)
+		return cf_err(CF_ES3, "S3 HEAD %s/%s: no Content-Length in the answer", b->location, path);
+	*size = (uint64_t)req.content_length;
+	return CF_OK;
+}
+
+static int s3_get_range(struct cf_backend *b, const char *path, uint64_t off, size_t len,
+			struct cf_buf *out)
+{
+	char range[64];
+	if (len == 0) {
+		uint64_t size;
+		cf_buf_reset(out);
+		int r = s3_stat(b, path, &size);
+		if (!r && off > size)
+			r = cf_err(CF_ECORRUPT, "S3 %s/%s: offset %" PRIu64 " beyond its end", b->location, path, off);
+		return r;
+	}
+	if (off > UINT64_MAX - len)
+		return cf_err(CF_EINVAL, "S3 %s/%s: range overflows", b->location, path);
+	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
+	struct s3_req req = { .method = "GET", .path = path, .range = range, .out = out };
+	int r = s3_do(S3(b), &req);
+	if (r)
+		return r;
+	if (req.status == 200) {
+		/* The store ignored the range and sent everything. */
+		if (out->len < off + len) {
+			cf_buf_reset(out);
+			return cf_err(CF_ECORRUPT, "S3 %s/%s: object is %zu bytes, shorter than %" PRIu64 "+%zu",
+				      b->location, path, out->len, off, len);
+		}
+		memmove(out->data, out->data + off, len);
+		out->len = len;
+		out->data[len] = 0;
+	}
+	if (out->len != len) {
+		size_t got = out->len;
+		cf_buf_reset(out);
+		return cf_err(CF_ECORRUPT, "S3 %s/%s: asked for %zu bytes at %" PRIu64 ", got %zu (object too short)",
+			      b->location, path, len, off, got);
+	}
+	return CF_OK;
+}
+
+static int s3_remove(struct cf_backend *b, const char *path)
+{
+	struct s3_req req = { .method = "DELETE", .path = path };
+	int r = s3_do(S3(b), &req);
+	if (r == CF_ENOENT) {
+		cf_err_clear();
+		r = CF_OK;
+	}
+	return r;
+}
+
+struct list_ctx {
+	const char *prefix; /* full key prefix, "pfx/data/" */
+	size_t prefix_len;
+	cf_list_fn fn;
+	void *ctx;
+	const char *location;
+};
+
+static int list_item(const char *key, uint64_t size, void *ud)
+{
+	struct list_ctx *lc = ud;
+	if (strncmp(key, lc->prefix, lc->prefix_len))
+		return cf_err(CF_ECORRUPT, "S3 listing of %s/%s returned a foreign key \"%s\"", lc->location,
+			      lc->prefix, key);
+	const char *name = strrchr(key + lc->prefix_len, '/');
+	name = name ? name + 1 : key + lc->prefix_len;
+	if (!*name) /* a "directory marker" some tools create */
+		return 0;
+	return lc->fn(name, size, lc->ctx);
+}
+
+static int s3_list(struct cf_backend *b, const char *dir, cf_list_fn fn, void *ctx)
+{
+	struct s3_backend *be = S3(b);
+	struct cf_buf prefix = CF_BUF_INIT, page = CF_BUF_INIT, dirslash = CF_BUF_INIT;
+	char *token = NULL, maxkeys[16];
+	int r, pages = 0;
+	if ((r = cf_buf_addf(&dirslash, "%s/", dir)) || (r = cf_s3_loc_key(&be->loc, (char *)dirslash.data, &prefix)))
+		goto out;
+	snprintf(maxkeys, sizeof(maxkeys), "%d", be->list_max_keys);
+	struct list_ctx lc = { (char *)prefix.data, prefix.len, fn, ctx, b->location };
+	do {
+		struct cf_sigv4_pair q[4] = {
+			{ "list-type", "2" },
+			{ "prefix", (char *)prefix.data },
+			{ "max-keys", maxkeys },
+			{ "continuation-token", token },
+		};
+		struct s3_req req = { .method = "GET", .query = q, .nquery = token ? 4 : 3, .out = &page };
+		struct cf_s3_list_page pg;
+		if ((r = s3_do(be, &req)))
+			goto out;
+		r = cf_s3_list_parse((char *)page.data, page.len, list_item, &lc, &pg);
+		free(token);
+		token = pg.next_token;
+		if (r)
+			goto out;
+		cf_debug("S3 list %s/%s: page %d%s", b->location, dir, ++pages, pg.truncated ? ", more" : "");
+		if (!pg.truncated) {
+			free(token);
+			token = NULL;
+		}
+	} while (token);
+out:
+	free(token);
+	cf_buf_release(&prefix);
+	cf_buf_release(&page);
+	cf_buf_release(&dirslash);
+	return r;
+}
+
+static int s3_create(struct cf_backend *b)
+{
+	struct s3_backend *be = S3(b);
+	struct s3_req head = { .method = "HEAD", .head = true };
+	int r = s3_do(be, &head);
+	if (r == CF_ENOENT) {
+		char body[512] = "";
+		char region[64];
+		pthread_mutex_lock(&be->mu);
+		memcpy(region, be->region, sizeof(region));
+		pthread_mutex_unlock(&be->mu);
+		if (strcmp(region, "us-east-1"))
+			snprintf(body, sizeof(body),
+				 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+				 "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>", region);
+		struct s3_req put = { .method = "PUT", .body = body, .body_len = strlen(body) };
+		r = s3_do(be, &put);
+		if (r && put.status == 409 && strstr(cf_errmsg(r), "BucketAlreadyOwnedByYou"))
+			r = CF_OK; /* created meanwhile by us */
+		if (r)
+			return cf_err_prefix(r, "bucket \"%s\" is missing and could not be created", be->loc.bucket);
+		cf_info("created bucket %s", be->loc.bucket);
+	} else if (r) {
+		return r;
+	}
+	uint64_t size;
+	r = s3_stat(b, "config", &size);
+	if (r == CF_OK)
+		return cf_err(CF_EEXIST, "a repository already exists at %s (it has a config object)", b->location);
+	if (r == CF_ENOENT) {
+		cf_err_clear();
+		return CF_OK;
+	}
+	return r;
+}
+
+static void s3_free(struct cf_backend *b)
+{
+	struct s3_backend *be = S3(b);
+	if (!be)
+		return;
+	while (be->idle) {
+		struct s3_handle *h = be->idle;
+		be->idle = h->next;
+		curl_easy_cleanup(h->curl);
+		free(h);
+	}
+	if (be->share)
+		curl_share_cleanup(be->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&be->share_mu[i]);
+	pthread_mutex_destroy(&be->mu);
+	pthread_cond_destroy(&be->cond);
+	cf_s3_loc_release(&be->loc);
+	wipe_free(be->access_key);
+	wipe_free(be->secret_key);
+	wipe_free(be->session_token);
+	free(be->cacert);
+	free(be->base.location);
+	free(be);
+}
+
+static const struct cf_backend_ops s3_ops = {
+	.name = "s3",
+	.create = s3_create,
+	.put = s3_put,
+	.get = s3_get,
+	.get_range = s3_get_range,
+	.stat = s3_stat,
+	.list = s3_list,
+	.remove = s3_remove,
+	.free = s3_free,
+};
+
+int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struct cf_backend **out)
+{
+	struct s3_backend *be;
+	int r;
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK)
+		return cf_err(CF_EIO, "libcurl initialisation failed: %s", curl_easy_strerror(curl_init_rc));
+	if (!(be = calloc(1, sizeof(*be))))
+		return cf_err(CF_ENOMEM, "out of memory");
+	be->base.ops = &s3_ops;
+	pthread_mutex_init(&be->mu, NULL);
+	pthread_cond_init(&be->cond, NULL);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&be->share_mu[i], NULL);
+	if (!(be->base.location = malloc(strlen(url ? url : "") + 4))) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	sprintf(be->base.location, "s3:%s", url ? url : "");
+	if ((r = cf_s3_loc_parse(url, &be->loc)))
+		goto fail;
+
+	be->connections = opts && opts->connections > 0 ? opts->connections : DEFAULT_CONNECTIONS;
+	be->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+	if (opts && opts->cacert && !(be->cacert = strdup(opts->cacert))) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	be->list_max_keys = LIST_MAX_KEYS;
+	const char *mk = getenv("COFFER_S3_LIST_MAX_KEYS"); /* tests force small pages */
+	if (mk && atoi(mk) > 0 && atoi(mk) < LIST_MAX_KEYS)
+		be->list_max_keys = atoi(mk);
+	const char *region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (!region || !*region)
+		region = "us-east-1";
+	if (strlen(region) >= sizeof(be->region)) {
+		r = cf_err(CF_EINVAL, "AWS region \"%.80s\" is too long", region);
+		goto fail;
+	}
+	snprintf(be->region, sizeof(be->region), "%s", region);
+
+	if ((r = env_secret("AWS_ACCESS_KEY_ID", &be->access_key)) ||
+	    (r = env_secret("AWS_SECRET_ACCESS_KEY", &be->secret_key)) ||
+	    (r = env_secret("AWS_SESSION_TOKEN", &be->session_token)))
+		goto fail;
+	if (!be->access_key || !be->secret_key) {
+		r = cf_err(CF_EINVAL, "no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+				      "(or AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE)",
+			   be->base.location);
+		goto fail;
+	}
+
+	if (!(be->share = curl_share_init())) {
+		r = cf_err(CF_ENOMEM, "out of memory (curl share)");
+		goto fail;
+	}
+	if (curl_share_setopt(be->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+	    curl_share_setopt(be->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	    curl_share_setopt(be->share, CURLSHOPT_USERDATA, be) ||
+	    curl_share_setopt(be->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
+	    curl_share_setopt(be->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)) {
+		r = cf_err(CF_EIO, "libcurl share setup failed");
+		goto fail;
+	}
+	*out = &be->base;
+	return CF_OK;
+fail:
+	s3_free(&be->base);
+	return r;
+}

@@ -1,0 +1,226 @@
+/* s3_xml.c - the S3 XML documents coffer reads, parsed with expat.  See s3_int.h.
+ *
+ * Both documents are shallow: ListBucketResult/Contents/{Key,Size} and
+ * Error/{Code,Message,...}.  The parser keeps the element names of the first
+ * three levels and the text of the current leaf, and ignores everything else,
+ * so unknown elements from newer or other stores do no harm. */
+#include "s3_int.h"
+#include "../common/error.h"
+
+#include <expat.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 3
+#define MAX_TEXT (64 * 1024) /* keys are at most 1 KiB; anything this long is garbage */
+
+struct xml_state {
+	XML_Parser parser;
+	int depth;
+	char names[MAX_DEPTH + 1][48];
+	struct cf_buf text;
+	int r;              /* first failure, or the callback's stop value */
+	bool root_ok;
+	const char *root;   /* expected document element */
+	/* listing */
+	cf_s3_list_item_fn fn;
+	void *ctx;
+	struct cf_s3_list_page *page;
+	char *key;
+	uint64_t size;
+	bool have_size;
+	/* error */
+	struct cf_s3_error *err;
+};
+
+static void fail(struct xml_state *s, int r)
+{
+	if (!s->r)
+		s->r = r;
+	XML_StopParser(s->parser, XML_FALSE);
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct xml_state *s = ud;
+	(void)attrs;
+	s->depth++;
+	if (s->depth == 1 && !strcmp(name, s->root))
+		s->root_ok = true;
+	if (s->depth <= MAX_DEPTH)
+		snprintf(s->names[s->depth], sizeof(s->names[0]), "%s", name);
+	cf_buf_reset(&s->text);
+	if (s->depth == 2 && !strcmp(name, "Contents")) {
+		free(s->key);
+		s->key = NULL;
+		s->have_size = false;
+	}
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *t, int len)
+{
+	struct xml_state *s = ud;
+	if (s->depth < 2 || s->depth > MAX_DEPTH)
+		return;
+	if (s->text.len + (size_t)len > MAX_TEXT) {
+		fail(s, cf_err(CF_ECORRUPT, "S3 answer: element <%s> too long", s->names[s->depth]));
+		return;
+	}
+	if (cf_buf_add(&s->text, t, (size_t)len))
+		fail(s, CF_ENOMEM);
+}
+
+static const char *text(struct xml_state *s)
+{
+	return s->text.data ? (const char *)s->text.data : "";
+}
+
+static int dup_text(struct xml_state *s, char **out)
+{
+	free(*out);
+	*out = strdup(text(s));
+	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+static int parse_u64(const char *t, uint64_t *v)
+{
+	uint64_t x = 0;
+	if (!*t)
+		return CF_ECORRUPT;
+	for (; *t; t++) {
+		uint64_t d = (uint64_t)(*t - '0');
+		if (*t < '0' || *t > '9' || x > (UINT64_MAX - d) / 10)
+			return CF_ECORRUPT;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return CF_OK;
+}
+
+static void list_end(struct xml_state *s, const char *name)
+{
+	int r = CF_OK;
+	if (s->depth == 2 && !strcmp(name, "IsTruncated")) {
+		s->page->truncated = !strcmp(text(s), "true");
+	} else if (s->depth == 2 && !strcmp(name, "NextContinuationToken")) {
+		r = dup_text(s, &s->page->next_token);
+	} else if (s->depth == 3 && !strcmp(s->names[2], "Contents")) {
+		if (!strcmp(name, "Key"))
+			r = dup_text(s, &s->key);
+		else if (!strcmp(name, "Size")) {
+			if (parse_u64(text(s), &s->size))
+				r = cf_err(CF_ECORRUPT, "S3 listing: bad object size \"%.40s\"", text(s));
+			s->have_size = true;
+		}
+	} else if (s->depth == 2 && !strcmp(name, "Contents")) {
+		if (!s->key || !s->have_size)
+			r = cf_err(CF_ECORRUPT, "S3 listing: an entry without Key or Size");
+		else
+			r = s->fn(s->key, s->size, s->ctx);
+	}
+	if (r)
+		fail(s, r);
+}
+
+static void error_end(struct xml_state *s, const char *name)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+		{ "Code", offsetof(struct cf_s3_error, code) },
+		{ "Message", offsetof(struct cf_s3_error, message) },
+		{ "Region", offsetof(struct cf_s3_error, region) },
+		{ "RequestTime", offsetof(struct cf_s3_error, request_time) },
+		{ "ServerTime", offsetof(struct cf_s3_error, server_time) },
+		{ "MaxAllowedSkewMilliseconds", offsetof(struct cf_s3_error, max_skew_ms) },
+	};
+	if (s->depth != 2)
+		return;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (!strcmp(name, fields[i].name)) {
+			if (dup_text(s, (char **)((char *)s->err + fields[i].off)))
+				fail(s, CF_ENOMEM);
+			return;
+		}
+	}
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+	struct xml_state *s = ud;
+	if (s->root_ok && !s->r) {
+		if (s->fn)
+			list_end(s, name);
+		else
+			error_end(s, name);
+	}
+	cf_buf_reset(&s->text);
+	s->depth--;
+}
+
+static int run(struct xml_state *s, const char *xml, size_t len, const char *what)
+{
+	s->parser = XML_ParserCreate(NULL);
+	if (!s->parser)
+		return cf_err(CF_ENOMEM, "out of memory");
+	XML_SetUserData(s->parser, s);
+	XML_SetElementHandler(s->parser, on_start, on_end);
+	XML_SetCharacterDataHandler(s->parser, on_text);
+	int r = CF_OK;
+	if (len > (size_t)INT32_MAX) {
+		r = cf_err(CF_ECORRUPT, "S3 %s too large", what);
+	} else if (XML_Parse(s->parser, xml, (int)len, XML_TRUE) != XML_STATUS_OK) {
+		r = s->r ? s->r
+			 : cf_err(CF_ECORRUPT, "S3 %s is not valid XML (line %lu: %s)", what,
+				  (unsigned long)XML_GetCurrentLineNumber(s->parser),
+				  XML_ErrorString(XML_GetErrorCode(s->parser)));
+	} else if (s->r) {
+		r = s->r;
+	} else if (!s->root_ok) {
+		r = cf_err(CF_ECORRUPT, "S3 %s: no <%s> element", what, s->root);
+	}
+	XML_ParserFree(s->parser);
+	cf_buf_release(&s->text);
+	return r;
+}
+
+int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *ctx,
+		     struct cf_s3_list_page *page)
+{
+	struct xml_state s = { .root = "ListBucketResult", .fn = fn, .ctx = ctx, .page = page };
+	page->truncated = false;
+	page->next_token = NULL;
+	int r = run(&s, xml, len, "listing");
+	free(s.key);
+	if (!r && page->truncated && (!page->next_token || !*page->next_token))
+		r = cf_err(CF_ECORRUPT, "S3 listing is truncated but has no NextContinuationToken");
+	if (r) {
+		free(page->next_token);
+		page->next_token = NULL;
+	}
+	return r;
+}
+
+int cf_s3_error_parse(const char *xml, size_t len, struct cf_s3_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	struct xml_state s = { .root = "Error", .err = err };
+	int r = run(&s, xml, len, "error document");
+	if (r)
+		cf_s3_error_release(err);
+	return r;
+}
+
+void cf_s3_error_release(struct cf_s3_error *err)
+{
+	free(err->code);
+	free(err->message);
+	free(err->region);
+	free(err->request_time);
+	free(err->server_time);
+	free(err->max_skew_ms);
+	memset(err, 0, sizeof(*err));
+}
