@@ -166,7 +166,7 @@ static int parse_item(const struct perr *e, const char *p, const char *end, uint
 		}
 		step = (int)v;
 		if (single)  /* "N/STEP" runs from N to the end of the field */
-			hi = f->max == 7 ? 6 : f->max;
+			hi = f->max;
 	}
 	if (p != end) {
 		snprintf(why, sizeof(why), "unexpected character '%c'", *p);
@@ -521,7 +521,7 @@ int cf_cron_next(const struct cf_cron *c, const char *tz, time_t after, time_t *
 
 	if ((long long)after < MIN_TIME || (long long)after >= MAX_TIME)
 		return cf_err(CF_EINVAL, "time %lld is outside the years 1900-9998", (long long)after);
-	if (!c->minutes || !c->hours || !c->months || !(c->mdays | c->wdays))
+	if (!c->minutes || !c->hours || !c->months || !c->mdays || !c->wdays)
 		return cf_err(CF_EINVAL, "cron schedule is empty (not parsed?)");
 	if (z.utc)
 		return search(c, &z, after, next);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <mysql.h>
 
@@ -572,12 +573,42 @@ out:
 	return r;
 }
 
+/* SHOW CREATE TABLE qualifies sequences in DEFAULT NEXTVAL(`db`.`s`) even
+ * inside their own database; drop "`db`." there so that a renamed restore
+ * points at its own sequence.  Other qualified names (a foreign key into
+ * another database) are real cross-database references and stay. */
+static int unqualify_seq_calls(char *def, const char *dbname)
+{
+	static const char *const fns[] = { "nextval(", "lastval(", "setval(" };
+	struct cf_buf pat = CF_BUF_INIT;
+	int r;
+
+	if ((r = add_ident(&pat, dbname)) || (r = cf_buf_add(&pat, ".", 1)))
+		goto out;
+	for (char *p = strstr(def, (char *)pat.data); p; p = strstr(p, (char *)pat.data)) {
+		bool call = false;
+		for (size_t i = 0; i < 3; i++) {
+			size_t n = strlen(fns[i]);
+			if ((size_t)(p - def) >= n && !strncasecmp(p - n, fns[i], n))
+				call = true;
+		}
+		if (call)
+			memmove(p, p + pat.len, strlen(p + pat.len) + 1);
+		else
+			p++;
+	}
+out:
+	cf_buf_release(&pat);
+	return r;
+}
+
 static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, const struct tbl *t)
 {
 	char *def = NULL;
 	int r;
 
-	if ((r = show_create(db, "TABLE", t->name, 1, &def, NULL, NULL)) != CF_OK)
+	if ((r = show_create(db, "TABLE", t->name, 1, &def, NULL, NULL)) != CF_OK ||
+	    (r = unqualify_seq_calls(def, dbname)) != CF_OK)
 		goto out;
 	if ((r = cf_buf_adds(&o->b, "\n-- ")) || (r = cf_buf_adds(&o->b, t->kind == 'S' ? "Sequence " : "Table ")) ||
 	    (r = add_comment_text(&o->b, t->name)) || (r = cf_buf_adds(&o->b, "\n\nDROP TABLE IF EXISTS ")) ||

@@ -124,6 +124,11 @@ static void test_next_five(void **state)
 	/* N/STEP runs to the end of the field */
 	assert_string_equal(next_n("50/5 0 * * *", NULL, "2026-01-01 00:00", 3),
 			    "2026-01-01 00:50\n2026-01-01 00:55\n2026-01-02 00:50\n");
+	/* "7/4" is Sunday (7) and nothing after it; "5/1" is Fri, Sat, Sun */
+	assert_string_equal(next_n("0 0 * * 7/4", NULL, "2026-01-01 00:00", 2),
+			    "2026-01-04 00:00\n2026-01-11 00:00\n");
+	assert_string_equal(next_n("0 0 * * 5/1", NULL, "2026-01-01 00:00", 4),
+			    "2026-01-02 00:00\n2026-01-03 00:00\n2026-01-04 00:00\n2026-01-09 00:00\n");
 	/* tabs and extra blanks separate fields too */
 	assert_string_equal(next_n("  4\t5  * *   *  ", NULL, "2026-01-01 00:00", 1), "2026-01-01 05:04\n");
 }
@@ -154,10 +159,14 @@ static void test_feb29(void **state)
 			    "2028-02-29 00:00\n2032-02-29 00:00\n2036-02-29 00:00\n");
 	/* 2100 is not a leap year: eight years between */
 	assert_string_equal(next_n("0 0 29 2 *", NULL, "2096-03-01 00:00", 1), "2104-02-29 00:00\n");
-	/* Feb 29 falling on a Monday, AND rule: 2044, then 2072 */
+	/* AND rule (day-of-month starts with '*'): Feb 1 (and 30, never) on a
+	 * Monday, up to eleven years apart; checked against date(1) */
 	assert_string_equal(next_n("0 0 */29 2 MON", NULL, "2026-01-01 00:00", 6),
 			    "2027-02-01 00:00\n2038-02-01 00:00\n2044-02-01 00:00\n"
-			    "2044-02-29 00:00\n2049-02-01 00:00\n2055-02-01 00:00\n");
+			    "2049-02-01 00:00\n2055-02-01 00:00\n2066-02-01 00:00\n");
+	/* Feb 29 on a Sunday (day-of-week "*\/7" is Sunday only): every 28 years */
+	assert_string_equal(next_n("0 0 29 2 */7", NULL, "2026-01-01 00:00", 3),
+			    "2032-02-29 00:00\n2060-02-29 00:00\n2088-02-29 00:00\n");
 	/* the 30th and 31st in February never come, other months still do */
 	assert_string_equal(next_n("0 0 30,31 2,3 *", NULL, "2026-01-01 00:00", 2),
 			    "2026-03-30 00:00\n2026-03-31 00:00\n");

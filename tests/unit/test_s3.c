@@ -15,11 +15,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "s3/backend.h"
@@ -627,12 +630,138 @@ static void test_unreachable(void **state)
 	cf_backend_free(be);
 }
 
+/* ---- retries, against a misbehaving HTTP responder on loopback ---- */
+
+/* Answers each connection with the next scripted reply; "RESET" closes the
+ * connection without a word (as a crashed proxy would). */
+struct responder {
+	int lfd, port, served;
+	const char *const *script;
+	int nscript;
+};
+
+static void *respond(void *arg)
+{
+	struct responder *rs = arg;
+	for (int i = 0; i < rs->nscript; i++) {
+		int fd = accept(rs->lfd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		char buf[65536];
+		size_t have = 0;
+		/* read the header block and the announced body */
+		for (;;) {
+			ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+			buf[have] = 0;
+			char *end = strstr(buf, "\r\n\r\n");
+			if (!end)
+				continue;
+			char *cl = strcasestr(buf, "content-length:");
+			size_t want = (size_t)(end + 4 - buf) + (cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0);
+			if (have >= want)
+				break;
+		}
+		rs->served++;
+		if (strcmp(rs->script[i], "RESET")) {
+			char reply[1024];
+			const char *body = strchr(rs->script[i], '|') + 1;
+			int code = atoi(rs->script[i]);
+			int n = snprintf(reply, sizeof(reply),
+					 "HTTP/1.1 %d X\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n"
+					 "Connection: close\r\n\r\n%s", code, strlen(body), body);
+			assert_int_equal(cf_write_full(fd, reply, (size_t)n), 0);
+		} else {
+			struct linger lg = { 1, 0 }; /* RST, not FIN */
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void start_responder(struct responder *rs, const char *const *script, int n, pthread_t *t)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	rs->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(rs->lfd >= 0);
+	assert_int_equal(bind(rs->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(rs->lfd, 8), 0);
+	assert_int_equal(getsockname(rs->lfd, (struct sockaddr *)&a, &al), 0);
+	rs->port = ntohs(a.sin_port);
+	rs->script = script;
+	rs->nscript = n;
+	rs->served = 0;
+	assert_int_equal(pthread_create(t, NULL, respond, rs), 0);
+}
+
+#define SLOWDOWN "503|<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+
+static void test_retries(void **state)
+{
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", getenv("AWS_ACCESS_KEY_ID") ? getenv("AWS_ACCESS_KEY_ID") : "x", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", getenv("AWS_SECRET_ACCESS_KEY") ? getenv("AWS_SECRET_ACCESS_KEY") : "y", 1);
+	char url[128];
+	pthread_t t;
+	struct responder rs;
+
+	/* Throttling, a reset, a server error, a timed-out request, then success. */
+	static const char *const flaky[] = {
+		SLOWDOWN, "RESET", "500|<Error><Code>InternalError</Code><Message>oops</Message></Error>",
+		"400|<Error><Code>RequestTimeout</Code><Message>idle</Message></Error>", "200|",
+	};
+	start_responder(&rs, flaky, 5, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	struct cf_backend *be = open_url(url, 0, 8);
+	ASSERT_OK(cf_be_put(be, "data/ab/x", "hello", 5));
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(rs.served, 5);
+	cf_backend_free(be);
+
+	/* A permanent refusal is reported at once, with the store's words. */
+	static const char *const refuse[] = {
+		"400|<Error><Code>InvalidArgument</Code><Message>Bad thing</Message></Error>",
+	};
+	start_responder(&rs, refuse, 1, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	be = open_url(url, 0, 8);
+	int r = cf_be_put(be, "data/ab/x", "hello", 5);
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(r, CF_ES3);
+	assert_non_null(strstr(cf_errmsg(r), "HTTP 400 InvalidArgument: Bad thing"));
+	assert_non_null(strstr(cf_errmsg(r), "data/ab/x"));
+	assert_int_equal(rs.served, 1);
+	cf_backend_free(be);
+
+	/* Throttled on every attempt: CF_EAGAIN after exactly max_attempts. */
+	static const char *const busy[] = { SLOWDOWN, SLOWDOWN, SLOWDOWN };
+	start_responder(&rs, busy, 3, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	be = open_url(url, 0, 3);
+	struct cf_buf got = CF_BUF_INIT;
+	r = cf_be_get(be, "index/y", &got);
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(r, CF_EAGAIN);
+	assert_non_null(strstr(cf_errmsg(r), "SlowDown"));
+	assert_int_equal(rs.served, 3);
+	cf_buf_release(&got);
+	cf_backend_free(be);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_locations),
 		cmocka_unit_test(test_xml),
 		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_special_names),

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Install what coffer needs to build and test on Debian 12 (run as root).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	build-essential cmake pkg-config clang libclang-rt-14-dev \
+	libsodium-dev libzstd-dev libjansson-dev libcmocka-dev libarchive-dev \
+	libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libexpat1-dev libmariadb-dev \
+	ca-certificates curl python3 attr strace tzdata procps
