@@ -77,6 +77,9 @@ struct ctx {
 	dev_t root_dev;
 	int unreadable;
 	double last_progress, start;
+	/* totals found by the scanner thread, for the ETA (progress only) */
+	_Atomic uint64_t scan_files, scan_bytes;
+	_Atomic int scan_done;
 };
 
 /* ---------------- the worker pool ---------------- */
@@ -358,11 +361,63 @@ static void progress(struct ctx *c, bool final)
 	c->last_progress = now;
 	double el = now - c->start;
 	uint64_t files = c->sum->total_files_processed, bytes = c->sum->total_bytes_processed;
-	fprintf(stderr, "\r\033[K[%02d:%02d] %llu files, %.1f MiB read, %.1f MiB/s",
-		(int)el / 60, (int)el % 60, (unsigned long long)files, bytes / 1048576.0,
-		el > 0 ? bytes / 1048576.0 / el : 0.0);
+	uint64_t tf = c->scan_files, tb = c->scan_bytes;
+	double rate = el > 0 ? bytes / el : 0;
+	char eta[32] = "";
+	if (c->scan_done && rate > 0 && tb > bytes) {
+		int s = (int)((tb - bytes) / rate);
+		snprintf(eta, sizeof(eta), ", ETA %d:%02d", s / 60, s % 60);
+	}
+	fprintf(stderr, "\r\033[K[%02d:%02d] %llu/%llu%s files, %.1f/%.1f MiB, %.1f MiB/s%s",
+		(int)el / 60, (int)el % 60, (unsigned long long)files, (unsigned long long)tf,
+		c->scan_done ? "" : "+", bytes / 1048576.0, tb / 1048576.0, rate / 1048576.0, eta);
 	if (final)
 		fputc('\n', stderr);
+}
+
+/* ---------------- the scanner (totals for the ETA) ---------------- */
+
+struct scan_arg {
+	struct ctx *c;
+	char **paths;
+	size_t n;
+};
+
+static void scan_tree(struct ctx *c, const char *path, int depth)
+{
+	struct stat st;
+	if (cf_interrupted || depth > 256 || lstat(path, &st) < 0)
+		return;
+	if (S_ISREG(st.st_mode)) {
+		c->scan_files++;
+		c->scan_bytes += (uint64_t)st.st_size;
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return;
+	DIR *d = opendir(path);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char *sub = NULL;
+		if (asprintf(&sub, "%s/%s", path, e->d_name) < 0)
+			break;
+		scan_tree(c, sub, depth + 1);
+		free(sub);
+	}
+	closedir(d);
+}
+
+static void *scanner(void *arg)
+{
+	struct scan_arg *a = arg;
+	for (size_t i = 0; i < a->n; i++)
+		scan_tree(a->c, a->paths[i], 0);
+	a->c->scan_done = 1;
+	return NULL;
 }
 
 /* ---------------- metadata ---------------- */
@@ -1102,7 +1157,13 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 		goto out;
 	pool_up = true;
 
-	if ((rc = save_vdir(&c, &root, have_parent ? &old : NULL, snap.tree)))
+	pthread_t scan_thread;
+	struct scan_arg sa = { &c, abs, o->npaths };
+	bool scanning = o->progress && pthread_create(&scan_thread, NULL, scanner, &sa) == 0;
+	rc = save_vdir(&c, &root, have_parent ? &old : NULL, snap.tree);
+	if (scanning)
+		pthread_join(scan_thread, NULL);
+	if (rc)
 		goto out;
 	pool_stop(&c);
 	pool_up = false;

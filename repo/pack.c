@@ -415,8 +415,7 @@ int cf_repo_flush(struct cf_repo *r)
 	return write_index(r);
 }
 
-/* Parse a decoded index file and merge it. */
-static int index_merge(struct cf_repo *r, const char *name, const uint8_t *p, size_t n)
+int cf_index_parse(const char *name, const uint8_t *p, size_t n, cf_index_entry_fn fn, void *ctx)
 {
 	if (n < 12 || memcmp(p, IDX_MAGIC, 4) != 0 || cf_get_le32(p + 4) != 1)
 		return cf_err(CF_ECORRUPT, "index %s: bad header", name);
@@ -430,27 +429,50 @@ static int index_merge(struct cf_repo *r, const char *name, const uint8_t *p, si
 		off += CF_ID_LEN + 4;
 		if ((n - off) / CF_ENTRY_SIZE < cnt)
 			return cf_err(CF_ECORRUPT, "index %s: truncated", name);
-		uint32_t num;
-		int rc = cf_index_add_pack(&r->idx, packid, &num);
-		if (rc)
-			return rc;
 		for (uint32_t k = 0; k < cnt; k++) {
 			struct cf_pack_entry pe;
 			cf_entry_decode(p + off, &pe);
 			off += CF_ENTRY_SIZE;
 			if ((pe.type != CF_BLOB_DATA && pe.type != CF_BLOB_TREE) ||
-			    (pe.flags & ~CF_FLAG_ZSTD) || pe.length < CF_SEAL_OVERHEAD)
+			    (pe.flags & ~CF_FLAG_ZSTD) || pe.length < CF_SEAL_OVERHEAD ||
+			    (uint64_t)pe.offset + pe.length > UINT32_MAX)
 				return cf_err(CF_ECORRUPT, "index %s: bad entry", name);
-			struct cf_ientry e = { .pack = num, .offset = pe.offset, .length = pe.length,
-					       .rawlen = pe.rawlen, .type = pe.type, .flags = pe.flags };
-			memcpy(e.id, pe.id, CF_ID_LEN);
-			if ((rc = cf_index_put(&r->idx, &e)))
+			int rc = fn(packid, &pe, ctx);
+			if (rc)
 				return rc;
 		}
 	}
 	if (off != n)
 		return cf_err(CF_ECORRUPT, "index %s: trailing bytes", name);
 	return CF_OK;
+}
+
+struct merge {
+	struct cf_repo *r;
+	const uint8_t *last_pack;
+	uint32_t num;
+};
+
+static int merge_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_entry *pe, void *ctx)
+{
+	struct merge *m = ctx;
+	int rc;
+	if (m->last_pack != packid) {
+		if ((rc = cf_index_add_pack(&m->r->idx, packid, &m->num)))
+			return rc;
+		m->last_pack = packid;
+	}
+	struct cf_ientry e = { .pack = m->num, .offset = pe->offset, .length = pe->length,
+			       .rawlen = pe->rawlen, .type = pe->type, .flags = pe->flags };
+	memcpy(e.id, pe->id, CF_ID_LEN);
+	return cf_index_put(&m->r->idx, &e);
+}
+
+/* Parse a decoded index file and merge it. */
+static int index_merge(struct cf_repo *r, const char *name, const uint8_t *p, size_t n)
+{
+	struct merge m = { r, NULL, 0 };
+	return cf_index_parse(name, p, n, merge_entry, &m);
 }
 
 struct idxload {
@@ -563,6 +585,31 @@ out:
 	return rc;
 }
 
+int cf_pack_header_parse(const uint8_t *plain, size_t plen, size_t body,
+			 struct cf_pack_entry **entries, size_t *n)
+{
+	*entries = NULL;
+	*n = 0;
+	if (plen % CF_ENTRY_SIZE)
+		return cf_err(CF_ECORRUPT, "header length %zu is not a whole number of entries", plen);
+	size_t cnt = plen / CF_ENTRY_SIZE;
+	struct cf_pack_entry *e = calloc(cnt ? cnt : 1, sizeof(*e));
+	if (!e)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < cnt; i++) {
+		cf_entry_decode(plain + i * CF_ENTRY_SIZE, &e[i]);
+		if ((uint64_t)e[i].offset + e[i].length > body || e[i].length < CF_SEAL_OVERHEAD ||
+		    (e[i].type != CF_BLOB_DATA && e[i].type != CF_BLOB_TREE) ||
+		    (e[i].flags & ~CF_FLAG_ZSTD)) {
+			free(e);
+			return cf_err(CF_ECORRUPT, "header entry %zu is out of range", i);
+		}
+	}
+	*entries = e;
+	*n = cnt;
+	return CF_OK;
+}
+
 int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 		  struct cf_pack_entry **entries, size_t *n)
 {
@@ -574,36 +621,17 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 	if (hlen < CF_SEAL_OVERHEAD || hlen > len - 4)
 		return cf_err(CF_ECORRUPT, "bad header length %u", hlen);
 	size_t plen = hlen - CF_SEAL_OVERHEAD;
-	if (plen % CF_ENTRY_SIZE)
-		return cf_err(CF_ECORRUPT, "header length %u is not a whole number of entries", hlen);
 	uint8_t *plain = malloc(plen ? plen : 1);
 	if (!plain)
 		return cf_err(CF_ENOMEM, "out of memory");
 	const uint8_t *h = pack + len - 4 - hlen;
-	if (cf_unseal(r->key, CF_OBJ_PACKHDR, NULL, h, hlen, plain)) {
-		free(plain);
-		return cf_err(CF_ECORRUPT, "header fails authentication");
-	}
-	size_t cnt = plen / CF_ENTRY_SIZE;
-	struct cf_pack_entry *e = calloc(cnt ? cnt : 1, sizeof(*e));
-	if (!e) {
-		free(plain);
-		return cf_err(CF_ENOMEM, "out of memory");
-	}
-	size_t body = len - 4 - hlen;
-	for (size_t i = 0; i < cnt; i++) {
-		cf_entry_decode(plain + i * CF_ENTRY_SIZE, &e[i]);
-		if ((uint64_t)e[i].offset + e[i].length > body || e[i].length < CF_SEAL_OVERHEAD ||
-		    (e[i].type != CF_BLOB_DATA && e[i].type != CF_BLOB_TREE)) {
-			free(plain);
-			free(e);
-			return cf_err(CF_ECORRUPT, "header entry %zu is out of range", i);
-		}
-	}
+	int rc;
+	if (cf_unseal(r->key, CF_OBJ_PACKHDR, NULL, h, hlen, plain))
+		rc = cf_err(CF_ECORRUPT, "header fails authentication");
+	else
+		rc = cf_pack_header_parse(plain, plen, len - 4 - hlen, entries, n);
 	free(plain);
-	*entries = e;
-	*n = cnt;
-	return CF_OK;
+	return rc;
 }
 
 /* ---- trees ---- */

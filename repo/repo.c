@@ -136,7 +136,7 @@ static int config_encode(const struct cf_repo_config *c, struct cf_buf *out)
 	return rc;
 }
 
-static int config_decode(const uint8_t *p, size_t n, struct cf_repo_config *c)
+int cf_config_decode(const uint8_t *p, size_t n, struct cf_repo_config *c)
 {
 	json_error_t e;
 	json_t *j = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &e);
@@ -337,7 +337,7 @@ int cf_repo_open(struct cf_backend *be, const char *password, size_t pwlen, stru
 	}
 	if ((rc = cf_repo_get_sealed(r, "config", CF_OBJ_CONFIG, &cfg)))
 		goto fail;
-	if ((rc = config_decode(cfg.data, cfg.len, &r->cfg)))
+	if ((rc = cf_config_decode(cfg.data, cfg.len, &r->cfg)))
 		goto fail;
 	cf_key_gear(r->key, r->gear);
 	cf_buf_release(&cfg);

@@ -37,6 +37,20 @@ void cf_entry_decode(const uint8_t *p, struct cf_pack_entry *e);
 
 #define CF_FLAG_ZSTD 1
 
+/* Parse a decoded (unsealed) index file, calling fn for every entry with its
+ * pack id.  CF_ECORRUPT naming the file on malformed input.  (Exposed for the
+ * fuzzer and tests.) */
+typedef int (*cf_index_entry_fn)(const uint8_t packid[CF_ID_LEN], const struct cf_pack_entry *e, void *ctx);
+int cf_index_parse(const char *name, const uint8_t *p, size_t n, cf_index_entry_fn fn, void *ctx);
+
+/* Parse a decoded pack header of plen bytes for a pack whose blob area is
+ * body bytes long.  Caller frees *entries. */
+int cf_pack_header_parse(const uint8_t *plain, size_t plen, size_t body,
+			 struct cf_pack_entry **entries, size_t *n);
+
+/* Decode the config JSON (CF_ECORRUPT / CF_EFORMAT). */
+int cf_config_decode(const uint8_t *p, size_t n, struct cf_repo_config *c);
+
 /* ---- a pack being filled ---- */
 struct cf_packer {
 	int type;                 /* data or tree packs */

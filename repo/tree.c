@@ -429,8 +429,8 @@ out:
  * node and which field. */
 #define BAD(...) cf_err(CF_ECORRUPT, "tree: " __VA_ARGS__)
 
-/* An integer field; *present tells absent from zero.  Reals and strings are
- * not integers (jansson keeps 1.0 a real). */
+/* An integer field within [min, max]; absent is 0 unless required.  Reals
+ * and strings are not integers (jansson keeps 1.0 a real). */
 static int get_int(json_t *o, size_t idx, const char *key, bool required, int64_t min,
 		   int64_t max, int64_t *v)
 {

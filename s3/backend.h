@@ -43,7 +43,7 @@ struct cf_backend_ops {
 	/* Replace out's contents with len bytes at off; a short object is CF_ECORRUPT. */
 	int (*get_range)(struct cf_backend *be, const char *path, uint64_t off, size_t len,
 			 struct cf_buf *out);
-	/* Size of an object; CF_ENOENT if missing. */
+	/* Size of an object (size may be NULL: existence only); CF_ENOENT if missing. */
 	int (*stat)(struct cf_backend *be, const char *path, uint64_t *size);
 	/* Every object under dir ("data", "index", "snapshots", "keys", "locks"), any order. */
 	int (*list)(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx);

@@ -129,6 +129,8 @@ static int env_secret(const char *name, char **out)
 		return cf_err(CF_EINVAL, "%s=%s: file too large for a credential", fname, path);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
+	if (n == 0)
+		return CF_OK; /* an empty file counts as unset */
 	*out = strndup(buf, (size_t)n);
 	explicit_bzero(buf, sizeof(buf));
 	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
@@ -675,7 +677,8 @@ static int s3_stat(struct cf_backend *b, const char *path, uint64_t *size)
 		return r;
 	if (req.content_length < 0)
 		return cf_err(CF_ES3, "S3 HEAD %s/%s: no Content-Length in the answer", b->location, path);
-	*size = (uint64_t)req.content_length;
+	if (size)
+		*size = (uint64_t)req.content_length;
 	return CF_OK;
 }
 
