@@ -47,4 +47,31 @@ int cli_new_password(const struct cli *c, char **out);
 int cli_prompt_new(const char *what, bool twice, char **out);
 void cli_password_free(char *p);
 
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_PARTIAL = 3, EXIT_NOREPO = 10, EXIT_LOCKED = 11,
+       EXIT_BADPASS = 12, EXIT_INTR = 130 };
+
+/* common.c */
+struct cf_snapshot_filter;
+int exit_code(int rc);
+/* Print "coffer: <message>" and return the exit code for rc. */
+int fail(int rc);
+int open_backend(struct cli *c, struct cf_backend **be);
+/* Open the repository: lock 0 none, 1 shared, 2 exclusive; index: load it. */
+int open_repo(struct cli *c, struct cf_repo **r, int lock, bool index);
+void human(uint64_t b, char *out, size_t n);
+void local_time(int64_t ns, char *out, size_t n);
+void build_filter(struct cli *c, struct cf_snapshot_filter *f);
+/* The snapshot named by spec ('latest' or an id prefix) under the --host/--tag/--path filters. */
+int pick_snapshot(struct cli *c, struct cf_repo *r, const char *spec, struct cf_snapshot *out);
+
+/* one function per command, each in cmd_*.c */
+int cmd_init(struct cli *c);
+int cmd_backup(struct cli *c);
+int cmd_snapshots(struct cli *c);
+int cmd_ls(struct cli *c);
+int cmd_restore(struct cli *c);
+int cmd_check(struct cli *c);
+int cmd_key(struct cli *c);
+int cmd_unlock(struct cli *c);
+
 #endif

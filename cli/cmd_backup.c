@@ -1,0 +1,94 @@
+#include "cli.h"
+#include "../agent/backup.h"
+#include "../restore/restore.h"
+#include "../repo/tree.h"
+#include "../crypto/crypto.h"
+#include "../common/error.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void print_summary(const struct cf_snapshot *s, bool json)
+{
+	const struct cf_snapshot_summary *m = &s->summary;
+	char hex[CF_ID_HEX];
+	cf_hex(s->id, CF_ID_LEN, hex);
+	if (json) {
+		json_t *j = cf_snapshot_to_json(s);
+		if (j) {
+			json_object_set_new(j, "message_type", json_string("summary"));
+			json_object_set_new(j, "snapshot_id", json_string(hex));
+			char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			if (t)
+				puts(t);
+			free(t);
+			json_decref(j);
+		}
+		return;
+	}
+	char a[32], b[32], tot[32];
+	human(m->data_added, a, sizeof(a));
+	human(m->data_added_packed, b, sizeof(b));
+	human(m->total_bytes_processed, tot, sizeof(tot));
+	double secs = (double)(m->backup_end_ns - m->backup_start_ns) / 1e9;
+	printf("Files:       %6llu new, %6llu changed, %6llu unmodified\n",
+	       (unsigned long long)m->files_new, (unsigned long long)m->files_changed,
+	       (unsigned long long)m->files_unmodified);
+	printf("Dirs:        %6llu new, %6llu changed, %6llu unmodified\n",
+	       (unsigned long long)m->dirs_new, (unsigned long long)m->dirs_changed,
+	       (unsigned long long)m->dirs_unmodified);
+	printf("Added to the repository: %s (%s stored)\n", a, b);
+	printf("processed %llu files, %s in %.1fs\n", (unsigned long long)m->total_files_processed,
+	       tot, secs);
+	printf("snapshot %.8s saved\n", hex);
+}
+
+int cmd_backup(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	struct cf_snapshot snap;
+	struct cf_backup_opts o;
+	int rc;
+
+	memset(&snap, 0, sizeof(snap));
+	memset(&o, 0, sizeof(o));
+	if (c->nargs < 1)
+		return fail(cf_err(CF_EINVAL, "backup: give at least one path to back up"));
+	o.paths = (const char *const *)c->args;
+	o.npaths = (size_t)c->nargs;
+	o.host = c->host;
+	o.tags = c->tags;
+	o.ntags = c->ntags;
+	o.excludes = c->excludes;
+	o.nexcludes = c->nexcludes;
+	o.one_file_system = c->one_file_system;
+	o.threads = c->threads;
+	o.no_parent = c->force;
+	o.progress = !c->quiet && !c->json && isatty(2);
+	if (c->time && (rc = cf_parse_time(c->time, &o.time_ns)))
+		return fail(rc);
+	for (size_t i = 0; i < o.npaths; i++)
+		if (access(o.paths[i], F_OK) != 0)
+			return fail(cf_err(CF_EINVAL, "backup: %s does not exist", o.paths[i]));
+	if ((rc = open_repo(c, &r, 1, true)))
+		return fail(rc);
+	rc = cf_backup_run(r, &o, &snap);
+	if (rc == CF_OK || rc == CF_EPARTIAL) {
+		if (!c->quiet)
+			print_summary(&snap, c->json);
+		if (rc == CF_EPARTIAL)
+			fprintf(stderr, "coffer: warning: %llu source files could not be read "
+				"(named above); the snapshot was saved without them\n",
+				(unsigned long long)snap.summary.files_unreadable);
+		cf_snapshot_release(&snap);
+		cf_repo_free(r);
+		return exit_code(rc);
+	}
+	cf_repo_free(r);
+	return fail(rc);
+}
+

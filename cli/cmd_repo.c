@@ -1,0 +1,300 @@
+#include "cli.h"
+#include "../agent/backup.h"
+#include "../restore/restore.h"
+#include "../repo/tree.h"
+#include "../crypto/crypto.h"
+#include "../common/error.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* cmd_repo.c - init, snapshots, ls, check, key, unlock. */
+
+static int parse_chunk_size(const char *s, struct cf_chunker_params *p)
+{
+	unsigned long a, b, m;
+	if (sscanf(s, "%lu,%lu,%lu", &a, &b, &m) != 3)
+		return cf_err(CF_EINVAL, "--chunk-size wants MIN,AVG,MAX in KiB, e.g. 512,1024,8192");
+	p->min = (uint32_t)(a * 1024);
+	p->avg = (uint32_t)(b * 1024);
+	p->max = (uint32_t)(m * 1024);
+	return cf_chunker_params_check(p);
+}
+
+int cmd_init(struct cli *c)
+{
+	struct cf_backend *be = NULL;
+	struct cf_repo *r = NULL;
+	struct cf_repo_init_opts o = { .compression = c->compression };
+	char *pw = NULL;
+	int rc;
+
+	if (c->chunk_size && (rc = parse_chunk_size(c->chunk_size, &o.chunker)))
+		return fail(rc);
+	o.kdf_opslimit = (uint64_t)c->kdf_ops;
+	o.kdf_memlimit = (uint64_t)c->kdf_mem_kib * 1024;
+	if ((rc = open_backend(c, &be)))
+		return fail(rc);
+	if ((rc = cli_password(c, true, &pw))) {
+		cf_backend_free(be);
+		return fail(rc);
+	}
+	rc = cf_repo_init(be, pw, strlen(pw), &o, &r);
+	cli_password_free(pw);
+	if (rc)
+		return fail(rc);
+	if (!c->quiet) {
+		char id[CF_ID_HEX];
+		cf_hex(cf_repo_config(r)->id, CF_ID_LEN, id);
+		printf("created coffer repository %.10s at %s\n", id, cf_repo_backend(r)->location);
+		printf("Keep the password safe: without it the data cannot be restored.\n");
+	}
+	cf_repo_free(r);
+	return EXIT_OK;
+}
+
+int cmd_snapshots(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	struct cf_snapshot *s = NULL;
+	struct cf_snapshot_filter f;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = open_repo(c, &r, 0, false)))
+		return fail(rc);
+	if ((rc = cf_repo_snapshots(r, &s, &n, NULL))) {
+		cf_repo_free(r);
+		return fail(rc);
+	}
+	build_filter(c, &f);
+	if (c->json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++)
+			if (cf_snapshot_matches(&s[i], &f))
+				json_array_append_new(arr, cf_snapshot_to_json(&s[i]));
+		char *t = json_dumps(arr, JSON_PRESERVE_ORDER);
+		if (t)
+			puts(t);
+		free(t);
+		json_decref(arr);
+	} else {
+		size_t shown = 0;
+		printf("%-8s  %-19s  %-16s  %-16s  %s\n", "ID", "Time", "Host", "Tags", "Paths");
+		printf("--------------------------------------------------------------------------------\n");
+		for (size_t i = 0; i < n; i++) {
+			if (!cf_snapshot_matches(&s[i], &f))
+				continue;
+			char hex[CF_ID_HEX], t[32], tags[256] = "";
+			cf_hex(s[i].id, CF_ID_LEN, hex);
+			local_time(s[i].time_ns, t, sizeof(t));
+			for (size_t k = 0; k < s[i].ntags; k++) {
+				size_t l = strlen(tags);
+				snprintf(tags + l, sizeof(tags) - l, "%s%s", k ? "," : "", s[i].tags[k]);
+			}
+			for (size_t k = 0; k < (s[i].npaths ? s[i].npaths : 1); k++)
+				printf("%-8.8s  %-19s  %-16s  %-16s  %s\n", k ? "" : hex, k ? "" : t,
+				       k ? "" : s[i].hostname, k ? "" : tags,
+				       s[i].npaths ? s[i].paths[k] : "");
+			shown++;
+		}
+		printf("--------------------------------------------------------------------------------\n");
+		printf("%zu snapshots\n", shown);
+	}
+	cf_snapshots_free(s, n);
+	cf_repo_free(r);
+	return EXIT_OK;
+}
+
+static const char *type_name(int t)
+{
+	switch (t) {
+	case CF_NODE_FILE: return "file";
+	case CF_NODE_DIR: return "dir";
+	case CF_NODE_SYMLINK: return "symlink";
+	case CF_NODE_FIFO: return "fifo";
+	case CF_NODE_CHARDEV: return "chardev";
+	case CF_NODE_BLOCKDEV: return "dev";
+	default: return "socket";
+	}
+}
+
+static int ls_tree(struct cli *c, struct cf_repo *r, const uint8_t id[CF_ID_LEN], const char *prefix,
+		   const char *only)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	int rc = cf_repo_load_tree(r, id, &t);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < t.n && !rc; i++) {
+		const struct cf_node *n = &t.nodes[i];
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", prefix, n->name) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		size_t pl = strlen(p), ol = only ? strlen(only) : 0;
+		bool inside = !only || (pl >= ol && !strncmp(p, only, ol) && (p[ol] == 0 || p[ol] == '/'));
+		bool above = only && !inside && !strncmp(only, p, pl) && only[pl] == '/';
+		if (inside) {
+			if (c->json) {
+				char mt[64];
+				cf_format_time(n->mtime_ns, mt, sizeof(mt));
+				json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}",
+						      "name", n->name, "type", type_name(n->type), "path", p,
+						      "uid", (json_int_t)n->uid, "gid", (json_int_t)n->gid,
+						      "size", (json_int_t)n->size, "mode", (json_int_t)n->mode,
+						      "mtime", mt, "struct_type", "node");
+				char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+				if (s)
+					puts(s);
+				free(s);
+				json_decref(j);
+			} else {
+				puts(p);
+			}
+		}
+		if ((inside || above) && n->type == CF_NODE_DIR && n->has_subtree)
+			rc = ls_tree(c, r, n->subtree, p, only);
+		free(p);
+	}
+	cf_tree_release(&t);
+	return rc;
+}
+
+int cmd_ls(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	struct cf_snapshot s;
+	int rc;
+	memset(&s, 0, sizeof(s));
+	if (c->nargs < 1)
+		return fail(cf_err(CF_EINVAL, "ls: which snapshot? (an id or 'latest')"));
+	if ((rc = open_repo(c, &r, 0, true)))
+		return fail(rc);
+	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
+		goto out;
+	if (c->json) {
+		json_t *j = cf_snapshot_to_json(&s);
+		json_object_set_new(j, "struct_type", json_string("snapshot"));
+		char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (t)
+			puts(t);
+		free(t);
+		json_decref(j);
+	}
+	const char *only = c->nargs > 1 ? c->args[1] : NULL;
+	char *o = NULL;
+	if (only) {
+		size_t l = strlen(only);
+		while (l > 1 && only[l - 1] == '/')
+			l--;
+		o = strndup(only, l);
+	}
+	rc = ls_tree(c, r, s.tree, "", o);
+	free(o);
+out:
+	cf_snapshot_release(&s);
+	cf_repo_free(r);
+	return rc ? fail(rc) : EXIT_OK;
+}
+
+int cmd_check(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	struct cf_check_stats st;
+	int rc;
+	memset(&st, 0, sizeof(st));
+	if ((rc = open_repo(c, &r, 1, true)))
+		return fail(rc);
+	rc = cf_repo_check(r, c->read_data, &st);
+	if (!c->quiet)
+		printf("checked %llu snapshots, %llu trees, %llu packs%s: %s\n",
+		       (unsigned long long)st.snapshots, (unsigned long long)st.trees,
+		       (unsigned long long)st.packs, c->read_data ? " (all data read)" : "",
+		       st.errors ? "PROBLEMS FOUND" : "no errors");
+	cf_repo_free(r);
+	return rc ? fail(rc) : EXIT_OK;
+}
+
+int cmd_key(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	int rc;
+	const char *sub = c->nargs ? c->args[0] : "list";
+	if ((rc = open_repo(c, &r, 0, false)))
+		return fail(rc);
+	if (!strcmp(sub, "list")) {
+		struct cf_keyinfo *k = NULL;
+		size_t n = 0;
+		if (!(rc = cf_repo_keys(r, &k, &n))) {
+			if (c->json) {
+				json_t *a = json_array();
+				for (size_t i = 0; i < n; i++)
+					json_array_append_new(a, json_pack("{s:b, s:s, s:s, s:s, s:s}",
+						"current", k[i].current, "id", k[i].name,
+						"userName", k[i].user ? k[i].user : "",
+						"hostName", k[i].host ? k[i].host : "",
+						"created", k[i].created ? k[i].created : ""));
+				char *t = json_dumps(a, 0);
+				if (t)
+					puts(t);
+				free(t);
+				json_decref(a);
+			} else {
+				printf(" %-10s %-16s %-24s %s\n", "ID", "User", "Host", "Created");
+				for (size_t i = 0; i < n; i++)
+					printf("%c%-10.8s %-16s %-24s %s\n", k[i].current ? '*' : ' ', k[i].name,
+					       k[i].user ? k[i].user : "", k[i].host ? k[i].host : "",
+					       k[i].created ? k[i].created : "");
+			}
+		}
+		cf_keyinfo_free(k, n);
+	} else if (!strcmp(sub, "add") || !strcmp(sub, "passwd")) {
+		char *pw = NULL, name[CF_ID_HEX];
+		if (!(rc = cli_new_password(c, &pw))) {
+			rc = cf_repo_key_add(r, pw, strlen(pw), (uint64_t)c->kdf_ops,
+					     (uint64_t)c->kdf_mem_kib * 1024, name);
+			cli_password_free(pw);
+		}
+		if (!rc && !strcmp(sub, "passwd")) {
+			char old[CF_ID_HEX];
+			snprintf(old, sizeof(old), "%s", cf_repo_key_name(r));
+			char path[128];
+			snprintf(path, sizeof(path), "keys/%s", old);
+			/* the new key is written (and synced) before the old one goes */
+			rc = cf_be_remove(cf_repo_backend(r), path);
+			if (!rc && !c->quiet)
+				printf("password changed: key %.8s replaces %.8s\n", name, old);
+		} else if (!rc && !c->quiet) {
+			printf("added key %.8s\n", name);
+		}
+	} else if (!strcmp(sub, "remove")) {
+		if (c->nargs < 2)
+			rc = cf_err(CF_EINVAL, "key remove: which key? (an id prefix from 'key list')");
+		else if (!(rc = cf_repo_key_remove(r, c->args[1])) && !c->quiet)
+			printf("removed key %s\n", c->args[1]);
+	} else {
+		rc = cf_err(CF_EINVAL, "key: unknown subcommand '%s' (list, add, remove, passwd)", sub);
+	}
+	cf_repo_free(r);
+	return rc ? fail(rc) : EXIT_OK;
+}
+
+int cmd_unlock(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	int removed = 0, rc;
+	if ((rc = open_repo(c, &r, 0, false)))
+		return fail(rc);
+	rc = cf_repo_unlock_stale(r, c->remove_all, &removed);
+	if (!rc && !c->quiet)
+		printf("removed %d %slocks\n", removed, c->remove_all ? "" : "stale ");
+	cf_repo_free(r);
+	return rc ? fail(rc) : EXIT_OK;
+}
+

@@ -1,0 +1,125 @@
+#include "cli.h"
+#include "../agent/backup.h"
+#include "../restore/restore.h"
+#include "../repo/tree.h"
+#include "../crypto/crypto.h"
+#include "../common/error.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* common.c - what every command shares: opening, exit codes, formatting. */
+
+int exit_code(int rc)
+{
+	switch (rc) {
+	case CF_OK: return EXIT_OK;
+	case CF_EPARTIAL: return EXIT_PARTIAL;
+	case CF_ENOREPO: return EXIT_NOREPO;
+	case CF_ELOCKED: return EXIT_LOCKED;
+	case CF_EBADPASS: return EXIT_BADPASS;
+	case CF_EINTR: return EXIT_INTR;
+	default: return EXIT_ERR;
+	}
+}
+
+int fail(int rc)
+{
+	fprintf(stderr, "coffer: %s\n", cf_errmsg(rc));
+	return exit_code(rc);
+}
+
+/* ---------- opening ---------- */
+
+int open_backend(struct cli *c, struct cf_backend **be)
+{
+	struct cf_backend_opts bo = { c->connections, c->cacert, 0 };
+	const char *loc = c->repo ? c->repo : getenv("COFFER_REPOSITORY");
+	if (!loc || !*loc)
+		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or set COFFER_REPOSITORY");
+	return cf_backend_open(loc, &bo, be);
+}
+
+int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2 exclusive */,
+		     bool index)
+{
+	struct cf_backend *be = NULL;
+	char *pw = NULL;
+	int rc;
+	*r = NULL;
+	if ((rc = open_backend(c, &be)))
+		return rc;
+	if ((rc = cli_password(c, false, &pw))) {
+		cf_backend_free(be);
+		return rc;
+	}
+	rc = cf_repo_open(be, pw, strlen(pw), r);
+	cli_password_free(pw);
+	if (rc)
+		return rc;
+	if (lock && (rc = cf_repo_lock(*r, lock == 2, c->retry_lock)))
+		goto fail;
+	if (index && (rc = cf_repo_load_index(*r)))
+		goto fail;
+	return CF_OK;
+fail:
+	cf_repo_free(*r);
+	*r = NULL;
+	return rc;
+}
+
+void human(uint64_t b, char *out, size_t n)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	int i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(out, n, i ? "%.2f %s" : "%.0f %s", v, u[i]);
+}
+
+void local_time(int64_t ns, char *out, size_t n)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void build_filter(struct cli *c, struct cf_snapshot_filter *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->host = c->host;
+	f->tags = c->tags;
+	f->ntags = c->ntags;
+	f->paths = c->paths;
+	f->npaths = c->npaths;
+}
+
+/* Load the snapshot named by args[0] (latest / id prefix) with filters. */
+int pick_snapshot(struct cli *c, struct cf_repo *r, const char *spec, struct cf_snapshot *out)
+{
+	struct cf_snapshot *s = NULL;
+	struct cf_snapshot_filter f;
+	size_t n = 0;
+	int rc = cf_repo_snapshots(r, &s, &n, NULL);
+	if (rc)
+		return rc;
+	build_filter(c, &f);
+	long i = cf_snapshot_pick(s, n, spec, &f);
+	if (i < 0) {
+		cf_snapshots_free(s, n);
+		return CF_ENOENT;
+	}
+	*out = s[i];
+	memset(&s[i], 0, sizeof(s[i]));
+	cf_snapshots_free(s, n);
+	return CF_OK;
+}
+
