@@ -664,7 +664,8 @@ static int save_entry(struct ctx *c, const char *path, const struct stat *st, co
 		n->content = malloc(old->ncontent ? old->ncontent * CF_ID_LEN : 1);
 		if (!n->content)
 			return cf_err(CF_ENOMEM, "out of memory");
-		memcpy(n->content, old->content, old->ncontent * CF_ID_LEN);
+		if (old->ncontent)
+			memcpy(n->content, old->content, old->ncontent * CF_ID_LEN);
 		n->ncontent = old->ncontent;
 		pd->reused = true;
 		return CF_OK;
@@ -830,7 +831,8 @@ out_wait:
 		rc = keep;
 	}
 out:
-	for (size_t i = 0; i < npd; i++)
+	/* also the entry that was being read when the error struck */
+	for (size_t i = 0; pd && i <= npd && i < nnames; i++)
 		refs_free(&pd[i].refs);
 	free(pd);
 	free(sub);
@@ -1048,7 +1050,8 @@ static int find_parent(struct cf_repo *r, const struct cf_backup_opts *o, const 
 			return cf_err(CF_ENOENT, "parent snapshot not found");
 		}
 	} else {
-		struct cf_snapshot_filter f = { .host = host, .paths = (const char **)paths, .npaths = npaths };
+		struct cf_snapshot_filter f = { .host = host, .paths = (const char **)paths, .npaths = npaths,
+						 .exact_paths = true };
 		for (size_t i = n; i-- > 0 && pick < 0;)
 			if (cf_snapshot_matches(&list[i], &f))
 				pick = (long)i;

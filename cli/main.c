@@ -13,6 +13,7 @@
 #include "../common/error.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,6 +142,23 @@ int main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	c.compression = -1;
+	/* getopt_long takes unique abbreviations ("--pass" for
+	 * "--password-file"); refuse them, so that a mistyped "--password
+	 * SECRET" is an unknown option and the secret is never echoed back */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (strncmp(argv[i], "--", 2) || !argv[i][2])
+			continue;
+		size_t len = strcspn(argv[i] + 2, "=");
+		bool known = false;
+		for (const struct option *o = longopts; o->name && !known; o++)
+			known = strlen(o->name) == len && !strncmp(o->name, argv[i] + 2, len);
+		if (!known) {
+			fprintf(stderr, "coffer: unknown option --%.*s (see 'coffer --help'; "
+				"passwords are never taken from the command line)\n", (int)len, argv[i] + 2);
+			return EXIT_ERR;
+		}
+	}
+	opterr = 1;
 	while ((opt = getopt_long(argc, argv, "r:vqh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': c.repo = optarg; break;

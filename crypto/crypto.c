@@ -225,3 +225,19 @@ int cf_unbase64(const char *s, size_t len, struct cf_buf *out)
 	out->data[bin_len] = 0;
 	return CF_OK;
 }
+
+int cf_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
+		   uint8_t out[CF_HMAC_SHA256_LEN])
+{
+	crypto_auth_hmacsha256_state st;
+	_Static_assert(CF_HMAC_SHA256_LEN == crypto_auth_hmacsha256_BYTES, "hmac size");
+
+	if (crypto_auth_hmacsha256_init(&st, key, keylen) != 0 ||
+	    crypto_auth_hmacsha256_update(&st, p, n) != 0 ||
+	    crypto_auth_hmacsha256_final(&st, out) != 0) {
+		sodium_memzero(&st, sizeof(st));
+		return cf_err(CF_ECRYPTO, "HMAC-SHA-256 failed");
+	}
+	sodium_memzero(&st, sizeof(st));
+	return CF_OK;
+}

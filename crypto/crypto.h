@@ -101,4 +101,11 @@ int cf_memeq(const void *a, const void *b, size_t n);
 int cf_base64(const void *p, size_t n, struct cf_buf *out);
 int cf_unbase64(const char *s, size_t len, struct cf_buf *out);
 
+/* HMAC-SHA-256 of n bytes at p under a key of keylen bytes (any length, as
+ * RFC 2104 allows) into out: used to sign webhooks (Standard Webhooks).
+ * CF_OK, or CF_ECRYPTO if libsodium fails. */
+#define CF_HMAC_SHA256_LEN 32
+int cf_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
+		   uint8_t out[CF_HMAC_SHA256_LEN]);
+
 #endif

@@ -21,14 +21,16 @@
 struct packinfo {
 	uint8_t id[CF_ID_LEN];
 	uint64_t size;
+	uint64_t expect;  /* bytes implied by the index files that name it */
+	uint32_t entries;
+	bool indexed;     /* an index file names it (a pack appears once per index file) */
 };
 
 struct chk {
 	struct cf_repo *r;
 	uint64_t errors;
 	struct packinfo *packs; size_t npacks, cap;
-	struct cf_index seen;   /* trees already walked */
-	uint64_t *expect;       /* expected size per idx.packs number */
+	struct cf_index seen;   /* trees already walked; also missing packs reported */
 	uint64_t trees, blobs_checked, packs_read;
 };
 
@@ -60,6 +62,7 @@ static int collect_pack(const char *name, uint64_t size, void *ctx)
 		k->packs = p;
 		k->cap = cap;
 	}
+	memset(&k->packs[k->npacks], 0, sizeof(k->packs[k->npacks]));
 	memcpy(k->packs[k->npacks].id, id, CF_ID_LEN);
 	k->packs[k->npacks].size = size;
 	k->npacks++;
@@ -73,7 +76,51 @@ static int cmp_pack(const void *a, const void *b)
 
 static const struct packinfo *find_pack(struct chk *k, const uint8_t id[CF_ID_LEN])
 {
+	if (!k->npacks)
+		return NULL;
 	return bsearch(id, k->packs, k->npacks, sizeof(*k->packs), cmp_pack);
+}
+
+struct idxcheck {
+	struct chk *k;
+	const char *name;
+	const uint8_t *last;
+	struct packinfo *cur;
+};
+
+/* Sizes are summed per index file entry, not from the merged in-memory
+ * index: two writers may store the same blob in two packs, and each pack
+ * must match what its own index file says about it. */
+static int check_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_entry *e, void *ctx)
+{
+	struct idxcheck *ic = ctx;
+	if (ic->last != packid) {
+		ic->last = packid;
+		ic->cur = (struct packinfo *)find_pack(ic->k, packid);
+		if (!ic->cur) {
+			struct cf_ientry mark = { .type = 2 };
+			memcpy(mark.id, packid, CF_ID_LEN);
+			if (!cf_index_get(&ic->k->seen, 2, packid)) {
+				char hex[CF_ID_HEX];
+				cf_hex(packid, CF_ID_LEN, hex);
+				problem(ic->k, "pack %s is missing (index %.16s names it)", hex, ic->name);
+				int rc = cf_index_put(&ic->k->seen, &mark);
+				if (rc)
+					return rc;
+			}
+		} else if (ic->cur->indexed) {
+			/* the same pack in a second index file (e.g. after a re-run):
+			 * count it once */
+			ic->cur = NULL;
+		} else {
+			ic->cur->indexed = true;
+		}
+	}
+	if (ic->cur) {
+		ic->cur->expect += e->length;
+		ic->cur->entries++;
+	}
+	return 0;
 }
 
 static int check_index_file(const char *name, uint64_t size, void *ctx)
@@ -84,6 +131,10 @@ static int check_index_file(const char *name, uint64_t size, void *ctx)
 	(void)size;
 	snprintf(path, sizeof(path), "index/%s", name);
 	int rc = cf_repo_get_sealed(k->r, path, CF_OBJ_INDEX, &b);
+	if (!rc) {
+		struct idxcheck ic = { k, name, NULL, NULL };
+		rc = cf_index_parse(name, b.data, b.len, check_entry, &ic);
+	}
 	cf_buf_release(&b);
 	if (rc == CF_ENOMEM)
 		return rc;
@@ -205,43 +256,25 @@ int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
 
 	memset(&k, 0, sizeof(k));
 	k.r = r;
-	cf_log(2, "checking index files");
-	if ((rc = cf_be_list(r->be, "index", check_index_file, &k)))
-		goto out;
 	if ((rc = cf_be_list(r->be, "data", collect_pack, &k)))
 		goto out;
 	if (k.npacks)
 		qsort(k.packs, k.npacks, sizeof(*k.packs), cmp_pack);
-
-	/* sizes the index implies: blobs + sealed header + 4-byte length */
-	k.expect = calloc(r->idx.npacks ? r->idx.npacks : 1, sizeof(*k.expect));
-	uint32_t *count = calloc(r->idx.npacks ? r->idx.npacks : 1, sizeof(*count));
-	if (!k.expect || !count) {
-		free(count);
-		rc = cf_err(CF_ENOMEM, "out of memory");
+	cf_log(2, "checking index files");
+	if ((rc = cf_be_list(r->be, "index", check_index_file, &k)))
 		goto out;
-	}
-	for (size_t i = 0; i < r->idx.cap; i++) {
-		struct cf_ientry *e = &r->idx.slots[i];
-		if (!e->used)
-			continue;
-		k.expect[e->pack] += e->length;
-		count[e->pack]++;
-	}
-	for (size_t i = 0; i < r->idx.npacks; i++) {
+	for (size_t i = 0; i < k.npacks; i++) {
+		const struct packinfo *p = &k.packs[i];
 		char hex[CF_ID_HEX];
-		if (!count[i])
-			continue;
-		uint64_t want = k.expect[i] + (uint64_t)count[i] * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4;
-		const struct packinfo *p = find_pack(&k, r->idx.packs[i]);
-		cf_hex(r->idx.packs[i], CF_ID_LEN, hex);
-		if (!p)
-			problem(&k, "pack %s is missing (the index names it)", hex);
-		else if (p->size != want)
-			problem(&k, "pack %s has %llu bytes, the index implies %llu", hex,
+		if (!p->indexed)
+			continue; /* unindexed: left by an interrupted run, garbage for prune */
+		uint64_t want = p->expect + (uint64_t)p->entries * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4;
+		if (p->size != want) {
+			cf_hex(p->id, CF_ID_LEN, hex);
+			problem(&k, "pack %s has %llu bytes, its index implies %llu", hex,
 				(unsigned long long)p->size, (unsigned long long)want);
+		}
 	}
-	free(count);
 
 	cf_log(2, "checking snapshots and trees");
 	if ((rc = cf_repo_snapshots(r, &snaps, &nsnaps, &bad)))
@@ -275,7 +308,6 @@ out:
 	}
 	cf_snapshots_free(snaps, nsnaps);
 	free(k.packs);
-	free(k.expect);
 	cf_index_release(&k.seen);
 	return rc;
 }

@@ -203,8 +203,11 @@ int cf_repo_lock(struct cf_repo *r, bool exclusive, double retry_seconds)
 	pthread_mutex_init(&lf->mu, NULL);
 	pthread_cond_init(&lf->cond, NULL);
 	for (;;) {
-		if ((rc = write_lock(r, exclusive, lf->name)))
+		if ((rc = write_lock(r, exclusive, lf->name))) {
+			rc = cf_err(rc, "cannot lock the repository at %s: %s", r->be->location,
+				    cf_strerror(rc));
 			goto fail;
+		}
 		struct lockscan ls = { .r = r, .ours = lf->name, .exclusive = exclusive };
 		if ((rc = cf_be_list(r->be, "locks", scan_lock, &ls)))
 			goto fail_remove;

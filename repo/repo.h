@@ -187,7 +187,8 @@ void cf_snapshots_free(struct cf_snapshot *s, size_t n);
 struct cf_snapshot_filter {
 	const char *host;        /* NULL = any */
 	const char **tags; size_t ntags;   /* each must be present */
-	const char **paths; size_t npaths; /* must equal the snapshot's paths (as a set) */
+	const char **paths; size_t npaths; /* each must be among the snapshot's paths */
+	bool exact_paths;                  /* ...and the snapshot has no others */
 };
 /* Pick "latest" (newest matching filter) or an id prefix (unique) from a
  * loaded list.  Returns an index into list or -1 with a message set

@@ -113,7 +113,9 @@ bool cf_snapshot_matches(const struct cf_snapshot *s, const struct cf_snapshot_f
 		for (size_t i = 0; i < f->npaths; i++)
 			if (!has_str(s->paths, s->npaths, f->paths[i]))
 				return false;
-		for (size_t i = 0; i < s->npaths; i++) {
+		/* --path (restic): snapshots that include these paths; the parent
+		 * search needs the same set exactly */
+		for (size_t i = 0; f->exact_paths && i < s->npaths; i++) {
 			bool found = false;
 			for (size_t k = 0; k < f->npaths && !found; k++)
 				found = strcmp(f->paths[k], s->paths[i]) == 0;

@@ -64,6 +64,31 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return memcmp(p, p + 1, n - 1) == 0;
 }
 
+/* Write p[0..n) at off, skipping 4 KiB blocks of zeros so that holes come
+ * back as holes (the file is extended to its full size by ftruncate). */
+static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	const size_t B = 4096;
+	size_t i = 0;
+	while (i < n) {
+		size_t len = n - i < B ? n - i : B;
+		if (all_zero(p + i, len)) {
+			i += len;
+			continue;
+		}
+		size_t start = i;
+		while (i < n) {
+			len = n - i < B ? n - i : B;
+			if (all_zero(p + i, len))
+				break;
+			i += len;
+		}
+		if (cf_pwrite_full(fd, p + start, i - start, (off_t)(off + start)) < 0)
+			return cf_err_errno("pwrite");
+	}
+	return CF_OK;
+}
+
 static void set_meta_fd(struct rctx *c, int fd, const struct cf_node *n, const char *rel)
 {
 	if (c->root && fchown(fd, n->uid, n->gid) < 0)
@@ -100,9 +125,8 @@ static int write_file(struct rctx *c, struct fjob *j)
 			rc = cf_err_prefix(rc, "%s", j->relpath);
 			goto fail;
 		}
-		if (!all_zero(blob.data, blob.len) &&
-		    cf_pwrite_full(fd, blob.data, blob.len, (off_t)off) < 0) {
-			rc = cf_err_errno("%s: write", j->relpath);
+		if ((rc = write_sparse(fd, blob.data, blob.len, off))) {
+			rc = cf_err_prefix(rc, "%s: write", j->relpath);
 			goto fail;
 		}
 		off += blob.len;
