@@ -886,6 +886,10 @@ static int vnode_insert(struct vnode *root, const char *path, const struct cf_st
 		for (size_t i = 0; i < cur->nkids; i++)
 			if (strlen(cur->kids[i].name) == len && !memcmp(cur->kids[i].name, p, len))
 				k = &cur->kids[i];
+		if (cur->leaf || cur->stream)
+			return cf_err(CF_EINVAL, "%s lies inside %s, which is backed up as a whole: "
+				      "exclude it there (--exclude) or back up the directories beside it",
+				      path, cur->fspath);
 		if (!k) {
 			void *nk = realloc(cur->kids, (cur->nkids + 1) * sizeof(*cur->kids));
 			if (!nk)
@@ -893,7 +897,11 @@ static int vnode_insert(struct vnode *root, const char *path, const struct cf_st
 			cur->kids = nk;
 			k = &cur->kids[cur->nkids++];
 			memset(k, 0, sizeof(*k));
-			if (!(k->name = strndup(p, len)) || !(k->fspath = strndup(path, fslen)))
+			if (!(k->name = strndup(p, len)))
+				return cf_err(CF_ENOMEM, "out of memory");
+			/* a relative stream path ("mariadb/app.sql") names no real
+			 * directory: its parents get synthetic metadata */
+			if (path[0] == '/' && !(k->fspath = strndup(path, fslen)))
 				return cf_err(CF_ENOMEM, "out of memory");
 		}
 		cur = k;
@@ -903,6 +911,9 @@ static int vnode_insert(struct vnode *root, const char *path, const struct cf_st
 		return cf_err(CF_EINVAL, "cannot back up '/' itself as a path; name directories under it");
 	if (cur->leaf || cur->stream)
 		return cf_err(CF_EINVAL, "path %s is given twice", path);
+	if (cur->nkids)
+		return cf_err(CF_EINVAL, "%s contains another source (%s/%s...): give one or the other",
+			      path, path, cur->kids[0].name);
 	if (stream)
 		cur->stream = stream;
 	else
@@ -970,7 +981,7 @@ static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, 
 			continue;
 		}
 		struct stat st;
-		bool have_stat = lstat(k->fspath, &st) == 0;
+		bool have_stat = k->fspath && lstat(k->fspath, &st) == 0;
 		if (k->leaf) {
 			if (!have_stat) {
 				cf_warn("error: %s: %s", k->fspath, strerror(errno));

@@ -22,6 +22,13 @@ struct cli {
 	const char *time;
 	bool one_file_system, force;
 	int threads;
+	/* database and command sources (backup), database targets (restore) */
+	const char *mariadb[MAXV]; size_t nmariadb;
+	bool mariadb_lock;
+	const char *sqlite[MAXV]; size_t nsqlite;
+	const char *stdin_command, *stdin_filename;
+	const char *databases[MAXV]; size_t ndatabases;
+	const char *renames[MAXV]; size_t nrenames;
 	/* filters (snapshot selection) */
 	const char *paths[MAXV]; size_t npaths;
 	/* restore */

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "../agent/sources.h"
 #include "../agent/backup.h"
 #include "../restore/restore.h"
 #include "../repo/tree.h"
@@ -56,8 +57,11 @@ int cmd_backup(struct cli *c)
 
 	memset(&snap, 0, sizeof(snap));
 	memset(&o, 0, sizeof(o));
-	if (c->nargs < 1)
-		return fail(cf_err(CF_EINVAL, "backup: give at least one path to back up"));
+	if (c->nargs < 1 && !c->nmariadb && !c->nsqlite && !c->stdin_command)
+		return fail(cf_err(CF_EINVAL, "backup: give at least one path (or --mariadb, --sqlite, "
+				   "--stdin-from-command) to back up"));
+	if (c->stdin_filename && !c->stdin_command)
+		return fail(cf_err(CF_EINVAL, "--stdin-filename needs --stdin-from-command"));
 	o.paths = (const char *const *)c->args;
 	o.npaths = (size_t)c->nargs;
 	o.host = c->host;
@@ -76,7 +80,24 @@ int cmd_backup(struct cli *c)
 			return fail(cf_err(CF_EINVAL, "backup: %s does not exist", o.paths[i]));
 	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
+	/* databases are opened after the repository: a wrong password must not
+	 * cost a dump, and the consistent snapshot starts as late as possible */
+	struct cf_sources src = CF_SOURCES_INIT;
+	for (size_t i = 0; i < c->nmariadb && !rc; i++)
+		rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock);
+	for (size_t i = 0; i < c->nsqlite && !rc; i++)
+		rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL);
+	if (!rc && c->stdin_command)
+		rc = cf_sources_add_command(&src, c->stdin_command, c->stdin_filename);
+	if (rc) {
+		cf_sources_release(&src);
+		cf_repo_free(r);
+		return fail(rc);
+	}
+	o.streams = src.streams;
+	o.nstreams = src.n;
 	rc = cf_backup_run(r, &o, &snap);
+	cf_sources_release(&src);
 	if (rc == CF_OK || rc == CF_EPARTIAL) {
 		if (!c->quiet)
 			print_summary(&snap, c->json);

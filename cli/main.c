@@ -60,6 +60,22 @@ static const char usage_text[] =
 "  --one-file-system           do not cross file system boundaries\n"
 "  --force                     read every file even if unchanged since the parent snapshot\n"
 "  --threads N                 worker threads (default: number of CPUs)\n"
+"  --mariadb URL               dump MariaDB/MySQL databases consistently into the snapshot as\n"
+"                              mariadb/<db>.sql; URL mariadb://USER[:PW]@HOST[:PORT]/[DB1,DB2][?socket=PATH]\n"
+"                              (password also from MARIADB_PASSWORD or MARIADB_PASSWORD_FILE)\n"
+"  --mariadb-lock              take FLUSH TABLES WITH READ LOCK while the snapshot starts\n"
+"                              (needed for consistent non-transactional tables such as MyISAM)\n"
+"  --sqlite PATH               a consistent copy of a live SQLite database, stored under PATH\n"
+"  --stdin-from-command CMD    store CMD's standard output (run with /bin/sh -c) as a file;\n"
+"  --stdin-filename NAME       ...named NAME in the snapshot; a non-zero exit fails the backup\n"
+"\n"
+"restore options:\n"
+"  --target DIR                where to restore files\n"
+"  --include PATH              restore only this snapshot path (repeatable)\n"
+"  --mariadb URL               load the snapshot's mariadb/<db>.sql dumps into this server\n"
+"                              (instead of restoring files)\n"
+"  --database DB               only this database (repeatable)\n"
+"  --rename OLD=NEW            load database OLD under the name NEW\n"
 "\n"
 "snapshot filters: --host NAME, --tag TAG, --path PATH (repeatable)\n"
 "\n"
@@ -83,6 +99,7 @@ enum {
 	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
 	O_COMP, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
+	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
 };
 
 static const struct option longopts[] = {
@@ -111,6 +128,13 @@ static const struct option longopts[] = {
 	{ "kdf-passes", required_argument, NULL, O_KDFOPS },
 	{ "kdf-memory", required_argument, NULL, O_KDFMEM },
 	{ "remove-all", no_argument, NULL, O_REMOVEALL },
+	{ "mariadb", required_argument, NULL, O_MARIADB },
+	{ "mariadb-lock", no_argument, NULL, O_MARIADB_LOCK },
+	{ "sqlite", required_argument, NULL, O_SQLITE },
+	{ "stdin-from-command", required_argument, NULL, O_STDIN_CMD },
+	{ "stdin-filename", required_argument, NULL, O_STDIN_NAME },
+	{ "database", required_argument, NULL, O_DATABASE },
+	{ "rename", required_argument, NULL, O_RENAME },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -198,6 +222,13 @@ int main(int argc, char **argv)
 		case O_KDFOPS: rc = parse_long(optarg, "--kdf-passes", 1, 100, &c.kdf_ops); break;
 		case O_KDFMEM: rc = parse_long(optarg, "--kdf-memory", 8, 4L << 20, &c.kdf_mem_kib); break;
 		case O_REMOVEALL: c.remove_all = true; break;
+		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
+		case O_MARIADB_LOCK: c.mariadb_lock = true; break;
+		case O_SQLITE: rc = add_multi(c.sqlite, &c.nsqlite, optarg, "--sqlite"); break;
+		case O_STDIN_CMD: c.stdin_command = optarg; break;
+		case O_STDIN_NAME: c.stdin_filename = optarg; break;
+		case O_DATABASE: rc = add_multi(c.databases, &c.ndatabases, optarg, "--database"); break;
+		case O_RENAME: rc = add_multi(c.renames, &c.nrenames, optarg, "--rename"); break;
 		case 'h':
 		case O_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case O_VERSION: printf("coffer %s\n", COFFER_VERSION); return EXIT_OK;

@@ -1,0 +1,294 @@
+/* sources.c - see sources.h. */
+#include "sources.h"
+#include "mariadb.h"
+#include "sqlite_snap.h"
+#include "dburl.h"
+#include "../common/error.h"
+#include "../common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { SRC_MARIADB, SRC_FILE, SRC_COMMAND };
+
+struct cf_src_item {
+	int kind;
+	char *path;              /* in the snapshot */
+	struct cf_mariadb *db;   /* SRC_MARIADB: borrowed from s->servers */
+	char *dbname;
+	char *file;              /* SRC_FILE: temporary copy to stream and remove */
+	char *command;           /* SRC_COMMAND */
+	char *label;             /* for messages */
+};
+
+static int grow(struct cf_sources *s)
+{
+	if (s->n < s->cap)
+		return CF_OK;
+	size_t cap = s->cap ? s->cap * 2 : 8;
+	void *a = realloc(s->streams, cap * sizeof(*s->streams));
+	if (!a)
+		return cf_err(CF_ENOMEM, "out of memory");
+	s->streams = a;
+	void *b = realloc(s->items, cap * sizeof(*s->items));
+	if (!b)
+		return cf_err(CF_ENOMEM, "out of memory");
+	s->items = b;
+	s->cap = cap;
+	return CF_OK;
+}
+
+/* Items move when the arrays grow, so streams point at them by index and
+ * are fixed up by fix_ctx() after every add. */
+static void fix_ctx(struct cf_sources *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		s->streams[i].ctx = &s->items[i];
+		s->streams[i].path = s->items[i].path;
+	}
+}
+
+static int produce_mariadb(void *ctx, cf_sink_fn sink, void *sink_ctx)
+{
+	struct cf_src_item *it = ctx;
+	struct cf_mariadb_stats st;
+	int rc = cf_mariadb_dump_db(it->db, it->dbname, sink, sink_ctx, &st);
+	if (!rc)
+		cf_info("dumped %s: %llu tables, %llu rows, %llu bytes", it->label,
+			(unsigned long long)st.tables, (unsigned long long)st.rows,
+			(unsigned long long)st.bytes);
+	return rc;
+}
+
+static int stream_fd(int fd, const char *label, cf_sink_fn sink, void *sink_ctx)
+{
+	size_t cap = 1u << 20;
+	uint8_t *buf = malloc(cap);
+	int rc = CF_OK;
+	if (!buf)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t k = read(fd, buf, cap);
+		if (k < 0) {
+			if (errno == EINTR && !cf_interrupted)
+				continue;
+			rc = cf_interrupted ? cf_err(CF_EINTR, "interrupted") : cf_err_errno("read %s", label);
+			break;
+		}
+		if (k == 0)
+			break;
+		if ((rc = sink(sink_ctx, buf, (size_t)k)))
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
+static int produce_file(void *ctx, cf_sink_fn sink, void *sink_ctx)
+{
+	struct cf_src_item *it = ctx;
+	int fd = open(it->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cf_err_errno("open %s", it->file);
+	int rc = stream_fd(fd, it->label, sink, sink_ctx);
+	close(fd);
+	return rc;
+}
+
+static int produce_command(void *ctx, cf_sink_fn sink, void *sink_ctx)
+{
+	struct cf_src_item *it = ctx;
+	int p[2], status = 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return cf_err_errno("pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return cf_err_errno("fork");
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", it->command, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	int rc = stream_fd(p[0], it->label, sink, sink_ctx);
+	close(p[0]);
+	if (rc)
+		kill(pid, SIGTERM);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc)
+		return rc;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return CF_OK;
+	if (WIFEXITED(status))
+		return cf_err(CF_EIO, "command '%s' exited with status %d; no snapshot was written",
+			      it->command, WEXITSTATUS(status));
+	return cf_err(CF_EIO, "command '%s' was killed by signal %d; no snapshot was written",
+		      it->command, WTERMSIG(status));
+}
+
+static int add_item(struct cf_sources *s, struct cf_src_item *it,
+		    int (*produce)(void *, cf_sink_fn, void *), uint32_t mode)
+{
+	int rc = grow(s);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->items[i].path, it->path))
+			return cf_err(CF_EINVAL, "two sources would both be stored as %s", it->path);
+	s->items[s->n] = *it;
+	s->streams[s->n] = (struct cf_stream_source){ it->path, produce, NULL, mode };
+	s->n++;
+	fix_ctx(s);
+	return CF_OK;
+}
+
+static void item_release(struct cf_src_item *it)
+{
+	if (it->file) {
+		unlink(it->file);
+		free(it->file);
+	}
+	free(it->path);
+	free(it->dbname);
+	free(it->command);
+	free(it->label);
+	memset(it, 0, sizeof(*it));
+}
+
+int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock)
+{
+	struct cf_dburl u = CF_DBURL_INIT;
+	struct cf_mariadb *db = NULL;
+	struct cf_mariadb_opts o = { lock };
+	char **names = NULL, where[300];
+	size_t n = 0;
+	int rc;
+
+	if ((rc = cf_dburl_parse(&u, url)))
+		goto out;
+	cf_dburl_describe(&u, where, sizeof(where));
+	if ((rc = cf_mariadb_open(&u, &db)))
+		goto out;
+	if ((rc = cf_mariadb_begin_snapshot(db, &o)))
+		goto out;
+	if ((rc = cf_mariadb_list_dbs(db, &names, &n)))
+		goto out;
+	if (n == 0) {
+		rc = cf_err(CF_EDB, "mariadb %s: no databases to back up", where);
+		goto out;
+	}
+	void **sv = realloc(s->servers, (s->nservers + 1) * sizeof(*sv));
+	if (!sv) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	s->servers = sv;
+	s->servers[s->nservers++] = db;
+	struct cf_mariadb *mine = db;
+	db = NULL; /* owned by s now */
+	for (size_t i = 0; i < n; i++) {
+		struct cf_src_item it = { .kind = SRC_MARIADB, .db = mine };
+		int k = s->nservers > 1
+			? asprintf(&it.path, "mariadb/%s-%u/%s.sql", u.socket ? "socket" : u.host,
+				   (unsigned)s->nservers, names[i])
+			: asprintf(&it.path, "mariadb/%s.sql", names[i]);
+		it.dbname = strdup(names[i]);
+		if (k < 0 || !it.dbname || asprintf(&it.label, "mariadb %s/%s", where, names[i]) < 0) {
+			if (k < 0)
+				it.path = NULL;
+			item_release(&it);
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = add_item(s, &it, produce_mariadb, 0600))) {
+			item_release(&it);
+			goto out;
+		}
+	}
+out:
+	if (names)
+		cf_mariadb_names_free(names);
+	cf_mariadb_close(db);
+	cf_dburl_release(&u);
+	return rc;
+}
+
+int cf_sources_add_sqlite(struct cf_sources *s, const char *path, const char *tmp_dir)
+{
+	char abs[PATH_MAX], dir[PATH_MAX];
+	struct stat st;
+	struct cf_src_item it = { .kind = SRC_FILE };
+	int rc;
+
+	if (!realpath(path, abs))
+		return cf_err_errno("sqlite %s", path);
+	if (stat(abs, &st) < 0)
+		return cf_err_errno("sqlite %s", path);
+	if (!tmp_dir) {
+		snprintf(dir, sizeof(dir), "%s", abs);
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = 0;
+		else
+			*slash = 0;
+		tmp_dir = dir;
+	}
+	if ((rc = cf_sqlite_snapshot(abs, tmp_dir, &it.file)))
+		return rc;
+	it.path = strdup(abs);
+	if (!it.path || asprintf(&it.label, "sqlite %s", abs) < 0) {
+		it.label = NULL;
+		item_release(&it);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	if ((rc = add_item(s, &it, produce_file, st.st_mode & 07777)))
+		item_release(&it);
+	return rc;
+}
+
+int cf_sources_add_command(struct cf_sources *s, const char *command, const char *filename)
+{
+	struct cf_src_item it = { .kind = SRC_COMMAND };
+	int rc;
+	if (!filename || !*filename)
+		return cf_err(CF_EINVAL, "--stdin-from-command needs --stdin-filename NAME");
+	while (*filename == '/')
+		filename++;
+	if (!*filename || strstr(filename, "..") || filename[strlen(filename) - 1] == '/')
+		return cf_err(CF_EINVAL, "--stdin-filename %s is not a usable file name", filename);
+	it.path = strdup(filename);
+	it.command = strdup(command);
+	if (!it.path || !it.command || asprintf(&it.label, "command '%s'", command) < 0) {
+		it.label = NULL;
+		item_release(&it);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	if ((rc = add_item(s, &it, produce_command, 0600)))
+		item_release(&it);
+	return rc;
+}
+
+void cf_sources_release(struct cf_sources *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		item_release(&s->items[i]);
+	for (size_t i = 0; i < s->nservers; i++)
+		cf_mariadb_close(s->servers[i]);
+	free(s->servers);
+	free(s->items);
+	free(s->streams);
+	memset(s, 0, sizeof(*s));
+}

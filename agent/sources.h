@@ -1,0 +1,57 @@
+/*
+ * sources.h - databases and commands as backup sources.
+ *
+ * Each source becomes one or more cf_stream_source entries for
+ * cf_backup_run(): the bytes are streamed into the chunker as they are
+ * produced, never staged in a temporary file (SQLite excepted: its online
+ * backup API writes a consistent copy, which is then streamed and removed).
+ *
+ *  - MariaDB/MySQL: one connection, one REPEATABLE READ transaction started
+ *    WITH CONSISTENT SNAPSHOT before the first database is dumped, so every
+ *    database of a server is dumped as of the same instant.  Each database is
+ *    a file "mariadb/<db>.sql" (several servers: "mariadb/<host>/<db>.sql"
+ *    from the second one on).
+ *  - SQLite: stored under its own absolute path, so a normal file restore
+ *    puts it back where it was.
+ *  - A command: its stdout becomes the file; a non-zero exit fails the backup
+ *    (no snapshot is written).
+ *
+ * Lifecycle: struct cf_sources s = CF_SOURCES_INIT; cf_sources_add_*();
+ * run the backup with s.streams/s.n; cf_sources_release(&s).
+ */
+#ifndef CF_SOURCES_H
+#define CF_SOURCES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "backup.h"
+
+struct cf_src_item;
+
+struct cf_sources {
+	struct cf_stream_source *streams;
+	size_t n, cap;
+	struct cf_src_item *items; /* owned state, one per stream */
+	void **servers;            /* open MariaDB snapshots */
+	size_t nservers;
+};
+
+#define CF_SOURCES_INIT { NULL, 0, 0, NULL, NULL, 0 }
+
+/* Connect to url, list its databases (or the URL's), start the consistent
+ * snapshot (lock: FLUSH TABLES WITH READ LOCK around its start) and add one
+ * stream per database.  Errors name the server and never the password. */
+int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock);
+
+/* Take a consistent copy of the SQLite database at path (tmp_dir: where the
+ * copy goes; NULL = the database's directory) and add it as a stream stored
+ * under path's absolute name. */
+int cf_sources_add_sqlite(struct cf_sources *s, const char *path, const char *tmp_dir);
+
+/* Add a command run with /bin/sh -c whose stdout is stored as filename. */
+int cf_sources_add_command(struct cf_sources *s, const char *command, const char *filename);
+
+/* Close connections, remove temporary copies, free everything. */
+void cf_sources_release(struct cf_sources *s);
+
+#endif
