@@ -62,6 +62,11 @@ static ZSTD_DCtx *thread_dctx(void)
 
 /* ---- index lookups ---- */
 
+void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN])
+{
+	cf_blob_id(r->key, p, n, id);
+}
+
 bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN])
 {
 	pthread_mutex_lock(&r->mu);

@@ -129,6 +129,10 @@ bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN]);
 int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		      uint8_t id[CF_ID_LEN], bool *added, uint64_t *stored);
 
+/* The blob id this repository gives plaintext p (keyed BLAKE2b-256), e.g. to
+ * see whether a file on disk already holds a snapshot's content. */
+void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN]);
+
 /* Read a blob into out (replaced).  CF_ENOENT if no index names it;
  * CF_ECORRUPT naming the pack if it fails to open. */
 int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out);
