@@ -57,10 +57,13 @@ int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2
 		cf_backend_free(be);
 		return rc;
 	}
+	bool remote = strcmp(be->ops->name, "local") != 0;
 	rc = cf_repo_open(be, pw, strlen(pw), r);
 	cli_password_free(pw);
 	if (rc)
 		return rc;
+	/* packs in flight: a remote store wants many, a local disk a couple */
+	cf_repo_set_upload_threads(*r, c->connections ? c->connections : remote ? 8 : 2);
 	if (lock && (rc = cf_repo_lock(*r, lock == 2, c->retry_lock)))
 		goto fail;
 	if (index && (rc = cf_repo_load_index(*r)))

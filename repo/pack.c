@@ -15,8 +15,10 @@
  *
  * save_blob is called from several worker threads.  The lock covers only the
  * index look-up and the append to the open pack; hashing, compression and
- * sealing run outside it, and so does the upload of a full pack (by the thread
- * that filled it), so several uploads can be in flight.
+ * sealing run outside it.  A full pack goes to a queue served by uploader
+ * threads, so several uploads are in flight while workers go on packing; the
+ * queue holds at most as many packs as there are uploaders, so a slow store
+ * slows the workers down instead of filling memory.
  */
 #include "repo_int.h"
 #include "tree.h"
@@ -223,6 +225,101 @@ static void upload_done(struct cf_repo *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
+static void *uploader(void *arg)
+{
+	struct cf_repo *r = arg;
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (!r->upq_n && !r->up_stop)
+			pthread_cond_wait(&r->cond, &r->mu);
+		if (!r->upq_n) {
+			pthread_mutex_unlock(&r->mu);
+			return NULL;
+		}
+		struct cf_packer *p = r->upq[r->upq_head];
+		r->upq_head = (r->upq_head + 1) % r->upq_cap;
+		r->upq_n--;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->mu);
+
+		int rc = pack_finish(r, p);
+		packer_free(p);
+		if (rc)
+			record_upload_error(r, rc);
+		upload_done(r);
+	}
+}
+
+void cf_repo_set_upload_threads(struct cf_repo *r, int n)
+{
+	r->want_uploaders = n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+/* Hand a full pack to the uploaders, starting them on first use; waits while
+ * the queue is full. */
+static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
+{
+	pthread_mutex_lock(&r->mu);
+	if (!r->uploaders) {
+		int n = r->want_uploaders ? r->want_uploaders : 2;
+		r->upq = calloc((size_t)n, sizeof(*r->upq));
+		r->uploaders = calloc((size_t)n, sizeof(*r->uploaders));
+		if (!r->upq || !r->uploaders) {
+			free(r->upq);
+			free(r->uploaders);
+			r->upq = NULL;
+			r->uploaders = NULL;
+			pthread_mutex_unlock(&r->mu);
+			packer_free(p);
+			return cf_err(CF_ENOMEM, "out of memory");
+		}
+		r->upq_cap = (size_t)n;
+		r->up_stop = false;
+		for (int i = 0; i < n; i++)
+			if (pthread_create(&r->uploaders[i], NULL, uploader, r) == 0)
+				r->nuploaders++;
+		if (!r->nuploaders) {
+			pthread_mutex_unlock(&r->mu);
+			packer_free(p);
+			return cf_err(CF_ENOMEM, "cannot start uploader threads");
+		}
+	}
+	while (r->upq_n == r->upq_cap)
+		pthread_cond_wait(&r->cond, &r->mu);
+	r->upq[(r->upq_head + r->upq_n) % r->upq_cap] = p;
+	r->upq_n++;
+	r->uploads_in_flight++;
+	pthread_cond_broadcast(&r->cond);
+	int rc = r->upload_error;
+	char msg[sizeof(r->upload_errmsg)];
+	memcpy(msg, r->upload_errmsg, sizeof(msg));
+	pthread_mutex_unlock(&r->mu);
+	return rc ? cf_err(rc, "%s", msg) : CF_OK;
+}
+
+void cf_repo_uploaders_stop(struct cf_repo *r)
+{
+	if (!r->uploaders)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->up_stop = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	for (int i = 0; i < r->nuploaders; i++)
+		pthread_join(r->uploaders[i], NULL);
+	/* packs still queued were never uploaded: drop them (no index names them) */
+	while (r->upq_n) {
+		packer_free(r->upq[r->upq_head]);
+		r->upq_head = (r->upq_head + 1) % r->upq_cap;
+		r->upq_n--;
+	}
+	free(r->uploaders);
+	free(r->upq);
+	r->uploaders = NULL;
+	r->upq = NULL;
+	r->nuploaders = 0;
+}
+
 /* Compress into out if that makes it smaller.  Returns flags. */
 static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out, uint8_t *flags)
 {
@@ -340,7 +437,6 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	if (pk->buf.len >= CF_PACK_TARGET) {
 		full = pk;
 		r->packer[t] = NULL;
-		r->uploads_in_flight++;
 	}
 	pthread_mutex_unlock(&r->mu);
 	free(sealed);
@@ -349,13 +445,8 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		*added = true;
 	if (stored)
 		*stored += slen;
-	if (full) {
-		rc = pack_finish(r, full);
-		packer_free(full);
-		if (rc)
-			record_upload_error(r, rc);
-		upload_done(r);
-	}
+	if (full)
+		rc = enqueue_upload(r, full);
 	return rc;
 fail:
 	/* the reservation stays PENDING with no pack: leave it, the run fails */

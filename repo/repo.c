@@ -33,6 +33,7 @@ void cf_repo_free(struct cf_repo *r)
 {
 	if (!r)
 		return;
+	cf_repo_uploaders_stop(r);
 	cf_repo_lock_release(r);
 	for (int i = 0; i < 2; i++) {
 		if (r->packer[i]) {

@@ -73,7 +73,13 @@ struct cf_repo {
 	pthread_cond_t cond;
 	struct cf_index idx;
 	struct cf_packer *packer[2];   /* open pack per blob type */
-	int uploads_in_flight;
+	int uploads_in_flight;         /* queued or being uploaded */
+	/* full packs waiting for an uploader thread (see pack.c) */
+	struct cf_packer **upq;
+	size_t upq_head, upq_n, upq_cap;
+	pthread_t *uploaders;
+	int nuploaders, want_uploaders;
+	bool up_stop;
 	int upload_error;              /* first failed pack upload */
 	char upload_errmsg[512];
 	/* entries of packs written in this session, for the next index file */
@@ -92,5 +98,7 @@ int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void 
 int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_buf *out);
 
 void cf_repo_lock_release(struct cf_repo *r);
+/* Stop the uploader threads (after waiting for queued packs). */
+void cf_repo_uploaders_stop(struct cf_repo *r);
 
 #endif

@@ -618,8 +618,8 @@ static void test_crash_without_flush(void **state)
 		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, buf, MiB, ids[i], &added, NULL), CF_OK);
 	}
 	assert_int_equal(cf_repo_save_blob(r, CF_BLOB_TREE, "{\"nodes\":[]}", 12, idt, &added, NULL), CF_OK);
-	size_t packs_before = count_objects(r, "data");
-	assert_int_equal(packs_before, 1);
+	/* the full pack is uploaded in the background; freeing the repository
+	 * lets the upload finish but writes no index */
 	cf_repo_free(r); /* no flush */
 
 	r = reopen(f->dir);
