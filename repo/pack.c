@@ -53,6 +53,36 @@ static ZSTD_CCtx *thread_cctx(void)
 	return c;
 }
 
+/* per-thread scratch buffers for compression and sealing: reused from blob
+ * to blob, so that every blob does not cost fresh (page-faulting) memory */
+struct scratch {
+	struct cf_buf z, sealed;
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void free_scratch(void *p)
+{
+	struct scratch *sc = p;
+	cf_buf_release(&sc->z);
+	cf_buf_release(&sc->sealed);
+	free(sc);
+}
+
+static void scratch_keys(void)
+{
+	pthread_key_create(&scratch_key, free_scratch);
+}
+
+static struct scratch *thread_scratch(void)
+{
+	pthread_once(&scratch_once, scratch_keys);
+	struct scratch *sc = pthread_getspecific(scratch_key);
+	if (!sc && (sc = calloc(1, sizeof(*sc))))
+		pthread_setspecific(scratch_key, sc);
+	return sc;
+}
+
 static ZSTD_DCtx *thread_dctx(void)
 {
 	pthread_once(&zstd_once, zstd_keys);
@@ -119,6 +149,18 @@ int cf_repo_index_foreach(struct cf_repo *r, cf_index_fn fn, void *ctx)
 
 /* ---- writing packs ---- */
 
+/* Give a finished packer's buffer to the next packer (or free it). */
+static void packer_recycle(struct cf_repo *r, struct cf_packer *p)
+{
+	pthread_mutex_lock(&r->mu);
+	if (p->buf.data && r->nspare < (int)(sizeof(r->spare) / sizeof(r->spare[0]))) {
+		cf_buf_reset(&p->buf);
+		r->spare[r->nspare++] = p->buf;
+		p->buf = (struct cf_buf)CF_BUF_INIT;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void packer_free(struct cf_packer *p)
 {
 	if (!p)
@@ -129,16 +171,23 @@ static void packer_free(struct cf_packer *p)
 }
 
 /* Seal the header, shuffle the blobs, upload; record the pack in the index
- * and in the list for the next index file.  Called without r->mu held. */
+ * and in the list for the next index file.  Called without r->mu held.
+ * The shuffled pack is never assembled in memory: it is uploaded as a list
+ * of pieces of the packer's buffer (cf_be_put_iov). */
 static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 {
-	struct cf_buf out = CF_BUF_INIT, hdr = CF_BUF_INIT, shdr = CF_BUF_INIT;
+	struct cf_buf hdr = CF_BUF_INIT, shdr = CF_BUF_INIT;
+	struct cf_hasher *hs = NULL;
+	struct iovec *iov = NULL;
 	size_t *perm = NULL;
-	uint8_t packid[CF_ID_LEN];
+	uint8_t packid[CF_ID_LEN], trailer[4];
 	char hex[CF_ID_HEX], path[128];
 	int rc;
 
-	if (!(perm = malloc(p->n * sizeof(*perm)))) {
+	perm = malloc(p->n * sizeof(*perm));
+	iov = malloc((p->n + 2) * sizeof(*iov));
+	hs = cf_hasher_new();
+	if (!perm || !iov || !hs) {
 		rc = cf_err(CF_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -152,30 +201,32 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		perm[i - 1] = perm[j];
 		perm[j] = t;
 	}
-	if ((rc = cf_buf_grow(&out, p->buf.len + p->n * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4)))
-		goto out;
 	if ((rc = cf_buf_grow(&hdr, p->n * CF_ENTRY_SIZE)))
 		goto out;
+	uint32_t off = 0;
 	for (size_t k = 0; k < p->n; k++) {
 		struct cf_pack_entry *e = &p->entries[perm[k]];
-		uint32_t off = (uint32_t)out.len;
-		memcpy(out.data + out.len, p->buf.data + e->offset, e->length);
-		out.len += e->length;
+		iov[k].iov_base = p->buf.data + e->offset;
+		iov[k].iov_len = e->length;
+		cf_hasher_update(hs, iov[k].iov_base, iov[k].iov_len);
 		e->offset = off;
+		off += e->length;
 		cf_entry_encode(e, hdr.data + hdr.len);
 		hdr.len += CF_ENTRY_SIZE;
 	}
 	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, hdr.data, hdr.len, &shdr)))
 		goto out;
-	memcpy(out.data + out.len, shdr.data, shdr.len);
-	out.len += shdr.len;
-	cf_put_le32(out.data + out.len, (uint32_t)shdr.len);
-	out.len += 4;
+	cf_put_le32(trailer, (uint32_t)shdr.len);
+	iov[p->n] = (struct iovec){ shdr.data, shdr.len };
+	iov[p->n + 1] = (struct iovec){ trailer, 4 };
+	cf_hasher_update(hs, shdr.data, shdr.len);
+	cf_hasher_update(hs, trailer, 4);
+	cf_hasher_final(hs, packid);
+	hs = NULL;
 
-	cf_hash(out.data, out.len, packid);
 	cf_hex(packid, CF_ID_LEN, hex);
 	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_put(r->be, path, out.data, out.len))) {
+	if ((rc = cf_be_put_iov(r->be, path, iov, (int)p->n + 2))) {
 		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
 		goto out;
 	}
@@ -200,8 +251,10 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		r->new_index_packs++;
 	pthread_mutex_unlock(&r->mu);
 out:
+	if (hs)
+		cf_hasher_final(hs, packid); /* frees it */
 	free(perm);
-	cf_buf_release(&out);
+	free(iov);
 	cf_buf_release(&hdr);
 	cf_buf_release(&shdr);
 	return rc;
@@ -243,6 +296,7 @@ static void *uploader(void *arg)
 		pthread_mutex_unlock(&r->mu);
 
 		int rc = pack_finish(r, p);
+		packer_recycle(r, p);
 		packer_free(p);
 		if (rc)
 			record_upload_error(r, rc);
@@ -262,7 +316,8 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 	pthread_mutex_lock(&r->mu);
 	if (!r->uploaders) {
 		int n = r->want_uploaders ? r->want_uploaders : 2;
-		r->upq = calloc((size_t)n, sizeof(*r->upq));
+		/* one pack waits while n upload: enough to keep them busy */
+		r->upq = calloc(1, sizeof(*r->upq));
 		r->uploaders = calloc((size_t)n, sizeof(*r->uploaders));
 		if (!r->upq || !r->uploaders) {
 			free(r->upq);
@@ -273,7 +328,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 			packer_free(p);
 			return cf_err(CF_ENOMEM, "out of memory");
 		}
-		r->upq_cap = (size_t)n;
+		r->upq_cap = 1;
 		r->up_stop = false;
 		for (int i = 0; i < n; i++)
 			if (pthread_create(&r->uploaders[i], NULL, uploader, r) == 0)
@@ -347,7 +402,7 @@ static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_
 int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		      uint8_t id[CF_ID_LEN], bool *added, uint64_t *stored)
 {
-	struct cf_buf z = CF_BUF_INIT;
+	struct scratch *sc = thread_scratch();
 	uint8_t *sealed = NULL;
 	struct cf_packer *full = NULL;
 	uint8_t flags;
@@ -357,6 +412,8 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		*added = false;
 	if (n > UINT32_MAX - CF_SEAL_OVERHEAD)
 		return cf_err(CF_EINVAL, "blob of %zu bytes is too large", n);
+	if (!sc)
+		return cf_err(CF_ENOMEM, "out of memory");
 	cf_blob_id(r->key, p, n, id);
 
 	pthread_mutex_lock(&r->mu);
@@ -378,14 +435,14 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	if (rc)
 		return rc;
 
-	if ((rc = maybe_compress(r, p, n, &z, &flags)))
+	if ((rc = maybe_compress(r, p, n, &sc->z, &flags)))
 		goto fail;
-	const void *payload = flags ? z.data : p;
-	size_t plen = flags ? z.len : n;
-	if (!(sealed = malloc(plen + CF_SEAL_OVERHEAD))) {
-		rc = cf_err(CF_ENOMEM, "out of memory");
+	const void *payload = flags ? sc->z.data : p;
+	size_t plen = flags ? sc->z.len : n;
+	cf_buf_reset(&sc->sealed);
+	if ((rc = cf_buf_grow(&sc->sealed, plen + CF_SEAL_OVERHEAD)))
 		goto fail;
-	}
+	sealed = sc->sealed.data;
 	if ((rc = cf_seal(r->key, (uint8_t)type, id, payload, plen, sealed)))
 		goto fail;
 	size_t slen = plen + CF_SEAL_OVERHEAD;
@@ -404,6 +461,8 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 			goto fail;
 		}
 		pk->type = type;
+		if (type == CF_BLOB_DATA && r->nspare)
+			pk->buf = r->spare[--r->nspare];
 		r->packer[t] = pk;
 	}
 	if (pk->n == pk->cap) {
@@ -439,8 +498,6 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		r->packer[t] = NULL;
 	}
 	pthread_mutex_unlock(&r->mu);
-	free(sealed);
-	cf_buf_release(&z);
 	if (added)
 		*added = true;
 	if (stored)
@@ -450,8 +507,6 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	return rc;
 fail:
 	/* the reservation stays PENDING with no pack: leave it, the run fails */
-	free(sealed);
-	cf_buf_release(&z);
 	return rc;
 }
 

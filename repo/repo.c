@@ -44,6 +44,8 @@ void cf_repo_free(struct cf_repo *r)
 	}
 	cf_index_release(&r->idx);
 	cf_buf_release(&r->new_index);
+	for (int i = 0; i < r->nspare; i++)
+		cf_buf_release(&r->spare[i]);
 	cf_key_free(r->key);
 	cf_backend_free(r->be);
 	pthread_mutex_destroy(&r->mu);

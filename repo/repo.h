@@ -179,6 +179,7 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 
 struct cf_check_stats {
 	uint64_t errors, packs, snapshots, trees, blobs_read;
+	uint64_t packs_read;  /* packs read whole (--read-data or a subset) */
 };
 /* Verify structure (and with read_data every pack's bytes).  Problems are
  * named on stderr; CF_ECORRUPT if there were any. */
@@ -213,5 +214,113 @@ int cf_repo_load_tree(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_
 /* Encode and store a tree blob. */
 int cf_repo_save_tree(struct cf_repo *r, const struct cf_tree *t, uint8_t id[CF_ID_LEN],
 		      bool *added, uint64_t *stored);
+
+/* --- maintenance: forget, prune, copy, stats (repo/prune.c, copy.c, stats.c) ---
+ *
+ * All of these need the index loaded (cf_repo_load_index).  forget and prune
+ * need the exclusive lock (cf_repo_lock(r, true, ...)): prune deletes packs no
+ * index names, and a concurrent backup's packs are exactly that until its
+ * index is written.  copy needs a shared lock on both repositories.
+ *
+ * Prune's calling sequence:
+ *	cf_prune_plan(r, &opts, &p)      reads everything, decides, changes nothing
+ *	cf_prune_stats(p)                what it will free (print it)
+ *	cf_prune_run(p)                  unless --dry-run
+ *	cf_prune_free(p)
+ * cf_prune_run's order is its crash-safety argument: repacked blobs go into
+ * new packs, then ONE new index naming every kept and new pack is written,
+ * and only then are the old index files and the unused packs deleted.  Killed
+ * at any point, every remaining snapshot stays restorable; what is left
+ * behind is garbage the next prune removes.
+ */
+
+/* Delete snapshots/<id> (forget).  Deleting a missing snapshot is CF_OK. */
+int cf_repo_forget_snapshot(struct cf_repo *r, const uint8_t id[CF_ID_LEN]);
+
+struct cf_prune_opts {
+	/* Unused space tolerated after prune, as a fraction of the repository
+	 * size after prune (restic's --max-unused; default 0.05).  Packs that
+	 * are partly used are repacked, the emptiest first, until the unused
+	 * bytes left in the rest are within this; negative = unlimited (only
+	 * packs with no used blob go). */
+	double max_unused;
+};
+
+struct cf_prune_stats {
+	uint64_t snapshots, index_files;
+	uint64_t packs, pack_bytes;            /* in data/ before prune */
+	uint64_t blobs_used, bytes_used;       /* reachable from a snapshot (sealed sizes) */
+	uint64_t blobs_unused, bytes_unused;   /* unreachable or duplicate copies */
+	uint64_t packs_keep, packs_delete, packs_repack, packs_unindexed;
+	uint64_t bytes_delete;                 /* whole size of packs with no used blob */
+	uint64_t bytes_repack;                 /* whole size of the packs to repack */
+	uint64_t bytes_repack_used;            /* ...of which rewritten into new packs */
+	uint64_t bytes_unindexed;              /* packs no index names (interrupted runs) */
+	uint64_t bytes_freed;                  /* expected net saving */
+	uint64_t bytes_unused_after;           /* unused bytes left in kept packs */
+	uint64_t packs_written;                /* by cf_prune_run */
+};
+
+struct cf_prune;
+/* Mark every blob reachable from every snapshot and classify every pack.
+ * Changes nothing.  Refuses (CF_ECORRUPT naming the object) when a snapshot
+ * or index file cannot be read, a tree cannot be loaded, or a needed blob is
+ * missing from the index: deleting on a partial picture would lose data.
+ * Memory: the index plus one bit per index slot and ~100 bytes per pack.
+ * Free with cf_prune_free(). */
+int cf_prune_plan(struct cf_repo *r, const struct cf_prune_opts *o, struct cf_prune **out);
+const struct cf_prune_stats *cf_prune_stats(const struct cf_prune *p);
+/* Carry out the plan (see the order above).  Each repacked blob is
+ * authenticated before its sealed bytes are copied (no recompression);
+ * a damaged one stops prune before anything is deleted.  Afterwards the
+ * in-memory index is stale: reload it before using r for blobs again. */
+int cf_prune_run(struct cf_prune *p);
+void cf_prune_free(struct cf_prune *p);
+
+/* copy: snapshots from src into dst (different keys, so different blob ids:
+ * every tree is rewritten with dst's ids).  The map remembers src -> dst ids
+ * across snapshots so shared blobs are read once.  Create with
+ * cf_copy_map_new(), free with cf_copy_map_free(). */
+struct cf_copy_map;
+struct cf_copy_map *cf_copy_map_new(void);
+void cf_copy_map_free(struct cf_copy_map *m);
+
+struct cf_copy_stats {
+	uint64_t trees, data_blobs;          /* looked at */
+	uint64_t blobs_copied, bytes_copied; /* plaintext bytes stored into dst */
+	uint64_t bytes_stored;               /* bytes added to dst's packs */
+};
+
+/* Copy snapshot s (from src's list) into dst: blobs dst lacks are stored,
+ * trees rewritten, then (after cf_repo_flush(dst)) a snapshot with s's time,
+ * host, paths, tags and "original" = s's original or id.  The new id into
+ * new_id.  Both repositories need their index loaded. */
+int cf_repo_copy_snapshot(struct cf_repo *src, struct cf_repo *dst, const struct cf_snapshot *s,
+			  struct cf_copy_map *map, struct cf_copy_stats *st, uint8_t new_id[CF_ID_LEN]);
+
+/* stats: sizes and counts of the whole repository. */
+struct cf_repo_stats {
+	uint64_t snapshots;
+	uint64_t packs, pack_bytes;            /* data/ objects: what the store holds */
+	uint64_t data_blobs, tree_blobs;       /* distinct blobs in the index */
+	uint64_t raw_bytes;                    /* their plaintext (before compression) */
+	uint64_t stored_blob_bytes;            /* their sealed, compressed size */
+	uint64_t files, file_bytes;            /* files in all snapshots, counted per snapshot */
+};
+/* Fill st (walks every snapshot's trees; a tree shared by snapshots is read
+ * once).  CF_ECORRUPT if a tree cannot be loaded. */
+int cf_repo_stats(struct cf_repo *r, struct cf_repo_stats *st);
+
+/* check with options: read_data for all packs, or a subset of packs:
+ * subset_m > 0 reads the packs whose id's first byte % m == n - 1 (restic's
+ * n/m); subset_percent > 0 reads that share of the packs chosen at random.
+ * Every damaged or missing pack is followed by the snapshots and paths that
+ * need it. */
+struct cf_check_opts {
+	bool read_data;
+	unsigned subset_n, subset_m;
+	double subset_percent;
+};
+int cf_repo_check_opts(struct cf_repo *r, const struct cf_check_opts *o, struct cf_check_stats *st);
 
 #endif

@@ -80,6 +80,10 @@ struct cf_repo {
 	pthread_t *uploaders;
 	int nuploaders, want_uploaders;
 	bool up_stop;
+	/* spare pack buffers: a fresh 16 MiB buffer per pack costs 4096 page
+	 * faults, reusing one costs none */
+	struct cf_buf spare[3];
+	int nspare;
 	int upload_error;              /* first failed pack upload */
 	char upload_errmsg[512];
 	/* entries of packs written in this session, for the next index file */

@@ -26,6 +26,20 @@ int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
 	return cf_backend_local_new(location, out);
 }
 
+int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n)
+{
+	if (be->ops->put_iov)
+		return be->ops->put_iov(be, path, iov, n);
+	struct cf_buf b = CF_BUF_INIT;
+	int rc = CF_OK;
+	for (int i = 0; i < n && !rc; i++)
+		rc = cf_buf_add(&b, iov[i].iov_base, iov[i].iov_len);
+	if (!rc)
+		rc = be->ops->put(be, path, b.data, b.len);
+	cf_buf_release(&b);
+	return rc;
+}
+
 void cf_backend_free(struct cf_backend *be)
 {
 	if (be)

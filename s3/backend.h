@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include "../common/buf.h"
 
 struct cf_backend;
@@ -50,6 +51,10 @@ struct cf_backend_ops {
 	/* Remove an object; removing a missing one is CF_OK. */
 	int (*remove)(struct cf_backend *be, const char *path);
 	void (*free)(struct cf_backend *be);
+	/* Optional (may be NULL): put the concatenation of iov[0..n) as one
+	 * object, same contract as put.  Packs are written this way, so their
+	 * blobs need not be copied into one buffer first. */
+	int (*put_iov)(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
 };
 
 /* Every backend embeds this first. */
@@ -82,6 +87,8 @@ void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
 
 static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d, size_t n)
 { return be->ops->put(be, p, d, n); }
+/* put_iov where the backend has it, else one put of the concatenation. */
+int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
 static inline int cf_be_get(struct cf_backend *be, const char *p, struct cf_buf *out)
 { return be->ops->get(be, p, out); }
 static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)

@@ -78,7 +78,46 @@ static int local_create(struct cf_backend *be)
 	return fsync_dir(l->dir);
 }
 
+static int write_iov(int fd, const struct iovec *iov, int n)
+{
+	struct iovec v[64];
+	int i = 0;
+	size_t skip = 0; /* bytes of iov[i] already written */
+	while (i < n) {
+		int k = 0;
+		for (int j = i; j < n && k < 64; j++, k++) {
+			v[k] = iov[j];
+			if (j == i) {
+				v[k].iov_base = (char *)v[k].iov_base + skip;
+				v[k].iov_len -= skip;
+			}
+		}
+		ssize_t w = writev(fd, v, k);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		size_t left = (size_t)w;
+		while (i < n && left >= iov[i].iov_len - skip) {
+			left -= iov[i].iov_len - skip;
+			skip = 0;
+			i++;
+		}
+		skip += left;
+	}
+	return 0;
+}
+
+static int local_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int niov);
+
 static int local_put(struct cf_backend *be, const char *path, const void *data, size_t len)
+{
+	struct iovec v = { (void *)data, len };
+	return local_put_iov(be, path, &v, 1);
+}
+
+static int local_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int niov)
 {
 	struct local *l = (struct local *)be;
 	char p[4096], tmp[4200], dir[4096];
@@ -104,7 +143,7 @@ static int local_put(struct cf_backend *be, const char *path, const void *data, 
 	}
 	if (fd < 0)
 		return cf_err_errno("create %s", tmp);
-	if (cf_write_full(fd, data, len) < 0) {
+	if (write_iov(fd, iov, niov) < 0) {
 		r = cf_err_errno("write %s", tmp);
 		goto fail;
 	}
@@ -271,6 +310,7 @@ static const struct cf_backend_ops local_ops = {
 	.name = "local",
 	.create = local_create,
 	.put = local_put,
+	.put_iov = local_put_iov,
 	.get = local_get,
 	.get_range = local_get_range,
 	.stat = local_stat,
