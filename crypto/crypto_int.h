@@ -26,7 +26,7 @@ enum {
 
 struct cf_key {
 	uint8_t master[CF_KEY_LEN];
-	uint8_t blob_id[CF_KEY_LEN];	/* keys BLAKE2b for blob ids */
+	uint8_t blob_id[CF_KEY_LEN];	/* HMAC-SHA-256 key for blob ids */
 	uint8_t data[CF_KEY_LEN];	/* XChaCha20-Poly1305 key for every object */
 	uint8_t chunker[CF_KEY_LEN];	/* ChaCha20 key whose keystream is the gear table */
 };

@@ -32,8 +32,9 @@ static const struct cf_kdf_params fast_kdf = { 1, 8192 };
  * master key.
  * The expected values were cross-checked with an independent implementation
  * (Python: Argon2id, XChaCha20-Poly1305 via HChaCha20, BLAKE2b with salt and
- * personal as crypto_kdf does it, ChaCha20): if this test fails, existing
- * repositories would no longer open. */
+ * personal as crypto_kdf does it, ChaCha20); the blob id (HMAC-SHA-256 under
+ * the derived blob-id key) with `openssl dgst -sha256 -mac HMAC`.  If this
+ * test fails, existing repositories would no longer open. */
 static const char golden_keyfile[] =
 	"{\n"
 	"  \"version\": 1,\n"
@@ -46,7 +47,7 @@ static const char golden_keyfile[] =
 	"  \"created\": \"2026-11-23T19:26:37Z\",\n"
 	"  \"data\": \"QMZwjjzdf96SpnU491hnxl6sZAUhHPPG4ikhcEB+4Go5Lzbv+EQroT9/YIHDn8T99CG2/1vfiGnNO453mNnpTpevPZ9Smc/x\"\n"
 	"}";
-static const char golden_blob_id_abc[] = "82f609e8090a88ebcc76d43a17c8c41caf53d7f8baff5dcd9d0f8ffc6d9c6fd4";
+static const char golden_blob_id_abc[] = "714e0a9e1b8db6303dfd6e108ce35f43024ccf76ee34199bf50dfe1fc49cb9c5";
 static const uint64_t golden_gear0 = 0xefa6ca09656836f9ull;
 static const uint64_t golden_gear255 = 0xcb746bdc3c8fbbcfull;
 
