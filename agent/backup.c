@@ -77,6 +77,10 @@ struct ctx {
 	dev_t root_dev;
 	int unreadable;
 	double last_progress, start;
+	/* stream sources inside a walked directory (a SQLite copy standing in
+	 * for the live file of the same name) */
+	const struct cf_stream_source **overlays;
+	size_t noverlays;
 	/* totals found by the scanner thread, for the ETA (progress only) */
 	_Atomic uint64_t scan_files, scan_bytes;
 	_Atomic int scan_done;
@@ -740,6 +744,10 @@ struct pending {
 
 static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, uint8_t id[CF_ID_LEN],
 		    bool *changed);
+struct vnode;
+static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct batch *b, struct refs *refs);
+static int overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
+			 struct batch *b, struct refs *refs, bool *handled, bool *skip);
 
 /* Fill node n for path (already lstat'ed into st) and everything below it. */
 static int save_entry(struct ctx *c, const char *path, const struct stat *st, const struct cf_node *old,
@@ -918,6 +926,25 @@ static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, 
 		sprintf(sub, "%s%s%s", path, plen && path[plen - 1] == '/' ? "" : "/", names[i]);
 		if (excluded(c, sub, names[i]))
 			continue;
+		if (c->noverlays) {
+			bool handled = false, skip = false;
+			struct cf_node *n = cf_tree_add(&t);
+			if (!n) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			pd[npd].node = t.n - 1;
+			if ((rc = overlay_entry(c, sub, names[i], n, &b, &pd[npd].refs, &handled, &skip)))
+				goto out_wait;
+			if (handled) {
+				npd++;
+				continue;
+			}
+			cf_node_release(n);
+			t.n--;
+			if (skip)
+				continue;
+		}
 		if (lstat(sub, &st) < 0) {
 			cf_warn("error: %s: %s", sub, strerror(errno));
 			c->unreadable++;
@@ -1011,10 +1038,11 @@ static int vnode_insert(struct vnode *root, const char *path, const struct cf_st
 		for (size_t i = 0; i < cur->nkids; i++)
 			if (strlen(cur->kids[i].name) == len && !memcmp(cur->kids[i].name, p, len))
 				k = &cur->kids[i];
-		if (cur->leaf || cur->stream)
-			return cf_err(CF_EINVAL, "%s lies inside %s, which is backed up as a whole: "
-				      "exclude it there (--exclude) or back up the directories beside it",
+		if (cur->stream || (cur->leaf && !stream))
+			return cf_err(CF_EINVAL, "%s lies inside %s, which is backed up as a whole",
 				      path, cur->fspath);
+		if (cur->leaf)
+			return CF_EEXIST; /* a stream inside a walked directory: an overlay */
 		if (!k) {
 			void *nk = realloc(cur->kids, (cur->nkids + 1) * sizeof(*cur->kids));
 			if (!nk)
@@ -1056,9 +1084,11 @@ static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct
 		return cf_err(CF_ENOMEM, "out of memory");
 	n->type = CF_NODE_FILE;
 	n->mode = v->stream->mode ? v->stream->mode : 0600;
-	n->uid = getuid();
-	n->gid = getgid();
+	n->uid = v->stream->has_owner ? v->stream->uid : getuid();
+	n->gid = v->stream->has_owner ? v->stream->gid : getgid();
 	n->mtime_ns = n->ctime_ns = n->atime_ns = cf_now_ns();
+	if (v->stream->has_owner)
+		n->mtime_ns = v->stream->mtime_ns;
 	cs_init(&s, c, b, refs);
 	int rc = v->stream->produce(v->stream->ctx, cs_sink, &s);
 	if (rc) {
@@ -1070,6 +1100,34 @@ static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct
 	c->sum->total_bytes_processed += s.total;
 	c->sum->files_new++;
 	return cs_finish(&s);
+}
+
+/* If sub is where an overlay stream goes, store the stream there instead of
+ * the live file (*handled).  The live database's -wal/-shm/-journal files and
+ * the temporary copy are left out (*skip). */
+static int overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
+			 struct batch *b, struct refs *refs, bool *handled, bool *skip)
+{
+	*handled = *skip = false;
+	if (!strncmp(name, "coffer-sqlite-", 14)) {
+		*skip = true;
+		return CF_OK;
+	}
+	for (size_t i = 0; i < c->noverlays; i++) {
+		const char *op = c->overlays[i]->path;
+		size_t ol = strlen(op);
+		if (!strcmp(op, sub)) {
+			struct vnode v = { .name = (char *)name, .stream = c->overlays[i] };
+			*handled = true;
+			return stream_node(c, &v, n, b, refs);
+		}
+		if (!strncmp(op, sub, ol) && (!strcmp(sub + ol, "-wal") || !strcmp(sub + ol, "-shm") ||
+					      !strcmp(sub + ol, "-journal"))) {
+			*skip = true;
+			return CF_OK;
+		}
+	}
+	return CF_OK;
 }
 
 static int cmp_vnode(const void *a, const void *b)
@@ -1270,7 +1328,19 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 			rc = cf_err(CF_ENOMEM, "out of memory");
 			goto out;
 		}
-		if ((rc = vnode_insert(&root, o->streams[i].path, &o->streams[i])))
+		rc = vnode_insert(&root, o->streams[i].path, &o->streams[i]);
+		if (rc == CF_EEXIST) {
+			const struct cf_stream_source **ov =
+				realloc(c.overlays, (c.noverlays + 1) * sizeof(*ov));
+			if (!ov) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			c.overlays = ov;
+			c.overlays[c.noverlays++] = &o->streams[i];
+			rc = CF_OK;
+		}
+		if (rc)
 			goto out;
 	}
 	if (o->host)
@@ -1355,6 +1425,7 @@ out:
 		free(abs);
 	}
 	vnode_free(&root);
+	free(c.overlays);
 	bufpool_drain();
 	cf_tree_release(&old);
 	cf_snapshot_release(&parent);

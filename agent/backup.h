@@ -35,6 +35,10 @@ struct cf_stream_source {
 	int (*produce)(void *ctx, cf_sink_fn sink, void *sink_ctx);
 	void *ctx;
 	uint32_t mode;     /* file mode for the node, e.g. 0600 */
+	bool has_owner;    /* uid, gid, mtime_ns below are the node's (a SQLite copy
+			    * keeps its original's); else the running user and now */
+	uint32_t uid, gid;
+	int64_t mtime_ns;
 };
 
 struct cf_backup_opts {

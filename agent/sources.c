@@ -139,8 +139,10 @@ static int produce_command(void *ctx, cf_sink_fn sink, void *sink_ctx)
 		      it->command, WTERMSIG(status));
 }
 
+/* st: the original file a copy stands for (its owner and mtime are kept),
+ * or NULL for a produced stream (owned by the running user, dated now). */
 static int add_item(struct cf_sources *s, struct cf_src_item *it,
-		    int (*produce)(void *, cf_sink_fn, void *), uint32_t mode)
+		    int (*produce)(void *, cf_sink_fn, void *), uint32_t mode, const struct stat *st)
 {
 	int rc = grow(s);
 	if (rc)
@@ -149,7 +151,13 @@ static int add_item(struct cf_sources *s, struct cf_src_item *it,
 		if (!strcmp(s->items[i].path, it->path))
 			return cf_err(CF_EINVAL, "two sources would both be stored as %s", it->path);
 	s->items[s->n] = *it;
-	s->streams[s->n] = (struct cf_stream_source){ it->path, produce, NULL, mode };
+	s->streams[s->n] = (struct cf_stream_source){ .path = it->path, .produce = produce, .mode = mode };
+	if (st) {
+		s->streams[s->n].has_owner = true;
+		s->streams[s->n].uid = st->st_uid;
+		s->streams[s->n].gid = st->st_gid;
+		s->streams[s->n].mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	}
 	s->n++;
 	fix_ctx(s);
 	return CF_OK;
@@ -213,7 +221,7 @@ int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock)
 			rc = cf_err(CF_ENOMEM, "out of memory");
 			goto out;
 		}
-		if ((rc = add_item(s, &it, produce_mariadb, 0600))) {
+		if ((rc = add_item(s, &it, produce_mariadb, 0600, NULL))) {
 			item_release(&it);
 			goto out;
 		}
@@ -254,7 +262,7 @@ int cf_sources_add_sqlite(struct cf_sources *s, const char *path, const char *tm
 		item_release(&it);
 		return cf_err(CF_ENOMEM, "out of memory");
 	}
-	if ((rc = add_item(s, &it, produce_file, st.st_mode & 07777)))
+	if ((rc = add_item(s, &it, produce_file, st.st_mode & 07777, &st)))
 		item_release(&it);
 	return rc;
 }
@@ -276,7 +284,7 @@ int cf_sources_add_command(struct cf_sources *s, const char *command, const char
 		item_release(&it);
 		return cf_err(CF_ENOMEM, "out of memory");
 	}
-	if ((rc = add_item(s, &it, produce_command, 0600)))
+	if ((rc = add_item(s, &it, produce_command, 0600, NULL)))
 		item_release(&it);
 	return rc;
 }

@@ -30,6 +30,7 @@
 #include <zstd.h>
 
 #define PENDING 0x80 /* entry flag: its pack is not uploaded yet */
+#define CF_INDEX_EVERY 32 /* packs (~512 MiB) per intermediate index file */
 
 /* ---- per-thread zstd contexts ---- */
 
@@ -278,6 +279,8 @@ static void upload_done(struct cf_repo *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
+static int write_index(struct cf_repo *r);
+
 static void *uploader(void *arg)
 {
 	struct cf_repo *r = arg;
@@ -298,6 +301,16 @@ static void *uploader(void *arg)
 		int rc = pack_finish(r, p);
 		packer_recycle(r, p);
 		packer_free(p);
+		/* every CF_INDEX_EVERY packs, an index file: a backup that is
+		 * killed then loses only its last packs, and a re-run dedups
+		 * against the rest instead of uploading everything again */
+		if (!rc) {
+			pthread_mutex_lock(&r->mu);
+			bool due = r->new_index_packs >= CF_INDEX_EVERY;
+			pthread_mutex_unlock(&r->mu);
+			if (due)
+				rc = write_index(r);
+		}
 		if (rc)
 			record_upload_error(r, rc);
 		upload_done(r);
@@ -514,29 +527,35 @@ fail:
 
 #define IDX_MAGIC "CFIX"
 
+/* Write an index file for the packs uploaded since the last one.  Takes the
+ * pending list under r->mu and writes it outside the lock, so uploader
+ * threads may call it while others go on. */
 static int write_index(struct cf_repo *r)
 {
-	struct cf_buf b = CF_BUF_INIT;
+	struct cf_buf b = CF_BUF_INIT, list;
 	uint8_t h[12];
 	char hex[CF_ID_HEX];
+	size_t npacks;
 	int rc;
 
-	if (!r->new_index_packs)
+	pthread_mutex_lock(&r->mu);
+	list = r->new_index;
+	npacks = r->new_index_packs;
+	r->new_index = (struct cf_buf)CF_BUF_INIT;
+	r->new_index_packs = 0;
+	pthread_mutex_unlock(&r->mu);
+	if (!npacks)
 		return CF_OK;
 	memcpy(h, IDX_MAGIC, 4);
 	cf_put_le32(h + 4, 1);
-	cf_put_le32(h + 8, (uint32_t)r->new_index_packs);
-	if ((rc = cf_buf_add(&b, h, sizeof(h))) ||
-	    (rc = cf_buf_add(&b, r->new_index.data, r->new_index.len)))
+	cf_put_le32(h + 8, (uint32_t)npacks);
+	if ((rc = cf_buf_add(&b, h, sizeof(h))) || (rc = cf_buf_add(&b, list.data, list.len)))
 		goto out;
-	if ((rc = cf_repo_put_hashed(r, "index", CF_OBJ_INDEX, b.data, b.len, hex, NULL))) {
+	if ((rc = cf_repo_put_hashed(r, "index", CF_OBJ_INDEX, b.data, b.len, hex, NULL)))
 		rc = cf_err_prefix(rc, "write index");
-		goto out;
-	}
-	cf_buf_reset(&r->new_index);
-	r->new_index_packs = 0;
 out:
 	cf_buf_release(&b);
+	cf_buf_release(&list);
 	return rc;
 }
 

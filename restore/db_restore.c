@@ -6,6 +6,8 @@
 #include "../common/error.h"
 #include "../common/util.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +28,7 @@ static ssize_t read_blobs(void *ctx, void *buf, size_t n)
 		if (b->next == b->n->ncontent)
 			return 0;
 		if ((b->rc = cf_repo_load_blob(b->r, CF_BLOB_DATA, b->n->content[b->next], &b->cur)))
-			return -1;
+			return -b->rc;
 		b->next++;
 		b->pos = 0;
 	}
@@ -36,31 +38,171 @@ static ssize_t read_blobs(void *ctx, void *buf, size_t n)
 	return (ssize_t)k;
 }
 
-static const char *renamed(const struct cf_db_restore_opts *o, const char *db)
+/* One dump found in the snapshot: mariadb/<db>.sql, or
+ * mariadb/<server>/<db>.sql for the second and later --mariadb of a backup. */
+struct dump {
+	const struct cf_node *node; /* borrowed from one of the loaded trees */
+	char *db;                   /* "shop" */
+	char *qual;                 /* "shop" or "127.0.0.1-2/shop" */
+	const char *target;         /* name to load into */
+};
+
+struct dumps {
+	struct dump *v;
+	size_t n, cap;
+	struct cf_tree *trees;      /* /mariadb and its sub-directories */
+	size_t ntrees;
+};
+
+static void dumps_release(struct dumps *d)
 {
-	size_t l = strlen(db);
-	for (size_t i = 0; i < o->nrenames; i++)
-		if (!strncmp(o->renames[i], db, l) && o->renames[i][l] == '=')
-			return o->renames[i] + l + 1;
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].db);
+		free(d->v[i].qual);
+	}
+	for (size_t i = 0; i < d->ntrees; i++)
+		cf_tree_release(&d->trees[i]);
+	free(d->trees);
+	free(d->v);
+}
+
+/* "OLD=NEW" naming db (by its plain or qualified name): NEW, else NULL. */
+static const char *match_eq(const char *const *list, size_t n, const struct dump *x)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(list[i], '=');
+		size_t l = (size_t)(eq - list[i]);
+		if ((strlen(x->qual) == l && !strncmp(list[i], x->qual, l)) ||
+		    (strlen(x->db) == l && !strncmp(list[i], x->db, l)))
+			return eq + 1;
+	}
 	return NULL;
 }
 
-static bool chosen(const struct cf_db_restore_opts *o, const char *db)
+static bool names(const char *want, const struct dump *x)
 {
-	if (!o->ndatabases)
-		return true;
-	for (size_t i = 0; i < o->ndatabases; i++)
-		if (!strcmp(o->databases[i], db))
-			return true;
-	return false;
+	return !strcmp(want, x->db) || !strcmp(want, x->qual);
+}
+
+static int add_dumps(struct dumps *d, const struct cf_tree *t, const char *sub)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct cf_node *n = &t->nodes[i];
+		size_t l = strlen(n->name);
+		if (n->type != CF_NODE_FILE || l < 5 || strcmp(n->name + l - 4, ".sql"))
+			continue;
+		if (d->n == d->cap) {
+			size_t cap = d->cap ? d->cap * 2 : 16;
+			void *v = realloc(d->v, cap * sizeof(*d->v));
+			if (!v)
+				return cf_err(CF_ENOMEM, "out of memory");
+			d->v = v;
+			d->cap = cap;
+		}
+		struct dump *x = &d->v[d->n];
+		memset(x, 0, sizeof(*x));
+		x->node = n;
+		x->db = strndup(n->name, l - 4);
+		if (!x->db)
+			return cf_err(CF_ENOMEM, "out of memory");
+		if (sub ? asprintf(&x->qual, "%s/%s", sub, x->db) < 0 : !(x->qual = strdup(x->db))) {
+			x->qual = NULL;
+			free(x->db);
+			return cf_err(CF_ENOMEM, "out of memory");
+		}
+		d->n++;
+	}
+	return CF_OK;
+}
+
+/* Every dump under /mariadb, its own files first, then one level of
+ * per-server sub-directories. */
+static int find_dumps(struct cf_repo *r, const struct cf_snapshot *s, struct dumps *d)
+{
+	struct cf_tree root = CF_TREE_INIT;
+	int rc;
+
+	if ((rc = cf_repo_load_tree(r, s->tree, &root)))
+		return rc;
+	const struct cf_node *m = cf_tree_find(&root, "mariadb");
+	if (!m || m->type != CF_NODE_DIR || !m->has_subtree) {
+		rc = cf_err(CF_ENOENT, "the snapshot holds no MariaDB dumps (no /mariadb directory)");
+		goto out;
+	}
+	if (!(d->trees = calloc(1, sizeof(*d->trees)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	d->trees[0] = (struct cf_tree)CF_TREE_INIT;
+	d->ntrees = 1;
+	if ((rc = cf_repo_load_tree(r, m->subtree, &d->trees[0])))
+		goto out;
+	size_t nsub = 0;
+	for (size_t i = 0; i < d->trees[0].n; i++)
+		nsub += d->trees[0].nodes[i].type == CF_NODE_DIR && d->trees[0].nodes[i].has_subtree;
+	/* sized once: dumps point into these trees, so they must not move */
+	void *t = realloc(d->trees, (1 + nsub) * sizeof(*d->trees));
+	if (!t) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	d->trees = t;
+	if ((rc = add_dumps(d, &d->trees[0], NULL)))
+		goto out;
+	for (size_t i = 0; i < d->trees[0].n; i++) {
+		const struct cf_node *n = &d->trees[0].nodes[i];
+		if (n->type != CF_NODE_DIR || !n->has_subtree)
+			continue;
+		struct cf_tree *sub = &d->trees[d->ntrees];
+		*sub = (struct cf_tree)CF_TREE_INIT;
+		d->ntrees++;
+		if ((rc = cf_repo_load_tree(r, n->subtree, sub)) || (rc = add_dumps(d, sub, n->name)))
+			goto out;
+	}
+out:
+	cf_tree_release(&root);
+	return rc;
+}
+
+/* Decide what loads where, before anything is loaded: every --database
+ * must name a dump, and no two dumps may land in the same database. */
+static int plan(struct dumps *d, const struct cf_db_restore_opts *o, size_t *nchosen)
+{
+	*nchosen = 0;
+	for (size_t i = 0; i < o->ndatabases; i++) {
+		bool found = false;
+		for (size_t j = 0; j < d->n && !found; j++)
+			found = names(o->databases[i], &d->v[j]);
+		if (!found)
+			return cf_err(CF_ENOENT, "database %s is not in the snapshot (no /mariadb/%s.sql)",
+				      o->databases[i], o->databases[i]);
+	}
+	for (size_t j = 0; j < d->n; j++) {
+		struct dump *x = &d->v[j];
+		bool want = !o->ndatabases;
+		for (size_t i = 0; i < o->ndatabases && !want; i++)
+			want = names(o->databases[i], x);
+		if (!want)
+			continue;
+		const char *to = match_eq(o->renames, o->nrenames, x);
+		x->target = to ? to : x->db;
+		for (size_t k = 0; k < j; k++)
+			if (d->v[k].target && !strcmp(d->v[k].target, x->target))
+				return cf_err(CF_EINVAL, "mariadb/%s.sql and mariadb/%s.sql would both be loaded "
+					      "into database %s: choose one with --database, or give one "
+					      "--rename %s=NEW", d->v[k].qual, x->qual, x->target, x->qual);
+		(*nchosen)++;
+	}
+	return CF_OK;
 }
 
 int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		       const struct cf_db_restore_opts *o, size_t *loaded)
 {
-	struct cf_tree root = CF_TREE_INIT, dir = CF_TREE_INIT;
+	struct dumps d = { 0 };
 	struct cf_dburl u = CF_DBURL_INIT;
 	char where[300];
+	size_t nchosen;
 	int rc;
 
 	*loaded = 0;
@@ -72,59 +214,33 @@ int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 	if ((rc = cf_dburl_parse(&u, o->url)))
 		return rc;
 	cf_dburl_describe(&u, where, sizeof(where));
-	if ((rc = cf_repo_load_tree(r, s->tree, &root)))
+	if ((rc = find_dumps(r, s, &d)) || (rc = plan(&d, o, &nchosen)))
 		goto out;
-	const struct cf_node *m = cf_tree_find(&root, "mariadb");
-	if (!m || m->type != CF_NODE_DIR || !m->has_subtree) {
-		rc = cf_err(CF_ENOENT, "the snapshot holds no MariaDB dumps (no /mariadb directory)");
+	if (!nchosen) {
+		rc = cf_err(CF_ENOENT, "the snapshot holds no MariaDB dumps (nothing under /mariadb)");
 		goto out;
 	}
-	if ((rc = cf_repo_load_tree(r, m->subtree, &dir)))
-		goto out;
-	for (size_t i = 0; i < o->ndatabases; i++) {
-		char name[512];
-		snprintf(name, sizeof(name), "%s.sql", o->databases[i]);
-		if (!cf_tree_find(&dir, name)) {
-			rc = cf_err(CF_ENOENT, "database %s is not in the snapshot (no /mariadb/%s)",
-				    o->databases[i], name);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < dir.n; i++) {
-		const struct cf_node *n = &dir.nodes[i];
-		size_t l = strlen(n->name);
-		if (n->type != CF_NODE_FILE || l < 5 || strcmp(n->name + l - 4, ".sql"))
+	for (size_t i = 0; i < d.n; i++) {
+		const struct dump *x = &d.v[i];
+		if (!x->target)
 			continue;
-		char *db = strndup(n->name, l - 4);
-		if (!db) {
-			rc = cf_err(CF_ENOMEM, "out of memory");
-			goto out;
-		}
-		if (!chosen(o, db)) {
-			free(db);
-			continue;
-		}
-		const char *target = renamed(o, db);
-		struct blobsrc b = { .r = r, .n = n };
+		bool rename = strcmp(x->target, x->db) != 0;
+		struct blobsrc b = { .r = r, .n = x->node };
 		struct cf_mariadb_load_stats st;
-		cf_info("loading %s into %s%s%s", db, where, target ? " as " : "", target ? target : "");
-		rc = cf_mariadb_load(&u, target, read_blobs, &b, &st);
+		cf_info("loading mariadb/%s.sql into %s%s%s", x->qual, where, rename ? " as " : "",
+			rename ? x->target : "");
+		rc = cf_mariadb_load(&u, rename ? x->target : NULL, read_blobs, &b, &st);
 		if (b.rc)
 			rc = b.rc;
 		cf_buf_release(&b.cur);
 		if (rc) {
-			rc = cf_err_prefix(rc, "restore of database %s into %s stopped", db, where);
-			free(db);
+			rc = cf_err_prefix(rc, "restore of database %s into %s stopped", x->qual, where);
 			goto out;
 		}
 		(*loaded)++;
-		free(db);
 	}
-	if (!*loaded && !rc)
-		rc = cf_err(CF_ENOENT, "no database dump was restored");
 out:
-	cf_tree_release(&root);
-	cf_tree_release(&dir);
+	dumps_release(&d);
 	cf_dburl_release(&u);
 	return rc;
 }

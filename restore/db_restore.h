@@ -2,9 +2,14 @@
  * db_restore.h - loading a snapshot's database dumps back into a server.
  *
  * A snapshot holds MariaDB dumps as files under /mariadb (see
- * agent/sources.h).  Each chosen dump is streamed blob by blob from the
- * repository into the loader (restore/mariadb_load.h): nothing is staged on
- * disk, and memory does not grow with the dump's size.
+ * agent/sources.h): mariadb/<db>.sql for the first server of a backup,
+ * mariadb/<host>-<n>/<db>.sql for later ones.  A dump is named by its
+ * database ("shop") or, to tell two of the same name apart, by
+ * "<host>-<n>/shop".  Which dump loads into which database is decided and
+ * checked (every --database found, no two dumps into one database) before
+ * anything is loaded.  Each chosen dump is then streamed blob by blob from
+ * the repository into the loader (restore/mariadb_load.h): nothing is staged
+ * on disk, and memory does not grow with the dump's size.
  */
 #ifndef CF_DB_RESTORE_H
 #define CF_DB_RESTORE_H
@@ -15,13 +20,17 @@
 
 struct cf_db_restore_opts {
 	const char *url;                          /* mariadb://... */
-	const char *const *databases; size_t ndatabases; /* only these (all when none) */
-	const char *const *renames; size_t nrenames;     /* "OLD=NEW" */
+	const char *const *databases; size_t ndatabases; /* only these (all when none);
+							  * "db" or "host-n/db" */
+	const char *const *renames; size_t nrenames;     /* "OLD=NEW", OLD as above */
 };
 
-/* Load the dumps of snapshot s into the server.  Stops at the first
- * database that fails (its name and the failing line in the message); the
- * ones loaded before it stay loaded.  *loaded counts databases loaded. */
+/* Load the dumps of snapshot s into the server.  CF_ENOENT when the snapshot
+ * has no dumps or a --database names none; CF_EINVAL for a malformed
+ * --rename or two dumps bound for one database (nothing loaded then).
+ * Stops at the first database that fails (its name and the failing line in
+ * the message); the ones loaded before it stay loaded.  *loaded counts
+ * databases loaded. */
 int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		       const struct cf_db_restore_opts *o, size_t *loaded);
 
