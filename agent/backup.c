@@ -553,7 +553,7 @@ static int read_xattrs(const char *path, struct cf_node *n)
 struct name_cache {
 	pthread_mutex_t mu;
 	unsigned id[NAME_CACHE];
-	char name[NAME_CACHE][64];
+	char name[NAME_CACHE][256];
 	bool known[NAME_CACHE], used[NAME_CACHE];
 	unsigned next;
 };

@@ -195,7 +195,7 @@ int cf_keyfile_open(const void *json, size_t len, const char *password, size_t p
 		    struct cf_key **out)
 {
 	uint8_t salt[KF_SALT_LEN], sealed[KF_SEALED_LEN];
-	uint64_t version, ops, mem;
+	uint64_t version = 0, ops = 0, mem = 0;
 	uint8_t *kek = NULL;
 	struct cf_key *k = NULL;
 	unsigned long long mlen;

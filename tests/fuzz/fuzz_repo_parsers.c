@@ -2,6 +2,7 @@
  * (sealed input would only exercise the AEAD's rejection).  The first byte
  * picks the parser. */
 #include "repo/repo_int.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 
