@@ -78,8 +78,8 @@ static const char split_input[] =
 
 static const char *const split_want[] = {
 	"SET NAMES utf8mb4",
-	"INSERT INTO `we;ird``s` VALUES ('a;b', 'it''s', 'x\\';y',\n"
-	"  \"dq;\\\"\", 5-1, 6--1, 7/2)",
+	("INSERT INTO `we;ird``s` VALUES ('a;b', 'it''s', 'x\\';y',\n"
+	 "  \"dq;\\\"\", 5-1, 6--1, 7/2)"),
 	"/*!40101 SET @x = 1 */",
 	"CREATE PROCEDURE p()\nBEGIN\n  SELECT 1; -- inner comment kept\n  SELECT ';;';\nEND",
 	"SELECT 2",
