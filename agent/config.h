@@ -55,6 +55,7 @@ struct cf_agent_config {
 	char **excludes; size_t nexcludes;
 	char *state_dir;
 	char **mariadb; size_t nmariadb;
+	bool mariadb_lock;           /* FLUSH TABLES WITH READ LOCK while the snapshot starts */
 	char **sqlite; size_t nsqlite;
 	struct cf_agent_stdin_cmd *stdin_cmds; size_t nstdin_cmds;
 	char *host;                  /* NULL = the engine's default (gethostname) */
@@ -90,6 +91,11 @@ typedef const char *(*cf_agent_getenv_fn)(void *ctx, const char *key);
  * config or password file; CF_ENOMEM.  On failure *c is released.
  */
 int cf_agent_config_load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx);
+
+/* The same, without requiring COFFER_REPOSITORY and a password: for
+ * `--print-schedule`, which needs only the schedule (every value that is
+ * given is still validated). */
+int cf_agent_config_load_schedule(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx);
 
 /* Free everything (wiping secrets); c is CF_AGENT_CONFIG_INIT afterwards.
  * Keys exported by the load stay in the environment until the next load. */

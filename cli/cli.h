@@ -44,6 +44,24 @@ struct cli {
 	bool remove_all;
 	/* positional arguments after the command */
 	char **args; int nargs;
+	/* agent */
+	bool agent_once, agent_healthcheck, agent_print_config;
+	int agent_print_schedule;
+	/* forget, prune, copy, check subsets (cmd_maint.c) */
+	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;
+	const char *keep_within, *keep_within_hourly, *keep_within_daily, *keep_within_weekly;
+	const char *keep_within_monthly, *keep_within_yearly;
+	const char *keep_tags[MAXV]; size_t nkeep_tags;
+	const char *group_by;
+	bool dry_run, prune;
+	const char *max_unused;
+	const char *from_repo, *from_password_file;
+	const char *read_data_subset;
+	/* restore (files) and dump; dry_run above is shared */
+	bool restore_delete, verify;
+	const char *overwrite;
+	const char *path_maps[MAXV]; size_t npath_maps;
+	const char *archive;
 };
 
 /* Password for opening (or, twice = true, for creating) a repository:
@@ -80,5 +98,14 @@ int cmd_restore(struct cli *c);
 int cmd_check(struct cli *c);
 int cmd_key(struct cli *c);
 int cmd_unlock(struct cli *c);
+int cmd_agent(struct cli *c);
+int cmd_dump(struct cli *c);
+/* cmd_maint.c */
+int cmd_forget(struct cli *c);
+int cmd_prune(struct cli *c);
+int cmd_copy(struct cli *c);
+int cmd_stats(struct cli *c);
+/* check --read-data-subset (dispatched here when that option is given) */
+int cmd_check_subset(struct cli *c);
 
 #endif

@@ -31,11 +31,24 @@ static const char usage_text[] =
 "  snapshots                   list snapshots (--json for restic-compatible JSON)\n"
 "  ls SNAPSHOT [PATH]          list the files of a snapshot\n"
 "  restore SNAPSHOT --target DIR [--include PATH]...\n"
-"                              restore a snapshot (or parts) into DIR\n"
+"                              restore a snapshot (or parts) into DIR (see restore options)\n"
+"  dump SNAPSHOT [PATH] [--archive tar|zip]\n"
+"                              write a file's bytes, or a tree as an archive, to stdout\n"
 "  check [--read-data]         verify the repository (and with --read-data every byte)\n"
 "  key list|add|remove ID|passwd\n"
 "                              manage the passwords that open the repository\n"
 "  unlock [--remove-all]       remove stale locks\n"
+"  forget [ID...] [--keep-* ...] [--dry-run] [--prune]\n"
+"                              remove snapshots by restic's policy (see below) or by id\n"
+"  prune [--max-unused N%] [--dry-run]\n"
+"                              delete data no snapshot needs, repack partly used packs\n"
+"  copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]\n"
+"                              copy snapshots from another repository (only what is missing)\n"
+"  stats                       repository size, raw size, deduplication ratio, counts\n"
+"  agent [--once | --print-schedule N | --healthcheck | --print-config]\n"
+"                              scheduled backups as a sidecar, configured by COFFER_* variables\n"
+"                              (see doc/agent.md); --once runs one job now\n"
+"  healthcheck                 exit 1 if the agent's last job failed or one is overdue\n"
 "  version                     print the version\n"
 "\n"
 "SNAPSHOT is an id prefix or 'latest' (filtered by --host, --tag, --path).\n"
@@ -72,12 +85,35 @@ static const char usage_text[] =
 "restore options:\n"
 "  --target DIR                where to restore files\n"
 "  --include PATH              restore only this snapshot path (repeatable)\n"
+"  --exclude PATTERN           do not restore (nor delete) paths or names matching it\n"
+"  --path-map SNAP_PATH=DIR    restore the snapshot directory SNAP_PATH's contents into DIR\n"
+"                              (repeatable; --target is then needed only for other paths)\n"
+"  --overwrite always|if-changed|never\n"
+"                              existing files: rewrite all, only those whose content differs\n"
+"                              (default), or none\n"
+"  --delete                    remove what the snapshot does not have: DIR ends up equal to it\n"
+"  --dry-run                   list what would be created, replaced, deleted, kept; change nothing\n"
+"  --verify                    read the restored files back and compare them with the snapshot\n"
 "  --mariadb URL               load the snapshot's mariadb/<db>.sql dumps into this server\n"
 "                              (instead of restoring files)\n"
 "  --database DB               only this database (repeatable)\n"
 "  --rename OLD=NEW            load database OLD under the name NEW\n"
 "\n"
 "snapshot filters: --host NAME, --tag TAG, --path PATH (repeatable)\n"
+"\n"
+"forget options (restic's semantics; see doc/maintenance.md):\n"
+"  --keep-last/--keep-hourly/--keep-daily/--keep-weekly/--keep-monthly/--keep-yearly N\n"
+"                              keep the last N snapshots / per hour, day, week, month, year\n"
+"                              (-1 = unlimited)\n"
+"  --keep-within DURATION      keep snapshots within DURATION (e.g. 1y2m3d4h) of the latest\n"
+"  --keep-within-hourly/-daily/-weekly/-monthly/-yearly DURATION\n"
+"                              one per hour/day/... within DURATION of the latest\n"
+"  --keep-tag TAG[,TAG]        keep snapshots with all these tags (repeatable)\n"
+"  --group-by host,paths,tags  apply the policy per group (default host,paths; '' = one group)\n"
+"  --dry-run                   only show what would be kept and removed, and why\n"
+"  --prune                     prune after forgetting\n"
+"prune: --max-unused N%|unlimited (default 5%), --dry-run\n"
+"check: --read-data-subset n/m|N% reads the packs of bucket n of m, or N% of them at random\n"
 "\n"
 "init/key options: --kdf-passes N, --kdf-memory KIB (Argon2id cost; defaults 3 and 65536),\n"
 "  --new-password-file FILE (key add/passwd)\n"
@@ -95,6 +131,14 @@ static void on_signal(int sig)
 
 /* ---------- argument parsing ---------- */
 
+enum { O_AGENT_ONCE = 400, O_AGENT_SCHEDULE, O_AGENT_HEALTH, O_AGENT_PRINTCONF };
+enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE };
+enum {
+	O_KEEP_LAST = 500, O_KEEP_HOURLY, O_KEEP_DAILY, O_KEEP_WEEKLY, O_KEEP_MONTHLY, O_KEEP_YEARLY,
+	O_KEEP_WITHIN, O_KEEP_WITHIN_HOURLY, O_KEEP_WITHIN_DAILY, O_KEEP_WITHIN_WEEKLY,
+	O_KEEP_WITHIN_MONTHLY, O_KEEP_WITHIN_YEARLY, O_KEEP_TAG, O_GROUP_BY, O_DRY_RUN, O_PRUNE,
+	O_MAX_UNUSED, O_FROM_REPO, O_FROM_PWFILE, O_READ_SUBSET,
+};
 enum {
 	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
@@ -137,6 +181,35 @@ static const struct option longopts[] = {
 	{ "rename", required_argument, NULL, O_RENAME },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
+	{ "once", no_argument, NULL, O_AGENT_ONCE },
+	{ "print-schedule", required_argument, NULL, O_AGENT_SCHEDULE },
+	{ "healthcheck", no_argument, NULL, O_AGENT_HEALTH },
+	{ "print-config", no_argument, NULL, O_AGENT_PRINTCONF },
+	{ "delete", no_argument, NULL, O_DELETE },
+	{ "verify", no_argument, NULL, O_VERIFY },
+	{ "overwrite", required_argument, NULL, O_OVERWRITE },
+	{ "path-map", required_argument, NULL, O_PATHMAP },
+	{ "archive", required_argument, NULL, O_ARCHIVE },
+	{ "keep-last", required_argument, NULL, O_KEEP_LAST },
+	{ "keep-hourly", required_argument, NULL, O_KEEP_HOURLY },
+	{ "keep-daily", required_argument, NULL, O_KEEP_DAILY },
+	{ "keep-weekly", required_argument, NULL, O_KEEP_WEEKLY },
+	{ "keep-monthly", required_argument, NULL, O_KEEP_MONTHLY },
+	{ "keep-yearly", required_argument, NULL, O_KEEP_YEARLY },
+	{ "keep-within", required_argument, NULL, O_KEEP_WITHIN },
+	{ "keep-within-hourly", required_argument, NULL, O_KEEP_WITHIN_HOURLY },
+	{ "keep-within-daily", required_argument, NULL, O_KEEP_WITHIN_DAILY },
+	{ "keep-within-weekly", required_argument, NULL, O_KEEP_WITHIN_WEEKLY },
+	{ "keep-within-monthly", required_argument, NULL, O_KEEP_WITHIN_MONTHLY },
+	{ "keep-within-yearly", required_argument, NULL, O_KEEP_WITHIN_YEARLY },
+	{ "keep-tag", required_argument, NULL, O_KEEP_TAG },
+	{ "group-by", required_argument, NULL, O_GROUP_BY },
+	{ "dry-run", no_argument, NULL, O_DRY_RUN },
+	{ "prune", no_argument, NULL, O_PRUNE },
+	{ "max-unused", required_argument, NULL, O_MAX_UNUSED },
+	{ "from-repo", required_argument, NULL, O_FROM_REPO },
+	{ "from-password-file", required_argument, NULL, O_FROM_PWFILE },
+	{ "read-data-subset", required_argument, NULL, O_READ_SUBSET },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -232,6 +305,40 @@ int main(int argc, char **argv)
 		case 'h':
 		case O_HELP: fputs(usage_text, stdout); return EXIT_OK;
 		case O_VERSION: printf("coffer %s\n", COFFER_VERSION); return EXIT_OK;
+		case O_AGENT_ONCE: c.agent_once = true; break;
+		case O_AGENT_SCHEDULE:
+			rc = parse_long(optarg, "--print-schedule", 1, 10000, &v);
+			c.agent_print_schedule = (int)v;
+			break;
+		case O_AGENT_HEALTH: c.agent_healthcheck = true; break;
+		case O_AGENT_PRINTCONF: c.agent_print_config = true; break;
+		case O_DELETE: c.restore_delete = true; break;
+		case O_VERIFY: c.verify = true; break;
+		case O_OVERWRITE: c.overwrite = optarg; break;
+		case O_PATHMAP: rc = add_multi(c.path_maps, &c.npath_maps, optarg, "--path-map"); break;
+		case O_ARCHIVE: c.archive = optarg; break;
+		case O_KEEP_LAST: case O_KEEP_HOURLY: case O_KEEP_DAILY:
+		case O_KEEP_WEEKLY: case O_KEEP_MONTHLY: case O_KEEP_YEARLY: {
+			int *keep[] = { &c.keep_last, &c.keep_hourly, &c.keep_daily, &c.keep_weekly,
+					&c.keep_monthly, &c.keep_yearly };
+			rc = parse_long(optarg, "--keep-*", -1, 1000000, &v);
+			*keep[opt - O_KEEP_LAST] = (int)v;
+			break;
+		}
+		case O_KEEP_WITHIN: c.keep_within = optarg; break;
+		case O_KEEP_WITHIN_HOURLY: c.keep_within_hourly = optarg; break;
+		case O_KEEP_WITHIN_DAILY: c.keep_within_daily = optarg; break;
+		case O_KEEP_WITHIN_WEEKLY: c.keep_within_weekly = optarg; break;
+		case O_KEEP_WITHIN_MONTHLY: c.keep_within_monthly = optarg; break;
+		case O_KEEP_WITHIN_YEARLY: c.keep_within_yearly = optarg; break;
+		case O_KEEP_TAG: rc = add_multi(c.keep_tags, &c.nkeep_tags, optarg, "--keep-tag"); break;
+		case O_GROUP_BY: c.group_by = optarg; break;
+		case O_DRY_RUN: c.dry_run = true; break;
+		case O_PRUNE: c.prune = true; break;
+		case O_MAX_UNUSED: c.max_unused = optarg; break;
+		case O_FROM_REPO: c.from_repo = optarg; break;
+		case O_FROM_PWFILE: c.from_password_file = optarg; break;
+		case O_READ_SUBSET: c.read_data_subset = optarg; break;
 		default:
 			fprintf(stderr, "coffer: see 'coffer --help'\n");
 			return EXIT_ERR;
@@ -267,10 +374,26 @@ int main(int argc, char **argv)
 		return cmd_ls(&c);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(&c);
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(&c);
 	if (!strcmp(cmd, "check"))
-		return cmd_check(&c);
+		return c.read_data_subset ? cmd_check_subset(&c) : cmd_check(&c);
+	if (!strcmp(cmd, "forget"))
+		return cmd_forget(&c);
+	if (!strcmp(cmd, "prune"))
+		return cmd_prune(&c);
+	if (!strcmp(cmd, "copy"))
+		return cmd_copy(&c);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(&c);
 	if (!strcmp(cmd, "key"))
 		return cmd_key(&c);
+	if (!strcmp(cmd, "agent"))
+		return cmd_agent(&c);
+	if (!strcmp(cmd, "healthcheck")) {
+		c.agent_healthcheck = true;
+		return cmd_agent(&c);
+	}
 	if (!strcmp(cmd, "unlock"))
 		return cmd_unlock(&c);
 	if (!strcmp(cmd, "version")) {

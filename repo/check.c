@@ -32,7 +32,16 @@ struct chk {
 	struct packinfo *packs; size_t npacks, cap;
 	struct cf_index seen;   /* trees already walked; also missing packs reported */
 	uint64_t trees, blobs_checked, packs_read;
+	struct cf_index damaged; /* packs found missing or damaged (type 2 entries) */
 };
+
+/* Remember a pack as damaged so that what depends on it can be named. */
+static int mark_damaged(struct chk *k, const uint8_t id[CF_ID_LEN])
+{
+	struct cf_ientry e = { .type = 2 };
+	memcpy(e.id, id, CF_ID_LEN);
+	return cf_index_put(&k->damaged, &e);
+}
 
 static void problem(struct chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(struct chk *k, const char *fmt, ...)
@@ -105,6 +114,8 @@ static int check_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_ent
 				cf_hex(packid, CF_ID_LEN, hex);
 				problem(ic->k, "pack %s is missing (index %.16s names it)", hex, ic->name);
 				int rc = cf_index_put(&ic->k->seen, &mark);
+				if (!rc)
+					rc = mark_damaged(ic->k, packid);
 				if (rc)
 					return rc;
 			}
@@ -190,6 +201,7 @@ static int walk_tree(struct chk *k, const uint8_t id[CF_ID_LEN], const char *pat
 
 static int read_pack(struct chk *k, const struct packinfo *p)
 {
+	uint64_t errors_before = k->errors;
 	struct cf_buf b = CF_BUF_INIT, blob = CF_BUF_INIT;
 	struct cf_pack_entry *e = NULL;
 	size_t n = 0;
@@ -241,6 +253,8 @@ static int read_pack(struct chk *k, const struct packinfo *p)
 		k->blobs_checked++;
 	}
 out:
+	if (rc == CF_OK && k->errors != errors_before)
+		rc = mark_damaged(k, p->id);
 	free(e);
 	cf_buf_release(&b);
 	cf_buf_release(&blob);
@@ -249,6 +263,126 @@ out:
 
 int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
 {
+	struct cf_check_opts o = { .read_data = read_data };
+	return cf_repo_check_opts(r, &o, st);
+}
+
+/* --read-data-subset: restic's n/m buckets by the first byte of the pack id,
+ * or a random share of the packs. */
+static bool *choose_packs(const struct chk *k, const struct cf_check_opts *o)
+{
+	bool *pick = calloc(k->npacks ? k->npacks : 1, sizeof(*pick));
+	if (!pick)
+		return NULL;
+	if (o->subset_m) {
+		for (size_t i = 0; i < k->npacks; i++)
+			pick[i] = k->packs[i].id[0] % o->subset_m == o->subset_n - 1;
+	} else if (o->subset_percent > 0) {
+		size_t want = (size_t)((double)k->npacks * o->subset_percent / 100.0);
+		if (want == 0 && k->npacks)
+			want = 1;
+		if (want > k->npacks)
+			want = k->npacks;
+		/* selection sampling (Knuth's algorithm S): exactly want packs */
+		size_t left = want;
+		for (size_t i = 0; i < k->npacks && left; i++) {
+			uint32_t x;
+			cf_random(&x, sizeof(x));
+			if ((double)x / 4294967296.0 * (double)(k->npacks - i) < (double)left) {
+				pick[i] = true;
+				left--;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < k->npacks; i++)
+			pick[i] = o->read_data;
+	}
+	return pick;
+}
+
+struct dep {
+	struct chk *k;
+	const char *snap;
+	uint64_t lines;
+};
+
+#define MAX_DEP_LINES 200
+
+static bool in_damaged(struct chk *k, int type, const uint8_t id[CF_ID_LEN], char phex[CF_ID_HEX])
+{
+	struct cf_ientry *e = cf_index_get(&k->r->idx, type, id);
+	if (!e || !cf_index_get(&k->damaged, 2, k->r->idx.packs[e->pack]))
+		return false;
+	cf_hex(k->r->idx.packs[e->pack], CF_ID_LEN, phex);
+	return true;
+}
+
+static void dep_line(struct dep *d, const char *what, const char *path, const char *phex)
+{
+	if (d->lines++ < MAX_DEP_LINES)
+		cf_warn("  snapshot %.8s: %s %s needs damaged pack %.16s", d->snap, what,
+			path[0] ? path : "/", phex);
+}
+
+/* Name every file and directory of one snapshot whose blobs lie in a damaged
+ * pack (by the merged index: the copies restore would read). */
+static int walk_deps(struct dep *d, const uint8_t id[CF_ID_LEN], const char *path)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	char phex[CF_ID_HEX];
+	int rc;
+
+	if (in_damaged(d->k, CF_BLOB_TREE, id, phex)) {
+		dep_line(d, "directory", path, phex);
+		return CF_OK; /* its contents cannot be listed */
+	}
+	if ((rc = cf_repo_load_tree(d->k->r, id, &t)))
+		return rc == CF_ENOMEM ? rc : CF_OK; /* already reported by the structure check */
+	for (size_t i = 0; i < t.n && !rc; i++) {
+		const struct cf_node *n = &t.nodes[i];
+		char *sub = NULL;
+		if (asprintf(&sub, "%s/%s", path, n->name) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		if (n->type == CF_NODE_DIR && n->has_subtree)
+			rc = walk_deps(d, n->subtree, sub);
+		for (size_t c = 0; c < n->ncontent; c++)
+			if (in_damaged(d->k, CF_BLOB_DATA, n->content[c], phex)) {
+				dep_line(d, "file", sub, phex);
+				break;
+			}
+		free(sub);
+	}
+	cf_tree_release(&t);
+	return rc;
+}
+
+static int report_dependents(struct chk *k, const struct cf_snapshot *snaps, size_t n)
+{
+	uint64_t total = 0;
+	cf_warn("damaged or missing packs: %zu; what depends on them:", k->damaged.n);
+	for (size_t i = 0; i < n; i++) {
+		char hex[CF_ID_HEX];
+		cf_hex(snaps[i].id, CF_ID_LEN, hex);
+		struct dep d = { k, hex, 0 };
+		int rc = walk_deps(&d, snaps[i].tree, "");
+		if (rc)
+			return rc;
+		if (d.lines > MAX_DEP_LINES)
+			cf_warn("  snapshot %.8s: ... and %llu more", hex,
+				(unsigned long long)(d.lines - MAX_DEP_LINES));
+		total += d.lines;
+	}
+	if (!total)
+		cf_warn("  no snapshot needs them (prune will remove them)");
+	return CF_OK;
+}
+
+int cf_repo_check_opts(struct cf_repo *r, const struct cf_check_opts *o, struct cf_check_stats *st)
+{
+	bool read_data = o->read_data || o->subset_m || o->subset_percent > 0;
+	bool *pick = NULL;
 	struct chk k;
 	struct cf_snapshot *snaps = NULL;
 	size_t nsnaps = 0, bad = 0;
@@ -273,6 +407,8 @@ int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
 			cf_hex(p->id, CF_ID_LEN, hex);
 			problem(&k, "pack %s has %llu bytes, its index implies %llu", hex,
 				(unsigned long long)p->size, (unsigned long long)want);
+			if ((rc = mark_damaged(&k, p->id)))
+				goto out;
 		}
 	}
 
@@ -288,7 +424,13 @@ int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
 	}
 	if (read_data) {
 		cf_log(2, "reading all data");
+		if (!(pick = choose_packs(&k, o))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
 		for (size_t i = 0; i < k.npacks; i++) {
+			if (!pick[i])
+				continue;
 			if ((rc = read_pack(&k, &k.packs[i])))
 				goto out;
 			if (cf_interrupted) {
@@ -297,14 +439,19 @@ int cf_repo_check(struct cf_repo *r, bool read_data, struct cf_check_stats *st)
 			}
 		}
 	}
+	if (k.damaged.n && (rc = report_dependents(&k, snaps, nsnaps)))
+		goto out;
 	rc = k.errors ? cf_err(CF_ECORRUPT, "%llu problems found", (unsigned long long)k.errors) : CF_OK;
 out:
+	free(pick);
+	cf_index_release(&k.damaged);
 	if (st) {
 		st->errors = k.errors;
 		st->packs = k.npacks;
 		st->snapshots = nsnaps;
 		st->trees = k.trees;
 		st->blobs_read = k.blobs_checked;
+		st->packs_read = k.packs_read;
 	}
 	cf_snapshots_free(snaps, nsnaps);
 	free(k.packs);

@@ -368,7 +368,8 @@ static int build(const struct cf_snapshot *s, json_t **out)
 	    (s->ntags && (r = put_list(o, "tags", s->tags, s->ntags)) != CF_OK) ||
 	    (s->program_version &&
 	     (r = put(o, "program_version", lossy_string(s->program_version))) != CF_OK) ||
-	    (s->has_summary && (r = put_summary(o, &s->summary)) != CF_OK)) {
+	    (s->has_summary && (r = put_summary(o, &s->summary)) != CF_OK) ||
+	    (s->has_original && (r = put_id(o, "original", s->original)) != CF_OK)) {
 		json_decref(o);
 		return r;
 	}
@@ -570,7 +571,8 @@ int cf_snapshot_decode(const void *p, size_t n, struct cf_snapshot *s)
 	    (r = get_u32(root, "uid", &s->uid)) != CF_OK ||
 	    (r = get_u32(root, "gid", &s->gid)) != CF_OK ||
 	    (r = get_list(root, "tags", false, &s->tags, &s->ntags)) != CF_OK ||
-	    (r = get_str(root, "program_version", false, &s->program_version)) != CF_OK)
+	    (r = get_str(root, "program_version", false, &s->program_version)) != CF_OK ||
+	    (r = get_id(root, "original", false, s->original, &s->has_original)) != CF_OK)
 		goto out;
 	if ((sum = json_object_get(root, "summary")) != NULL) {
 		if ((r = get_summary(sum, &s->summary)) != CF_OK)

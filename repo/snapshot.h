@@ -44,6 +44,10 @@ struct cf_snapshot {
 	char *program_version;
 	bool has_summary;
 	struct cf_snapshot_summary summary;
+	/* copy: the id of the snapshot this one was copied from (restic's
+	 * "original"), so that copying again can tell it is already there */
+	bool has_original;
+	uint8_t original[CF_ID_LEN];
 };
 
 void cf_snapshot_release(struct cf_snapshot *s);

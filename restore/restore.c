@@ -3,58 +3,1026 @@
 #include "../repo/tree.h"
 #include "../common/error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-struct fjob {
-	int dirfd;          /* dup'ed; closed by the worker */
-	char *relpath;      /* for messages, relative to target */
-	struct cf_node node;/* owned copy */
+#define TMP_PREFIX ".coffer-tmp-"
+/* A ranged read covers needed blobs that lie within RANGE_GAP of each other
+ * (reading a small unneeded gap is cheaper than another request), up to
+ * RANGE_MAX bytes: what one worker holds in memory at a time. */
+#define RANGE_MAX (8u << 20)
+#define RANGE_GAP (256u << 10)
+#define NSTRIPES 256   /* locks over files being written */
+#define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
+
+enum fstate { F_CHECK, F_WRITE, F_KEEP, F_LINK, F_FAILED };
+
+struct rfile {
+	struct cf_node node;    /* owned copy */
+	char *rel;              /* relative to its root: "a/b/name" */
+	char *path;             /* for messages: root dir + "/" + rel */
+	uint32_t root;
+	uint8_t state;          /* enum fstate */
+	bool existed;           /* something was in its place before */
+	/* write phase, guarded by the file's stripe lock */
+	bool failed, opened, done;
+	int fd, dirfd;
+	unsigned tmpno;
+	size_t remaining;       /* blob uses not yet written */
+	uint64_t size;          /* sum of the blobs' lengths */
+	size_t leader;          /* F_LINK: the file it is a hard link of */
 };
 
-struct link_job {
-	char *from, *to;    /* relative to target */
-};
-
-struct dir_meta {
-	char *relpath;
+struct rdir {
+	char *rel;
+	uint32_t root;
 	struct cf_node node;
+};
+
+struct rroot {
+	int fd;                 /* -1 in a dry run when the directory does not exist */
+	char *dir;              /* as given, for messages */
+	const char *snap;       /* snapshot path of the root ("" = "/") */
+	bool has_tree;
+	uint8_t tree[CF_ID_LEN];
+	const char **incs; size_t nincs; /* includes that apply here (none = all) */
+	bool is_target;         /* the --target root: mapped sub-trees are skipped */
+	bool has_node;          /* map roots: the directory's own metadata */
+	struct cf_node node;
+};
+
+struct ruse {
+	uint8_t pack[CF_ID_LEN];
+	uint32_t offset, length, rawlen;
+	uint8_t flags;
+	const uint8_t *id;
+	size_t file;
+	uint64_t foff;
+};
+
+struct rgroup {
+	size_t start, end, first;
+};
+
+struct hlent {
+	uint64_t dev, ino;
+	uint32_t root;
+	size_t file;
 };
 
 struct rctx {
 	struct cf_repo *repo;
 	const struct cf_restore_opts *o;
 	struct cf_restore_stats *st;
-	int targetfd;
-	bool root;
-
-	pthread_mutex_t mu;
-	pthread_cond_t not_empty, not_full;
-	struct fjob *q;
-	size_t cap, head, n;
-	bool stop;
-	pthread_t *threads;
+	bool is_root;
 	int nthreads;
 
-	struct dir_meta *dirs; size_t ndirs, dircap;
-	struct link_job *links; size_t nlinks, linkcap;
-	/* first restored path of each multiply-linked inode */
-	struct { uint64_t dev, ino; char *path; } *hl; size_t nhl, hlcap;
+	struct rroot *roots; size_t nroots;
+	struct rfile *files; size_t nfiles, filecap;
+	struct rdir *dirs; size_t ndirs, dircap;
+	struct hlent *hl; size_t nhl, hlcap;
+	struct ruse *uses; size_t nuses, usecap;
+	struct rgroup *groups; size_t ngroups, groupcap;
+
+	pthread_mutex_t mu;               /* stats, failed list, listing */
+	pthread_mutex_t stripes[NSTRIPES];
+	atomic_size_t next;               /* parallel phases: next item */
+	atomic_int open_files;
+	atomic_uint tmpctr;
+	atomic_bool stop;
+	/* progress */
+	atomic_uint_least64_t pg_done, pg_total, pg_bytes, pg_bytes_total;
+	const char *volatile phase;
+	bool pg_stop;
+	pthread_cond_t pg_cond;
 };
 
-static void count_error(struct rctx *c)
+/* ---------- small helpers ---------- */
+
+static void *grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return arr;
+	size_t nc = *cap ? *cap * 2 : 64;
+	void *p = realloc(arr, nc * size);
+	if (p)
+		*cap = nc;
+	return p;
+}
+#define GROW(c, arr, n, cap) \
+	({ void *_p = grow((c)->arr, (c)->n, &(c)->cap, sizeof(*(c)->arr)); \
+	   (c)->arr = _p ? _p : (c)->arr; \
+	   _p ? CF_OK : cf_err(CF_ENOMEM, "out of memory"); })
+
+static void add_stat(struct rctx *c, uint64_t *field, uint64_t v)
 {
 	pthread_mutex_lock(&c->mu);
-	c->st->errors++;
+	*field += v;
 	pthread_mutex_unlock(&c->mu);
+}
+
+/* A path could not be restored: say why (the thread's message, which names
+ * it) and remember it for the summary. */
+static void path_failed(struct rctx *c, const char *path, int rc)
+{
+	cf_warn("error: %s", cf_errmsg(rc));
+	pthread_mutex_lock(&c->mu);
+	c->st->errors++;
+	char **f = realloc(c->st->failed, (c->st->nfailed + 1) * sizeof(*f));
+	if (f) {
+		c->st->failed = f;
+		if ((f[c->st->nfailed] = strdup(path)))
+			c->st->nfailed++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void list_action(struct rctx *c, const char *verb, const char *path, bool dir, uint64_t bytes)
+{
+	if (!c->o->listing)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (dir)
+		fprintf(c->o->listing, "%-8s %s/\n", verb, path);
+	else
+		fprintf(c->o->listing, "%-8s %s (%llu bytes)\n", verb, path, (unsigned long long)bytes);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static char *join(const char *a, const char *b)
+{
+	char *s;
+	if (asprintf(&s, "%s%s%s", a, *a && *b ? "/" : "", b) < 0)
+		return NULL;
+	return s;
+}
+
+/* Is p the path prefix or below it?  Both absolute; "/" holds everything. */
+static bool under(const char *p, const char *prefix)
+{
+	size_t l = strlen(prefix);
+	if (l == 1 && prefix[0] == '/')
+		return true;
+	return strncmp(p, prefix, l) == 0 && (p[l] == 0 || p[l] == '/');
+}
+
+static bool excluded(const struct rctx *c, const char *snap, const char *name)
+{
+	for (size_t i = 0; i < c->o->nexcludes; i++)
+		if (fnmatch(c->o->excludes[i], snap, 0) == 0 || fnmatch(c->o->excludes[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+/* Does root rt restore snapshot path snap?  *descend_only: only because an
+ * include lies below it (make the directory, restore nothing else in it). */
+static bool wanted(const struct rroot *rt, const char *snap, bool *descend_only)
+{
+	*descend_only = false;
+	if (!rt->nincs)
+		return true;
+	for (size_t i = 0; i < rt->nincs; i++)
+		if (under(snap, rt->incs[i]))
+			return true;
+	for (size_t i = 0; i < rt->nincs; i++)
+		if (under(rt->incs[i], snap)) {
+			*descend_only = true;
+			return true;
+		}
+	return false;
+}
+
+static bool is_mapped(const struct rctx *c, const char *snap)
+{
+	for (size_t i = 0; i < c->o->nmaps; i++)
+		if (!strcmp(c->roots[i].snap, snap))
+			return true;
+	return false;
+}
+
+int cf_restore_node_copy(const struct cf_node *src, struct cf_node *dst)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->user = src->user ? strdup(src->user) : NULL;
+	dst->group = src->group ? strdup(src->group) : NULL;
+	dst->linktarget = src->linktarget ? strdup(src->linktarget) : NULL;
+	dst->xattrs = NULL;
+	dst->nxattrs = 0;
+	dst->content = NULL;
+	dst->ncontent = 0;
+	bool bad = !dst->name || (src->user && !dst->user) || (src->group && !dst->group) ||
+		   (src->linktarget && !dst->linktarget);
+	if (src->ncontent) {
+		if ((dst->content = malloc(src->ncontent * CF_ID_LEN))) {
+			memcpy(dst->content, src->content, src->ncontent * CF_ID_LEN);
+			dst->ncontent = src->ncontent;
+		} else {
+			bad = true;
+		}
+	}
+	if (src->nxattrs) {
+		if (!(dst->xattrs = calloc(src->nxattrs, sizeof(*dst->xattrs))))
+			bad = true;
+		for (size_t i = 0; dst->xattrs && i < src->nxattrs; i++) {
+			struct cf_xattr *x = &dst->xattrs[dst->nxattrs++];
+			x->name = strdup(src->xattrs[i].name);
+			x->value = malloc(src->xattrs[i].len ? src->xattrs[i].len : 1);
+			x->len = src->xattrs[i].len;
+			if (!x->name || !x->value) {
+				bad = true;
+				break;
+			}
+			memcpy(x->value, src->xattrs[i].value, x->len);
+		}
+	}
+	if (bad) {
+		cf_node_release(dst);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	return CF_OK;
+}
+
+/* ---------- the file system, never following a symlink ---------- */
+
+/* Open directory rel ("" = the root itself) below rootfd, one component at
+ * a time with O_NOFOLLOW: a symlink anywhere on the way is an error
+ * (ELOOP/ENOTDIR), never a detour.  flags: O_PATH or O_RDONLY. */
+static int open_dir_beneath(int rootfd, const char *rel, int flags)
+{
+	int fd = openat(rootfd, ".", flags | O_DIRECTORY | O_CLOEXEC);
+	const char *p = rel;
+	char name[256];
+	while (fd >= 0 && *p) {
+		size_t l = strcspn(p, "/");
+		if (l == 0 || l >= sizeof(name)) {
+			close(fd);
+			errno = l ? ENAMETOOLONG : EINVAL;
+			return -1;
+		}
+		memcpy(name, p, l);
+		name[l] = 0;
+		int nfd = openat(fd, name, flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		errno = e;
+		fd = nfd;
+		p += l;
+		if (*p == '/')
+			p++;
+	}
+	return fd;
+}
+
+/* The parent directory of a file (O_PATH: for openat, renameat, linkat). */
+static int open_parent(struct rctx *c, const struct rfile *f)
+{
+	const char *slash = strrchr(f->rel, '/');
+	if (!slash)
+		return open_dir_beneath(c->roots[f->root].fd, "", O_PATH);
+	char *dir = strndup(f->rel, (size_t)(slash - f->rel));
+	if (!dir) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int fd = open_dir_beneath(c->roots[f->root].fd, dir, O_PATH);
+	int e = errno;
+	free(dir);
+	errno = e;
+	return fd;
+}
+
+/* Size of the regular files below a directory fd (dry-run byte counts). */
+static uint64_t tree_bytes(int dirfd, uint64_t *count)
+{
+	uint64_t total = 0;
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		(*count)++;
+		if (S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				total += tree_bytes(sub, count);
+				close(sub);
+			}
+		}
+	}
+	closedir(d);
+	return total;
+}
+
+/* Remove name (recursively if a directory) from dirfd without following any
+ * symlink: directories are entered with O_NOFOLLOW, a symlink is unlinked
+ * as itself. */
+static int remove_entry(int dirfd, const char *name, const char *path)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? CF_OK : cf_err_errno("%s: stat", path);
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return cf_err_errno("%s: remove", path);
+		return CF_OK;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cf_err_errno("%s: open directory", path);
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	int rc = CF_OK;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+		return cf_err_errno("%s: read directory", path);
+	}
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char *sub = join(path, de->d_name);
+		if (!sub) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		rc = remove_entry(fd, de->d_name, sub);
+		free(sub);
+	}
+	closedir(d);
+	close(fd);
+	if (!rc && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		rc = cf_err_errno("%s: remove directory", path);
+	return rc;
+}
+
+/* Remove (or in a dry run, count) an entry the snapshot does not have. */
+static void delete_extra(struct rctx *c, int dirfd, const char *name, const char *path)
+{
+	struct stat st;
+	uint64_t bytes = 0, count = 1;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISREG(st.st_mode))
+		bytes = (uint64_t)st.st_size;
+	if (S_ISDIR(st.st_mode)) {
+		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			bytes = tree_bytes(fd, &count);
+			close(fd);
+		}
+	}
+	list_action(c, "delete", path, S_ISDIR(st.st_mode), bytes);
+	if (!c->o->dry_run) {
+		int rc = remove_entry(dirfd, name, path);
+		if (rc) {
+			path_failed(c, path, rc);
+			return;
+		}
+	}
+	add_stat(c, &c->st->deleted, count);
+	add_stat(c, &c->st->bytes_deleted, bytes);
+}
+
+/* ---------- metadata ---------- */
+
+static void owner_failed(struct rctx *c, const char *path)
+{
+	if (c->is_root) {
+		cf_warn("warning: %s: cannot set owner: %s", path, strerror(errno));
+	} else {
+		cf_info("%s: owner not set (not root): %s", path, strerror(errno));
+		add_stat(c, &c->st->owner_unset, 1);
+	}
+}
+
+static void set_xattrs_fd(struct rctx *c, int fd, const struct cf_node *n, const char *path)
+{
+	uint8_t small[256];
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		const struct cf_xattr *x = &n->xattrs[i];
+		ssize_t l = fgetxattr(fd, x->name, small, sizeof(small));
+		if (l >= 0 && (size_t)l == x->len && !memcmp(small, x->value, x->len))
+			continue;
+		if (fsetxattr(fd, x->name, x->value, x->len, 0) < 0 && errno != ENOTSUP)
+			cf_warn("warning: %s: cannot set xattr %s: %s", path, x->name, strerror(errno));
+	}
+	if (!c->o->delete_extra)
+		return;
+	/* "equal to the snapshot" includes user attributes it did not have */
+	char names[4096];
+	ssize_t l = flistxattr(fd, names, sizeof(names));
+	for (ssize_t off = 0; l > 0 && off < l; off += (ssize_t)strlen(names + off) + 1) {
+		const char *nm = names + off;
+		bool keep = strncmp(nm, "user.", 5) != 0;
+		for (size_t i = 0; i < n->nxattrs && !keep; i++)
+			keep = !strcmp(n->xattrs[i].name, nm);
+		if (!keep && fremovexattr(fd, nm) < 0)
+			cf_warn("warning: %s: cannot remove xattr %s: %s", path, nm, strerror(errno));
+	}
+}
+
+/* Reset owner, mode, xattrs and times of an open file or directory to the
+ * node's, touching only what differs (a kept file stays untouched). */
+static void set_meta_fd(struct rctx *c, int fd, const struct cf_node *n, const char *path)
+{
+	struct stat st;
+	bool have = fstat(fd, &st) == 0;
+	bool chowned = false;
+	if (!have || st.st_uid != n->uid || st.st_gid != n->gid) {
+		if (fchown(fd, n->uid, n->gid) < 0)
+			owner_failed(c, path);
+		else
+			chowned = true; /* may have cleared setuid bits: set the mode again */
+	}
+	if ((!have || chowned || (st.st_mode & 07777) != n->mode) && fchmod(fd, n->mode) < 0)
+		cf_warn("warning: %s: cannot set mode: %s", path, strerror(errno));
+	set_xattrs_fd(c, fd, n, path);
+	if (!have || st.st_mtim.tv_sec != n->mtime_ns / 1000000000 ||
+	    st.st_mtim.tv_nsec != n->mtime_ns % 1000000000) {
+		struct timespec ts[2] = {
+			{ n->atime_ns / 1000000000, n->atime_ns % 1000000000 },
+			{ n->mtime_ns / 1000000000, n->mtime_ns % 1000000000 },
+		};
+		if (futimens(fd, ts) < 0)
+			cf_warn("warning: %s: cannot set times: %s", path, strerror(errno));
+	}
+}
+
+/* The same for an entry that cannot be opened (symlink, fifo, device). */
+static void set_meta_at(struct rctx *c, int dirfd, const char *name, const struct cf_node *n,
+			const char *path)
+{
+	struct stat st;
+	bool have = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!have || st.st_uid != n->uid || st.st_gid != n->gid) {
+		if (fchownat(dirfd, name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			owner_failed(c, path);
+	}
+	if (n->type != CF_NODE_SYMLINK && (!have || (st.st_mode & 07777) != n->mode) &&
+	    fchmodat(dirfd, name, n->mode, 0) < 0)
+		cf_warn("warning: %s: cannot set mode: %s", path, strerror(errno));
+	if (!have || st.st_mtim.tv_sec != n->mtime_ns / 1000000000 ||
+	    st.st_mtim.tv_nsec != n->mtime_ns % 1000000000) {
+		struct timespec ts[2] = {
+			{ n->atime_ns / 1000000000, n->atime_ns % 1000000000 },
+			{ n->mtime_ns / 1000000000, n->mtime_ns % 1000000000 },
+		};
+		utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+	}
+}
+
+/* ---------- comparing a file on disk with the snapshot ---------- */
+
+/* *eq: the open file fd holds exactly the node's content (same size, and
+ * every piece hashes to the snapshot's blob id).  Errors only for a failed
+ * read; a blob the index does not know makes the file "different". */
+static int file_matches(struct rctx *c, int fd, const struct cf_node *n, struct cf_buf *buf,
+			bool *eq)
+{
+	struct stat st;
+	uint64_t off = 0;
+	*eq = false;
+	if (fstat(fd, &st) < 0)
+		return cf_err_errno("stat");
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != n->size)
+		return CF_OK;
+	for (size_t i = 0; i < n->ncontent; i++) {
+		struct cf_blob_loc loc;
+		uint8_t id[CF_ID_LEN];
+		if (cf_repo_lookup(c->repo, CF_BLOB_DATA, n->content[i], &loc)) {
+			cf_err_clear();
+			return CF_OK;
+		}
+		cf_buf_reset(buf);
+		if (cf_buf_grow(buf, loc.rawlen))
+			return CF_ENOMEM;
+		ssize_t got = cf_pread_full(fd, buf->data, loc.rawlen, (off_t)off);
+		if (got < 0)
+			return cf_err_errno("read");
+		if ((size_t)got != loc.rawlen)
+			return CF_OK;
+		cf_repo_blob_id(c->repo, buf->data, loc.rawlen, id);
+		if (memcmp(id, n->content[i], CF_ID_LEN))
+			return CF_OK;
+		off += loc.rawlen;
+		if (atomic_load(&c->stop))
+			return cf_err(CF_EINTR, "interrupted");
+	}
+	*eq = off == n->size;
+	return CF_OK;
+}
+
+static int open_existing(struct rctx *c, const struct rfile *f)
+{
+	int dfd = open_parent(c, f);
+	if (dfd < 0)
+		return -1;
+	int fd = openat(dfd, f->node.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int e = errno;
+	close(dfd);
+	errno = e;
+	return fd;
+}
+
+/* ---------- parallel phases ---------- */
+
+typedef void (*item_fn)(struct rctx *c, size_t i, struct cf_buf *buf);
+struct prun {
+	struct rctx *c;
+	size_t n;
+	item_fn fn;
+};
+
+static void *prun_thread(void *arg)
+{
+	struct prun *p = arg;
+	struct cf_buf buf = CF_BUF_INIT;
+	for (;;) {
+		if (atomic_load(&p->c->stop))
+			break;
+		if (cf_interrupted) {
+			atomic_store(&p->c->stop, true);
+			break;
+		}
+		size_t i = atomic_fetch_add(&p->c->next, 1);
+		if (i >= p->n)
+			break;
+		p->fn(p->c, i, &buf);
+	}
+	cf_buf_release(&buf);
+	return NULL;
+}
+
+/* fn(c, i) for i in [0, n) on c->nthreads threads. */
+static void parallel(struct rctx *c, size_t n, item_fn fn)
+{
+	struct prun p = { c, n, fn };
+	pthread_t *t = calloc((size_t)c->nthreads, sizeof(*t));
+	int started = 0;
+	atomic_store(&c->next, 0);
+	for (int i = 0; t && i < c->nthreads && (size_t)i < n; i++) {
+		if (pthread_create(&t[i], NULL, prun_thread, &p))
+			break;
+		started++;
+	}
+	if (!started) /* no threads to be had: do it here */
+		prun_thread(&p);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+}
+
+static void *progress_thread(void *arg)
+{
+	struct rctx *c = arg;
+	pthread_mutex_lock(&c->mu);
+	while (!c->pg_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->pg_cond, &c->mu, &ts);
+		if (c->pg_stop)
+			break;
+		double mb = (double)atomic_load(&c->pg_bytes) / (1 << 20);
+		double mbt = (double)atomic_load(&c->pg_bytes_total) / (1 << 20);
+		fprintf(stderr, "\r\033[K%s: %llu/%llu files, %.1f/%.1f MiB", c->phase,
+			(unsigned long long)atomic_load(&c->pg_done),
+			(unsigned long long)atomic_load(&c->pg_total), mb, mbt);
+	}
+	fprintf(stderr, "\r\033[K");
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void set_phase(struct rctx *c, const char *phase, uint64_t total, uint64_t bytes_total)
+{
+	pthread_mutex_lock(&c->mu);
+	c->phase = phase;
+	atomic_store(&c->pg_done, 0);
+	atomic_store(&c->pg_total, total);
+	atomic_store(&c->pg_bytes, 0);
+	atomic_store(&c->pg_bytes_total, bytes_total);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------- phase 1: plan ---------- */
+
+static int add_file(struct rctx *c, uint32_t root, const char *rel, const struct cf_node *n,
+		    int state, bool existed, size_t leader)
+{
+	int rc;
+	if ((rc = GROW(c, files, nfiles, filecap)))
+		return rc;
+	struct rfile *f = &c->files[c->nfiles];
+	memset(f, 0, sizeof(*f));
+	if ((rc = cf_restore_node_copy(n, &f->node)))
+		return rc;
+	f->rel = strdup(rel);
+	f->path = join(c->roots[root].dir, rel);
+	if (!f->rel || !f->path) {
+		free(f->rel);
+		free(f->path);
+		cf_node_release(&f->node);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	f->root = root;
+	f->state = (uint8_t)state;
+	f->existed = existed;
+	f->leader = leader;
+	f->fd = f->dirfd = -1;
+	c->nfiles++;
+	return CF_OK;
+}
+
+/* Make a symlink, fifo or device node under a temporary name and rename it
+ * into place (replacing whatever is there, never following it). */
+static int make_special(struct rctx *c, int dirfd, const char *path, const struct cf_node *n)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-s%u", (int)getpid(), atomic_fetch_add(&c->tmpctr, 1));
+	int r;
+	switch (n->type) {
+	case CF_NODE_SYMLINK:
+		r = symlinkat(n->linktarget ? n->linktarget : "", dirfd, tmp);
+		break;
+	case CF_NODE_FIFO:
+		r = mkfifoat(dirfd, tmp, n->mode);
+		break;
+	default:
+		r = mknodat(dirfd, tmp, (n->type == CF_NODE_CHARDEV ? S_IFCHR : S_IFBLK) | n->mode,
+			    (dev_t)n->rdev);
+		break;
+	}
+	if (r < 0)
+		return cf_err_errno("%s: create", path);
+	set_meta_at(c, dirfd, tmp, n, path);
+	if (renameat(dirfd, tmp, dirfd, n->name) < 0) {
+		int rc = cf_err_errno("%s: rename into place", path);
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return CF_OK;
+}
+
+static bool special_same(int dirfd, const struct cf_node *n, const struct stat *st)
+{
+	switch (n->type) {
+	case CF_NODE_SYMLINK: {
+		if (!S_ISLNK(st->st_mode))
+			return false;
+		char buf[4096];
+		ssize_t l = readlinkat(dirfd, n->name, buf, sizeof(buf));
+		const char *want = n->linktarget ? n->linktarget : "";
+		return l >= 0 && (size_t)l == strlen(want) && !memcmp(buf, want, (size_t)l);
+	}
+	case CF_NODE_FIFO:
+		return S_ISFIFO(st->st_mode);
+	case CF_NODE_CHARDEV:
+		return S_ISCHR(st->st_mode) && st->st_rdev == (dev_t)n->rdev;
+	case CF_NODE_BLOCKDEV:
+		return S_ISBLK(st->st_mode) && st->st_rdev == (dev_t)n->rdev;
+	}
+	return false;
+}
+
+static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
+		     const uint8_t *tree_id, bool descend_only);
+
+/* One entry of a directory.  Errors that concern only this entry are
+ * reported and swallowed; CF_ENOMEM and CF_EINTR stop the plan. */
+static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
+		     const struct cf_node *n)
+{
+	const struct rroot *rt = &c->roots[root];
+	char *csnap = NULL, *crel = NULL, *path = NULL;
+	struct stat st;
+	bool desc, exists = false, dry = c->o->dry_run, never = c->o->overwrite == CF_OVERWRITE_NEVER;
+	int rc = CF_OK;
+
+	if (!cf_name_ok(n->name)) {
+		char *p = join(rt->dir, rel);
+		rc = cf_err(CF_ECORRUPT, "%s: refusing an entry with an unsafe name in the snapshot",
+			    p ? p : rel);
+		path_failed(c, p ? p : rel, rc);
+		free(p);
+		return CF_OK;
+	}
+	if (asprintf(&csnap, "%s/%s", snap, n->name) < 0)
+		return cf_err(CF_ENOMEM, "out of memory");
+	crel = join(rel, n->name);
+	path = crel ? join(rt->dir, crel) : NULL;
+	if (!crel || !path) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!wanted(rt, csnap, &desc) || excluded(c, csnap, n->name) ||
+	    (rt->is_target && is_mapped(c, csnap)) || (desc && n->type != CF_NODE_DIR))
+		goto out;
+	if (dirfd >= 0 && fstatat(dirfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		exists = true;
+
+	if (n->type == CF_NODE_DIR) {
+		int sub = -1;
+		if (exists && never && !S_ISDIR(st.st_mode)) {
+			list_action(c, "keep", path, false, 0);
+			goto out;
+		}
+		if (exists && S_ISDIR(st.st_mode)) {
+			sub = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0) {
+				rc = cf_err_errno("%s: open directory", path);
+				goto fail;
+			}
+		} else {
+			list_action(c, exists ? "replace" : "create", path, true, 0);
+			if (!dry) {
+				/* a symlink or file where the directory should be is
+				 * removed, never followed */
+				if (exists && unlinkat(dirfd, n->name, 0) < 0) {
+					rc = cf_err_errno("%s: remove what is in the way", path);
+					goto fail;
+				}
+				if (mkdirat(dirfd, n->name, 0700) < 0) {
+					rc = cf_err_errno("%s: create directory", path);
+					goto fail;
+				}
+				sub = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (sub < 0) {
+					rc = cf_err_errno("%s: open directory", path);
+					goto fail;
+				}
+			}
+		}
+		if (n->has_subtree)
+			rc = plan_tree(c, root, sub, csnap, crel, n->subtree, desc);
+		if (sub >= 0)
+			close(sub);
+		if (rc)
+			goto out;
+		if (!desc) {
+			if ((rc = GROW(c, dirs, ndirs, dircap)))
+				goto out;
+			struct rdir *d = &c->dirs[c->ndirs];
+			if ((rc = cf_restore_node_copy(n, &d->node)))
+				goto out;
+			d->rel = crel;
+			d->root = root;
+			crel = NULL;
+			c->ndirs++;
+			c->st->dirs++;
+		}
+		goto out;
+	}
+
+	if (exists && never) {
+		list_action(c, "keep", path, false, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
+		if (n->type == CF_NODE_FILE) {
+			c->st->files_kept++;
+			c->st->bytes_kept += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+			rc = add_file(c, root, crel, n, F_KEEP, true, 0);
+		}
+		goto out;
+	}
+	if (exists && S_ISDIR(st.st_mode)) {
+		/* a directory where a file should be goes, with what is in it */
+		uint64_t count = 0;
+		int fd = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		uint64_t bytes = fd >= 0 ? tree_bytes(fd, &count) : 0;
+		if (fd >= 0)
+			close(fd);
+		list_action(c, "delete", path, true, bytes);
+		if (!dry && (rc = remove_entry(dirfd, n->name, path)))
+			goto fail;
+		c->st->deleted += count + 1;
+		c->st->bytes_deleted += bytes;
+		exists = false;
+	}
+
+	if (n->type == CF_NODE_FILE) {
+		if (n->nlink > 1) {
+			for (size_t i = 0; i < c->nhl; i++)
+				if (c->hl[i].dev == n->dev && c->hl[i].ino == n->ino && c->hl[i].root == root) {
+					rc = add_file(c, root, crel, n, F_LINK, exists, c->hl[i].file);
+					goto out;
+				}
+			if ((rc = GROW(c, hl, nhl, hlcap)))
+				goto out;
+			c->hl[c->nhl++] = (struct hlent){ n->dev, n->ino, root, c->nfiles };
+		}
+		bool check = exists && S_ISREG(st.st_mode) && c->o->overwrite == CF_OVERWRITE_IF_CHANGED &&
+			     (uint64_t)st.st_size == n->size;
+		rc = add_file(c, root, crel, n, check ? F_CHECK : F_WRITE, exists, 0);
+		goto out;
+	}
+	if (n->type == CF_NODE_SOCKET) /* nothing can use a dead socket file */
+		goto out;
+	if (exists && special_same(dirfd, n, &st)) {
+		list_action(c, "keep", path, false, 0);
+		if (!dry)
+			set_meta_at(c, dirfd, n->name, n, path);
+		goto out;
+	}
+	list_action(c, exists ? "replace" : "create", path, false, 0);
+	c->st->others++;
+	if (!dry && (rc = make_special(c, dirfd, path, n)))
+		goto fail;
+	goto out;
+fail:
+	path_failed(c, path, rc);
+	rc = CF_OK;
+out:
+	free(csnap);
+	free(crel);
+	free(path);
+	return rc;
+}
+
+/* Remove stale temporary files and (with delete_extra) whatever the tree t
+ * does not hold from the target directory dirfd. */
+static int plan_extras(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
+		       const struct cf_tree *t, bool descend_only)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	char **names = NULL;
+	size_t nn = 0, cap = 0;
+	int rc = CF_OK;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return CF_OK; /* unreadable: the entries themselves will say so */
+	}
+	/* collect first: removing while readdir runs may skip entries */
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || cf_tree_find(t, de->d_name))
+			continue;
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) &&
+		    (!c->o->delete_extra || descend_only))
+			continue;
+		if (nn == cap) {
+			char **p = realloc(names, (cap = cap ? 2 * cap : 32) * sizeof(*p));
+			if (!p) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			names = p;
+		}
+		if (!(names[nn] = strdup(de->d_name))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		nn++;
+	}
+	for (size_t i = 0; i < nn; i++) {
+		char *csnap = NULL, *crel = join(rel, names[i]);
+		char *path = crel ? join(c->roots[root].dir, crel) : NULL;
+		if (!path || asprintf(&csnap, "%s/%s", snap, names[i]) < 0) {
+			free(crel);
+			free(path);
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (!strncmp(names[i], TMP_PREFIX, strlen(TMP_PREFIX))) {
+			/* left by a killed restore: never a complete file */
+			if (!c->o->dry_run) {
+				int r = remove_entry(dirfd, names[i], path);
+				if (r)
+					path_failed(c, path, r);
+			}
+		} else {
+			bool desc;
+			const struct rroot *rt = &c->roots[root];
+			/* with --include, only what lies inside an included tree;
+			 * excluded names are left alone */
+			if (wanted(rt, csnap, &desc) && !desc && !excluded(c, csnap, names[i]))
+				delete_extra(c, dirfd, names[i], path);
+		}
+		free(csnap);
+		free(crel);
+		free(path);
+	}
+out:
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	return rc;
+}
+
+static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
+		     const uint8_t *tree_id, bool descend_only)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	int rc = cf_repo_load_tree(c->repo, tree_id, &t);
+	if (rc) {
+		char *p = join(c->roots[root].dir, rel);
+		rc = cf_err_prefix(rc, "%s", p ? p : rel);
+		path_failed(c, p ? p : rel, rc);
+		free(p);
+		return CF_OK;
+	}
+	if (dirfd >= 0)
+		rc = plan_extras(c, root, dirfd, snap, rel, &t, descend_only);
+	for (size_t i = 0; i < t.n && !rc; i++) {
+		rc = plan_node(c, root, dirfd, snap, rel, &t.nodes[i]);
+		if (!rc && cf_interrupted)
+			rc = cf_err(CF_EINTR, "interrupted");
+	}
+	cf_tree_release(&t);
+	return rc;
+}
+
+/* ---------- phase 2: compare ---------- */
+
+static void check_one(struct rctx *c, size_t i, struct cf_buf *buf)
+{
+	struct rfile *f = &c->files[i];
+	bool eq = false;
+	if (f->state != F_CHECK)
+		return;
+	int fd = open_existing(c, f);
+	if (fd >= 0) {
+		if (file_matches(c, fd, &f->node, buf, &eq))
+			eq = false; /* unreadable: rewrite it */
+		if (eq && !c->o->dry_run)
+			set_meta_fd(c, fd, &f->node, f->path);
+		close(fd);
+	}
+	cf_err_clear();
+	f->state = eq ? F_KEEP : F_WRITE;
+	atomic_fetch_add(&c->pg_done, 1);
+	atomic_fetch_add(&c->pg_bytes, f->node.size);
+}
+
+/* ---------- phase 3: write ---------- */
+
+static pthread_mutex_t *stripe(struct rctx *c, size_t file)
+{
+	return &c->stripes[file % NSTRIPES];
+}
+
+static void tmp_name(const struct rfile *f, char *out, size_t n)
+{
+	snprintf(out, n, TMP_PREFIX "%d-%u", (int)getpid(), f->tmpno);
+}
+
+static void close_tmp(struct rctx *c, struct rfile *f)
+{
+	if (f->fd >= 0) {
+		close(f->fd);
+		atomic_fetch_sub(&c->open_files, 1);
+	}
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	f->fd = f->dirfd = -1;
+}
+
+static int open_tmp(struct rctx *c, struct rfile *f)
+{
+	char tmp[64];
+	if (f->dirfd < 0 && (f->dirfd = open_parent(c, f)) < 0)
+		return cf_err_errno("%s: open its directory", f->path);
+	if (!f->opened)
+		f->tmpno = atomic_fetch_add(&c->tmpctr, 1);
+	tmp_name(f, tmp, sizeof(tmp));
+	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
+		       (f->opened ? 0 : O_CREAT | O_EXCL), 0600);
+	if (f->fd < 0)
+		return cf_err_errno("%s: create", f->path);
+	f->opened = true;
+	atomic_fetch_add(&c->open_files, 1);
+	return CF_OK;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -84,480 +1052,728 @@ static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off)
 			i += len;
 		}
 		if (cf_pwrite_full(fd, p + start, i - start, (off_t)(off + start)) < 0)
-			return cf_err_errno("pwrite");
+			return cf_err_errno("write");
 	}
 	return CF_OK;
 }
 
-static void set_meta_fd(struct rctx *c, int fd, const struct cf_node *n, const char *rel)
+static void file_failed(struct rctx *c, struct rfile *f, int rc)
 {
-	if (c->root && fchown(fd, n->uid, n->gid) < 0)
-		cf_warn("warning: %s: cannot set owner: %s", rel, strerror(errno));
-	if (fchmod(fd, n->mode) < 0)
-		cf_warn("warning: %s: cannot set mode: %s", rel, strerror(errno));
-	for (size_t i = 0; i < n->nxattrs; i++)
-		if (fsetxattr(fd, n->xattrs[i].name, n->xattrs[i].value, n->xattrs[i].len, 0) < 0 &&
-		    errno != ENOTSUP)
-			cf_warn("warning: %s: cannot set xattr %s: %s", rel, n->xattrs[i].name, strerror(errno));
-	struct timespec ts[2] = {
-		{ n->atime_ns / 1000000000, n->atime_ns % 1000000000 },
-		{ n->mtime_ns / 1000000000, n->mtime_ns % 1000000000 },
-	};
-	if (futimens(fd, ts) < 0)
-		cf_warn("warning: %s: cannot set times: %s", rel, strerror(errno));
+	if (f->failed)
+		return;
+	f->failed = true;
+	path_failed(c, f->path, rc);
 }
 
-static int write_file(struct rctx *c, struct fjob *j)
+/* The last blob is in (or the file failed): rename into place, or remove
+ * the temporary file.  Called with the file's stripe lock held. */
+static void finish_file(struct rctx *c, struct rfile *f)
 {
-	struct cf_buf blob = CF_BUF_INIT;
-	const struct cf_node *n = &j->node;
-	char tmp[300];
-	static _Atomic unsigned counter;
-	uint64_t off = 0;
+	char tmp[64];
 	int rc = CF_OK;
-
-	snprintf(tmp, sizeof(tmp), ".coffer-tmp-%d-%u", (int)getpid(), counter++);
-	int fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return cf_err_errno("%s: create", j->relpath);
-	for (size_t i = 0; i < n->ncontent; i++) {
-		if ((rc = cf_repo_load_blob(c->repo, CF_BLOB_DATA, n->content[i], &blob))) {
-			rc = cf_err_prefix(rc, "%s", j->relpath);
-			goto fail;
-		}
-		if ((rc = write_sparse(fd, blob.data, blob.len, off))) {
-			rc = cf_err_prefix(rc, "%s: write", j->relpath);
-			goto fail;
-		}
-		off += blob.len;
-		if (cf_interrupted) {
-			rc = cf_err(CF_EINTR, "interrupted");
-			goto fail;
-		}
-	}
-	if (off != n->size)
-		cf_warn("warning: %s: restored %llu bytes, the snapshot recorded %llu", j->relpath,
-			(unsigned long long)off, (unsigned long long)n->size);
-	if (ftruncate(fd, (off_t)off) < 0) { /* trailing hole */
-		rc = cf_err_errno("%s: truncate", j->relpath);
+	f->done = true;
+	if (!f->failed && !f->opened && (rc = open_tmp(c, f))) /* empty file */
+		goto fail;
+	if (f->failed)
+		goto fail;
+	if (f->fd < 0 && (rc = open_tmp(c, f)))
+		goto fail;
+	if (ftruncate(f->fd, (off_t)f->size) < 0) { /* a trailing hole */
+		rc = cf_err_errno("%s: truncate", f->path);
 		goto fail;
 	}
-	set_meta_fd(c, fd, n, j->relpath);
+	set_meta_fd(c, f->fd, &f->node, f->path);
+	int fd = f->fd;
+	f->fd = -1;
+	atomic_fetch_sub(&c->open_files, 1);
 	if (close(fd) < 0) {
-		fd = -1;
-		rc = cf_err_errno("%s: close", j->relpath);
+		rc = cf_err_errno("%s: write", f->path);
 		goto fail;
 	}
-	fd = -1;
-	if (renameat(j->dirfd, tmp, j->dirfd, n->name) < 0) {
-		rc = cf_err_errno("%s: rename into place", j->relpath);
+	tmp_name(f, tmp, sizeof(tmp));
+	if (renameat(f->dirfd, tmp, f->dirfd, f->node.name) < 0) {
+		rc = cf_err_errno("%s: rename into place", f->path);
 		goto fail;
 	}
+	close_tmp(c, f);
 	pthread_mutex_lock(&c->mu);
-	c->st->files++;
-	c->st->bytes += off;
+	if (f->existed)
+		c->st->files_replaced++;
+	else
+		c->st->files_created++;
+	c->st->bytes_written += f->size;
 	pthread_mutex_unlock(&c->mu);
-	cf_buf_release(&blob);
-	return CF_OK;
+	atomic_fetch_add(&c->pg_done, 1);
+	return;
 fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(j->dirfd, tmp, 0);
-	cf_buf_release(&blob);
-	return rc;
+	if (rc)
+		file_failed(c, f, rc);
+	if (f->opened) {
+		if (f->dirfd < 0)
+			f->dirfd = open_parent(c, f);
+		tmp_name(f, tmp, sizeof(tmp));
+		if (f->dirfd >= 0)
+			unlinkat(f->dirfd, tmp, 0);
+	}
+	close_tmp(c, f);
 }
 
-static void *rworker(void *arg)
+/* Write one opened blob to one place that holds it. */
+static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data, size_t len, int err,
+		      const char *errmsg)
 {
-	struct rctx *c = arg;
-	for (;;) {
-		pthread_mutex_lock(&c->mu);
-		while (!c->n && !c->stop)
-			pthread_cond_wait(&c->not_empty, &c->mu);
-		if (!c->n) {
-			pthread_mutex_unlock(&c->mu);
-			return NULL;
-		}
-		struct fjob j = c->q[c->head];
-		c->head = (c->head + 1) % c->cap;
-		c->n--;
-		pthread_cond_signal(&c->not_full);
-		pthread_mutex_unlock(&c->mu);
-		int rc = write_file(c, &j);
-		if (rc) {
-			cf_warn("error: %s", cf_errmsg(rc));
-			count_error(c);
-		}
-		close(j.dirfd);
-		free(j.relpath);
-		cf_node_release(&j.node);
-	}
-}
-
-static int node_copy(const struct cf_node *src, struct cf_node *dst)
-{
-	memset(dst, 0, sizeof(*dst));
-	*dst = *src;
-	dst->name = strdup(src->name);
-	dst->user = src->user ? strdup(src->user) : NULL;
-	dst->group = src->group ? strdup(src->group) : NULL;
-	dst->linktarget = src->linktarget ? strdup(src->linktarget) : NULL;
-	dst->xattrs = NULL;
-	dst->nxattrs = 0;
-	dst->content = NULL;
-	dst->ncontent = 0;
-	if (src->ncontent) {
-		dst->content = malloc(src->ncontent * CF_ID_LEN);
-		if (dst->content) {
-			memcpy(dst->content, src->content, src->ncontent * CF_ID_LEN);
-			dst->ncontent = src->ncontent;
-		}
-	}
-	if (src->nxattrs && (dst->xattrs = calloc(src->nxattrs, sizeof(*dst->xattrs)))) {
-		for (size_t i = 0; i < src->nxattrs; i++) {
-			dst->xattrs[i].name = strdup(src->xattrs[i].name);
-			dst->xattrs[i].value = malloc(src->xattrs[i].len ? src->xattrs[i].len : 1);
-			if (dst->xattrs[i].value)
-				memcpy(dst->xattrs[i].value, src->xattrs[i].value, src->xattrs[i].len);
-			dst->xattrs[i].len = src->xattrs[i].len;
-			dst->nxattrs++;
-		}
-	}
-	if (!dst->name || (src->ncontent && !dst->content)) {
-		cf_node_release(dst);
-		return cf_err(CF_ENOMEM, "out of memory");
-	}
-	return CF_OK;
-}
-
-static int queue_file(struct rctx *c, int dirfd, const char *rel, const struct cf_node *n)
-{
-	struct fjob j;
-	int rc;
-	if ((rc = node_copy(n, &j.node)))
-		return rc;
-	j.dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	j.relpath = strdup(rel);
-	if (j.dirfd < 0 || !j.relpath) {
-		if (j.dirfd >= 0)
-			close(j.dirfd);
-		free(j.relpath);
-		cf_node_release(&j.node);
-		return cf_err_errno("%s", rel);
-	}
-	pthread_mutex_lock(&c->mu);
-	while (c->n == c->cap)
-		pthread_cond_wait(&c->not_full, &c->mu);
-	c->q[(c->head + c->n) % c->cap] = j;
-	c->n++;
-	pthread_cond_signal(&c->not_empty);
-	pthread_mutex_unlock(&c->mu);
-	return CF_OK;
-}
-
-#define GROW(arr, n, cap) \
-	((n) < (cap) ? 0 : ((cap) = (cap) ? (cap) * 2 : 64, \
-	 ((arr) = realloc_or_keep((arr), (cap) * sizeof(*(arr)))) ? 0 : -1))
-
-static void *realloc_or_keep(void *p, size_t n)
-{
-	void *q = realloc(p, n);
-	if (!q)
-		free(p);
-	return q;
-}
-
-/* Is the snapshot path rel (e.g. "/var/lib/x") wanted by --include? */
-static bool wanted(const struct rctx *c, const char *rel, bool *descend_only)
-{
-	*descend_only = false;
-	if (!c->o->nincludes)
-		return true;
-	size_t rl = strlen(rel);
-	for (size_t i = 0; i < c->o->nincludes; i++) {
-		const char *inc = c->o->includes[i];
-		size_t il = strlen(inc);
-		while (il > 1 && inc[il - 1] == '/')
-			il--;
-		/* inside an included sub-tree */
-		if (rl >= il && strncmp(rel, inc, il) == 0 && (rel[il] == 0 || rel[il] == '/' || il == 1))
-			return true;
-	}
-	for (size_t i = 0; i < c->o->nincludes; i++) {
-		const char *inc = c->o->includes[i];
-		/* on the way to one: create the directory, restore nothing else */
-		if (strncmp(inc, rel, rl) == 0 && inc[rl] == '/') {
-			*descend_only = true;
-			return true;
-		}
-	}
-	return false;
-}
-
-static int restore_special(struct rctx *c, int dirfd, const char *rel, const struct cf_node *n)
-{
-	char tmp[300];
-	static _Atomic unsigned counter;
-	snprintf(tmp, sizeof(tmp), ".coffer-tmp-%d-s%u", (int)getpid(), counter++);
-	int r;
-	switch (n->type) {
-	case CF_NODE_SYMLINK:
-		r = symlinkat(n->linktarget ? n->linktarget : "", dirfd, tmp);
-		break;
-	case CF_NODE_FIFO:
-		r = mkfifoat(dirfd, tmp, n->mode);
-		break;
-	case CF_NODE_CHARDEV:
-	case CF_NODE_BLOCKDEV:
-		r = mknodat(dirfd, tmp, (n->type == CF_NODE_CHARDEV ? S_IFCHR : S_IFBLK) | n->mode,
-			    (dev_t)n->rdev);
-		break;
-	default: /* sockets are not recreated: nothing can use a dead socket file */
-		return CF_OK;
-	}
-	if (r < 0)
-		return cf_err_errno("%s: create", rel);
-	if (c->root && fchownat(dirfd, tmp, n->uid, n->gid, AT_SYMLINK_NOFOLLOW) < 0)
-		cf_warn("warning: %s: cannot set owner: %s", rel, strerror(errno));
-	if (n->type != CF_NODE_SYMLINK && fchmodat(dirfd, tmp, n->mode, 0) < 0)
-		cf_warn("warning: %s: cannot set mode: %s", rel, strerror(errno));
-	struct timespec ts[2] = {
-		{ n->atime_ns / 1000000000, n->atime_ns % 1000000000 },
-		{ n->mtime_ns / 1000000000, n->mtime_ns % 1000000000 },
-	};
-	utimensat(dirfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	if (renameat(dirfd, tmp, dirfd, n->name) < 0) {
-		int e = errno;
-		unlinkat(dirfd, tmp, 0);
-		errno = e;
-		return cf_err_errno("%s: rename into place", rel);
-	}
-	pthread_mutex_lock(&c->mu);
-	c->st->others++;
-	pthread_mutex_unlock(&c->mu);
-	return CF_OK;
-}
-
-static int restore_tree(struct rctx *c, int dirfd, const char *rel, const uint8_t id[CF_ID_LEN]);
-
-static int restore_node(struct rctx *c, int dirfd, const char *prefix, const struct cf_node *n)
-{
-	char *rel = NULL;
+	struct rfile *f = &c->files[u->file];
+	pthread_mutex_t *m = stripe(c, u->file);
 	int rc = CF_OK;
-	bool descend_only;
-
-	if (!cf_name_ok(n->name)) {
-		cf_warn("error: %s: refusing entry with unsafe name", prefix);
-		count_error(c);
-		return CF_OK;
+	pthread_mutex_lock(m);
+	if (err) {
+		file_failed(c, f, cf_err(err, "%s: %s", f->path, errmsg));
+	} else if (!f->failed) {
+		if (f->fd < 0)
+			rc = open_tmp(c, f);
+		if (!rc && (rc = write_sparse(f->fd, data, len, u->foff)))
+			rc = cf_err_prefix(rc, "%s", f->path);
+		if (rc)
+			file_failed(c, f, rc);
+		else
+			atomic_fetch_add(&c->pg_bytes, len);
 	}
-	if (asprintf(&rel, "%s/%s", strcmp(prefix, "/") ? prefix : "", n->name) < 0)
-		return cf_err(CF_ENOMEM, "out of memory");
-	if (!wanted(c, rel, &descend_only))
-		goto out;
-	if (descend_only && n->type != CF_NODE_DIR)
-		goto out;
-	if (n->type == CF_NODE_DIR) {
-		if (mkdirat(dirfd, n->name, 0700) < 0 && errno != EEXIST) {
-			rc = cf_err_errno("%s: create directory", rel);
-			goto fail_entry;
-		}
-		int sub = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0) {
-			rc = cf_err_errno("%s: open directory (a symlink or file is in the way?)", rel);
-			goto fail_entry;
-		}
-		if (n->has_subtree)
-			rc = restore_tree(c, sub, rel, n->subtree);
-		close(sub);
-		if (rc == CF_ENOMEM || rc == CF_EINTR)
-			goto out;
-		if (rc) {
-			cf_warn("error: %s", cf_errmsg(rc));
-			count_error(c);
-			rc = CF_OK;
-		}
-		if (!descend_only) {
-			if (GROW(c->dirs, c->ndirs, c->dircap)) {
-				rc = cf_err(CF_ENOMEM, "out of memory");
-				goto out;
-			}
-			struct dir_meta *dm = &c->dirs[c->ndirs];
-			if ((rc = node_copy(n, &dm->node)))
-				goto out;
-			dm->relpath = rel;
-			rel = NULL;
-			c->ndirs++;
-			c->st->dirs++;
-		}
-		goto out;
-	}
-	if (n->type == CF_NODE_FILE) {
-		if (n->nlink > 1) {
-			for (size_t i = 0; i < c->nhl; i++)
-				if (c->hl[i].dev == n->dev && c->hl[i].ino == n->ino) {
-					if (GROW(c->links, c->nlinks, c->linkcap)) {
-						rc = cf_err(CF_ENOMEM, "out of memory");
-						goto out;
-					}
-					c->links[c->nlinks].from = strdup(c->hl[i].path);
-					c->links[c->nlinks].to = rel;
-					rel = NULL;
-					c->nlinks++;
-					goto out;
-				}
-			if (GROW(c->hl, c->nhl, c->hlcap)) {
-				rc = cf_err(CF_ENOMEM, "out of memory");
-				goto out;
-			}
-			c->hl[c->nhl].dev = n->dev;
-			c->hl[c->nhl].ino = n->ino;
-			c->hl[c->nhl].path = strdup(rel);
-			c->nhl++;
-		}
-		rc = queue_file(c, dirfd, rel, n);
-		goto out;
-	}
-	rc = restore_special(c, dirfd, rel, n);
-	if (rc)
-		goto fail_entry;
-	goto out;
-fail_entry:
-	cf_warn("error: %s", cf_errmsg(rc));
-	count_error(c);
-	rc = CF_OK;
-out:
-	free(rel);
-	return rc;
+	if (--f->remaining == 0)
+		finish_file(c, f);
+	else if (f->fd >= 0 && atomic_load(&c->open_files) > FD_CAP)
+		close_tmp(c, f);
+	pthread_mutex_unlock(m);
 }
 
-static int restore_tree(struct rctx *c, int dirfd, const char *rel, const uint8_t id[CF_ID_LEN])
+/* One pack: a few coalesced ranged reads, each blob opened once and written
+ * to every place that holds it. */
+static void write_group(struct rctx *c, size_t gi, struct cf_buf *plain)
 {
-	struct cf_tree t = CF_TREE_INIT;
-	int rc = cf_repo_load_tree(c->repo, id, &t);
-	if (rc)
-		return cf_err_prefix(rc, "%s", rel);
-	for (size_t i = 0; i < t.n && !rc; i++) {
-		rc = restore_node(c, dirfd, rel, &t.nodes[i]);
-		if (!rc && cf_interrupted)
-			rc = cf_err(CF_EINTR, "interrupted");
+	const struct rgroup *g = &c->groups[gi];
+	struct cf_backend *be = cf_repo_backend(c->repo);
+	struct cf_buf sealed = CF_BUF_INIT;
+	char hex[CF_ID_HEX], ppath[128], errmsg[512] = "";
+
+	cf_hex(c->uses[g->start].pack, CF_ID_LEN, hex);
+	cf_backend_pack_path(hex, ppath, sizeof(ppath));
+	for (size_t i = g->start; i < g->end;) {
+		uint64_t rs = c->uses[i].offset, re = rs + c->uses[i].length;
+		size_t j = i + 1;
+		while (j < g->end && c->uses[j].offset <= re + RANGE_GAP &&
+		       (c->uses[j].offset + (uint64_t)c->uses[j].length > re ?
+			c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= RANGE_MAX) {
+			if (c->uses[j].offset + (uint64_t)c->uses[j].length > re)
+				re = c->uses[j].offset + (uint64_t)c->uses[j].length;
+			j++;
+		}
+		int frc = atomic_load(&c->stop) ? cf_err(CF_EINTR, "interrupted") :
+			  cf_be_get_range(be, ppath, rs, (size_t)(re - rs), &sealed);
+		if (frc == CF_ENOENT)
+			frc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+		int brc = CF_OK;
+		for (size_t k = i; k < j; k++) {
+			const struct ruse *u = &c->uses[k];
+			if (k == i || u->offset != c->uses[k - 1].offset) {
+				struct cf_blob_loc loc;
+				memcpy(loc.pack, u->pack, CF_ID_LEN);
+				loc.offset = u->offset;
+				loc.length = u->length;
+				loc.rawlen = u->rawlen;
+				loc.flags = u->flags;
+				brc = frc ? frc : cf_repo_open_blob(c->repo, CF_BLOB_DATA, u->id, &loc,
+								     sealed.data + (u->offset - rs), plain);
+				/* the message is kept apart: each file it fails adds its name */
+				if (brc)
+					snprintf(errmsg, sizeof(errmsg), "%s", cf_errmsg(brc));
+			}
+			write_use(c, u, plain->data, plain->len, brc, errmsg);
+		}
+		i = j;
 	}
-	cf_tree_release(&t);
-	return rc;
+	cf_buf_release(&sealed);
 }
+
+static int use_cmp(const void *a, const void *b)
+{
+	const struct ruse *x = a, *y = b;
+	int r = memcmp(x->pack, y->pack, CF_ID_LEN);
+	if (r)
+		return r;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return x->file < y->file ? -1 : x->file > y->file;
+}
+
+static int group_cmp(const void *a, const void *b)
+{
+	const struct rgroup *x = a, *y = b;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Where every blob of every file to write lies, grouped by pack, packs in
+ * the order the files first need them (so files complete early and few are
+ * open at a time). */
+static int plan_writes(struct rctx *c, uint64_t *total)
+{
+	int rc;
+	*total = 0;
+	for (size_t i = 0; i < c->nfiles; i++) {
+		struct rfile *f = &c->files[i];
+		if (f->state != F_WRITE)
+			continue;
+		size_t mark = c->nuses;
+		uint64_t off = 0;
+		for (size_t b = 0; b < f->node.ncontent; b++) {
+			struct cf_blob_loc loc;
+			if ((rc = cf_repo_lookup(c->repo, CF_BLOB_DATA, f->node.content[b], &loc))) {
+				if (rc == CF_ENOMEM)
+					return rc;
+				f->state = F_FAILED;
+				path_failed(c, f->path, cf_err_prefix(rc, "%s", f->path));
+				c->nuses = mark;
+				break;
+			}
+			if ((rc = GROW(c, uses, nuses, usecap)))
+				return rc;
+			struct ruse *u = &c->uses[c->nuses++];
+			memcpy(u->pack, loc.pack, CF_ID_LEN);
+			u->offset = loc.offset;
+			u->length = loc.length;
+			u->rawlen = loc.rawlen;
+			u->flags = loc.flags;
+			u->id = f->node.content[b];
+			u->file = i;
+			u->foff = off;
+			off += loc.rawlen;
+		}
+		if (f->state == F_FAILED)
+			continue;
+		f->size = off;
+		f->remaining = f->node.ncontent;
+		*total += off;
+		if (off != f->node.size)
+			cf_warn("warning: %s: the snapshot records %llu bytes but its blobs hold %llu",
+				f->path, (unsigned long long)f->node.size, (unsigned long long)off);
+	}
+	if (c->nuses)
+		qsort(c->uses, c->nuses, sizeof(*c->uses), use_cmp);
+	for (size_t i = 0; i < c->nuses;) {
+		size_t j = i, first = c->uses[i].file;
+		while (j < c->nuses && !memcmp(c->uses[j].pack, c->uses[i].pack, CF_ID_LEN)) {
+			if (c->uses[j].file < first)
+				first = c->uses[j].file;
+			j++;
+		}
+		if ((rc = GROW(c, groups, ngroups, groupcap)))
+			return rc;
+		c->groups[c->ngroups++] = (struct rgroup){ i, j, first };
+		i = j;
+	}
+	if (c->ngroups)
+		qsort(c->groups, c->ngroups, sizeof(*c->groups), group_cmp);
+	return CF_OK;
+}
+
+/* ---------- hard links, directories, verify ---------- */
+
+static void link_one(struct rctx *c, struct rfile *f)
+{
+	struct rfile *l = &c->files[f->leader];
+	struct stat a, b;
+	char tmp[64];
+	int rc = CF_OK, lfd = -1, ffd = -1;
+
+	if (l->state == F_FAILED || l->failed) {
+		rc = cf_err(CF_EIO, "%s: not linked: its hard-link partner %s could not be restored",
+			    f->path, l->path);
+		goto fail;
+	}
+	if ((lfd = open_parent(c, l)) < 0 || (ffd = open_parent(c, f)) < 0) {
+		rc = cf_err_errno("%s: open its directory", f->path);
+		goto fail;
+	}
+	if (fstatat(lfd, l->node.name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(ffd, f->node.name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino) {
+		add_stat(c, &c->st->files_kept, 1);
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-l%u", (int)getpid(), atomic_fetch_add(&c->tmpctr, 1));
+	if (linkat(lfd, l->node.name, ffd, tmp, 0) < 0) {
+		rc = cf_err_errno("%s: cannot link to %s", f->path, l->path);
+		goto fail;
+	}
+	if (renameat(ffd, tmp, ffd, f->node.name) < 0) {
+		rc = cf_err_errno("%s: rename into place", f->path);
+		unlinkat(ffd, tmp, 0);
+		goto fail;
+	}
+	add_stat(c, &c->st->files_linked, 1);
+	goto out;
+fail:
+	f->state = F_FAILED;
+	path_failed(c, f->path, rc);
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (ffd >= 0)
+		close(ffd);
+}
+
+static void set_dir_meta(struct rctx *c, uint32_t root, const char *rel, const struct cf_node *n)
+{
+	int fd = open_dir_beneath(c->roots[root].fd, rel, O_RDONLY);
+	char *path = join(c->roots[root].dir, rel);
+	if (fd < 0) {
+		int rc = cf_err_errno("%s: open directory", path ? path : rel);
+		path_failed(c, path ? path : rel, rc);
+	} else {
+		set_meta_fd(c, fd, n, path ? path : rel);
+		close(fd);
+	}
+	free(path);
+}
+
+static void verify_one(struct rctx *c, size_t i, struct cf_buf *buf)
+{
+	struct rfile *f = &c->files[i];
+	bool eq = false;
+	int rc;
+	if (f->state == F_FAILED || f->failed)
+		return;
+	int fd = open_existing(c, f);
+	if (fd < 0) {
+		rc = cf_err_errno("%s: verify: open", f->path);
+	} else {
+		rc = file_matches(c, fd, &f->node, buf, &eq);
+		close(fd);
+		if (rc)
+			rc = cf_err_prefix(rc, "%s: verify", f->path);
+		else if (!eq)
+			rc = cf_err(CF_ECORRUPT, "%s: verify: the file differs from the snapshot", f->path);
+	}
+	if (rc)
+		path_failed(c, f->path, rc);
+	else
+		add_stat(c, &c->st->verified, 1);
+	atomic_fetch_add(&c->pg_done, 1);
+	atomic_fetch_add(&c->pg_bytes, f->node.size);
+}
+
+/* ---------- setup ---------- */
 
 static int mkdir_p(const char *path)
 {
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
+	char *buf = strdup(path);
+	int rc = CF_OK;
+	if (!buf)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (char *p = buf + 1; *p && !rc; p++) {
 		if (*p != '/')
 			continue;
 		*p = 0;
 		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return cf_err_errno("create %s", buf);
+			rc = cf_err_errno("create %s", buf);
 		*p = '/';
 	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return cf_err_errno("create %s", buf);
+	if (!rc && mkdir(buf, 0755) < 0 && errno != EEXIST)
+		rc = cf_err_errno("create %s", buf);
+	free(buf);
+	return rc;
+}
+
+/* "/a/b/" -> "/a/b"; NULL unless absolute. */
+static char *norm_path(const char *p)
+{
+	if (!p || p[0] != '/')
+		return NULL;
+	size_t l = strlen(p);
+	while (l > 1 && p[l - 1] == '/')
+		l--;
+	return strndup(p, l);
+}
+
+int cf_restore_find(struct cf_repo *r, const struct cf_snapshot *s, const char *path,
+		    struct cf_node *out)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	uint8_t id[CF_ID_LEN];
+	const char *p = path;
+	char name[4096];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(id, s->tree, CF_ID_LEN);
+	while (*p == '/')
+		p++;
+	if (!*p)
+		return cf_err(CF_EINVAL, "%s: the snapshot's root is not an entry", path);
+	for (;;) {
+		size_t l = strcspn(p, "/");
+		if (l >= sizeof(name))
+			return cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		memcpy(name, p, l);
+		name[l] = 0;
+		p += l;
+		while (*p == '/')
+			p++;
+		if ((rc = cf_repo_load_tree(r, id, &t)))
+			return rc;
+		const struct cf_node *n = cf_tree_find(&t, name);
+		if (!n) {
+			rc = cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		} else if (!*p) {
+			rc = cf_restore_node_copy(n, out);
+		} else if (n->type != CF_NODE_DIR || !n->has_subtree) {
+			rc = cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		} else {
+			memcpy(id, n->subtree, CF_ID_LEN);
+			cf_tree_release(&t);
+			continue;
+		}
+		cf_tree_release(&t);
+		return rc;
+	}
+}
+
+int cf_restore_parse_overwrite(const char *s, enum cf_overwrite *out)
+{
+	if (!strcmp(s, "if-changed"))
+		*out = CF_OVERWRITE_IF_CHANGED;
+	else if (!strcmp(s, "always"))
+		*out = CF_OVERWRITE_ALWAYS;
+	else if (!strcmp(s, "never"))
+		*out = CF_OVERWRITE_NEVER;
+	else
+		return cf_err(CF_EINVAL, "--overwrite wants always, if-changed or never, not '%s'", s);
 	return CF_OK;
+}
+
+void cf_restore_stats_release(struct cf_restore_stats *st)
+{
+	for (size_t i = 0; i < st->nfailed; i++)
+		free(st->failed[i]);
+	free(st->failed);
+	st->failed = NULL;
+	st->nfailed = 0;
+}
+
+/* Open (creating unless dry) the directory of a root. */
+static int open_root(struct rctx *c, struct rroot *rt, const char *dir)
+{
+	int rc;
+	if (!(rt->dir = strdup(dir)))
+		return cf_err(CF_ENOMEM, "out of memory");
+	if (!c->o->dry_run && (rc = mkdir_p(dir)))
+		return rc;
+	rt->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rt->fd < 0 && !(c->o->dry_run && errno == ENOENT))
+		return cf_err_errno("open target %s", dir);
+	return CF_OK;
+}
+
+/* The roots: one per --path-map (first, in order), then --target unless
+ * every include is mapped.  Options are checked before anything is made. */
+static int setup_roots(struct rctx *c, const struct cf_snapshot *s, char **incs, size_t ninc)
+{
+	const struct cf_restore_opts *o = c->o;
+	const char **rest = NULL;
+	size_t unmapped = 0;
+	int rc = CF_OK;
+	if (!(c->roots = calloc(o->nmaps + 1, sizeof(*c->roots))) ||
+	    !(rest = calloc(ninc + 1, sizeof(*rest)))) {
+		free(rest);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i <= o->nmaps; i++)
+		c->roots[i].fd = -1;
+	for (size_t i = 0; i < o->nmaps; i++) {
+		struct rroot *rt = &c->roots[c->nroots++];
+		char *sp = norm_path(o->maps[i].snap_path);
+		if (!sp || !strcmp(sp, "/")) {
+			free(sp);
+			rc = cf_err(CF_EINVAL, "--path-map %s=%s: give an absolute snapshot directory",
+				    o->maps[i].snap_path, o->maps[i].dir);
+			goto out;
+		}
+		rt->snap = sp;
+	}
+	/* includes no map covers go to --target */
+	for (size_t k = 0; k < ninc; k++) {
+		bool m = false;
+		for (size_t i = 0; i < o->nmaps && !m; i++)
+			m = under(incs[k], c->roots[i].snap);
+		if (!m)
+			rest[unmapped++] = incs[k];
+	}
+	bool need_target = !o->nmaps || unmapped > 0 || (ninc == 0 && o->target);
+	if (need_target && (!o->target || !*o->target)) {
+		rc = unmapped ? cf_err(CF_EINVAL, "--include %s is not under any --path-map: give --target DIR",
+				       rest[0]) :
+				cf_err(CF_EINVAL, "no --target given");
+		goto out;
+	}
+	for (size_t i = 0; i < o->nmaps; i++) {
+		struct rroot *rt = &c->roots[i];
+		if ((rc = cf_restore_find(c->repo, s, rt->snap, &rt->node))) {
+			rc = cf_err_prefix(rc, "--path-map");
+			goto out;
+		}
+		rt->has_node = true;
+		if (rt->node.type != CF_NODE_DIR) {
+			rc = cf_err(CF_EINVAL, "--path-map: %s is not a directory in the snapshot", rt->snap);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < o->nmaps; i++) {
+		struct rroot *rt = &c->roots[i];
+		rt->has_tree = rt->node.has_subtree;
+		memcpy(rt->tree, rt->node.subtree, CF_ID_LEN);
+		if (!(rt->incs = calloc(ninc + 1, sizeof(*rt->incs)))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		/* includes inside the mapped tree narrow it; one above it takes all */
+		bool all = false;
+		for (size_t k = 0; k < ninc; k++) {
+			if (under(rt->snap, incs[k]))
+				all = true;
+			else if (under(incs[k], rt->snap))
+				rt->incs[rt->nincs++] = incs[k];
+		}
+		if (all)
+			rt->nincs = 0;
+		if ((rc = open_root(c, rt, o->maps[i].dir)))
+			goto out;
+	}
+	if (need_target) {
+		struct rroot *rt = &c->roots[c->nroots++];
+		rt->snap = "";
+		rt->is_target = true;
+		rt->has_tree = true;
+		memcpy(rt->tree, s->tree, CF_ID_LEN);
+		rt->incs = rest;
+		rt->nincs = unmapped;
+		rest = NULL;
+		rc = open_root(c, rt, o->target);
+	}
+out:
+	free(rest);
+	return rc;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct cf_restore_opts *o,
 		   struct cf_restore_stats *st)
 {
 	struct rctx c;
-	int rc;
+	char **incs = NULL;
+	size_t ninc = 0;
+	pthread_t pg;
+	bool pg_started = false;
+	uint64_t total;
+	int rc = CF_OK;
 
 	memset(&c, 0, sizeof(c));
 	memset(st, 0, sizeof(*st));
 	c.repo = r;
 	c.o = o;
 	c.st = st;
-	c.root = geteuid() == 0;
-	c.targetfd = -1;
-	if (!o->target || !*o->target)
-		return cf_err(CF_EINVAL, "no --target given");
-	if ((rc = mkdir_p(o->target)))
-		return rc;
-	c.targetfd = open(o->target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c.targetfd < 0)
-		return cf_err_errno("open target %s", o->target);
-
-	int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (threads < 1)
-		threads = 1;
-	threads *= 2; /* writers block on I/O; a few more than cores keeps the disk busy */
+	c.is_root = geteuid() == 0;
 	pthread_mutex_init(&c.mu, NULL);
-	pthread_cond_init(&c.not_empty, NULL);
-	pthread_cond_init(&c.not_full, NULL);
-	c.cap = (size_t)threads * 4;
-	c.q = calloc(c.cap, sizeof(*c.q));
-	c.threads = calloc((size_t)threads, sizeof(*c.threads));
-	if (!c.q || !c.threads) {
+	pthread_cond_init(&c.pg_cond, NULL);
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_init(&c.stripes[i], NULL);
+	c.phase = "restore";
+
+	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) * 2;
+	if (o->threads <= 0 && strcmp(cf_repo_backend(r)->ops->name, "local") && c.nthreads < 8)
+		c.nthreads = 8; /* remote packs: keep several requests in flight */
+	if (c.nthreads < 1)
+		c.nthreads = 1;
+	raise_fd_limit();
+
+	if (!(incs = calloc(o->nincludes + 1, sizeof(*incs)))) {
 		rc = cf_err(CF_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < threads; i++) {
-		if (pthread_create(&c.threads[i], NULL, rworker, &c))
-			break;
-		c.nthreads++;
+	for (size_t i = 0; i < o->nincludes; i++) {
+		if (!(incs[ninc] = norm_path(o->includes[i]))) {
+			rc = cf_err(CF_EINVAL, "--include %s: give an absolute snapshot path", o->includes[i]);
+			goto out;
+		}
+		ninc++;
 	}
-	rc = restore_tree(&c, c.targetfd, "", s->tree);
+	if ((rc = setup_roots(&c, s, incs, ninc)))
+		goto out;
+	if (o->progress && !pthread_create(&pg, NULL, progress_thread, &c))
+		pg_started = true;
 
-	pthread_mutex_lock(&c.mu);
-	c.stop = true;
-	pthread_cond_broadcast(&c.not_empty);
-	pthread_mutex_unlock(&c.mu);
-	for (int i = 0; i < c.nthreads; i++)
-		pthread_join(c.threads[i], NULL);
-
-	/* hard links once their first member exists */
-	for (size_t i = 0; i < c.nlinks; i++) {
-		const char *from = c.links[i].from + 1, *to = c.links[i].to + 1;
-		unlinkat(c.targetfd, to, 0);
-		if (linkat(c.targetfd, from, c.targetfd, to, 0) < 0) {
-			cf_warn("error: %s: cannot link to %s: %s", c.links[i].to, c.links[i].from, strerror(errno));
-			st->errors++;
-		} else {
-			st->files++;
+	/* 1. plan: directories, specials, deletions; what each file needs */
+	for (size_t i = 0; i < c.nroots && !rc; i++) {
+		struct rroot *rt = &c.roots[i];
+		if (rt->has_tree)
+			rc = plan_tree(&c, (uint32_t)i, rt->fd, rt->snap, "", rt->tree, false);
+		else if (rt->fd >= 0) { /* an empty mapped directory: only extras to remove */
+			struct cf_tree empty = CF_TREE_INIT;
+			rc = plan_extras(&c, (uint32_t)i, rt->fd, rt->snap, "", &empty, false);
 		}
 	}
-	/* directory metadata last, deepest first */
-	for (size_t i = c.ndirs; i-- > 0;) {
-		struct dir_meta *d = &c.dirs[i];
-		int fd = openat(c.targetfd, d->relpath + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			cf_warn("error: %s: %s", d->relpath, strerror(errno));
-			st->errors++;
+	if (rc)
+		goto finish;
+
+	/* 2. compare files already there */
+	uint64_t ncheck = 0, bcheck = 0;
+	for (size_t i = 0; i < c.nfiles; i++)
+		if (c.files[i].state == F_CHECK) {
+			ncheck++;
+			bcheck += c.files[i].node.size;
+		}
+	set_phase(&c, "comparing", ncheck, bcheck);
+	if (ncheck)
+		parallel(&c, c.nfiles, check_one);
+	if (atomic_load(&c.stop)) {
+		rc = cf_err(CF_EINTR, "interrupted");
+		goto finish;
+	}
+	for (size_t i = 0; i < c.nfiles; i++) {
+		struct rfile *f = &c.files[i];
+		if (f->state == F_KEEP && o->overwrite != CF_OVERWRITE_NEVER) {
+			st->files_kept++;
+			st->bytes_kept += f->node.size;
+			list_action(&c, "keep", f->path, false, f->node.size);
+		} else if (f->state == F_WRITE) {
+			list_action(&c, f->existed ? "replace" : "create", f->path, false, f->node.size);
+		} else if (f->state == F_LINK) {
+			list_action(&c, "link", f->path, false, f->node.size);
+		}
+	}
+	if (o->dry_run) {
+		/* what would be written */
+		for (size_t i = 0; i < c.nfiles; i++) {
+			struct rfile *f = &c.files[i];
+			if (f->state != F_WRITE)
+				continue;
+			if (f->existed)
+				st->files_replaced++;
+			else
+				st->files_created++;
+			st->bytes_written += f->node.size;
+		}
+		goto finish;
+	}
+
+	/* 3. write */
+	if ((rc = plan_writes(&c, &total)))
+		goto finish;
+	uint64_t nwrite = 0;
+	for (size_t i = 0; i < c.nfiles; i++)
+		nwrite += c.files[i].state == F_WRITE;
+	set_phase(&c, "restoring", nwrite, total);
+	for (size_t i = 0; i < c.nfiles; i++) { /* empty files: nothing to fetch */
+		struct rfile *f = &c.files[i];
+		if (f->state == F_WRITE && f->remaining == 0 && !f->done)
+			finish_file(&c, f);
+	}
+	parallel(&c, c.ngroups, write_group);
+	for (size_t i = 0; i < c.nfiles; i++) {
+		struct rfile *f = &c.files[i];
+		if (f->state != F_WRITE)
 			continue;
+		if (!f->done) { /* interrupted: leave nothing half-written */
+			f->failed = true;
+			finish_file(&c, f);
 		}
-		set_meta_fd(&c, fd, &d->node, d->relpath);
-		close(fd);
+		if (f->failed)
+			f->state = F_FAILED;
 	}
+	if (atomic_load(&c.stop) || cf_interrupted) {
+		rc = cf_err(CF_EINTR, "interrupted");
+		goto finish;
+	}
+	for (size_t i = 0; i < c.nfiles; i++)
+		if (c.files[i].state == F_LINK)
+			link_one(&c, &c.files[i]);
+
+	/* directory metadata last, deepest first, so writing into a directory
+	 * does not disturb its times */
+	for (size_t i = c.ndirs; i-- > 0;)
+		set_dir_meta(&c, c.dirs[i].root, c.dirs[i].rel, &c.dirs[i].node);
+	for (size_t i = 0; i < c.nroots; i++)
+		if (c.roots[i].has_node && c.roots[i].fd >= 0)
+			set_dir_meta(&c, (uint32_t)i, "", &c.roots[i].node);
+
+	if (o->verify) {
+		uint64_t nv = 0, bv = 0;
+		for (size_t i = 0; i < c.nfiles; i++)
+			if (c.files[i].state != F_FAILED) {
+				nv++;
+				bv += c.files[i].node.size;
+			}
+		set_phase(&c, "verifying", nv, bv);
+		parallel(&c, c.nfiles, verify_one);
+		if (atomic_load(&c.stop)) {
+			rc = cf_err(CF_EINTR, "interrupted");
+			goto finish;
+		}
+	}
+
+finish:
+	if (pg_started) {
+		pthread_mutex_lock(&c.mu);
+		c.pg_stop = true;
+		pthread_cond_signal(&c.pg_cond);
+		pthread_mutex_unlock(&c.mu);
+		pthread_join(pg, NULL);
+	}
+	if (!rc && st->owner_unset)
+		cf_warn("warning: not running as root: the owner of %llu entries was not restored "
+			"(they belong to the restoring user)", (unsigned long long)st->owner_unset);
 	if (!rc && st->errors)
 		rc = cf_err(CF_EPARTIAL, "%llu entries could not be restored (named above)",
 			    (unsigned long long)st->errors);
 out:
+	for (size_t i = 0; i < c.nfiles; i++) {
+		close_tmp(&c, &c.files[i]);
+		cf_node_release(&c.files[i].node);
+		free(c.files[i].rel);
+		free(c.files[i].path);
+	}
+	free(c.files);
 	for (size_t i = 0; i < c.ndirs; i++) {
-		free(c.dirs[i].relpath);
+		free(c.dirs[i].rel);
 		cf_node_release(&c.dirs[i].node);
 	}
 	free(c.dirs);
-	for (size_t i = 0; i < c.nlinks; i++) {
-		free(c.links[i].from);
-		free(c.links[i].to);
+	for (size_t i = 0; i < c.nroots; i++) {
+		struct rroot *rt = &c.roots[i];
+		if (rt->fd >= 0)
+			close(rt->fd);
+		free(rt->dir);
+		if (!rt->is_target)
+			free((char *)rt->snap);
+		free(rt->incs);
+		cf_node_release(&rt->node);
 	}
-	free(c.links);
-	for (size_t i = 0; i < c.nhl; i++)
-		free(c.hl[i].path);
+	free(c.roots);
+	for (size_t i = 0; i < ninc; i++)
+		free(incs[i]);
+	free(incs);
 	free(c.hl);
-	free(c.q);
-	free(c.threads);
+	free(c.uses);
+	free(c.groups);
+	for (int i = 0; i < NSTRIPES; i++)
+		pthread_mutex_destroy(&c.stripes[i]);
+	pthread_cond_destroy(&c.pg_cond);
 	pthread_mutex_destroy(&c.mu);
-	pthread_cond_destroy(&c.not_empty);
-	pthread_cond_destroy(&c.not_full);
-	if (c.targetfd >= 0)
-		close(c.targetfd);
 	return rc;
 }

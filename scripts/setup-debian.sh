@@ -7,4 +7,5 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libsodium-dev libzstd-dev libjansson-dev libcmocka-dev libarchive-dev \
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libexpat1-dev libmariadb-dev \
-	ca-certificates curl python3 attr strace tzdata procps
+	libmicrohttpd-dev ca-certificates curl python3 attr strace tzdata procps time \
+	faketime sqlite3 mariadb-client

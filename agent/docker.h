@@ -1,0 +1,50 @@
+/*
+ * docker.h - stop the labelled containers during a backup, start them after.
+ *
+ * A database or application that writes while its volume is being read
+ * gives an inconsistent copy; the usual cure (offen/docker-volume-backup's
+ * docker-volume-backup.stop-during-backup label) is to stop those containers
+ * for the few seconds the backup takes.  This module speaks the Docker Engine
+ * API (v1.41, which podman's compatible service also serves) over its unix
+ * socket with libcurl:
+ *
+ *     cf_docker_stop_labelled(sock, label, timeout, &set)   list running
+ *         containers carrying label, stop each (the engine waits up to
+ *         timeout seconds, then kills); set records which ones were stopped
+ *     ... back up ...
+ *     cf_docker_start(sock, &set)    start exactly those again, even when
+ *         the backup failed or was interrupted
+ *     cf_docker_set_release(&set)
+ *
+ * Only containers that were running are stopped, so a container that was
+ * down before the job stays down after it.  If stopping one fails, the ones
+ * already stopped are in the set and the caller starts them again.
+ */
+#ifndef CF_DOCKER_H
+#define CF_DOCKER_H
+
+#include <stddef.h>
+
+struct cf_docker_set {
+	char **ids;      /* full container ids, in stop order */
+	char **names;    /* their names (for the log) */
+	size_t n;
+};
+
+#define CF_DOCKER_SET_INIT { NULL, NULL, 0 }
+
+/* Stop every running container whose labels include label ("key=value" or
+ * "key").  Stopped ones are appended to *set (CF_DOCKER_SET_INIT or an
+ * earlier set).  CF_OK; CF_EIO with a message naming the socket when the
+ * engine cannot be reached or answers an error; CF_ECORRUPT for an answer
+ * that does not parse; CF_ENOMEM. */
+int cf_docker_stop_labelled(const char *socket_path, const char *label, unsigned timeout,
+			    struct cf_docker_set *set);
+
+/* Start every container of set, in reverse stop order.  Tries all of them;
+ * returns CF_OK, or the first failure (each failure is also logged). */
+int cf_docker_start(const char *socket_path, const struct cf_docker_set *set);
+
+void cf_docker_set_release(struct cf_docker_set *set);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * metrics.c - Prometheus text: render, write atomically, serve (libmicrohttpd).
+ */
+#include "agent/metrics.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int metric(struct cf_buf *b, const char *name, const char *type, const char *help,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int metric(struct cf_buf *b, const char *name, const char *type, const char *help,
+		  const char *fmt, ...)
+{
+	char val[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	return cf_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, val);
+}
+
+int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
+{
+	int r = CF_OK;
+#define M(...) do { if ((r = metric(out, __VA_ARGS__)) != CF_OK) return r; } while (0)
+	M("coffer_runs_total", "counter", "Backup jobs run since the agent started.", "%" PRIu64, v->runs_total);
+	M("coffer_errors_total", "counter", "Backup jobs that failed since the agent started.", "%" PRIu64,
+	  v->errors_total);
+	M("coffer_ticks_skipped_total", "counter", "Schedule ticks skipped because a job was still running.",
+	  "%" PRIu64, v->ticks_skipped_total);
+	if (v->next_run_timestamp > 0)
+		M("coffer_next_run_timestamp_seconds", "gauge", "When the next job is due.", "%.0f",
+		  v->next_run_timestamp);
+	/* kept across restarts (state file), so an alert on its age never sees a gap */
+	if (v->last_success_timestamp > 0)
+		M("coffer_last_success_timestamp_seconds", "gauge", "When the last successful job ended.", "%.3f",
+		  v->last_success_timestamp);
+	if (!v->have_run)
+		return r;
+	M("coffer_last_run_timestamp_seconds", "gauge", "When the last job ended.", "%.3f", v->last_run_timestamp);
+	M("coffer_last_run_duration_seconds", "gauge", "How long the last job took.", "%.3f", v->last_run_duration);
+	M("coffer_last_run_status", "gauge",
+	  "Exit code of the last job: 0 ok, 1 failed, 3 some files unreadable, 130 interrupted.", "%d",
+	  v->last_run_status);
+	M("coffer_last_run_success", "gauge", "1 if the last job succeeded, else 0.", "%d",
+	  v->last_run_status == 0);
+	M("coffer_backup_files_total", "gauge", "Files processed by the last backup.", "%" PRIu64, v->backup_files);
+	M("coffer_backup_bytes_processed", "gauge", "Bytes read by the last backup.", "%" PRIu64,
+	  v->backup_bytes_processed);
+	M("coffer_backup_bytes_added", "gauge", "Bytes the last backup added to the repository.", "%" PRIu64,
+	  v->backup_bytes_added);
+	M("coffer_containers_stopped", "gauge", "Containers the last job stopped and started again.", "%" PRIu64,
+	  v->containers_stopped);
+	if (v->snapshots >= 0)
+		M("coffer_snapshots_total", "gauge", "Snapshots in the repository after the last job.", "%" PRId64,
+		  v->snapshots);
+#undef M
+	return r;
+}
+
+int cf_metrics_write_file(const char *path, const void *text, size_t n)
+{
+	size_t len = strlen(path);
+	char *tmp = malloc(len + 32);
+	int fd = -1, r = CF_OK;
+
+	if (!tmp)
+		return cf_err(CF_ENOMEM, "out of memory");
+	/* a dot name: node_exporter reads only *.prom, so the temp file is never scraped */
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+	snprintf(tmp, len + 32, "%.*s.%s.%ld.tmp", (int)dirlen, path, path + dirlen, (long)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+		r = cf_err_errno("metrics file: cannot create %s", tmp);
+		goto out;
+	}
+	if (cf_write_full(fd, text, n) != 0 || fsync(fd) != 0) {
+		r = cf_err_errno("metrics file: cannot write %s", tmp);
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		r = cf_err_errno("metrics file: cannot write %s", tmp);
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		r = cf_err_errno("metrics file: cannot rename %s to %s", tmp, path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r)
+		unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+/* ------------------------------------------------------------- serving */
+
+struct cf_metrics_server {
+	struct MHD_Daemon *d;
+	pthread_mutex_t lock;
+	char *text;
+	size_t n;
+};
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+			      const char *version, const char *upload, size_t *upload_len, void **con_cls)
+{
+	struct cf_metrics_server *s = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	unsigned code = MHD_HTTP_OK;
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)con_cls;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		static const char msg[] = "method not allowed\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		code = MHD_HTTP_METHOD_NOT_ALLOWED;
+	} else if (strcmp(url, "/metrics")) {
+		static const char msg[] = "not found: the metrics are at /metrics\n";
+		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+		code = MHD_HTTP_NOT_FOUND;
+	} else {
+		pthread_mutex_lock(&s->lock);
+		resp = MHD_create_response_from_buffer(s->n, s->text ? s->text : (char *)"",
+						       MHD_RESPMEM_MUST_COPY);
+		pthread_mutex_unlock(&s->lock);
+		if (resp)
+			MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	}
+	if (!resp)
+		return MHD_NO;
+	ret = MHD_queue_response(conn, code, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+int cf_metrics_serve(const char *listen, struct cf_metrics_server **out)
+{
+	struct sockaddr_in sa;
+	const char *colon = strrchr(listen, ':');
+	char host[64];
+	int r = CF_OK;
+
+	*out = NULL;
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return cf_err(CF_EINVAL, "metrics address \"%s\" is not [ADDRESS]:PORT", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	long port = strtol(colon + 1, NULL, 10);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (!*host || !strcmp(host, "*"))
+		sa.sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return cf_err(CF_EINVAL, "metrics address \"%s\": %s is not an IPv4 address", listen, host);
+
+	struct cf_metrics_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return cf_err(CF_ENOMEM, "out of memory");
+	pthread_mutex_init(&s->lock, NULL);
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+				answer, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)10, MHD_OPTION_END);
+	if (!s->d) {
+		r = cf_err(CF_EIO, "cannot serve metrics on %s (address in use or not available)", listen);
+		cf_metrics_server_free(s);
+		return r;
+	}
+	*out = s;
+	return CF_OK;
+}
+
+int cf_metrics_server_update(struct cf_metrics_server *s, const void *text, size_t n)
+{
+	char *copy = malloc(n ? n : 1);
+	if (!copy)
+		return cf_err(CF_ENOMEM, "out of memory");
+	memcpy(copy, text, n);
+	pthread_mutex_lock(&s->lock);
+	free(s->text);
+	s->text = copy;
+	s->n = n;
+	pthread_mutex_unlock(&s->lock);
+	return CF_OK;
+}
+
+void cf_metrics_server_free(struct cf_metrics_server *s)
+{
+	if (!s)
+		return;
+	if (s->d)
+		MHD_stop_daemon(s->d);
+	pthread_mutex_destroy(&s->lock);
+	free(s->text);
+	free(s);
+}

@@ -1,0 +1,62 @@
+/*
+ * metrics.h - the agent's job results in Prometheus text format.
+ *
+ * After each job the agent renders its counters and gauges
+ * (cf_metrics_format) and publishes the text two ways, either or both:
+ *
+ *   - written atomically to COFFER_METRICS_FILE (temp file in the same
+ *     directory, fsync, rename), the form node_exporter's textfile collector
+ *     reads: a scrape never sees half a file;
+ *   - served at http://COFFER_METRICS_LISTEN/metrics by libmicrohttpd from
+ *     its own thread; cf_metrics_server_update() swaps the text under a
+ *     mutex.
+ *
+ * Names follow Prometheus conventions: coffer_ prefix, base units (seconds,
+ * bytes), _total for counters.  The exposition format is version 0.0.4 (HELP
+ * and TYPE lines, then "name value").
+ */
+#ifndef CF_METRICS_H
+#define CF_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+struct cf_metrics_values {
+	bool have_run;                  /* false until the first job: job gauges are left out */
+	double last_run_timestamp;      /* unix seconds at the job's end */
+	double last_success_timestamp;  /* 0 = never */
+	double last_run_duration;       /* seconds */
+	int last_run_status;            /* the job's exit code: 0 ok, 1 failed, 3 partial, 130 interrupted */
+	uint64_t backup_files;          /* files processed by the last backup */
+	uint64_t backup_bytes_processed;
+	uint64_t backup_bytes_added;    /* bytes added to the repository (packed) */
+	int64_t snapshots;              /* snapshots in the repository, -1 = unknown */
+	uint64_t containers_stopped;    /* by the last job */
+	uint64_t runs_total, errors_total, ticks_skipped_total;
+	double next_run_timestamp;      /* 0 = unknown */
+};
+
+/* Render v as exposition text, appended to out.  CF_OK or CF_ENOMEM. */
+int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out);
+
+/* Replace path with n bytes of text atomically.  CF_OK or an errno code
+ * naming the file. */
+int cf_metrics_write_file(const char *path, const void *text, size_t n);
+
+struct cf_metrics_server;
+
+/* Serve /metrics on listen ("[ADDRESS]:PORT"; ADDRESS empty or "*" = every
+ * IPv4 address) until freed.  Other paths answer 404.  CF_OK; CF_EINVAL for
+ * a bad address; CF_EIO when the port cannot be bound; CF_ENOMEM. */
+int cf_metrics_serve(const char *listen, struct cf_metrics_server **out);
+
+/* Publish new text (copied).  CF_OK or CF_ENOMEM (the old text stays). */
+int cf_metrics_server_update(struct cf_metrics_server *s, const void *text, size_t n);
+
+/* Stop serving and free.  NULL is a no-op. */
+void cf_metrics_server_free(struct cf_metrics_server *s);
+
+#endif

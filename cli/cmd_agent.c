@@ -1,0 +1,67 @@
+/*
+ * cmd_agent.c - `coffer agent` and `coffer healthcheck`: configuration from
+ * the environment (agent/config.h), then the loop or one job (agent/daemon.h).
+ */
+#include "cli.h"
+#include "../agent/config.h"
+#include "../agent/daemon.h"
+#include "../common/error.h"
+#include "../common/util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int refuse(int rc)
+{
+	fprintf(stderr, "coffer agent: refusing to start: %s\n", cf_errmsg(rc));
+	return EXIT_ERR;
+}
+
+int cmd_agent(struct cli *c)
+{
+	struct cf_agent_config cfg = CF_AGENT_CONFIG_INIT;
+	int rc, code;
+
+	if (c->nargs > 0) {
+		fprintf(stderr, "coffer agent: unexpected argument '%s' (the agent is configured by "
+				"COFFER_* variables, see doc/agent.md)\n", c->args[0]);
+		return EXIT_ERR;
+	}
+	if (c->agent_healthcheck) {
+		char why[1024];
+		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
+			return refuse(rc);
+		code = cf_agent_healthcheck(cfg.state_dir, time(NULL), why, sizeof(why));
+		printf("%s: %s\n", code ? "unhealthy" : "healthy", why);
+		cf_agent_config_release(&cfg);
+		return code;
+	}
+	if (c->agent_print_schedule || c->agent_print_config) {
+		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
+			return refuse(rc);
+		if (c->agent_print_config)
+			cf_agent_config_print(&cfg, NULL, NULL, stdout);
+		if (c->agent_print_schedule &&
+		    (rc = cf_agent_print_schedule(&cfg, time(NULL), c->agent_print_schedule, stdout))) {
+			cf_agent_config_release(&cfg);
+			return fail(rc);
+		}
+		cf_agent_config_release(&cfg);
+		return EXIT_OK;
+	}
+	if ((rc = cf_agent_config_load(&cfg, NULL, NULL)))
+		return refuse(rc);
+	if (!c->quiet && !c->verbose)
+		cf_log_level = cfg.log_level;
+	cf_agent_install_signals();
+	if (c->agent_once) {
+		struct cf_agent_job job;
+		code = cf_agent_run_job(&cfg, 0, &job);
+		cf_agent_report(&cfg, &job);
+	} else {
+		code = cf_agent_loop(&cfg);
+	}
+	cf_agent_config_release(&cfg);
+	return code;
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# A developer pulls last night's production data onto a laptop: read-only
+# access to the production repository, restore into a local directory, start
+# the application on it.  Nothing is written to the repository except a
+# short-lived lock file.
+#
+#   COFFER_REPOSITORY=s3:https://s3.example.com/shop-backups \
+#   AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY_FILE=~/.config/coffer/s3_secret \
+#   COFFER_PASSWORD_FILE=~/.config/coffer/prod_password ./developer-pull.sh
+set -eu
+: "${COFFER_REPOSITORY:?set COFFER_REPOSITORY to the production repository}"
+DEST=${DEST:-./prod-data}
+
+coffer snapshots --tag sidecar
+rm -rf "$DEST"
+coffer restore latest --target "$DEST" --include /backup/app-data
+coffer restore latest --target "$DEST" --include /mariadb
+# the application's files
+ls "$DEST/backup/app-data"
+# the database dump loads into a local MariaDB
+echo "load the database with: mariadb shop < $DEST/mariadb/shop.sql"

@@ -1,0 +1,99 @@
+/*
+ * test_webhook - Standard Webhooks signatures: the specification's published
+ * example (the vector every implementation of the spec tests against),
+ * secrets with and without the whsec_ prefix, a bad secret refused without
+ * being quoted; and cf_hmac_sha256 against RFC 4231's test cases.  Delivery
+ * to a real receiver is tested end to end in tests/e2e/agent.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/webhook.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "crypto/crypto.h"
+
+static void test_spec_example(void **state)
+{
+	(void)state;
+	/* standard-webhooks spec and its reference libraries' tests */
+	const char *body = "{\"test\": 2432232314}";
+	struct cf_buf out = CF_BUF_INIT;
+	assert_int_equal(cf_webhook_sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+					 1614265330, body, strlen(body), &out), CF_OK);
+	assert_string_equal((char *)out.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+	/* the prefix is optional, as in the reference libraries */
+	cf_buf_reset(&out);
+	assert_int_equal(cf_webhook_sign("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+					 1614265330, body, strlen(body), &out), CF_OK);
+	assert_string_equal((char *)out.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+	/* any change of id, time or body changes the signature */
+	cf_buf_reset(&out);
+	assert_int_equal(cf_webhook_sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+					 1614265331, body, strlen(body), &out), CF_OK);
+	assert_string_not_equal((char *)out.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+	cf_buf_release(&out);
+}
+
+static void test_bad_secret(void **state)
+{
+	(void)state;
+	struct cf_buf out = CF_BUF_INIT;
+	int r = cf_webhook_sign("whsec_sup3r*secret", "msg_1", 1, "{}", 2, &out);
+	assert_int_equal(r, CF_EINVAL);
+	assert_null(strstr(cf_errmsg(r), "sup3r"));
+	assert_int_equal(out.len, 0);
+	cf_buf_release(&out);
+}
+
+static void test_hmac_rfc4231(void **state)
+{
+	(void)state;
+	uint8_t mac[CF_HMAC_SHA256_LEN], key[131];
+	char hex[2 * CF_HMAC_SHA256_LEN + 1];
+	/* test case 1 */
+	memset(key, 0x0b, 20);
+	assert_int_equal(cf_hmac_sha256(key, 20, "Hi There", 8, mac), CF_OK);
+	cf_hex(mac, sizeof(mac), hex);
+	assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	/* test case 2: a key shorter than the block */
+	assert_int_equal(cf_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac), CF_OK);
+	cf_hex(mac, sizeof(mac), hex);
+	assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* test case 6: a key longer than the block is hashed first */
+	memset(key, 0xaa, sizeof(key));
+	const char *m = "Test Using Larger Than Block-Size Key - Hash Key First";
+	assert_int_equal(cf_hmac_sha256(key, sizeof(key), m, strlen(m), mac), CF_OK);
+	cf_hex(mac, sizeof(mac), hex);
+	assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+static void test_unreachable(void **state)
+{
+	(void)state;
+	/* port 1 on loopback refuses: the retries end with a message naming the URL */
+	struct cf_webhook_opts o = { "http://127.0.0.1:1/hook", NULL, 2, 0.01, 2 };
+	long status = -1;
+	int r = cf_webhook_post(&o, "{}", 2, &status);
+	assert_int_equal(r, CF_EAGAIN);
+	assert_non_null(strstr(cf_errmsg(r), "http://127.0.0.1:1/hook"));
+	assert_int_equal(status, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spec_example),
+		cmocka_unit_test(test_bad_secret),
+		cmocka_unit_test(test_hmac_rfc4231),
+		cmocka_unit_test(test_unreachable),
+	};
+	if (cf_crypto_init() != CF_OK)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
