@@ -12,6 +12,8 @@ struct cli {
 	const char *repo;
 	const char *password_file, *new_password_file;
 	bool json, verbose, quiet;
+	bool no_lock;      /* --no-lock: read-only commands take no lock */
+	bool lock_needed;  /* set by commands that write: --no-lock is refused */
 	double retry_lock;
 	const char *cacert;
 	int connections;

@@ -78,6 +78,7 @@ int cmd_backup(struct cli *c)
 	for (size_t i = 0; i < o.npaths; i++)
 		if (access(o.paths[i], F_OK) != 0)
 			return fail(cf_err(CF_EINVAL, "backup: %s does not exist", o.paths[i]));
+	c->lock_needed = true; /* writes: --no-lock does not apply */
 	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
 	/* databases are opened after the repository: a wrong password must not

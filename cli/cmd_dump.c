@@ -21,7 +21,7 @@ int cmd_dump(struct cli *c)
 		return fail(rc);
 	if (fmt != CF_DUMP_RAW && isatty(1))
 		return fail(cf_err(CF_EINVAL, "dump: standard output is a terminal: redirect it to a file or a pipe"));
-	if ((rc = open_repo(c, &r, 0, true)))
+	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
 	if (!(rc = pick_snapshot(c, r, c->args[0], &s)))
 		rc = cf_dump(r, &s, c->nargs > 1 ? c->args[1] : NULL, fmt, 1);

@@ -26,7 +26,7 @@ static int restore_databases(struct cli *c)
 	memset(&s, 0, sizeof(s));
 	if (c->nmariadb > 1)
 		return fail(cf_err(CF_EINVAL, "restore: give one --mariadb server to load into"));
-	if ((rc = open_repo(c, &r, 0, true)))
+	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
 	if (!(rc = pick_snapshot(c, r, c->args[0], &s))) {
 		rc = cf_restore_mariadb(r, &s, &o, &loaded);
@@ -130,7 +130,7 @@ int cmd_restore(struct cli *c)
 	o.progress = !c->quiet && !c->json && isatty(2);
 	/* a dry run is a listing; otherwise -v lists what is done */
 	o.listing = c->json ? NULL : c->dry_run || c->verbose ? stdout : NULL;
-	if ((rc = open_repo(c, &r, 0, true)))
+	if ((rc = open_repo(c, &r, 1, true)))
 		goto out;
 	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
 		goto out;

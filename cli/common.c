@@ -64,7 +64,20 @@ int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2
 		return rc;
 	/* packs in flight: a remote store wants many, a local disk a couple */
 	cf_repo_set_upload_threads(*r, c->connections ? c->connections : remote ? 8 : 2);
-	if (lock && (rc = cf_repo_lock(*r, lock == 2, c->retry_lock)))
+	/* --no-lock: reading a repository on read-only storage (never for
+	 * commands that write or delete) */
+	if (lock == 1 && c->no_lock && !c->lock_needed)
+		lock = 0;
+	if (lock && (rc = cf_repo_lock(*r, lock == 2, c->retry_lock))) {
+		/* a command that only reads goes on without a lock on storage it
+		 * cannot write to (a read-only mount, another user's repository) */
+		if (rc == CF_EPERM && lock == 1 && !c->lock_needed) {
+			cf_warn("warning: %s; reading without a lock", cf_errmsg(rc));
+			rc = CF_OK;
+			lock = 0;
+		}
+	}
+	if (rc)
 		goto fail;
 	if (index && (rc = cf_repo_load_index(*r)))
 		goto fail;

@@ -64,6 +64,8 @@ static const char usage_text[] =
 "  --retry-lock SECONDS        wait this long for a lock held by another process\n"
 "  --cacert FILE               extra CA certificate for TLS (S3)\n"
 "  --s3-connections N          parallel S3 requests (default 8)\n"
+"  --no-lock                   commands that only read take no lock (they also go on without\n"
+"                              one, with a warning, when the storage is read-only)\n"
 "\n"
 "backup options:\n"
 "  --host NAME                 hostname recorded in the snapshot (default: this host)\n"
@@ -143,6 +145,7 @@ enum {
 	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
 	O_COMP, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
+	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
 };
 
@@ -179,6 +182,7 @@ static const struct option longopts[] = {
 	{ "stdin-filename", required_argument, NULL, O_STDIN_NAME },
 	{ "database", required_argument, NULL, O_DATABASE },
 	{ "rename", required_argument, NULL, O_RENAME },
+	{ "no-lock", no_argument, NULL, O_NOLOCK },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ "once", no_argument, NULL, O_AGENT_ONCE },
@@ -295,6 +299,7 @@ int main(int argc, char **argv)
 		case O_KDFOPS: rc = parse_long(optarg, "--kdf-passes", 1, 100, &c.kdf_ops); break;
 		case O_KDFMEM: rc = parse_long(optarg, "--kdf-memory", 8, 4L << 20, &c.kdf_mem_kib); break;
 		case O_REMOVEALL: c.remove_all = true; break;
+		case O_NOLOCK: c.no_lock = true; break;
 		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
 		case O_MARIADB_LOCK: c.mariadb_lock = true; break;
 		case O_SQLITE: rc = add_multi(c.sqlite, &c.nsqlite, optarg, "--sqlite"); break;
