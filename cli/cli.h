@@ -100,6 +100,7 @@ int cmd_restore(struct cli *c);
 int cmd_check(struct cli *c);
 int cmd_key(struct cli *c);
 int cmd_unlock(struct cli *c);
+int cmd_diff(struct cli *c);
 int cmd_agent(struct cli *c);
 int cmd_dump(struct cli *c);
 /* cmd_maint.c */

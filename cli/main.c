@@ -34,6 +34,7 @@ static const char usage_text[] =
 "                              restore a snapshot (or parts) into DIR (see restore options)\n"
 "  dump SNAPSHOT [PATH] [--archive tar|zip]\n"
 "                              write a file's bytes, or a tree as an archive, to stdout\n"
+"  diff SNAPSHOT1 SNAPSHOT2    paths added (+), removed (-), changed (M), with new metadata (U)\n"
 "  check [--read-data]         verify the repository (and with --read-data every byte;\n"
 "                              --read-data-subset n/m or N% for a part)\n"
 "  key list|add|remove ID|passwd\n"
@@ -384,6 +385,8 @@ int main(int argc, char **argv)
 		return cmd_dump(&c);
 	if (!strcmp(cmd, "check"))
 		return c.read_data_subset ? cmd_check_subset(&c) : cmd_check(&c);
+	if (!strcmp(cmd, "diff"))
+		return cmd_diff(&c);
 	if (!strcmp(cmd, "forget"))
 		return cmd_forget(&c);
 	if (!strcmp(cmd, "prune"))

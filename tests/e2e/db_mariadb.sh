@@ -14,8 +14,9 @@
 #     few values checked literally), the same definitions of tables, views,
 #     routines, triggers and events, and whose trigger did not fire during
 #     the load; the routines work;
-#  3. the stored file, restored as a plain file (--include /mariadb), loads
-#     with the stock `mariadb --comments` client to the same content;
+#  3. the stored file, restored as a plain file (--include /mariadb) and
+#     streamed by `coffer dump`, loads with the stock `mariadb --comments`
+#     client (piped from coffer dump) to the same content;
 #  4. consistency: while a writer moves money between accounts (one
 #     transaction per transfer, logged in a transfers table), the backup's
 #     restored copy satisfies the invariant (every balance = start + ins -
@@ -315,9 +316,12 @@ cof -r "$R" restore "$SNAP1" --target "$T/files" --include /mariadb
 [ -f "$T/files/mariadb/$SHOP.sql" ] || fail "restore --include /mariadb did not give mariadb/$SHOP.sql"
 [ ! -e "$T/files/$T/vol" ] || soft_fail "--include /mariadb restored the volume too"
 tail -n 1 "$T/files/mariadb/$SHOP.sql" | grep -q 'coffer dump complete' || soft_fail "dump lacks its end marker"
+# `coffer dump` streams the same file, byte for byte
+"$COFFER" -r "$R" dump "$SNAP1" "/mariadb/$SHOP.sql" > "$T/dumped.sql" || fail "coffer dump of the SQL file"
+cmp -s "$T/dumped.sql" "$T/files/mariadb/$SHOP.sql" || soft_fail "coffer dump differs from the restored file"
 q "DROP DATABASE \`$SHOP\`"
-sql --comments < "$T/files/mariadb/$SHOP.sql" 2> "$T/client.err" ||
-	soft_fail "the stock mariadb client refused the dump: $(head -3 "$T/client.err")"
+"$COFFER" -r "$R" dump "$SNAP1" "/mariadb/$SHOP.sql" | sql --comments 2> "$T/client.err" ||
+	soft_fail "the stock mariadb client refused the dump piped from coffer dump: $(head -3 "$T/client.err")"
 compare_db "${SHOP}_r" "$SHOP" "stock client load"
 check_values "$SHOP" "stock client load"
 
