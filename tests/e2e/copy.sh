@@ -4,7 +4,7 @@
 # the target with the same time, host, paths and tags; copying again copies
 # nothing and adds no byte; after a new backup only the new snapshot is
 # copied and only its new data travels; a snapshot can be named; the target
-# checks clean with --read-data.  With COFFER_TEST_S3=s3:http://... set (see
+# checks clean with --read-data.  With COFFER_TEST_S3=http://HOST:PORT/BUCKET set (see
 # tests/infra/swift-s3-up.sh) the same is done from the local repository to
 # an S3 one and back.
 . "$(dirname "$0")/lib.sh"
@@ -78,7 +78,8 @@ expect_exit 1 "$COFFER" -r "$S" copy --from-repo "$S"
 
 # --- S3 ------------------------------------------------------------------------
 if [ -n "${COFFER_TEST_S3:-}" ]; then
-	S3=$COFFER_TEST_S3/copy-$RANDOM$RANDOM
+	# COFFER_TEST_S3 is http[s]://HOST:PORT/BUCKET (tests/run.sh); a location needs "s3:"
+	S3=s3:${COFFER_TEST_S3#s3:}/copy-$RANDOM$RANDOM
 	init_repo "$S3"
 	cof -r "$S3" copy --from-repo "$S"
 	assert_contains "$T/out" "3 snapshots copied" "copy local -> S3"
