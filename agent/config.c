@@ -196,6 +196,25 @@ static int set_prune_schedule(struct cf_agent_config *c, const char *key, const 
 	return set_cron(key, v, &c->prune_cron, &c->prune_schedule);
 }
 
+static int set_check_subset(struct cf_agent_config *c, const char *key, const char *v)
+{
+	unsigned n = 0, m = 0;
+	double pct = 0;
+	char tail = 0;
+	c->check_subset_n = c->check_subset_m = 0;
+	c->check_subset_percent = 0;
+	if (sscanf(v, "%u/%u%c", &n, &m, &tail) == 2 && m >= 1 && n >= 1 && n <= m) {
+		c->check_subset_n = n;
+		c->check_subset_m = m;
+	} else if (sscanf(v, "%lf%%%c", &pct, &tail) == 1 && v[strlen(v) - 1] == '%' && pct > 0 &&
+		   pct <= 100) {
+		c->check_subset_percent = pct;
+	} else {
+		return cf_err(CF_EINVAL, "%s: '%s' is not n/m (1 <= n <= m) or N%% (0 < N <= 100)", key, v);
+	}
+	return dup_str(&c->check_subset, v);
+}
+
 static int set_check_schedule(struct cf_agent_config *c, const char *key, const char *v)
 {
 	if (!strcmp(v, "off"))
@@ -563,7 +582,9 @@ static const struct key keys[] = {
 	{ "COFFER_PRUNE_SCHEDULE", set_prune_schedule, "4 6 * * 0", false,
 	  "cron expression for pruning unused data, or off (default Sundays 06:04)" },
 	{ "COFFER_CHECK_SCHEDULE", set_check_schedule, "off", false,
-	  "cron expression for a repository check, or off (validated; checks are not run by the agent yet)" },
+	  "cron expression for a repository check after the backup, or off" },
+	{ "COFFER_CHECK_READ_DATA_SUBSET", set_check_subset, "5%", false,
+	  "share of the packs a scheduled check reads back: n/m or N% (spreads full verification over days)" },
 	{ "COFFER_PRE_COMMAND", set_pre, NULL, false, "shell command run before each job; failing fails the job" },
 	{ "COFFER_POST_COMMAND", set_post, NULL, false,
 	  "shell command run after each job whose pre command ran (COFFER_JOB_STATUS is set)" },
@@ -905,6 +926,7 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	free(c->keep_within);
 	free(c->prune_schedule);
 	free(c->check_schedule);
+	free(c->check_subset);
 	free(c->pre_command);
 	free(c->post_command);
 	free(c->docker_socket);

@@ -64,6 +64,10 @@ struct cf_agent_config {
 	char *keep_within;
 	char *prune_schedule, *check_schedule;
 	struct cf_cron prune_cron, check_cron;
+	/* COFFER_CHECK_READ_DATA_SUBSET: "n/m" or "N%" of the packs read per check */
+	char *check_subset;
+	unsigned check_subset_n, check_subset_m;
+	double check_subset_percent;
 	char *pre_command, *post_command;
 	char *docker_socket;         /* path of the Docker API socket, NULL = containers not managed */
 	bool docker_explicit;        /* COFFER_DOCKER_HOST was set: an unreachable engine fails the job */

@@ -42,7 +42,7 @@ static struct {
 	uint64_t runs, errors, skipped;
 	double last_success;
 	int64_t last_tick;
-	int64_t last_prune;
+	int64_t last_prune, last_check;
 	time_t next_run;
 	struct cf_metrics_server *server;
 } g;
@@ -332,6 +332,7 @@ static void load_state(const struct cf_agent_config *c)
 		g.last_tick = (int64_t)json_integer_value(json_object_get(a, "last_tick_unix"));
 		g.last_success = json_number_value(json_object_get(a, "last_success_unix"));
 		g.last_prune = (int64_t)json_integer_value(json_object_get(a, "last_prune_unix"));
+		g.last_check = (int64_t)json_integer_value(json_object_get(a, "last_check_unix"));
 		json_decref(prev);
 	}
 }
@@ -470,6 +471,33 @@ static int retention(const struct cf_agent_config *c, struct cf_repo **repo, str
 	return CF_OK;
 }
 
+/* After a good backup, when a tick of COFFER_CHECK_SCHEDULE has passed since
+ * the last check: verify the repository's structure and read back a subset
+ * of the packs (COFFER_CHECK_READ_DATA_SUBSET), so every byte is read over
+ * the days.  Problems are named in the log and fail the job. */
+static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo, struct cf_agent_job *job)
+{
+	time_t now = time(NULL), due;
+	if (!c->check_schedule || !strcmp(c->check_schedule, "off"))
+		return CF_OK;
+	if (g.last_check <= 0) {
+		g.last_check = now; /* count from the first job the agent ran */
+		return CF_OK;
+	}
+	if (cf_cron_next(&c->check_cron, zone(c), (time_t)g.last_check, &due) != CF_OK || due > now)
+		return CF_OK;
+	struct cf_check_opts o = { .subset_n = c->check_subset_n, .subset_m = c->check_subset_m,
+				   .subset_percent = c->check_subset_percent };
+	struct cf_check_stats st;
+	memset(&st, 0, sizeof(st));
+	int rc = cf_repo_check_opts(repo, &o, &st);
+	job->checked = true;
+	job->check_errors = st.errors;
+	g.last_check = now;
+	cf_info("coffer agent: check read %" PRIu64 " packs, %" PRIu64 " problems", st.packs_read, st.errors);
+	return rc;
+}
+
 int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_agent_job *job)
 {
 	struct cf_docker_set stopped = CF_DOCKER_SET_INIT;
@@ -569,6 +597,8 @@ post:
 	}
 	if (repo && (job->rc == CF_OK || job->rc == CF_EPARTIAL) && (rc = retention(c, &repo, job)))
 		job_fail(job, rc, "retention");
+	if (repo && (job->rc == CF_OK || job->rc == CF_EPARTIAL) && (rc = scheduled_check(c, repo, job)))
+		job_fail(job, rc, "check");
 	if (repo) {
 		struct cf_snapshot *list = NULL;
 		size_t n = 0;
@@ -627,10 +657,11 @@ static void write_state(const struct cf_agent_config *c, const char *agent_state
 {
 	char path[4200];
 	json_t *st = json_object();
-	json_t *a = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I}", "state", agent_state, "pid",
+	json_t *a = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "state", agent_state, "pid",
 			      (int)getpid(), "next_run_unix", (json_int_t)g.next_run, "runs_total", (json_int_t)g.runs,
 			      "errors_total", (json_int_t)g.errors, "last_success_unix", g.last_success,
-			      "last_tick_unix", (json_int_t)g.last_tick, "last_prune_unix", (json_int_t)g.last_prune);
+			      "last_tick_unix", (json_int_t)g.last_tick, "last_prune_unix", (json_int_t)g.last_prune,
+			      "last_check_unix", (json_int_t)g.last_check);
 	char *text = NULL;
 	int r;
 

@@ -48,7 +48,7 @@ struct cf_agent_job {
 	int rc;                  /* CF_OK, CF_EPARTIAL, or the failure's code */
 	int exit_code;           /* as the CLI's: 0, 1, 3, 130 ... */
 	const char *stage;       /* what failed ("pre-command", "repository", "containers",
-				    "databases", "backup", "retention", "start-containers", "post-command"); NULL if nothing */
+				    "databases", "backup", "retention", "check", "start-containers", "post-command"); NULL if nothing */
 	char error[1024];        /* the failure's message ("" if none) */
 	int64_t start_ns, end_ns;
 	int64_t tick;            /* unix seconds of the schedule tick, 0 for --once */
@@ -58,6 +58,8 @@ struct cf_agent_job {
 	size_t containers_stopped;
 	uint64_t forgotten;      /* snapshots removed by COFFER_KEEP_* */
 	uint64_t pruned_bytes;   /* freed by a prune (COFFER_PRUNE_SCHEDULE), 0 if none ran */
+	bool checked;            /* a scheduled check ran (COFFER_CHECK_SCHEDULE) */
+	uint64_t check_errors;   /* problems it found (the job fails when > 0) */
 };
 
 /* Run one job now under c.  tick: the schedule tick it serves (0 = by

@@ -304,6 +304,29 @@ rm -rf "$T/r3"
 cof -r "$R2" restore latest --host agent-host --target "$T/r3"
 compare_trees "$T/ret/vol" "$T/r3$T/ret/vol"
 
+# --- a scheduled check reads packs back and fails the job on damage --------
+"$PY" - "$T/state2/state.json" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); j["agent"]["last_check_unix"] = 1000000000
+json.dump(j, open(sys.argv[1], "w"))
+PYEOF
+expect_exit 0 env -i "${RENV[@]}" COFFER_CHECK_SCHEDULE="0 4 * * *" COFFER_CHECK_READ_DATA_SUBSET=1/1 \
+	"$COFFER" -v agent --once
+check_eq True "$(json_field "$T/state2/state.json" 'j["agent"]["last_check_unix"] > 1000000000')" \
+	"the check ran and was recorded"
+# damage the largest pack; the next due check names it and fails the job
+big=$(find "$R2/data" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
+"$PY" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1); f.seek(100); f.write(bytes([b[0] ^ 1]))' "$big"
+"$PY" - "$T/state2/state.json" <<'PYEOF'
+import json, sys
+j = json.load(open(sys.argv[1])); j["agent"]["last_check_unix"] = 1000000000
+json.dump(j, open(sys.argv[1], "w"))
+PYEOF
+expect_exit 1 env -i "${RENV[@]}" COFFER_CHECK_SCHEDULE="0 4 * * *" COFFER_CHECK_READ_DATA_SUBSET=1/1 \
+	"$COFFER" agent --once
+assert_contains "$T/err" "$(basename "$big")" "the damaged pack is named"
+check_eq check "$(json_field "$T/state2/state.json" 'j["last_job"]["stage"]')" "the job failed at the check"
+
 # --- the examples parse ----------------------------------------------------
 EX=$COFFER_SOURCE_DIR/examples
 if [ -d "$EX" ] && "$PY" -c 'import yaml' 2> /dev/null; then
