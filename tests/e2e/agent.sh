@@ -247,7 +247,10 @@ env -i "${AENV[@]}" COFFER_CONFIG_FILE="$T/agent.env" "$COFFER" agent > "$T/hup.
 PID=$!
 E2E_PIDS+=($PID)
 wait_for grep -q "started" "$T/hup.err" || fail "the agent did not start"
-metrics_served() { curl -sf "http://127.0.0.1:$MPORT/metrics" > "$T/served.prom" 2> /dev/null; }
+# served, and holding the first computed figures (the server may answer
+# before the agent has published them)
+metrics_served() { curl -sf "http://127.0.0.1:$MPORT/metrics" > "$T/served.prom" 2> /dev/null &&
+	grep -q coffer_next_run_timestamp_seconds "$T/served.prom"; }
 if command -v curl > /dev/null; then
 	wait_for metrics_served || soft_fail "no metrics served on 127.0.0.1:$MPORT"
 	assert_contains "$T/served.prom" "coffer_next_run_timestamp_seconds" "served metrics"
