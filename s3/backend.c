@@ -40,6 +40,25 @@ int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *i
 	return rc;
 }
 
+int cf_be_remove_many(struct cf_backend *be, const char *const *paths, size_t n)
+{
+	if (be->ops->remove_many)
+		return be->ops->remove_many(be, paths, n);
+	int first = CF_OK;
+	size_t failed = 0;
+	char msg[1024] = "";
+	for (size_t i = 0; i < n; i++) {
+		int rc = be->ops->remove(be, paths[i]);
+		if (rc && !failed++) {
+			first = rc;
+			snprintf(msg, sizeof(msg), "%s", cf_errmsg(rc));
+		}
+	}
+	if (failed)
+		return cf_err(first, "%zu of %zu objects not removed; the first: %s", failed, n, msg);
+	return CF_OK;
+}
+
 void cf_backend_free(struct cf_backend *be)
 {
 	if (be)

@@ -55,6 +55,11 @@ struct cf_backend_ops {
 	 * object, same contract as put.  Packs are written this way, so their
 	 * blobs need not be copied into one buffer first. */
 	int (*put_iov)(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
+	/* Optional (may be NULL): remove paths[0..n) with as few requests as
+	 * the store allows (S3: DeleteObjects, 1000 keys each).  Same contract
+	 * as remove for each path; every path is attempted even when some
+	 * fail, and the error names how many failed and the first of them. */
+	int (*remove_many)(struct cf_backend *be, const char *const *paths, size_t n);
 };
 
 /* Every backend embeds this first. */
@@ -99,5 +104,10 @@ static inline int cf_be_list(struct cf_backend *be, const char *dir, cf_list_fn 
 { return be->ops->list(be, dir, fn, ctx); }
 static inline int cf_be_remove(struct cf_backend *be, const char *p)
 { return be->ops->remove(be, p); }
+/* Remove paths[0..n): remove_many where the backend has it, else remove()
+ * one by one.  Either way every path is attempted; CF_OK when all are gone
+ * (missing ones count as gone), else the first failure's code with a
+ * message saying how many of n were not removed and why the first was not. */
+int cf_be_remove_many(struct cf_backend *be, const char *const *paths, size_t n);
 
 #endif

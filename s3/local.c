@@ -298,6 +298,25 @@ static int local_remove(struct cf_backend *be, const char *path)
 	return CF_OK;
 }
 
+/* Local removals are cheap, so a plain loop; it goes on past a failure as
+ * the contract asks, so one bad file does not keep the others around. */
+static int local_remove_many(struct cf_backend *be, const char *const *paths, size_t n)
+{
+	int first = CF_OK;
+	size_t failed = 0;
+	char msg[1024] = "";
+	for (size_t i = 0; i < n; i++) {
+		int r = local_remove(be, paths[i]);
+		if (r && !failed++) {
+			first = r;
+			snprintf(msg, sizeof(msg), "%s", cf_errmsg(r));
+		}
+	}
+	if (failed)
+		return cf_err(first, "%zu of %zu objects not removed; the first: %s", failed, n, msg);
+	return CF_OK;
+}
+
 static void local_free(struct cf_backend *be)
 {
 	struct local *l = (struct local *)be;
@@ -316,6 +335,7 @@ static const struct cf_backend_ops local_ops = {
 	.stat = local_stat,
 	.list = local_list,
 	.remove = local_remove,
+	.remove_many = local_remove_many,
 	.free = local_free,
 };
 

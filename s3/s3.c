@@ -12,7 +12,16 @@
  * sessions are shared between handles through a curl share object.
  *
  * Bodies are signed with their real SHA-256 (x-amz-content-sha256), never
- * UNSIGNED-PAYLOAD, so the store rejects a body damaged in transit.
+ * UNSIGNED-PAYLOAD, so the store rejects a body damaged in transit.  A body
+ * is a list of pieces (put_iov), so a pack goes out without being copied into
+ * one buffer first.
+ *
+ * remove_many is DeleteObjects: batches of 1000 keys, each with Content-MD5,
+ * per-key errors sorted into gone already (fine), transient (sent again in
+ * the next round) and permanent (reported by name).
+ *
+ * No transfer may hang: connecting is bounded, and a transfer that moves no
+ * byte either way for stall_timeout seconds is abandoned and retried.
  */
 #include "backend.h"
 #include "s3_int.h"
@@ -21,6 +30,8 @@
 #include "../common/util.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +49,8 @@
 #define BACKOFF_BASE 0.2   /* seconds before the second attempt */
 #define BACKOFF_CAP 60.0   /* no single wait is longer */
 #define LIST_MAX_KEYS 1000 /* S3's own page limit */
+#define DELETE_MAX_KEYS 1000 /* and DeleteObjects' */
+#define STALL_TIMEOUT 60   /* seconds */
 
 int64_t cf_s3_clock_skew_for_tests;
 
@@ -51,6 +65,7 @@ struct s3_backend {
 	char *access_key, *secret_key, *session_token;
 	char *cacert;
 	int connections, max_attempts, list_max_keys;
+	int stall_timeout; /* seconds without a byte before a transfer is retried */
 
 	pthread_mutex_t mu; /* guards the pool and region */
 	pthread_cond_t cond;
@@ -68,9 +83,11 @@ struct s3_req {
 	const char *path; /* repository path; NULL for the bucket itself */
 	const struct cf_sigv4_pair *query;
 	size_t nquery;
-	const void *body;
-	size_t body_len;
-	const char *range; /* "bytes=0-9" or NULL */
+	const struct iovec *iov; /* the body, in pieces (niov 0: none) */
+	int niov;
+	size_t body_len;         /* the sum of the pieces */
+	const char *content_md5; /* base64, signed and sent; NULL: none */
+	const char *range;       /* "bytes=0-9" or NULL */
 	bool head;
 	struct cf_buf *out; /* response body; NULL: discard */
 	/* results */
@@ -81,7 +98,8 @@ struct s3_req {
 /* Per-attempt transfer state for the curl callbacks. */
 struct xfer {
 	const struct s3_req *req;
-	size_t body_off;
+	int piece;        /* the body piece the next read starts in */
+	size_t piece_off; /* and where in it */
 	struct cf_buf *sink;
 	char bucket_region[64];
 	int64_t sign_time;   /* the time the request was signed with */
@@ -217,19 +235,36 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
-	size_t left = x->req->body_len - x->body_off;
-	size_t k = size * n < left ? size * n : left;
-	memcpy(p, (const char *)x->req->body + x->body_off, k);
-	x->body_off += k;
-	return k;
+	size_t want = size * n, done = 0;
+	while (done < want && x->piece < x->req->niov) {
+		const struct iovec *v = &x->req->iov[x->piece];
+		size_t left = v->iov_len - x->piece_off;
+		size_t k = want - done < left ? want - done : left;
+		memcpy(p + done, (const char *)v->iov_base + x->piece_off, k);
+		done += k;
+		x->piece_off += k;
+		if (x->piece_off == v->iov_len) {
+			x->piece++;
+			x->piece_off = 0;
+		}
+	}
+	return done;
 }
 
+/* curl rewinds the body when it must send it again (a redirect, an
+ * authentication round, a connection that died while the body went out). */
 static int on_seek(void *ud, curl_off_t off, int origin)
 {
 	struct xfer *x = ud;
 	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->req->body_len)
 		return CURL_SEEKFUNC_CANTSEEK;
-	x->body_off = (size_t)off;
+	size_t left = (size_t)off;
+	x->piece = 0;
+	while (x->piece < x->req->niov && left >= x->req->iov[x->piece].iov_len) {
+		left -= x->req->iov[x->piece].iov_len;
+		x->piece++;
+	}
+	x->piece_off = left;
 	return CURL_SEEKFUNC_OK;
 }
 
@@ -386,8 +421,12 @@ static enum outcome classify_http(struct s3_backend *be, const struct s3_req *re
 		*code = cf_err(st == 403 ? CF_EPERM : CF_ES3, "%s: HTTP %ld (no details in a HEAD answer)", what, st);
 		goto out;
 	}
-	*code = cf_err(st == 403 ? CF_EPERM : CF_ES3, "%s: HTTP %ld %s%s%s", what, st,
-		       *ecode ? ecode : "(no error code)", *emsg ? ": " : "", emsg);
+	/* The two refusals a user can fix at once get a hint saying where. */
+	const char *hint = !strcmp(ecode, "SignatureDoesNotMatch") ? " (is AWS_SECRET_ACCESS_KEY right?)"
+			   : !strcmp(ecode, "InvalidAccessKeyId")    ? " (is AWS_ACCESS_KEY_ID right?)"
+								     : "";
+	*code = cf_err(st == 403 ? CF_EPERM : CF_ES3, "%s: HTTP %ld %s%s%s%s", what, st,
+		       *ecode ? ecode : "(no error code)", *emsg ? ": " : "", emsg, hint);
 out:
 	cf_s3_error_release(&e);
 	return o;
@@ -458,10 +497,12 @@ static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struc
 	SET(CURLOPT_PATH_AS_IS, 1L); /* the signed path is the sent path: no dot-segment squashing */
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	SET(CURLOPT_CONNECTTIMEOUT, 15L);
-	/* A stalled transfer (under 1 byte/s for 60 s) is a timeout, retried. */
+	SET(CURLOPT_CONNECTTIMEOUT, be->stall_timeout < 15 ? (long)be->stall_timeout : 15L);
+	/* A stalled transfer (no byte either way for stall_timeout seconds,
+	 * waiting for the answer included) is a timeout, hence retried: a
+	 * dead peer behind a NAT or a hung proxy never makes a backup hang. */
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	SET(CURLOPT_LOW_SPEED_TIME, 60L);
+	SET(CURLOPT_LOW_SPEED_TIME, (long)be->stall_timeout);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -480,6 +521,13 @@ static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struc
 		SET(CURLOPT_SEEKFUNCTION, on_seek);
 		SET(CURLOPT_SEEKDATA, x);
 		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_len);
+	} else if (!strcmp(req->method, "POST")) {
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, x);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, x);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	} else if (!strcmp(req->method, "GET")) {
 		SET(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -496,10 +544,12 @@ static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struc
 static int sign(struct s3_backend *be, const struct s3_req *req, const char *region, const char *host,
 		const char *uri, const char *payload_hash, int64_t *sign_time, struct curl_slist **out)
 {
-	struct cf_sigv4_pair h[3];
+	struct cf_sigv4_pair h[4];
 	size_t nh = 0;
 	h[nh++] = (struct cf_sigv4_pair){ "host", host };
 	h[nh++] = (struct cf_sigv4_pair){ "x-amz-content-sha256", payload_hash };
+	if (req->content_md5)
+		h[nh++] = (struct cf_sigv4_pair){ "content-md5", req->content_md5 };
 	if (req->range)
 		h[nh++] = (struct cf_sigv4_pair){ "range", req->range };
 	struct cf_sigv4_request sr = {
@@ -540,6 +590,10 @@ static int sign(struct s3_backend *be, const struct s3_req *req, const char *reg
 		ADD("x-amz-security-token: %s", be->session_token);
 	if (req->range)
 		ADD("Range: %s", req->range);
+	if (req->content_md5)
+		ADD("Content-MD5: %s", req->content_md5);
+	if (!strcmp(req->method, "POST"))
+		ADD("Content-Type: application/xml"); /* not curl's form encoding */
 	ADD("Authorization: %s", (char *)res.authorization.data);
 	/* No "Expect: 100-continue" round trip before each upload. */
 	ADD("Expect:");
@@ -562,7 +616,7 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 	bool region_tried = false;
 	int r = CF_OK;
 
-	if ((r = cf_sigv4_sha256_hex(req->body ? req->body : "", req->body_len, payload_hash)))
+	if ((r = cf_sigv4_sha256_iov_hex(req->iov, req->niov, payload_hash)))
 		return r;
 	for (int attempt = 1;; attempt++) {
 		char region[64];
@@ -647,10 +701,19 @@ static struct s3_backend *S3(struct cf_backend *be)
 	return (struct s3_backend *)be;
 }
 
+static int s3_put_iov(struct cf_backend *b, const char *path, const struct iovec *iov, int n)
+{
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	struct s3_req req = { .method = "PUT", .path = path, .iov = iov, .niov = n, .body_len = len };
+	return s3_do(S3(b), &req);
+}
+
 static int s3_put(struct cf_backend *b, const char *path, const void *data, size_t len)
 {
-	struct s3_req req = { .method = "PUT", .path = path, .body = data, .body_len = len };
-	return s3_do(S3(b), &req);
+	struct iovec v = { (void *)data, len };
+	return s3_put_iov(b, path, &v, 1);
 }
 
 static int s3_get(struct cf_backend *b, const char *path, struct cf_buf *out)
@@ -732,6 +795,211 @@ static int s3_remove(struct cf_backend *b, const char *path)
 	return r;
 }
 
+/* ---- DeleteObjects ---- */
+
+/* One batch of at most DELETE_MAX_KEYS paths and what became of them. */
+struct del_batch {
+	const char *const *paths;
+	char **keys;       /* the object keys of paths */
+	bool *retry;       /* failed transiently in the last round */
+	size_t n;
+	size_t nretry;
+	size_t failed;     /* failed for good, over the whole call */
+	int first;         /* code of the first permanent failure */
+	char first_msg[1024];
+};
+
+static void note_failure(struct del_batch *d, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note_failure(struct del_batch *d, int code, const char *fmt, ...)
+{
+	if (!d->failed++) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(d->first_msg, sizeof(d->first_msg), fmt, ap);
+		va_end(ap);
+		d->first = code;
+	}
+}
+
+static int on_delete_error(const char *key, const char *code, const char *message, void *ctx)
+{
+	struct del_batch *d = ctx;
+	size_t i;
+	for (i = 0; i < d->n && strcmp(d->keys[i], key); i++)
+		;
+	if (i == d->n)
+		return cf_err(CF_ECORRUPT, "S3 DeleteObjects answer names a key not asked for: \"%.200s\"", key);
+	if (!strcmp(code, "NoSuchKey"))
+		return 0; /* gone already: what was wanted */
+	if (transient_code(code)) {
+		if (!d->retry[i])
+			d->nretry++;
+		d->retry[i] = true;
+		return 0;
+	}
+	note_failure(d, !strcmp(code, "AccessDenied") ? CF_EPERM : CF_ES3, "%s: %s%s%s", d->paths[i],
+		     *code ? code : "(no error code)", *message ? ": " : "", message);
+	return 0;
+}
+
+/* base64 of the body's MD5, which S3 demands on DeleteObjects so that a
+ * damaged list cannot delete the wrong objects. */
+static int content_md5(const struct cf_buf *body, char out[25])
+{
+	unsigned char md[16];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(body->data, body->len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16)
+		return cf_err(CF_ECRYPTO, "MD5 failed (libcrypto)");
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+	return CF_OK;
+}
+
+/* Delete one batch: one request, then the keys that failed transiently
+ * again (with backoff) until they are gone or the attempts are spent.
+ * Returns non-zero only when the caller should not go on to more batches
+ * (out of memory, interrupted); failures are counted in d. */
+static int delete_batch(struct s3_backend *be, struct del_batch *d)
+{
+	struct cf_buf body = CF_BUF_INIT, answer = CF_BUF_INIT;
+	const char **sel = calloc(d->n, sizeof(*sel));
+	static const struct cf_sigv4_pair q[] = { { "delete", "" } };
+	int r = CF_OK;
+	if (!sel)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < d->n; i++)
+		d->retry[i] = true;
+	d->nretry = d->n;
+	for (int round = 1; d->nretry; round++) {
+		size_t k = 0;
+		char md5[25];
+		for (size_t i = 0; i < d->n; i++)
+			if (d->retry[i])
+				sel[k++] = d->keys[i];
+		if (round > be->max_attempts) {
+			for (size_t i = 0; i < d->n; i++)
+				if (d->retry[i])
+					note_failure(d, CF_EAGAIN, "%s: still refused after %d attempts (transient error)",
+						     d->paths[i], be->max_attempts);
+			break;
+		}
+		if (round > 1) {
+			double w = BACKOFF_BASE * (double)(1ULL << (round - 2 < 20 ? round - 2 : 20));
+			backoff_sleep(w < BACKOFF_CAP ? w : BACKOFF_CAP);
+			if (cf_interrupted) {
+				r = cf_err(CF_EINTR, "S3 DeleteObjects %s: interrupted", be->base.location);
+				goto out;
+			}
+		}
+		cf_buf_reset(&body);
+		if ((r = cf_s3_delete_body(&body, sel, k)) || (r = content_md5(&body, md5)))
+			goto out;
+		struct iovec v = { body.data, body.len };
+		struct s3_req req = { .method = "POST", .query = q, .nquery = 1, .iov = &v, .niov = 1,
+				      .body_len = body.len, .content_md5 = md5, .out = &answer };
+		int rq = s3_do(be, &req);
+		if (rq == CF_ENOMEM || rq == CF_EINTR) {
+			r = rq;
+			goto out;
+		}
+		if (rq) {
+			/* The whole request was refused: every key of it failed alike. */
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", cf_errmsg(rq));
+			for (size_t i = 0; i < d->n; i++)
+				if (d->retry[i])
+					note_failure(d, rq, "%s", msg);
+			break;
+		}
+		for (size_t i = 0; i < d->n; i++)
+			d->retry[i] = false;
+		d->nretry = 0;
+		int pr = cf_s3_delete_parse((char *)answer.data, answer.len, on_delete_error, d);
+		if (pr == CF_ENOMEM) {
+			r = pr;
+			goto out;
+		}
+		if (pr) {
+			/* Some stores answer 200 with an <Error> document. */
+			struct cf_s3_error e = { 0 };
+			char msg[1024];
+			bool again = !cf_s3_error_parse((char *)answer.data, answer.len, &e) && transient_code(e.code);
+			snprintf(msg, sizeof(msg), "S3 DeleteObjects %s: %s%s%s", be->base.location,
+				 e.code ? e.code : cf_errmsg(pr), e.message ? ": " : "", e.message ? e.message : "");
+			cf_s3_error_release(&e);
+			for (size_t i = 0; i < d->n; i++)
+				d->retry[i] = false; /* whatever was read before the damage */
+			d->nretry = 0;
+			for (size_t j = 0; j < k; j++) {
+				size_t i;
+				for (i = 0; i < d->n && d->keys[i] != sel[j]; i++)
+					;
+				if (again) {
+					d->retry[i] = true;
+					d->nretry++;
+				} else {
+					note_failure(d, CF_ES3, "%s", msg);
+				}
+			}
+		}
+		if (d->nretry)
+			cf_info("S3 DeleteObjects %s: %zu of %zu objects refused for now; attempt %d of %d",
+				be->base.location, d->nretry, k, round, be->max_attempts);
+	}
+out:
+	free(sel);
+	cf_buf_release(&body);
+	cf_buf_release(&answer);
+	return r;
+}
+
+static int s3_remove_many(struct cf_backend *b, const char *const *paths, size_t n)
+{
+	struct s3_backend *be = S3(b);
+	struct del_batch d = { 0 };
+	struct cf_buf key = CF_BUF_INIT;
+	size_t cap = n < DELETE_MAX_KEYS ? n : DELETE_MAX_KEYS;
+	int r = CF_OK;
+	d.keys = calloc(cap ? cap : 1, sizeof(*d.keys));
+	d.retry = calloc(cap ? cap : 1, sizeof(*d.retry));
+	if (!d.keys || !d.retry) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t at = 0; at < n; at += d.n) {
+		d.paths = paths + at;
+		d.n = n - at < cap ? n - at : cap;
+		for (size_t i = 0; i < d.n; i++) {
+			cf_buf_reset(&key);
+			free(d.keys[i]);
+			d.keys[i] = NULL;
+			if ((r = cf_s3_loc_key(&be->loc, d.paths[i], &key)))
+				goto out;
+			if (!(d.keys[i] = strdup((char *)key.data))) {
+				r = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		if ((r = delete_batch(be, &d))) {
+			d.failed += n - at; /* this batch and the rest were not (all) done */
+			goto out;
+		}
+	}
+out:
+	if (!r && d.failed)
+		r = cf_err(d.first, "S3 DeleteObjects %s: %zu of %zu objects not removed; the first: %s",
+			   b->location, d.failed, n, d.first_msg);
+	else if (r && r != CF_ENOMEM)
+		r = cf_err_prefix(r, "S3 DeleteObjects %s: stopped, up to %zu of %zu objects not removed",
+				  b->location, d.failed, n);
+	for (size_t i = 0; d.keys && i < cap; i++)
+		free(d.keys[i]);
+	free(d.keys);
+	free(d.retry);
+	cf_buf_release(&key);
+	return r;
+}
+
 struct list_ctx {
 	const char *prefix; /* full key prefix, "pfx/data/" */
 	size_t prefix_len;
@@ -798,6 +1066,18 @@ static int s3_create(struct cf_backend *b)
 	struct s3_backend *be = S3(b);
 	struct s3_req head = { .method = "HEAD", .head = true };
 	int r = s3_do(be, &head);
+	if (r == CF_EPERM || r == CF_ES3) {
+		/* A HEAD refusal carries no reason: ask again with a one-key
+		 * listing, whose answer names it (NoSuchBucket, AccessDenied). */
+		struct cf_buf tmp = CF_BUF_INIT;
+		static const struct cf_sigv4_pair q[] = { { "list-type", "2" }, { "max-keys", "1" } };
+		struct s3_req get = { .method = "GET", .query = q, .nquery = 2, .out = &tmp };
+		r = s3_do(be, &get);
+		cf_buf_release(&tmp);
+		if (r == CF_EPERM && strstr(cf_errmsg(r), " AccessDenied"))
+			return cf_err_prefix(r, "bucket \"%s\" cannot be used with these credentials (it may be "
+					     "missing, and they may not create it)", be->loc.bucket);
+	}
 	if (r == CF_ENOENT) {
 		char body[512] = "";
 		char region[64];
@@ -808,7 +1088,8 @@ static int s3_create(struct cf_backend *b)
 			snprintf(body, sizeof(body),
 				 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
 				 "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>", region);
-		struct s3_req put = { .method = "PUT", .body = body, .body_len = strlen(body) };
+		struct iovec v = { body, strlen(body) };
+		struct s3_req put = { .method = "PUT", .iov = &v, .niov = 1, .body_len = v.iov_len };
 		r = s3_do(be, &put);
 		if (r && put.status == 409 && strstr(cf_errmsg(r), "BucketAlreadyOwnedByYou"))
 			r = CF_OK; /* created meanwhile by us */
@@ -859,11 +1140,13 @@ static const struct cf_backend_ops s3_ops = {
 	.name = "s3",
 	.create = s3_create,
 	.put = s3_put,
+	.put_iov = s3_put_iov,
 	.get = s3_get,
 	.get_range = s3_get_range,
 	.stat = s3_stat,
 	.list = s3_list,
 	.remove = s3_remove,
+	.remove_many = s3_remove_many,
 	.free = s3_free,
 };
 
@@ -900,6 +1183,10 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 	const char *mk = getenv("COFFER_S3_LIST_MAX_KEYS"); /* tests force small pages */
 	if (mk && atoi(mk) > 0 && atoi(mk) < LIST_MAX_KEYS)
 		be->list_max_keys = atoi(mk);
+	be->stall_timeout = STALL_TIMEOUT;
+	const char *st = getenv("COFFER_S3_STALL_TIMEOUT"); /* tests provoke stalls */
+	if (st && atoi(st) > 0 && atoi(st) < 3600)
+		be->stall_timeout = atoi(st);
 	const char *region = getenv("AWS_REGION");
 	if (!region || !*region)
 		region = getenv("AWS_DEFAULT_REGION");

@@ -5,8 +5,9 @@
  * s3_url.c turns the location the user wrote into where requests go:
  *   "http://HOST:PORT/BUCKET[/PREFIX]", "https://..."  path-style, custom endpoint
  *   "//BUCKET[/PREFIX]"                                 AWS, virtual-hosted style
- * s3_xml.c reads the two XML documents the backend needs, with expat:
- * ListObjectsV2 pages and error bodies.  Both parse untrusted network data
+ * s3_xml.c reads the XML documents the backend needs, with expat:
+ * ListObjectsV2 pages, DeleteObjects results and error bodies, and writes
+ * the DeleteObjects request.  Both parse untrusted network data
  * and have fuzz targets (tests/fuzz/fuzz_s3_url.c, fuzz_s3_xml.c).
  */
 #ifndef CF_S3_INT_H
@@ -64,6 +65,20 @@ struct cf_s3_error {
  * an S3 error document (an HTML page from a proxy, say), CF_ENOMEM. */
 int cf_s3_error_parse(const char *xml, size_t len, struct cf_s3_error *err);
 void cf_s3_error_release(struct cf_s3_error *err);
+
+/* Append the body of a DeleteObjects request (quiet mode: the answer lists
+ * only failures) for the keys keys[0..n), XML-escaped.  CF_OK, CF_ENOMEM, or
+ * CF_EINVAL for a key with a control character XML cannot carry. */
+int cf_s3_delete_body(struct cf_buf *out, const char *const *keys, size_t n);
+
+/* Called for each <Error> of a DeleteResult: a key that was not deleted. */
+typedef int (*cf_s3_delete_error_fn)(const char *key, const char *code, const char *message, void *ctx);
+
+/* Parse a DeleteResult document, calling fn for every per-key <Error>
+ * (<Deleted> entries are skipped).  CF_OK, CF_ECORRUPT (not XML, no
+ * DeleteResult, an Error without a Key), CF_ENOMEM, or fn's first non-zero
+ * value. */
+int cf_s3_delete_parse(const char *xml, size_t len, cf_s3_delete_error_fn fn, void *ctx);
 
 /* Tests only: seconds added to the clock used for signing, to provoke the
  * store's RequestTimeTooSkewed.  0 in production. */

@@ -1,7 +1,8 @@
-/* s3_xml.c - the S3 XML documents coffer reads, parsed with expat.  See s3_int.h.
+/* s3_xml.c - the S3 XML documents coffer reads, parsed with expat, and the
+ * one it writes (a DeleteObjects request).  See s3_int.h.
  *
- * Both documents are shallow: ListBucketResult/Contents/{Key,Size} and
- * Error/{Code,Message,...}.  The parser keeps the element names of the first
+ * The documents are shallow: ListBucketResult/Contents/{Key,Size},
+ * DeleteResult/Error/{Key,Code,Message} and Error/{Code,Message,...}.  The parser keeps the element names of the first
  * three levels and the text of the current leaf, and ignores everything else,
  * so unknown elements from newer or other stores do no harm. */
 #include "s3_int.h"
@@ -33,6 +34,9 @@ struct xml_state {
 	bool have_size;
 	/* error */
 	struct cf_s3_error *err;
+	/* delete result */
+	cf_s3_delete_error_fn del_fn;
+	char *code, *message;
 };
 
 static void fail(struct xml_state *s, int r)
@@ -52,9 +56,11 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	if (s->depth <= MAX_DEPTH)
 		snprintf(s->names[s->depth], sizeof(s->names[0]), "%s", name);
 	cf_buf_reset(&s->text);
-	if (s->depth == 2 && !strcmp(name, "Contents")) {
+	if (s->depth == 2 && (!strcmp(name, "Contents") || !strcmp(name, "Error"))) {
 		free(s->key);
-		s->key = NULL;
+		free(s->code);
+		free(s->message);
+		s->key = s->code = s->message = NULL;
 		s->have_size = false;
 	}
 }
@@ -124,6 +130,26 @@ static void list_end(struct xml_state *s, const char *name)
 		fail(s, r);
 }
 
+static void delete_end(struct xml_state *s, const char *name)
+{
+	int r = CF_OK;
+	if (s->depth == 3 && !strcmp(s->names[2], "Error")) {
+		if (!strcmp(name, "Key"))
+			r = dup_text(s, &s->key);
+		else if (!strcmp(name, "Code"))
+			r = dup_text(s, &s->code);
+		else if (!strcmp(name, "Message"))
+			r = dup_text(s, &s->message);
+	} else if (s->depth == 2 && !strcmp(name, "Error")) {
+		if (!s->key)
+			r = cf_err(CF_ECORRUPT, "S3 delete result: an Error without a Key");
+		else
+			r = s->del_fn(s->key, s->code ? s->code : "", s->message ? s->message : "", s->ctx);
+	}
+	if (r)
+		fail(s, r);
+}
+
 static void error_end(struct xml_state *s, const char *name)
 {
 	static const struct {
@@ -154,6 +180,8 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	if (s->root_ok && !s->r) {
 		if (s->fn)
 			list_end(s, name);
+		else if (s->del_fn)
+			delete_end(s, name);
 		else
 			error_end(s, name);
 	}
@@ -201,6 +229,46 @@ int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *c
 		free(page->next_token);
 		page->next_token = NULL;
 	}
+	return r;
+}
+
+int cf_s3_delete_parse(const char *xml, size_t len, cf_s3_delete_error_fn fn, void *ctx)
+{
+	struct xml_state s = { .root = "DeleteResult", .del_fn = fn, .ctx = ctx };
+	int r = run(&s, xml, len, "delete result");
+	free(s.key);
+	free(s.code);
+	free(s.message);
+	return r;
+}
+
+int cf_s3_delete_body(struct cf_buf *out, const char *const *keys, size_t n)
+{
+	int r = cf_buf_adds(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+				 "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	for (size_t i = 0; i < n && !r; i++) {
+		if ((r = cf_buf_adds(out, "<Object><Key>")))
+			break;
+		for (const unsigned char *k = (const unsigned char *)keys[i]; *k && !r; k++) {
+			switch (*k) {
+			case '&': r = cf_buf_adds(out, "&amp;"); break;
+			case '<': r = cf_buf_adds(out, "&lt;"); break;
+			case '>': r = cf_buf_adds(out, "&gt;"); break;
+			case '"': r = cf_buf_adds(out, "&quot;"); break;
+			case '\'': r = cf_buf_adds(out, "&apos;"); break;
+			case '\r': r = cf_buf_adds(out, "&#13;"); break; /* else read back as \n */
+			default:
+				if (*k < 0x20 && *k != '\t' && *k != '\n')
+					return cf_err(CF_EINVAL, "S3 DeleteObjects: key \"%s\" has a control character",
+						      keys[i]);
+				r = cf_buf_add(out, k, 1);
+			}
+		}
+		if (!r)
+			r = cf_buf_adds(out, "</Key></Object>");
+	}
+	if (!r)
+		r = cf_buf_adds(out, "</Delete>");
 	return r;
 }
 

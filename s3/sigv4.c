@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
 
 static bool unreserved(unsigned char c)
@@ -91,6 +92,25 @@ int cf_sigv4_sha256_hex(const void *p, size_t n, char hex[65])
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	if (!EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
+	cf_hex(md, 32, hex);
+	return CF_OK;
+}
+
+int cf_sigv4_sha256_iov_hex(const struct iovec *iov, int n, char hex[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int ok;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c)
+		return cf_err(CF_ENOMEM, "out of memory");
+	ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	for (int i = 0; ok && i < n; i++)
+		ok = EVP_DigestUpdate(c, iov[i].iov_base, iov[i].iov_len);
+	ok = ok && EVP_DigestFinal_ex(c, md, &mdlen) && mdlen == 32;
+	EVP_MD_CTX_free(c);
+	if (!ok)
 		return cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
 	cf_hex(md, 32, hex);
 	return CF_OK;

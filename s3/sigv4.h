@@ -98,4 +98,8 @@ int cf_sigv4_query(struct cf_buf *out, const struct cf_sigv4_pair *q, size_t n);
 /* Lowercase hex SHA-256 of p[0..n) into hex (65 bytes).  CF_OK or CF_ECRYPTO. */
 int cf_sigv4_sha256_hex(const void *p, size_t n, char hex[65]);
 
+/* The same over the concatenation of iov[0..n) (a body sent in pieces). */
+struct iovec;
+int cf_sigv4_sha256_iov_hex(const struct iovec *iov, int n, char hex[65]);
+
 #endif

@@ -7,7 +7,9 @@
 # the tests use it rather than a lax emulator.
 #
 # Credentials (tempauth): AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing,
-# region us-east-1, path-style URLs.
+# region us-east-1, path-style URLs.  A second user of the same account,
+# test:visitor / visiting, has no rights at all (not .admin, no ACLs): tests use
+# it for "bucket missing and these credentials may not create it".
 #
 # Idempotent: if a server from STATE_DIR already answers, it is reused.  The
 # packages are installed with apt-get only when missing.  On success the one
@@ -100,6 +102,7 @@ location = us-east-1
 [filter:tempauth]
 use = egg:swift#tempauth
 user_test_tester = testing .admin
+user_test_visitor = visiting
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:$((PORT + 1))

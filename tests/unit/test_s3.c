@@ -16,13 +16,16 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "s3/backend.h"
@@ -532,6 +535,7 @@ static void test_wrong_secret(void **state)
 	assert_non_null(strstr(m, "403"));
 	assert_non_null(strstr(m, "SignatureDoesNotMatch"));
 	assert_non_null(strstr(m, "keys/k1"));
+	assert_non_null(strstr(m, "AWS_SECRET_ACCESS_KEY"));
 	assert_null(strstr(m, wrong));
 	assert_true(cf_now_mono() - t0 < 2.0); /* refused at once, not retried */
 	assert_int_equal(cf_be_get(be, "keys/k1", &got), CF_EPERM);
@@ -633,16 +637,19 @@ static void test_unreachable(void **state)
 /* ---- retries, against a misbehaving HTTP responder on loopback ---- */
 
 /* Answers each connection with the next scripted reply; "RESET" closes the
- * connection without a word (as a crashed proxy would). */
+ * connection without a word (as a crashed proxy would), "STALL" keeps it
+ * open and silent (a hung peer).  The first requests are kept for asserts. */
 struct responder {
 	int lfd, port, served;
 	const char *const *script;
 	int nscript;
+	char req[4][16384];
 };
 
 static void *respond(void *arg)
 {
 	struct responder *rs = arg;
+	int stalled[16], nstalled = 0;
 	for (int i = 0; i < rs->nscript; i++) {
 		int fd = accept(rs->lfd, NULL, NULL);
 		if (fd < 0)
@@ -664,9 +671,15 @@ static void *respond(void *arg)
 			if (have >= want)
 				break;
 		}
+		if (rs->served < 4)
+			snprintf(rs->req[rs->served], sizeof(rs->req[0]), "%.*s", (int)have, buf);
 		rs->served++;
+		if (!strcmp(rs->script[i], "STALL")) {
+			stalled[nstalled++] = fd;
+			continue;
+		}
 		if (strcmp(rs->script[i], "RESET")) {
-			char reply[1024];
+			char reply[4096];
 			const char *body = strchr(rs->script[i], '|') + 1;
 			int code = atoi(rs->script[i]);
 			int n = snprintf(reply, sizeof(reply),
@@ -679,6 +692,8 @@ static void *respond(void *arg)
 		}
 		close(fd);
 	}
+	while (nstalled)
+		close(stalled[--nstalled]);
 	return NULL;
 }
 
@@ -755,6 +770,246 @@ static void test_retries(void **state)
 	cf_backend_free(be);
 }
 
+/* A hung peer: no answer at all.  The stall timeout turns it into a retry
+ * instead of a backup that hangs forever. */
+static void test_stall(void **state)
+{
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", getenv("AWS_ACCESS_KEY_ID") ? getenv("AWS_ACCESS_KEY_ID") : "x", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", getenv("AWS_SECRET_ACCESS_KEY") ? getenv("AWS_SECRET_ACCESS_KEY") : "y", 1);
+	char url[128];
+	pthread_t t;
+	struct responder rs;
+	static const char *const hung[] = { "STALL", "200|" };
+	start_responder(&rs, hung, 2, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	setenv("COFFER_S3_STALL_TIMEOUT", "1", 1);
+	struct cf_backend *be = open_url(url, 0, 8);
+	unsetenv("COFFER_S3_STALL_TIMEOUT");
+	double t0 = cf_now_mono();
+	ASSERT_OK(cf_be_put(be, "data/ab/x", "hello", 5));
+	double dt = cf_now_mono() - t0;
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	print_message("stalled request retried after %.2f s\n", dt);
+	assert_int_equal(rs.served, 2);
+	/* curl averages the speed over its last 5 s, so the bytes sent before
+	 * the stall hold the average up for a few seconds more. */
+	assert_true(dt >= 1.0 && dt < 9.0);
+	cf_backend_free(be);
+}
+
+static void md5_b64(const char *p, size_t n, char out[25])
+{
+	unsigned char md[16];
+	unsigned int len = 0;
+	assert_true(EVP_Digest(p, n, md, &len, EVP_md5(), NULL) && len == 16);
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+}
+
+/* The body of a recorded request, and its Content-MD5 must match it. */
+static const char *checked_body(const char *req)
+{
+	const char *body = strstr(req, "\r\n\r\n");
+	const char *h = strcasestr(req, "\r\ncontent-md5: ");
+	char want[25], got[25] = "";
+	assert_non_null(body);
+	assert_non_null(h);
+	body += 4;
+	sscanf(h + 15, "%24s", got);
+	md5_b64(body, strlen(body), want);
+	assert_string_equal(got, want);
+	return body;
+}
+
+struct del_seen {
+	int n;
+	char keys[4][32], codes[4][32];
+};
+
+static int del_collect(const char *key, const char *code, const char *message, void *ctx)
+{
+	struct del_seen *d = ctx;
+	(void)message;
+	if (d->n < 4) {
+		snprintf(d->keys[d->n], sizeof(d->keys[0]), "%s", key);
+		snprintf(d->codes[d->n], sizeof(d->codes[0]), "%s", code);
+	}
+	d->n++;
+	return 0;
+}
+
+static void test_delete_xml(void **state)
+{
+	(void)state;
+	struct cf_buf b = CF_BUF_INIT;
+	static const char *const keys[] = { "p/data/ab/1", "a&b<c>\"d'e" };
+	ASSERT_OK(cf_s3_delete_body(&b, keys, 2));
+	assert_non_null(strstr((char *)b.data, "<Quiet>true</Quiet>"));
+	assert_non_null(strstr((char *)b.data, "<Object><Key>p/data/ab/1</Key></Object>"));
+	assert_non_null(strstr((char *)b.data, "<Key>a&amp;b&lt;c&gt;&quot;d&apos;e</Key>"));
+	static const char *const ctl[] = { "a\001b" };
+	cf_buf_reset(&b);
+	assert_int_equal(cf_s3_delete_body(&b, ctl, 1), CF_EINVAL);
+	cf_buf_release(&b);
+
+	const char *res = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			  "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+			  "<Deleted><Key>p/data/ab/1</Key></Deleted>"
+			  "<Error><Key>a&amp;b</Key><Code>AccessDenied</Code><Message>no</Message></Error>"
+			  "<Error><Code>InternalError</Code><Key>k2</Key></Error>"
+			  "</DeleteResult>";
+	struct del_seen d = { 0 };
+	ASSERT_OK(cf_s3_delete_parse(res, strlen(res), del_collect, &d));
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.keys[0], "a&b");
+	assert_string_equal(d.codes[0], "AccessDenied");
+	assert_string_equal(d.keys[1], "k2");
+	assert_string_equal(d.codes[1], "InternalError");
+	static const char *const broken[] = {
+		"<DeleteResult><Error><Code>x</Code></Error></DeleteResult>",
+		"<Error><Code>SlowDown</Code></Error>",
+		"<DeleteResult><Error>",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++)
+		if (cf_s3_delete_parse(broken[i], strlen(broken[i]), del_collect, &d) != CF_ECORRUPT)
+			fail_msg("broken delete result %zu accepted", i);
+}
+
+/* Per-key outcomes of DeleteObjects: gone already is fine, a transient
+ * refusal is sent again (alone), a permanent one is reported by name. */
+static void test_remove_many_errors(void **state)
+{
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", getenv("AWS_ACCESS_KEY_ID") ? getenv("AWS_ACCESS_KEY_ID") : "x", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", getenv("AWS_SECRET_ACCESS_KEY") ? getenv("AWS_SECRET_ACCESS_KEY") : "y", 1);
+	char url[128];
+	pthread_t t;
+	struct responder rs;
+	static const char *const script[] = {
+		"200|<DeleteResult><Error><Key>pfx/data/aa/2</Key><Code>InternalError</Code><Message>try again</Message></Error>"
+		"<Error><Key>pfx/data/aa/3</Key><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>"
+		"<Error><Key>pfx/data/aa/4</Key><Code>NoSuchKey</Code></Error></DeleteResult>",
+		SLOWDOWN,
+		"200|<DeleteResult><Deleted><Key>pfx/data/aa/2</Key></Deleted></DeleteResult>",
+	};
+	start_responder(&rs, script, 3, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b/pfx", rs.port);
+	struct cf_backend *be = open_url(url, 0, 8);
+	static const char *const paths[] = { "data/aa/1", "data/aa/2", "data/aa/3", "data/aa/4", "data/aa/5" };
+	int r = cf_be_remove_many(be, paths, 5);
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(rs.served, 3);
+	assert_int_equal(r, CF_EPERM);
+	const char *m = cf_errmsg(r);
+	print_message("remove_many: %s\n", m);
+	assert_non_null(strstr(m, "1 of 5 objects not removed"));
+	assert_non_null(strstr(m, "data/aa/3: AccessDenied: Access Denied."));
+
+	assert_true(!strncmp(rs.req[0], "POST /b?delete= HTTP/1.1\r\n", 26));
+	const char *body = checked_body(rs.req[0]);
+	for (int i = 0; i < 5; i++) {
+		char k[64];
+		snprintf(k, sizeof(k), "<Key>pfx/%s</Key>", paths[i]);
+		assert_non_null(strstr(body, k));
+	}
+	/* The whole request was throttled once, then only key 2 was sent again. */
+	body = checked_body(rs.req[2]);
+	assert_non_null(strstr(body, "<Key>pfx/data/aa/2</Key>"));
+	assert_null(strstr(body, "aa/1"));
+	assert_null(strstr(body, "aa/3"));
+	cf_backend_free(be);
+}
+
+static void test_remove_many(void **state)
+{
+	(void)state;
+	need_server();
+	const int n = 1234; /* two DeleteObjects requests */
+	struct cf_backend *be = open_run();
+	run_jobs(be, "data", n, 0, 8);
+	ASSERT_OK(cf_be_put(be, "index/keepme", "k", 1));
+	char **paths = calloc((size_t)n + 2, sizeof(*paths));
+	assert_non_null(paths);
+	for (int i = 0; i < n; i++) {
+		paths[i] = malloc(64);
+		obj_name("data", i, paths[i], 64);
+	}
+	paths[n] = strdup("data/zz/never-existed");
+	paths[n + 1] = strdup("snapshots/never-existed");
+	double t0 = cf_now_mono();
+	ASSERT_OK(cf_be_remove_many(be, (const char *const *)paths, (size_t)n + 2));
+	print_message("DeleteObjects of %d objects: %.2f s\n", n + 2, cf_now_mono() - t0);
+	struct seen s = { 0 };
+	ASSERT_OK(cf_be_list(be, "data", collect, &s));
+	assert_int_equal(s.n, 0);
+	uint64_t size;
+	ASSERT_OK(cf_be_stat(be, "index/keepme", &size)); /* nothing else went */
+	ASSERT_OK(cf_be_remove_many(be, NULL, 0));
+	const char *one[] = { "index/keepme" };
+	ASSERT_OK(cf_be_remove_many(be, one, 1));
+	assert_int_equal(cf_be_stat(be, "index/keepme", &size), CF_ENOENT);
+	for (int i = 0; i < n + 2; i++)
+		free(paths[i]);
+	free(paths);
+	cf_backend_free(be);
+}
+
+/* The local backend's remove_many, and cf_be_remove_many's fallback for a
+ * backend without one: both remove all, go on past a failure, name it. */
+static void test_remove_many_local(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/coffer-rm-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct cf_backend *be = NULL;
+	ASSERT_OK(cf_backend_local_new(dir, &be));
+	ASSERT_OK(be->ops->create(be));
+	assert_non_null(be->ops->remove_many);
+	struct cf_backend_ops without = *be->ops;
+	without.remove_many = NULL;
+	const struct cf_backend_ops *own = be->ops;
+	for (int round = 0; round < 2; round++) {
+		be->ops = round ? &without : own;
+		static const char *const paths[] = { "index/a", "index/b", "index/missing", "index/c" };
+		ASSERT_OK(cf_be_put(be, "index/a", "a", 1));
+		ASSERT_OK(cf_be_put(be, "index/b", "b", 1));
+		ASSERT_OK(cf_be_put(be, "index/c", "c", 1));
+		ASSERT_OK(cf_be_remove_many(be, paths, 4));
+		struct seen s = { 0 };
+		ASSERT_OK(cf_be_list(be, "index", collect, &s));
+		assert_int_equal(s.n, 0);
+
+		/* A non-empty directory where an object should be cannot be unlinked. */
+		char p[256];
+		snprintf(p, sizeof(p), "%s/index/d", dir);
+		assert_int_equal(mkdir(p, 0700), 0);
+		snprintf(p, sizeof(p), "%s/index/d/x", dir);
+		FILE *f = fopen(p, "w");
+		assert_non_null(f);
+		fclose(f);
+		ASSERT_OK(cf_be_put(be, "index/e", "e", 1));
+		static const char *const bad[] = { "index/d", "index/e" };
+		int r = cf_be_remove_many(be, bad, 2);
+		assert_int_not_equal(r, CF_OK);
+		print_message("local remove_many (%s): %s\n", round ? "fallback" : "own", cf_errmsg(r));
+		assert_non_null(strstr(cf_errmsg(r), "1 of 2 objects not removed"));
+		assert_non_null(strstr(cf_errmsg(r), "index/d"));
+		uint64_t size;
+		assert_int_equal(cf_be_stat(be, "index/e", &size), CF_ENOENT); /* went on past it */
+		assert_int_equal(unlink(p), 0);
+		snprintf(p, sizeof(p), "%s/index/d", dir);
+		assert_int_equal(rmdir(p), 0);
+	}
+	be->ops = own;
+	cf_backend_free(be);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -762,6 +1017,10 @@ int main(void)
 		cmocka_unit_test(test_xml),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_retries),
+		cmocka_unit_test(test_stall),
+		cmocka_unit_test(test_delete_xml),
+		cmocka_unit_test(test_remove_many_errors),
+		cmocka_unit_test(test_remove_many_local),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_special_names),
@@ -770,6 +1029,7 @@ int main(void)
 		cmocka_unit_test(test_credentials_from_files),
 		cmocka_unit_test(test_clock_skew),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_remove_many),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
