@@ -588,17 +588,42 @@ out:
 	return rc;
 }
 
-static int delete_obj(struct cf_repo *r, const char *path)
+/* Delete the old index files (index true) or the packs prune does not keep,
+ * in one batch call (DeleteObjects on S3, 1000 names a request). */
+static int delete_batch(struct cf_repo *r, struct cf_prune *p, bool index)
 {
-	int rc = cf_be_remove(r->be, path);
-	return rc ? cf_err_prefix(rc, "delete %s", path) : CF_OK;
+	size_t n = index ? p->nidx : p->npacks, k = 0;
+	char **paths = calloc(n ? n : 1, sizeof(*paths));
+	char hex[CF_ID_HEX];
+	int rc = CF_OK;
+
+	if (!paths)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !rc; i++) {
+		char buf[128];
+		if (index) {
+			snprintf(buf, sizeof(buf), "index/%s", p->idxfiles[i]);
+		} else {
+			if (p->packs[i].action == A_KEEP)
+				continue;
+			cf_hex(p->packs[i].id, CF_ID_LEN, hex);
+			cf_backend_pack_path(hex, buf, sizeof(buf));
+		}
+		if (!(paths[k++] = strdup(buf)))
+			rc = cf_err(CF_ENOMEM, "out of memory");
+	}
+	if (!rc && k && (rc = cf_be_remove_many(r->be, (const char *const *)paths, k)))
+		rc = cf_err_prefix(rc, "delete %s", index ? "old index files" : "packs");
+	for (size_t i = 0; i < k; i++)
+		free(paths[i]);
+	free(paths);
+	return rc;
 }
 
 int cf_prune_run(struct cf_prune *p)
 {
 	struct cf_repo *r = p->r;
 	struct repacker rp[2];
-	char hex[CF_ID_HEX], path[128];
 	int rc;
 
 	memset(rp, 0, sizeof(rp));
@@ -625,20 +650,12 @@ int cf_prune_run(struct cf_prune *p)
 		rc = cf_err(CF_EINTR, "interrupted (new index written, nothing deleted)");
 		goto out;
 	}
+	/* batches: one DeleteObjects request per 1000 objects on S3 */
 	cf_log(2, "deleting %zu old index files", p->nidx);
-	for (size_t i = 0; i < p->nidx; i++) {
-		snprintf(path, sizeof(path), "index/%s", p->idxfiles[i]);
-		if ((rc = delete_obj(r, path)))
-			goto out;
-	}
-	for (size_t i = 0; i < p->npacks; i++) {
-		if (p->packs[i].action == A_KEEP)
-			continue;
-		cf_hex(p->packs[i].id, CF_ID_LEN, hex);
-		cf_backend_pack_path(hex, path, sizeof(path));
-		if ((rc = delete_obj(r, path)))
-			goto out;
-	}
+	if ((rc = delete_batch(r, p, true)))
+		goto out;
+	if ((rc = delete_batch(r, p, false)))
+		goto out;
 out:
 	for (int t = 0; t < 2; t++) {
 		cf_buf_release(&rp[t].buf);
