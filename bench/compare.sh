@@ -105,7 +105,7 @@ for step in ["initial", "nochange", "changed", "restore"]:
         line[tool] = (w, c, rss, add)
         print(f"{step:<10} {tool[0]} {w:8.2f} {c:8.2f} {rss:8.0f} {add:10.1f}")
     (cw, cc, cr, ca), (rw, rc, rr, ra) = line["coffer"], line["restic"]
-    sz = f"{ca/ra:5.2f}" if ra == ra and ra > 0 else "    -"
+    sz = f"{ca/ra:5.2f}" if ra == ra and ra >= 1 else "    -"  # ratios of (near) nothing mean nothing
     print(f"{'':<51}  | {'':>19}{cw/rw:5.2f} {cc/rc:5.2f} {cr/rr:5.2f} {sz}")
 cr, rr = med("coffer", "repo", 0), med("restic", "repo", 0)
 print(f"repository after 3 backups: coffer {cr/2**20:.0f} MiB, restic {rr/2**20:.0f} MiB (ratio {cr/rr:.2f})")
