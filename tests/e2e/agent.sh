@@ -349,6 +349,19 @@ print(d["services"]["backup"]["environment"]["COFFER_SCHEDULE"] if "services" in
 			soft_fail "example $f: schedule '$sched' refused"
 	done
 fi
+# the Grafana dashboard is JSON and asks only for metrics the agent exports
+if [ -f "$EX/grafana/coffer-dashboard.json" ]; then
+	cat "$T"/*.prom "$T"/*/*.prom > "$T/all.prom" 2> /dev/null
+	"$PY" - "$EX/grafana/coffer-dashboard.json" "$T/all.prom" << 'PYEOF' || soft_fail "the Grafana dashboard refers to metrics the agent does not export"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+exported = set(re.findall(r"^(coffer_[a-z_]+)", open(sys.argv[2]).read(), re.M))
+used = set(re.findall(r"coffer_[a-z_]+", json.dumps(d)))
+missing = used - exported
+if missing:
+    print("not exported:", sorted(missing)); sys.exit(1)
+PYEOF
+fi
 for s in "$COFFER_SOURCE_DIR"/examples/*.sh; do
 	bash -n "$s" || soft_fail "example $s has a syntax error"
 done
