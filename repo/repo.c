@@ -279,6 +279,8 @@ struct keyscan {
 	size_t pwlen;
 	int rc;
 	int tried;
+	int unreadable;           /* key files that could not be read at all */
+	char first_error[512];    /* why the first one could not */
 };
 
 static int try_key(const char *name, uint64_t size, void *ctx)
@@ -293,6 +295,11 @@ static int try_key(const char *name, uint64_t size, void *ctx)
 	snprintf(path, sizeof(path), "keys/%s", name);
 	if ((rc = cf_be_get(ks->r->be, path, &kf))) {
 		cf_warn("warning: cannot read key file %s: %s", name, cf_errmsg(rc));
+		if (!ks->unreadable++) {
+			ks->rc = rc;
+			snprintf(ks->first_error, sizeof(ks->first_error), "cannot read key file %.16s: %s",
+				 name, cf_errmsg(rc));
+		}
 		cf_buf_release(&kf);
 		return 0;
 	}
@@ -329,13 +336,18 @@ int cf_repo_open(struct cf_backend *be, const char *password, size_t pwlen, stru
 				    be->location);
 		goto fail;
 	}
-	ks = (struct keyscan){ r, password, pwlen, 0, 0 };
+	ks = (struct keyscan){ .r = r, .password = password, .pwlen = pwlen };
 	rc = cf_be_list(be, "keys", try_key, &ks);
 	if (rc < 0 || (rc != 1 && rc != 0))
 		goto fail;
 	if (rc != 1) {
-		rc = ks.tried ? cf_err(CF_EBADPASS, "wrong password or no matching key")
-			      : cf_err(CF_ECORRUPT, "repository at %s has no key files", be->location);
+		/* a key file we could not read might be the one that fits: say
+		 * so, rather than blaming the password */
+		if (ks.unreadable)
+			rc = cf_err(ks.rc, "%s", ks.first_error);
+		else
+			rc = ks.tried ? cf_err(CF_EBADPASS, "wrong password or no matching key")
+				      : cf_err(CF_ECORRUPT, "repository at %s has no key files", be->location);
 		goto fail;
 	}
 	if ((rc = cf_repo_get_sealed(r, "config", CF_OBJ_CONFIG, &cfg)))

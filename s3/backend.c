@@ -15,6 +15,8 @@ int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
 	*out = NULL;
 	if (!location || !*location)
 		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or COFFER_REPOSITORY");
+	if (strncmp(location, "fault:", 6) == 0)
+		return cf_backend_fault_new(location + 6, opts, out);
 	if (strncmp(location, "s3:", 3) == 0)
 		return cf_backend_s3_new(location + 3, opts, out);
 	if (strncmp(location, "local:", 6) == 0)

@@ -87,6 +87,10 @@ int cf_backend_local_new(const char *dir, struct cf_backend **out);
 /* The S3 backend (s3/s3.c).  url is what follows "s3:". */
 int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struct cf_backend **out);
 
+/* The fault-injecting wrapper (s3/fault.c, for tests): "fault:INNER". */
+int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opts *opts,
+			 struct cf_backend **out);
+
 /* Path of a pack: "data/ab/abcdef..." into out (at least 6+2+1+64+1 bytes). */
 void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
 

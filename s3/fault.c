@@ -1,0 +1,161 @@
+/*
+ * fault.c - a backend that wraps another and fails chosen calls: the test
+ * harness for "every run either succeeds or fails cleanly, and nothing
+ * earlier is lost" (tests/e2e/faults.sh).
+ *
+ * Location: fault:INNER (e.g. fault:/srv/repo or fault:s3:http://...).
+ * What fails comes from COFFER_FAULTS, a comma-separated list of
+ * KIND=N[:permanent|:transient], KIND one of put, get, list, remove, stat:
+ * the Nth call of that kind (1-based, counted across threads) and every later
+ * one fails with CF_EIO (permanent, the default) or CF_EAGAIN (transient).
+ * A put that fails writes nothing, as a real store's failed PUT would.
+ * Never used unless a location starts with "fault:".
+ */
+#include "backend.h"
+#include "../common/error.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { F_PUT, F_GET, F_LIST, F_REMOVE, F_STAT, F_KINDS };
+static const char *const kind_names[F_KINDS] = { "put", "get", "list", "remove", "stat" };
+
+struct fault {
+	struct cf_backend base;
+	struct cf_backend *inner;
+	long at[F_KINDS];        /* 0 = never */
+	int code[F_KINDS];
+	atomic_long calls[F_KINDS];
+};
+
+static int hit(struct fault *f, int kind, const char *what)
+{
+	long n = atomic_fetch_add(&f->calls[kind], 1) + 1;
+	if (f->at[kind] && n >= f->at[kind])
+		return cf_err(f->code[kind], "injected fault: %s call %ld (%s) fails (%s)", kind_names[kind],
+			      n, what, f->code[kind] == CF_EAGAIN ? "transient" : "permanent");
+	return CF_OK;
+}
+
+#define F(be) ((struct fault *)(be))
+
+static int f_create(struct cf_backend *be)
+{
+	return F(be)->inner->ops->create(F(be)->inner);
+}
+
+static int f_put(struct cf_backend *be, const char *path, const void *d, size_t n)
+{
+	int rc = hit(F(be), F_PUT, path);
+	return rc ? rc : cf_be_put(F(be)->inner, path, d, n);
+}
+
+static int f_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n)
+{
+	int rc = hit(F(be), F_PUT, path);
+	return rc ? rc : cf_be_put_iov(F(be)->inner, path, iov, n);
+}
+
+static int f_get(struct cf_backend *be, const char *path, struct cf_buf *out)
+{
+	int rc = hit(F(be), F_GET, path);
+	return rc ? rc : cf_be_get(F(be)->inner, path, out);
+}
+
+static int f_get_range(struct cf_backend *be, const char *path, uint64_t off, size_t len,
+		       struct cf_buf *out)
+{
+	int rc = hit(F(be), F_GET, path);
+	return rc ? rc : cf_be_get_range(F(be)->inner, path, off, len, out);
+}
+
+static int f_stat(struct cf_backend *be, const char *path, uint64_t *size)
+{
+	int rc = hit(F(be), F_STAT, path);
+	return rc ? rc : cf_be_stat(F(be)->inner, path, size);
+}
+
+static int f_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
+{
+	int rc = hit(F(be), F_LIST, dir);
+	return rc ? rc : cf_be_list(F(be)->inner, dir, fn, ctx);
+}
+
+static int f_remove(struct cf_backend *be, const char *path)
+{
+	int rc = hit(F(be), F_REMOVE, path);
+	return rc ? rc : cf_be_remove(F(be)->inner, path);
+}
+
+static void f_free(struct cf_backend *be)
+{
+	cf_backend_free(F(be)->inner);
+	free(be->location);
+	free(be);
+}
+
+static const struct cf_backend_ops fault_ops = {
+	.name = "fault",
+	.create = f_create,
+	.put = f_put,
+	.get = f_get,
+	.get_range = f_get_range,
+	.stat = f_stat,
+	.list = f_list,
+	.remove = f_remove,
+	.free = f_free,
+	.put_iov = f_put_iov,
+};
+
+static int parse_faults(struct fault *f, const char *spec)
+{
+	char *copy = strdup(spec ? spec : ""), *save = NULL;
+	int rc = CF_OK;
+	if (!copy)
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+		char kind[16], mode[16] = "permanent";
+		long n = 0;
+		int k = -1;
+		if (sscanf(tok, "%15[a-z]=%ld:%15s", kind, &n, mode) < 2 || n < 1) {
+			rc = cf_err(CF_EINVAL, "COFFER_FAULTS: '%s' is not KIND=N[:permanent|:transient]", tok);
+			break;
+		}
+		for (int i = 0; i < F_KINDS; i++)
+			if (!strcmp(kind, kind_names[i]))
+				k = i;
+		if (k < 0 || (strcmp(mode, "permanent") && strcmp(mode, "transient"))) {
+			rc = cf_err(CF_EINVAL, "COFFER_FAULTS: unknown kind or mode in '%s'", tok);
+			break;
+		}
+		f->at[k] = n;
+		f->code[k] = strcmp(mode, "transient") ? CF_EIO : CF_EAGAIN;
+	}
+	free(copy);
+	return rc;
+}
+
+int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opts *opts,
+			 struct cf_backend **out)
+{
+	struct fault *f = calloc(1, sizeof(*f));
+	int rc;
+	*out = NULL;
+	if (!f)
+		return cf_err(CF_ENOMEM, "out of memory");
+	f->base.ops = &fault_ops;
+	if (!(f->base.location = strdup(inner_location))) {
+		free(f);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	if ((rc = parse_faults(f, getenv("COFFER_FAULTS"))) ||
+	    (rc = cf_backend_open(inner_location, opts, &f->inner))) {
+		free(f->base.location);
+		free(f);
+		return rc;
+	}
+	*out = &f->base;
+	return CF_OK;
+}
