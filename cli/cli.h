@@ -109,6 +109,8 @@ int cmd_prune(struct cli *c);
 int cmd_copy(struct cli *c);
 int cmd_stats(struct cli *c);
 /* check --read-data-subset (dispatched here when that option is given) */
-int cmd_check_subset(struct cli *c);
+/* --read-data-subset n/m or N% into o (cmd_maint.c). */
+struct cf_check_opts;
+int cli_parse_subset(const char *s, struct cf_check_opts *o);
 
 #endif

@@ -571,7 +571,7 @@ int cmd_stats(struct cli *c)
 
 /* ---------- check --read-data-subset ---------- */
 
-static int parse_subset(const char *s, struct cf_check_opts *o)
+int cli_parse_subset(const char *s, struct cf_check_opts *o)
 {
 	unsigned n, m;
 	double pct;
@@ -589,25 +589,4 @@ static int parse_subset(const char *s, struct cf_check_opts *o)
 	}
 	return cf_err(CF_EINVAL, "--read-data-subset wants n/m (e.g. 2/7) or a percentage (e.g. 10%%), "
 		      "not '%s'", s);
-}
-
-int cmd_check_subset(struct cli *c)
-{
-	struct cf_check_opts o = { .read_data = false };
-	struct cf_check_stats st;
-	struct cf_repo *r = NULL;
-	int rc;
-	memset(&st, 0, sizeof(st));
-	if ((rc = parse_subset(c->read_data_subset, &o)))
-		return fail(rc);
-	if ((rc = open_repo(c, &r, 1, true)))
-		return fail(rc);
-	rc = cf_repo_check_opts(r, &o, &st);
-	if (!c->quiet)
-		printf("checked %llu snapshots, %llu trees, %llu packs (data of %llu packs read, subset %s): %s\n",
-		       (unsigned long long)st.snapshots, (unsigned long long)st.trees,
-		       (unsigned long long)st.packs, (unsigned long long)st.packs_read,
-		       c->read_data_subset, st.errors ? "PROBLEMS FOUND" : "no errors");
-	cf_repo_free(r);
-	return rc ? fail(rc) : EXIT_OK;
 }

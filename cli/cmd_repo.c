@@ -206,17 +206,29 @@ out:
 int cmd_check(struct cli *c)
 {
 	struct cf_repo *r = NULL;
+	struct cf_check_opts o = { .read_data = c->read_data };
 	struct cf_check_stats st;
+	char what[96] = "";
 	int rc;
 	memset(&st, 0, sizeof(st));
+	if (c->read_data_subset) {
+		if (c->read_data)
+			return fail(cf_err(CF_EINVAL, "--read-data and --read-data-subset exclude each other"));
+		if ((rc = cli_parse_subset(c->read_data_subset, &o)))
+			return fail(rc);
+	}
 	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
-	rc = cf_repo_check(r, c->read_data, &st);
+	rc = cf_repo_check_opts(r, &o, &st);
+	if (c->read_data)
+		snprintf(what, sizeof(what), " (all data read)");
+	else if (c->read_data_subset)
+		snprintf(what, sizeof(what), " (data of %llu packs read, subset %s)",
+			 (unsigned long long)st.packs_read, c->read_data_subset);
 	if (!c->quiet)
 		printf("checked %llu snapshots, %llu trees, %llu packs%s: %s\n",
 		       (unsigned long long)st.snapshots, (unsigned long long)st.trees,
-		       (unsigned long long)st.packs, c->read_data ? " (all data read)" : "",
-		       st.errors ? "PROBLEMS FOUND" : "no errors");
+		       (unsigned long long)st.packs, what, st.errors ? "PROBLEMS FOUND" : "no errors");
 	cf_repo_free(r);
 	return rc ? fail(rc) : EXIT_OK;
 }

@@ -384,7 +384,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "dump"))
 		return cmd_dump(&c);
 	if (!strcmp(cmd, "check"))
-		return c.read_data_subset ? cmd_check_subset(&c) : cmd_check(&c);
+		return cmd_check(&c);
 	if (!strcmp(cmd, "diff"))
 		return cmd_diff(&c);
 	if (!strcmp(cmd, "forget"))
