@@ -5,21 +5,30 @@
  *
  * Location: fault:INNER (e.g. fault:/srv/repo or fault:s3:http://...).
  * What fails comes from COFFER_FAULTS, a comma-separated list of
- * KIND=N[:permanent|:transient], KIND one of put, get, list, remove, stat:
- * the Nth call of that kind (1-based, counted across threads) and every later
- * one fails with CF_EIO (permanent, the default) or CF_EAGAIN (transient).
- * A put that fails writes nothing, as a real store's failed PUT would.
+ * KIND=N[:permanent|:transient|:kill|:killafter], KIND one of put, get,
+ * list, remove, stat: the Nth call of that kind (1-based, counted across
+ * threads) and every later one fails with CF_EIO (permanent, the default) or
+ * CF_EAGAIN (transient).  A put that fails writes nothing, as a real store's
+ * failed PUT would.
+ *
+ * kill and killafter are the crash harness (tests/e2e/crash_points.sh): the
+ * Nth call raises SIGKILL, before doing the call (kill) or right after the
+ * inner backend returned (killafter), so a process death lands at an exact,
+ * repeatable point of a backup, prune or restore.
  * Never used unless a location starts with "fault:".
  */
 #include "backend.h"
 #include "../common/error.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { F_PUT, F_GET, F_LIST, F_REMOVE, F_STAT, F_KINDS };
+/* what happens at the chosen call; the error modes are cf error codes */
+enum { M_FAIL, M_KILL, M_KILL_AFTER };
 static const char *const kind_names[F_KINDS] = { "put", "get", "list", "remove", "stat" };
 
 struct fault {
@@ -27,16 +36,39 @@ struct fault {
 	struct cf_backend *inner;
 	long at[F_KINDS];        /* 0 = never */
 	int code[F_KINDS];
+	int mode[F_KINDS];
 	atomic_long calls[F_KINDS];
 };
 
-static int hit(struct fault *f, int kind, const char *what)
+static void die_now(void)
+{
+	raise(SIGKILL);
+	abort(); /* not reached */
+}
+
+/* hit: counts a call of KIND; returns the injected error, or CF_OK to go on.
+ * *after is set when the process must die once the inner call returned. */
+static int hit(struct fault *f, int kind, const char *what, int *after)
 {
 	long n = atomic_fetch_add(&f->calls[kind], 1) + 1;
-	if (f->at[kind] && n >= f->at[kind])
-		return cf_err(f->code[kind], "injected fault: %s call %ld (%s) fails (%s)", kind_names[kind],
-			      n, what, f->code[kind] == CF_EAGAIN ? "transient" : "permanent");
-	return CF_OK;
+	*after = 0;
+	if (!f->at[kind] || n < f->at[kind])
+		return CF_OK;
+	if (f->mode[kind] == M_KILL)
+		die_now();
+	if (f->mode[kind] == M_KILL_AFTER) {
+		*after = n == f->at[kind];
+		return CF_OK;
+	}
+	return cf_err(f->code[kind], "injected fault: %s call %ld (%s) fails (%s)", kind_names[kind], n,
+		      what, f->code[kind] == CF_EAGAIN ? "transient" : "permanent");
+}
+
+static int done(int after, int rc)
+{
+	if (after)
+		die_now();
+	return rc;
 }
 
 #define F(be) ((struct fault *)(be))
@@ -48,45 +80,45 @@ static int f_create(struct cf_backend *be)
 
 static int f_put(struct cf_backend *be, const char *path, const void *d, size_t n)
 {
-	int rc = hit(F(be), F_PUT, path);
-	return rc ? rc : cf_be_put(F(be)->inner, path, d, n);
+	int after, rc = hit(F(be), F_PUT, path, &after);
+	return rc ? rc : done(after, cf_be_put(F(be)->inner, path, d, n));
 }
 
 static int f_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n)
 {
-	int rc = hit(F(be), F_PUT, path);
-	return rc ? rc : cf_be_put_iov(F(be)->inner, path, iov, n);
+	int after, rc = hit(F(be), F_PUT, path, &after);
+	return rc ? rc : done(after, cf_be_put_iov(F(be)->inner, path, iov, n));
 }
 
 static int f_get(struct cf_backend *be, const char *path, struct cf_buf *out)
 {
-	int rc = hit(F(be), F_GET, path);
-	return rc ? rc : cf_be_get(F(be)->inner, path, out);
+	int after, rc = hit(F(be), F_GET, path, &after);
+	return rc ? rc : done(after, cf_be_get(F(be)->inner, path, out));
 }
 
 static int f_get_range(struct cf_backend *be, const char *path, uint64_t off, size_t len,
 		       struct cf_buf *out)
 {
-	int rc = hit(F(be), F_GET, path);
-	return rc ? rc : cf_be_get_range(F(be)->inner, path, off, len, out);
+	int after, rc = hit(F(be), F_GET, path, &after);
+	return rc ? rc : done(after, cf_be_get_range(F(be)->inner, path, off, len, out));
 }
 
 static int f_stat(struct cf_backend *be, const char *path, uint64_t *size)
 {
-	int rc = hit(F(be), F_STAT, path);
-	return rc ? rc : cf_be_stat(F(be)->inner, path, size);
+	int after, rc = hit(F(be), F_STAT, path, &after);
+	return rc ? rc : done(after, cf_be_stat(F(be)->inner, path, size));
 }
 
 static int f_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
 {
-	int rc = hit(F(be), F_LIST, dir);
-	return rc ? rc : cf_be_list(F(be)->inner, dir, fn, ctx);
+	int after, rc = hit(F(be), F_LIST, dir, &after);
+	return rc ? rc : done(after, cf_be_list(F(be)->inner, dir, fn, ctx));
 }
 
 static int f_remove(struct cf_backend *be, const char *path)
 {
-	int rc = hit(F(be), F_REMOVE, path);
-	return rc ? rc : cf_be_remove(F(be)->inner, path);
+	int after, rc = hit(F(be), F_REMOVE, path, &after);
+	return rc ? rc : done(after, cf_be_remove(F(be)->inner, path));
 }
 
 static void f_free(struct cf_backend *be)
@@ -120,18 +152,20 @@ static int parse_faults(struct fault *f, const char *spec)
 		long n = 0;
 		int k = -1;
 		if (sscanf(tok, "%15[a-z]=%ld:%15s", kind, &n, mode) < 2 || n < 1) {
-			rc = cf_err(CF_EINVAL, "COFFER_FAULTS: '%s' is not KIND=N[:permanent|:transient]", tok);
+			rc = cf_err(CF_EINVAL, "COFFER_FAULTS: '%s' is not KIND=N[:permanent|:transient|:kill|:killafter]", tok);
 			break;
 		}
 		for (int i = 0; i < F_KINDS; i++)
 			if (!strcmp(kind, kind_names[i]))
 				k = i;
-		if (k < 0 || (strcmp(mode, "permanent") && strcmp(mode, "transient"))) {
+		if (k < 0 || (strcmp(mode, "permanent") && strcmp(mode, "transient") &&
+			      strcmp(mode, "kill") && strcmp(mode, "killafter"))) {
 			rc = cf_err(CF_EINVAL, "COFFER_FAULTS: unknown kind or mode in '%s'", tok);
 			break;
 		}
 		f->at[k] = n;
 		f->code[k] = strcmp(mode, "transient") ? CF_EIO : CF_EAGAIN;
+		f->mode[k] = !strcmp(mode, "kill") ? M_KILL : !strcmp(mode, "killafter") ? M_KILL_AFTER : M_FAIL;
 	}
 	free(copy);
 	return rc;
