@@ -397,11 +397,19 @@ int cf_repo_check_opts(struct cf_repo *r, const struct cf_check_opts *o, struct 
 	cf_log(2, "checking index files");
 	if ((rc = cf_be_list(r->be, "index", check_index_file, &k)))
 		goto out;
-	for (size_t i = 0; i < k.npacks; i++) {
+	for (size_t i = 0, unindexed = 0; i < k.npacks; i++) {
 		const struct packinfo *p = &k.packs[i];
 		char hex[CF_ID_HEX];
-		if (!p->indexed)
-			continue; /* unindexed: left by an interrupted run, garbage for prune */
+		if (!p->indexed) {
+			/* left by an interrupted run (garbage for prune), or the index
+			 * file naming it was lost: not an error by itself, but named so
+			 * that a "not in the index" below can be traced to it */
+			cf_hex(p->id, CF_ID_LEN, hex);
+			if (unindexed++ < 5)
+				cf_warn("warning: pack %s is in no index file (left by an interrupted run, "
+					"or the index file naming it is lost)", hex);
+			continue;
+		}
 		uint64_t want = p->expect + (uint64_t)p->entries * CF_ENTRY_SIZE + CF_SEAL_OVERHEAD + 4;
 		if (p->size != want) {
 			cf_hex(p->id, CF_ID_LEN, hex);
