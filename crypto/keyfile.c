@@ -179,9 +179,11 @@ static int get_b64(json_t *o, const char *name, void *p, size_t n)
 	json_t *j = json_object_get(o, name);
 	int r = CF_OK;
 
-	if (!json_is_string(j) ||
-	    cf_unbase64(json_string_value(j), json_string_length(j), &b) != CF_OK ||
-	    b.len != n) {
+	if (json_is_string(j))
+		r = cf_unbase64(json_string_value(j), json_string_length(j), &b);
+	if (r == CF_ENOMEM)
+		goto out; /* out of memory is not a damaged key file */
+	if (!json_is_string(j) || r != CF_OK || b.len != n) {
 		r = cf_err(CF_ECORRUPT, "key file: \"%s\" is not %zu bytes of base64", name, n);
 		goto out;
 	}

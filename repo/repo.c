@@ -309,6 +309,15 @@ static int try_key(const char *name, uint64_t size, void *ctx)
 		snprintf(ks->r->keyname, sizeof(ks->r->keyname), "%s", name);
 		return 1; /* stop: found */
 	}
+	if (rc == CF_ENOMEM) {
+		/* not the file's fault: the key may well fit, so say why it was not tried */
+		if (!ks->unreadable++) {
+			ks->rc = rc;
+			snprintf(ks->first_error, sizeof(ks->first_error), "cannot open key file %.16s: %s",
+				 name, cf_errmsg(rc));
+		}
+		return 0;
+	}
 	if (rc != CF_EBADPASS)
 		cf_warn("warning: key file %s is damaged: %s", name, cf_errmsg(rc));
 	return 0;

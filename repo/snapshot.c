@@ -377,9 +377,23 @@ static int build(const struct cf_snapshot *s, json_t **out)
 	return CF_OK;
 }
 
+/* jansson 2.14 ignores a failed write of an object key and dumps on, so
+ * one failed allocation would yield bytes that are not JSON under a
+ * success: a failure here is sticky, the next write fails the dump too, and
+ * the caller checks the flag as well. */
+struct dump_ctx {
+	struct cf_buf *out;
+	bool failed;
+};
+
 static int dump_cb(const char *p, size_t n, void *data)
 {
-	return cf_buf_add(data, p, n) == CF_OK ? 0 : -1;
+	struct dump_ctx *d = data;
+	if (d->failed || cf_buf_add(d->out, p, n) != CF_OK) {
+		d->failed = true;
+		return -1;
+	}
+	return 0;
 }
 
 int cf_snapshot_encode(const struct cf_snapshot *s, struct cf_buf *out)
@@ -390,7 +404,8 @@ int cf_snapshot_encode(const struct cf_snapshot *s, struct cf_buf *out)
 
 	if ((r = build(s, &o)) != CF_OK)
 		return r;
-	if (json_dump_callback(o, dump_cb, out, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0) {
+	struct dump_ctx dc = { out, false };
+	if (json_dump_callback(o, dump_cb, &dc, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || dc.failed) {
 		out->len = oldlen;
 		if (out->data)
 			out->data[oldlen] = 0;
