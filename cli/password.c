@@ -10,25 +10,42 @@
 #include <termios.h>
 #include <unistd.h>
 
+/* The file is read with read(2) into a buffer that is wiped, not with stdio,
+ * whose buffer would keep a copy of the password in freed memory (and so in
+ * a core dump). */
 static int read_file_secret(const char *path, char **out)
 {
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	char buf[4096];
-	if (!f)
+	size_t n = 0;
+	int rc = CF_OK;
+	if (fd < 0)
 		return cf_err_errno("password file %s", path);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	int err = ferror(f);
-	fclose(f);
-	if (err)
-		return cf_err(CF_EIO, "cannot read password file %s", path);
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = cf_err(CF_EIO, "cannot read password file %s", path);
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
 	buf[n] = 0;
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = 0;
-	if (!n)
-		return cf_err(CF_EINVAL, "password file %s is empty", path);
-	*out = strdup(buf);
+	if (!n) {
+		rc = cf_err(CF_EINVAL, "password file %s is empty", path);
+		goto out;
+	}
+	if (!(*out = strdup(buf)))
+		rc = cf_err(CF_ENOMEM, "out of memory");
+out:
+	close(fd);
 	explicit_bzero(buf, sizeof(buf));
-	return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+	return rc;
 }
 
 static int prompt(const char *what, char **out)
