@@ -298,15 +298,41 @@ static int local_remove(struct cf_backend *be, const char *path)
 	return CF_OK;
 }
 
+/* fsync the directory holding rel once per batch (consecutive paths of a
+ * batch mostly share it) */
+static int sync_parent(struct local *l, const char *rel, char *last, size_t lastlen)
+{
+	char p[4096];
+	int r = mkpath(l, rel, p, sizeof(p));
+	if (r)
+		return r;
+	char *slash = strrchr(p, '/');
+	*slash = 0;
+	if (!strcmp(p, last))
+		return CF_OK;
+	snprintf(last, lastlen, "%s", p);
+	return fsync_dir(p);
+}
+
 /* Local removals are cheap, so a plain loop; it goes on past a failure as
- * the contract asks, so one bad file does not keep the others around. */
+ * the contract asks, so one bad file does not keep the others around.
+ * The batch is durable when this returns (the directories are fsynced):
+ * prune deletes the old index files in one batch and the packs in the
+ * next, and a power cut must not keep an old index naming deleted packs. */
 static int local_remove_many(struct cf_backend *be, const char *const *paths, size_t n)
 {
 	int first = CF_OK;
 	size_t failed = 0;
-	char msg[1024] = "";
+	char msg[1024] = "", last[4096] = "";
 	for (size_t i = 0; i < n; i++) {
 		int r = local_remove(be, paths[i]);
+		if (r && !failed++) {
+			first = r;
+			snprintf(msg, sizeof(msg), "%s", cf_errmsg(r));
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = sync_parent((struct local *)be, paths[i], last, sizeof(last));
 		if (r && !failed++) {
 			first = r;
 			snprintf(msg, sizeof(msg), "%s", cf_errmsg(r));
