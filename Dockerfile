@@ -6,7 +6,9 @@
 #       coffer                      # = coffer agent: backs up every directory under /backup at 05:04
 #
 # Configuration is environment variables (doc/agent.md).  Without a Docker
-# engine: see tests/e2e/agent_docker.sh (buildah + podman).
+# engine: tests/e2e/image.sh builds it with buildah and runs it with podman.
+# Build it in the docker format (`buildah bud --format docker`): the OCI
+# format has no HEALTHCHECK.
 #
 # Runs as root by default: it must read every file of every volume mounted
 # under /backup, whatever uid the application wrote them with, and reach the

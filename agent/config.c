@@ -126,11 +126,22 @@ bad:
 			      "90s, 15m, 2h, 1d)", key, v);
 }
 
+/* COFFER_PARSE_ONLY=1 (the CLI validates a command line, e.g. one from an
+ * example, on a machine that is not where it will run): values are checked,
+ * the files and directories they name are not looked at. */
+static bool parse_only(void)
+{
+	const char *po = getenv("COFFER_PARSE_ONLY");
+	return po && !strcmp(po, "1");
+}
+
 static int readable_file(const char *key, const char *path)
 {
 	struct stat st;
 	if (path[0] != '/')
 		return cf_err(CF_EINVAL, "%s: \"%s\" is not an absolute path", key, path);
+	if (parse_only())
+		return CF_OK;
 	if (stat(path, &st) != 0)
 		return cf_err_errno("%s: cannot use %s", key, path);
 	if (!S_ISREG(st.st_mode))
@@ -274,7 +285,7 @@ static int set_paths(struct cf_agent_config *c, const char *key, const char *v)
 		struct stat st;
 		if ((r = abs_path(key, c->paths[i])))
 			break;
-		if (lstat(c->paths[i], &st) != 0)
+		if (!parse_only() && lstat(c->paths[i], &st) != 0)
 			r = cf_err_errno("%s: cannot back up %s", key, c->paths[i]);
 	}
 	return r;
@@ -455,7 +466,7 @@ static int set_metrics_file(struct cf_agent_config *c, const char *key, const ch
 		return cf_err(CF_ENOMEM, "out of memory");
 	*strrchr(dir, '/') = 0;
 	struct stat st;
-	if (stat(*dir ? dir : "/", &st) != 0 || !S_ISDIR(st.st_mode))
+	if (!parse_only() && (stat(*dir ? dir : "/", &st) != 0 || !S_ISDIR(st.st_mode)))
 		r = cf_err(CF_EINVAL, "%s: directory %s does not exist", key, *dir ? dir : "/");
 	free(dir);
 	return r ? r : dup_str(&c->metrics_file, v);
@@ -509,6 +520,8 @@ static int set_webhook_secret_file(struct cf_agent_config *c, const char *key, c
 {
 	char *s = NULL;
 	int r = readable_file(key, v);
+	if (!r && parse_only())
+		return CF_OK; /* the secret is not read */
 	if (!r)
 		r = cf_agent_read_secret(v, key, &s);
 	if (!r)
@@ -784,8 +797,12 @@ static void unexport(struct cf_agent_config *c)
 	c->nexported = 0;
 }
 
-static void warn_unknown_env(void)
+/* An unknown COFFER_* variable in the environment is warned about (the
+ * environment is shared with other programs), or refused when the command
+ * line is only being validated (COFFER_PARSE_ONLY=1: a typo must show). */
+static int check_unknown_env(void)
 {
+	bool strict = parse_only();
 	for (char **e = environ; e && *e; e++) {
 		if (strncmp(*e, "COFFER_", 7))
 			continue;
@@ -796,13 +813,23 @@ static void warn_unknown_env(void)
 		memcpy(name, *e, n);
 		name[n] = 0;
 		/* the CLI's own and the test suite's variables */
-		if (!strcmp(name, "COFFER_CONFIG_FILE") || !strcmp(name, "COFFER_S3_LIST_MAX_KEYS") ||
-		    !strcmp(name, "COFFER_SOURCE_DIR") || !strcmp(name, "COFFER_BUILD_DIR") ||
-		    !strcmp(name, "COFFER_TESTDATA") || !strcmp(name, "COFFER_JOB_STATUS"))
+		static const char *const others[] = {
+			"COFFER_CONFIG_FILE", "COFFER_S3_LIST_MAX_KEYS", "COFFER_SOURCE_DIR", "COFFER_BUILD_DIR",
+			"COFFER_TESTDATA", "COFFER_JOB_STATUS", "COFFER_PARSE_ONLY", "COFFER_FROM_PASSWORD_FILE",
+			"COFFER_FAULTS",
+		};
+		bool other = !strncmp(name, "COFFER_TEST_", 12);
+		for (size_t i = 0; i < sizeof(others) / sizeof(others[0]) && !other; i++)
+			other = !strcmp(name, others[i]);
+		if (other)
 			continue;
-		if (!find_key(name))
-			cf_warn("coffer agent: warning: unknown setting %s in the environment (ignored)", name);
+		if (find_key(name))
+			continue;
+		if (strict)
+			return cf_err(CF_EINVAL, "unknown setting %s in the environment", name);
+		cf_warn("coffer agent: warning: unknown setting %s in the environment (ignored)", name);
 	}
+	return CF_OK;
 }
 
 static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bool schedule_only)
@@ -817,7 +844,8 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 	cf_agent_config_release(c);
 	if (!get) {
 		get = env_get;
-		warn_unknown_env();
+		if ((r = check_unknown_env()))
+			goto out;
 	}
 	c->log_level = 1;
 	c->webhook_retries = 3;

@@ -830,8 +830,10 @@ void cf_agent_install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-int cf_agent_ticks_between(const struct cf_cron *cron, const char *tz, time_t from, time_t to,
-			   unsigned *count)
+/* The latest tick after `from` and at or before `to` in *latest, and how
+ * many there were in *count (0: none, *latest untouched). */
+static int latest_tick(const struct cf_cron *cron, const char *tz, time_t from, time_t to, time_t *latest,
+		       unsigned *count)
 {
 	time_t t = from;
 	int r;
@@ -841,9 +843,17 @@ int cf_agent_ticks_between(const struct cf_cron *cron, const char *tz, time_t fr
 			return r;
 		if (t > to)
 			return CF_OK;
+		*latest = t;
 		if (++*count >= 1000000) /* every minute for two years: enough */
 			return CF_OK;
 	}
+}
+
+int cf_agent_ticks_between(const struct cf_cron *cron, const char *tz, time_t from, time_t to,
+			   unsigned *count)
+{
+	time_t latest;
+	return latest_tick(cron, tz, from, to, &latest, count);
 }
 
 int cf_agent_print_schedule(const struct cf_agent_config *c, time_t now, int n, FILE *f)
@@ -964,16 +974,19 @@ int cf_agent_loop(struct cf_agent_config *c)
 	cf_warn("coffer agent: started: schedule \"%s\" in %s, repository %s", c->schedule,
 		c->tz ? c->tz : "UTC", c->repository);
 
-	/* A tick missed while the agent was down: made up only when asked. */
-	if (c->run_missed && g.last_tick > 0) {
-		time_t missed;
-		if (cf_cron_next(&c->cron, zone(c), (time_t)g.last_tick, &missed) == CF_OK &&
-		    missed <= time(NULL)) {
-			char when[80];
-			zone_text(zone(c), missed, when, sizeof(when));
-			cf_warn("coffer agent: running the job due at %s that was missed", when);
-			code = run_and_report(c, (int64_t)missed);
-		}
+	/* Ticks missed while the agent was down: made up only when asked, and
+	 * by one job however many passed.  It stands for the latest of them, so
+	 * that a restart right after it does not make up the older ones. */
+	time_t missed;
+	unsigned nmissed = 0;
+	if (c->run_missed && g.last_tick > 0 &&
+	    latest_tick(&c->cron, zone(c), (time_t)g.last_tick, time(NULL), &missed, &nmissed) == CF_OK &&
+	    nmissed) {
+		char when[80];
+		zone_text(zone(c), missed, when, sizeof(when));
+		cf_warn("coffer agent: %u tick(s) of the schedule passed while the agent was down: "
+			"running one job now for the one due at %s", nmissed, when);
+		code = run_and_report(c, (int64_t)missed);
 	}
 	while (!cf_interrupted) {
 		time_t now = time(NULL), next;

@@ -12,6 +12,10 @@ struct cli {
 	const char *repo;
 	const char *password_file, *new_password_file;
 	bool json, verbose, quiet;
+	/* COFFER_PARSE_ONLY=1: validate the command line, then exit 0 where the
+	 * command would open the repository (open_backend) or, for the agent,
+	 * once its configuration is loaded; nothing is read or written */
+	bool parse_only;
 	bool no_lock;      /* --no-lock: read-only commands take no lock */
 	bool lock_needed;  /* set by commands that write: --no-lock is refused */
 	double retry_lock;
@@ -82,7 +86,12 @@ struct cf_snapshot_filter;
 int exit_code(int rc);
 /* Print "coffer: <message>" and return the exit code for rc. */
 int fail(int rc);
+/* Open the storage named by -r / COFFER_REPOSITORY.  Every command that
+ * touches a repository comes through here after validating its options and
+ * arguments: with c->parse_only it exits 0 instead (see parse_only_done). */
 int open_backend(struct cli *c, struct cf_backend **be);
+/* COFFER_PARSE_ONLY: report that the command line is valid and exit 0. */
+void parse_only_done(const struct cli *c);
 /* Open the repository: lock 0 none, 1 shared, 2 exclusive; index: load it. */
 int open_repo(struct cli *c, struct cf_repo **r, int lock, bool index);
 void human(uint64_t b, char *out, size_t n);

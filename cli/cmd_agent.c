@@ -32,6 +32,10 @@ int cmd_agent(struct cli *c)
 		char why[1024];
 		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
 			return refuse(rc);
+		if (c->parse_only) {
+			cf_agent_config_release(&cfg);
+			parse_only_done(c);
+		}
 		code = cf_agent_healthcheck(cfg.state_dir, time(NULL), why, sizeof(why));
 		printf("%s: %s\n", code ? "unhealthy" : "healthy", why);
 		cf_agent_config_release(&cfg);
@@ -40,6 +44,10 @@ int cmd_agent(struct cli *c)
 	if (c->agent_print_schedule || c->agent_print_config) {
 		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
 			return refuse(rc);
+		if (c->parse_only) {
+			cf_agent_config_release(&cfg);
+			parse_only_done(c);
+		}
 		if (c->agent_print_config)
 			cf_agent_config_print(&cfg, NULL, NULL, stdout);
 		if (c->agent_print_schedule &&
@@ -52,6 +60,10 @@ int cmd_agent(struct cli *c)
 	}
 	if ((rc = cf_agent_config_load(&cfg, NULL, NULL)))
 		return refuse(rc);
+	if (c->parse_only) {
+		cf_agent_config_release(&cfg);
+		parse_only_done(c);
+	}
 	if (!c->quiet && !c->verbose)
 		cf_log_level = cfg.log_level;
 	cf_agent_install_signals();

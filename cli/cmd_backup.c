@@ -75,7 +75,7 @@ int cmd_backup(struct cli *c)
 	o.progress = !c->quiet && !c->json && isatty(2);
 	if (c->time && (rc = cf_parse_time(c->time, &o.time_ns)))
 		return fail(rc);
-	for (size_t i = 0; i < o.npaths; i++)
+	for (size_t i = 0; i < o.npaths && !c->parse_only; i++)
 		if (access(o.paths[i], F_OK) != 0)
 			return fail(cf_err(CF_EINVAL, "backup: %s does not exist", o.paths[i]));
 	c->lock_needed = true; /* writes: --no-lock does not apply */

@@ -238,6 +238,10 @@ int cmd_key(struct cli *c)
 	struct cf_repo *r = NULL;
 	int rc;
 	const char *sub = c->nargs ? c->args[0] : "list";
+	if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "passwd") && strcmp(sub, "remove"))
+		return fail(cf_err(CF_EINVAL, "key: unknown subcommand '%s' (list, add, remove, passwd)", sub));
+	if (!strcmp(sub, "remove") && c->nargs < 2)
+		return fail(cf_err(CF_EINVAL, "key remove: which key? (an id prefix from 'key list')"));
 	if ((rc = open_repo(c, &r, 0, false)))
 		return fail(rc);
 	if (!strcmp(sub, "list")) {

@@ -35,10 +35,19 @@ int fail(int rc)
 
 /* ---------- opening ---------- */
 
+void parse_only_done(const struct cli *c)
+{
+	if (!c->quiet)
+		fprintf(stderr, "coffer: COFFER_PARSE_ONLY: the command line is valid\n");
+	exit(EXIT_OK); /* the command has only parsed: nothing to clean up */
+}
+
 int open_backend(struct cli *c, struct cf_backend **be)
 {
 	struct cf_backend_opts bo = { c->connections, c->cacert, 0 };
 	const char *loc = c->repo ? c->repo : getenv("COFFER_REPOSITORY");
+	if (c->parse_only)
+		parse_only_done(c);
 	if (!loc || !*loc)
 		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or set COFFER_REPOSITORY");
 	return cf_backend_open(loc, &bo, be);

@@ -123,7 +123,10 @@ static const char usage_text[] =
 "  --new-password-file FILE (key add/passwd)\n"
 "\n"
 "Exit codes: 0 ok, 1 error, 3 some source files unreadable (snapshot written),\n"
-"10 no repository, 11 lock failed, 12 wrong password, 130 interrupted.\n";
+"10 no repository, 11 lock failed, 12 wrong password, 130 interrupted.\n"
+"\n"
+"COFFER_PARSE_ONLY=1: only validate the command line (options, arguments, the agent's\n"
+"settings) and exit 0 if it is valid; no repository is opened.\n";
 
 static void on_signal(int sig)
 {
@@ -361,6 +364,14 @@ int main(int argc, char **argv)
 	c.args = argv + optind + 1;
 	c.nargs = argc - optind - 1;
 	cf_log_level = c.quiet ? 0 : c.verbose ? 2 : 1;
+	const char *po = getenv("COFFER_PARSE_ONLY");
+	if (po && *po && strcmp(po, "0")) {
+		if (strcmp(po, "1")) {
+			fprintf(stderr, "coffer: COFFER_PARSE_ONLY is 0 or 1, not '%s'\n", po);
+			return EXIT_ERR;
+		}
+		c.parse_only = true;
+	}
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
