@@ -29,6 +29,8 @@ snap_done() { # record the latest snapshot with a copy of the source
 cof -r "$R" backup -q "$S"
 snap_done
 
+SANITIZED=
+ldd "$COFFER" 2> /dev/null | grep -q libasan && SANITIZED=1
 points=0 bitten=0 survived=0 restored=0 reruns=0
 
 # survive WHAT: the repository after a kill is whole and loses nothing
@@ -45,7 +47,11 @@ survive()
 		bad=1
 	fi
 	rm -rf "$T/r"
-	for id in "${SNAPS[@]}"; do
+	local ids=("${SNAPS[@]}")
+	# a sanitizer build runs ~10x slower: it restores the oldest and newest
+	# snapshots after each kill (the normal build restores every one)
+	[ -n "$SANITIZED" ] && [ ${#ids[@]} -gt 2 ] && ids=("${SNAPS[0]}" "${SNAPS[${#SNAPS[@]} - 1]}")
+	for id in "${ids[@]}"; do
 		if ! "$COFFER" -r "$R" restore "$id" --target "$T/r/$id" > "$T/r.out" 2> "$T/r.err"; then
 			sed 's/^/    /' "$T/r.err" >&2
 			soft_fail "$what: snapshot $id does not restore"
@@ -53,7 +59,7 @@ survive()
 		fi
 	done
 	# one comparison for all of them: content, mode, mtime of every entry
-	if "$PY" - "$T" "$S" "${SNAPS[@]}" > "$T/cmp.out" <<'PYEOF'; then
+	if "$PY" - "$T" "$S" "${ids[@]}" > "$T/cmp.out" <<'PYEOF'; then
 import hashlib, os, sys
 t, src, ids = sys.argv[1], sys.argv[2], sys.argv[3:]
 def walk(root):
@@ -76,7 +82,7 @@ for i in ids:
 print("%d snapshots compared, %d differ" % (len(ids), bad))
 sys.exit(1 if bad else 0)
 PYEOF
-		restored=$((restored + ${#SNAPS[@]}))
+		restored=$((restored + ${#ids[@]}))
 	else
 		sed 's/^/    /' "$T/cmp.out" >&2
 		soft_fail "$what: a snapshot restores with different content"
