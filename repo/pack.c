@@ -160,28 +160,32 @@ static void packer_recycle(struct cf_repo *r, struct cf_packer *p)
 		p->buf = (struct cf_buf)CF_BUF_INIT;
 	}
 	pthread_mutex_unlock(&r->mu);
+	cf_buf_release(&p->buf);
 }
 
-static void packer_free(struct cf_packer *p)
+static void packer_free(struct cf_repo *r, struct cf_packer *p)
 {
 	if (!p)
 		return;
+	cf_be_put_abort(r->be, p->staged);
 	cf_buf_release(&p->buf);
+	cf_buf_release(&p->hdr);
 	free(p->entries);
 	free(p);
 }
 
-/* Seal the header, shuffle the blobs, upload; record the pack in the index
- * and in the list for the next index file.  Called without r->mu held.
- * The shuffled pack is never assembled in memory: it is uploaded as a list
- * of pieces of the packer's buffer (cf_be_put_iov). */
-static int pack_finish(struct cf_repo *r, struct cf_packer *p)
+/* First half of a pack's upload: shuffle the blobs, seal the header, name
+ * the pack and hand its bytes to the backend (cf_be_put_stage); the
+ * packer's buffer then goes back to the packers.  The shuffled pack is never
+ * assembled in memory: it is a list of pieces of the packer's buffer.  For a
+ * backend without put_stage this is the whole upload.  Called without r->mu. */
+static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 {
-	struct cf_buf hdr = CF_BUF_INIT, shdr = CF_BUF_INIT;
+	struct cf_buf shdr = CF_BUF_INIT;
 	struct cf_hasher *hs = NULL;
 	struct iovec *iov = NULL;
 	size_t *perm = NULL;
-	uint8_t packid[CF_ID_LEN], trailer[4];
+	uint8_t trailer[4];
 	char hex[CF_ID_HEX], path[128];
 	int rc;
 
@@ -202,7 +206,8 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		perm[i - 1] = perm[j];
 		perm[j] = t;
 	}
-	if ((rc = cf_buf_grow(&hdr, p->n * CF_ENTRY_SIZE)))
+	cf_buf_reset(&p->hdr);
+	if ((rc = cf_buf_grow(&p->hdr, p->n * CF_ENTRY_SIZE)))
 		goto out;
 	uint32_t off = 0;
 	for (size_t k = 0; k < p->n; k++) {
@@ -212,28 +217,53 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		cf_hasher_update(hs, iov[k].iov_base, iov[k].iov_len);
 		e->offset = off;
 		off += e->length;
-		cf_entry_encode(e, hdr.data + hdr.len);
-		hdr.len += CF_ENTRY_SIZE;
+		cf_entry_encode(e, p->hdr.data + p->hdr.len);
+		p->hdr.len += CF_ENTRY_SIZE;
 	}
-	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, hdr.data, hdr.len, &shdr)))
+	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, p->hdr.data, p->hdr.len, &shdr)))
 		goto out;
 	cf_put_le32(trailer, (uint32_t)shdr.len);
 	iov[p->n] = (struct iovec){ shdr.data, shdr.len };
 	iov[p->n + 1] = (struct iovec){ trailer, 4 };
 	cf_hasher_update(hs, shdr.data, shdr.len);
 	cf_hasher_update(hs, trailer, 4);
-	cf_hasher_final(hs, packid);
+	cf_hasher_final(hs, p->packid);
 	hs = NULL;
 
-	cf_hex(packid, CF_ID_LEN, hex);
+	cf_hex(p->packid, CF_ID_LEN, hex);
 	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_put_iov(r->be, path, iov, (int)p->n + 2))) {
+	if ((rc = cf_be_put_stage(r->be, path, iov, (int)p->n + 2, &p->staged))) {
 		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
 		goto out;
 	}
+	p->is_staged = true;
+	packer_recycle(r, p);
+out:
+	if (hs)
+		cf_hasher_final(hs, p->packid); /* frees it */
+	free(perm);
+	free(iov);
+	cf_buf_release(&shdr);
+	return rc;
+}
+
+/* Second half: make the staged pack durable (cf_be_put_commit), then record
+ * it in the index (its blobs stop being PENDING only now) and in the list
+ * for the next index file.  Called without r->mu held. */
+static int pack_commit(struct cf_repo *r, struct cf_packer *p)
+{
+	char hex[CF_ID_HEX];
+	int rc;
+
+	void *staged = p->staged;
+	p->staged = NULL;
+	if ((rc = cf_be_put_commit(r->be, staged))) {
+		cf_hex(p->packid, CF_ID_LEN, hex);
+		return cf_err_prefix(rc, "upload pack %.16s", hex);
+	}
 
 	pthread_mutex_lock(&r->mu);
-	memcpy(r->idx.packs[p->pending_num], packid, CF_ID_LEN);
+	memcpy(r->idx.packs[p->pending_num], p->packid, CF_ID_LEN);
 	for (size_t i = 0; i < p->n; i++) {
 		struct cf_ientry *e = cf_index_get(&r->idx, p->entries[i].type, p->entries[i].id);
 		if (e) {
@@ -243,22 +273,24 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 	}
 	uint8_t cnt[4];
 	cf_put_le32(cnt, (uint32_t)p->n);
-	rc = cf_buf_add(&r->new_index, packid, CF_ID_LEN);
+	rc = cf_buf_add(&r->new_index, p->packid, CF_ID_LEN);
 	if (!rc)
 		rc = cf_buf_add(&r->new_index, cnt, 4);
 	if (!rc)
-		rc = cf_buf_add(&r->new_index, hdr.data, hdr.len);
+		rc = cf_buf_add(&r->new_index, p->hdr.data, p->hdr.len);
 	if (!rc)
 		r->new_index_packs++;
 	pthread_mutex_unlock(&r->mu);
-out:
-	if (hs)
-		cf_hasher_final(hs, packid); /* frees it */
-	free(perm);
-	free(iov);
-	cf_buf_release(&hdr);
-	cf_buf_release(&shdr);
 	return rc;
+}
+
+/* Both halves, for a pack not staged yet. */
+static int pack_finish(struct cf_repo *r, struct cf_packer *p)
+{
+	int rc = CF_OK;
+	if (!p->is_staged)
+		rc = pack_stage(r, p);
+	return rc ? rc : pack_commit(r, p);
 }
 
 static void record_upload_error(struct cf_repo *r, int rc)
@@ -299,8 +331,7 @@ static void *uploader(void *arg)
 		pthread_mutex_unlock(&r->mu);
 
 		int rc = pack_finish(r, p);
-		packer_recycle(r, p);
-		packer_free(p);
+		packer_free(r, p);
 		/* every CF_INDEX_EVERY packs, an index file: a backup that is
 		 * killed then loses only its last packs, and a re-run dedups
 		 * against the rest instead of uploading everything again */
@@ -338,7 +369,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 			r->upq = NULL;
 			r->uploaders = NULL;
 			pthread_mutex_unlock(&r->mu);
-			packer_free(p);
+			packer_free(r, p);
 			return cf_err(CF_ENOMEM, "out of memory");
 		}
 		r->upq_cap = 1;
@@ -348,7 +379,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 				r->nuploaders++;
 		if (!r->nuploaders) {
 			pthread_mutex_unlock(&r->mu);
-			packer_free(p);
+			packer_free(r, p);
 			return cf_err(CF_ENOMEM, "cannot start uploader threads");
 		}
 	}
@@ -377,7 +408,7 @@ void cf_repo_uploaders_stop(struct cf_repo *r)
 		pthread_join(r->uploaders[i], NULL);
 	/* packs still queued were never uploaded: drop them (no index names them) */
 	while (r->upq_n) {
-		packer_free(r->upq[r->upq_head]);
+		packer_free(r, r->upq[r->upq_head]);
 		r->upq_head = (r->upq_head + 1) % r->upq_cap;
 		r->upq_n--;
 	}
@@ -515,6 +546,13 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		*added = true;
 	if (stored)
 		*stored += slen;
+	/* a backend that takes a pack's bytes before making them durable
+	 * (local) gets them from this worker: the buffer is free again before
+	 * the next pack fills, and only the fsyncs wait in the queue */
+	if (full && r->be->ops->put_stage && (rc = pack_stage(r, full))) {
+		packer_free(r, full);
+		return rc;
+	}
 	if (full)
 		rc = enqueue_upload(r, full);
 	return rc;
@@ -572,7 +610,7 @@ int cf_repo_flush(struct cf_repo *r)
 			if (r2 && !rc)
 				rc = r2;
 		}
-		packer_free(pk);
+		packer_free(r, pk);
 	}
 	pthread_mutex_lock(&r->mu);
 	while (r->uploads_in_flight > 0)

@@ -58,6 +58,12 @@ struct cf_packer {
 	struct cf_pack_entry *entries;
 	size_t n, cap;
 	uint32_t pending_num;     /* index pack number reserved for this pack */
+	/* once staged (pack.c, pack_stage): buf is gone, the bytes are with
+	 * the backend until put_commit */
+	bool is_staged;
+	void *staged;             /* the backend's handle (NULL: nothing to commit) */
+	uint8_t packid[CF_ID_LEN];
+	struct cf_buf hdr;        /* encoded entries, for the index file */
 };
 
 struct cf_lockfile;
@@ -82,7 +88,7 @@ struct cf_repo {
 	bool up_stop;
 	/* spare pack buffers: a fresh 16 MiB buffer per pack costs 4096 page
 	 * faults, reusing one costs none */
-	struct cf_buf spare[3];
+	struct cf_buf spare[2];
 	int nspare;
 	int upload_error;              /* first failed pack upload */
 	char upload_errmsg[512];
