@@ -57,7 +57,7 @@ static ZSTD_CCtx *thread_cctx(void)
 /* per-thread scratch buffers for compression and sealing: reused from blob
  * to blob, so that every blob does not cost fresh (page-faulting) memory */
 struct scratch {
-	struct cf_buf z, sealed;
+	struct cf_buf sealed;
 };
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -65,7 +65,6 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static void free_scratch(void *p)
 {
 	struct scratch *sc = p;
-	cf_buf_release(&sc->z);
 	cf_buf_release(&sc->sealed);
 	free(sc);
 }
@@ -419,8 +418,10 @@ void cf_repo_uploaders_stop(struct cf_repo *r)
 	r->nuploaders = 0;
 }
 
-/* Compress into out if that makes it smaller.  Returns flags. */
-static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out, uint8_t *flags)
+/* Compress p into dst (room for ZSTD_compressBound(n) bytes) if that makes
+ * it smaller: *flags CF_FLAG_ZSTD and *zlen set; else *flags 0. */
+static int maybe_compress(struct cf_repo *r, const void *p, size_t n, uint8_t *dst, size_t *zlen,
+			  uint8_t *flags)
 {
 	*flags = 0;
 	if (r->cfg.compression <= 0 || n < 64)
@@ -428,16 +429,11 @@ static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_
 	ZSTD_CCtx *c = thread_cctx();
 	if (!c)
 		return cf_err(CF_ENOMEM, "out of memory (zstd context)");
-	size_t bound = ZSTD_compressBound(n);
-	int rc;
-	cf_buf_reset(out);
-	if ((rc = cf_buf_grow(out, bound)))
-		return rc;
-	size_t z = ZSTD_compressCCtx(c, out->data, bound, p, n, r->cfg.compression);
+	size_t z = ZSTD_compressCCtx(c, dst, ZSTD_compressBound(n), p, n, r->cfg.compression);
 	if (ZSTD_isError(z))
 		return cf_err(CF_EIO, "zstd: %s", ZSTD_getErrorName(z));
 	if (z + 16 < n) { /* keep raw unless it actually saves space */
-		out->len = z;
+		*zlen = z;
 		*flags = CF_FLAG_ZSTD;
 	}
 	return CF_OK;
@@ -479,14 +475,16 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	if (rc)
 		return rc;
 
-	if ((rc = maybe_compress(r, p, n, &sc->z, &flags)))
-		goto fail;
-	const void *payload = flags ? sc->z.data : p;
-	size_t plen = flags ? sc->z.len : n;
+	/* compressed straight to where the sealed blob goes and sealed in
+	 * place: one scratch buffer per worker, no copy between them */
 	cf_buf_reset(&sc->sealed);
-	if ((rc = cf_buf_grow(&sc->sealed, plen + CF_SEAL_OVERHEAD)))
+	if ((rc = cf_buf_grow(&sc->sealed, ZSTD_compressBound(n) + CF_SEAL_OVERHEAD)))
 		goto fail;
 	sealed = sc->sealed.data;
+	size_t plen = n;
+	if ((rc = maybe_compress(r, p, n, sealed + CF_SEAL_NONCE, &plen, &flags)))
+		goto fail;
+	const void *payload = flags ? sealed + CF_SEAL_NONCE : p;
 	if ((rc = cf_seal(r->key, (uint8_t)type, id, payload, plen, sealed)))
 		goto fail;
 	size_t slen = plen + CF_SEAL_OVERHEAD;

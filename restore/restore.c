@@ -22,7 +22,7 @@
 /* A ranged read covers needed blobs that lie within RANGE_GAP of each other
  * (reading a small unneeded gap is cheaper than another request), up to
  * RANGE_MAX bytes: what one worker holds in memory at a time. */
-#define RANGE_MAX (8u << 20)
+#define RANGE_MAX (2u << 20)
 #define RANGE_GAP (256u << 10)
 #define NSTRIPES 256   /* locks over files being written */
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
