@@ -18,7 +18,12 @@
  * sealing run outside it.  A full pack goes to a queue served by uploader
  * threads, so several uploads are in flight while workers go on packing; the
  * queue holds at most as many packs as there are uploaders, so a slow store
- * slows the workers down instead of filling memory.
+ * slows the workers down instead of filling memory.  A backend with
+ * put_stage (local) takes a pack's bytes from the worker that filled it
+ * (into a temporary file, page cache speed) and the 16 MiB buffer is reused
+ * at once; the queue then holds only staged packs waiting for their fsync
+ * and rename (put_commit).  Either way a pack's blobs leave PENDING, and the
+ * pack enters the list for the next index file, only after put_commit.
  */
 #include "repo_int.h"
 #include "tree.h"
