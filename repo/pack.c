@@ -847,10 +847,133 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 
 /* ---- trees ---- */
 
+/*
+ * A remote store charges a round trip per request, and a backup or restore
+ * reads one tree per directory: 900 directories cost 900 sequential ranged
+ * GETs.  Tree packs hold only trees (one open pack per blob type), so from a
+ * remote store the first tree wanted from a pack brings the whole pack in
+ * one GET, and later trees of that pack are cut from memory.  The cache
+ * keeps whole packs, most recently used first, and drops the least recently
+ * used ones beyond CF_TREE_CACHE_MAX bytes (a pack bigger than that is used
+ * once and not kept).  Every blob is still unsealed and authenticated
+ * against its (type, id) as a ranged read would be.  Packs are named by
+ * their content, so a cached pack can never be stale.  The fetch happens
+ * under tc_mu: two threads wanting the same pack cost one GET.  A local
+ * repository reads its trees with pread as before (page cache speed).
+ */
+static bool tree_cache_wanted(const struct cf_repo *r)
+{
+	return strcmp(r->be->ops->name, "local") != 0;
+}
+
+void cf_repo_tree_cache_release(struct cf_repo *r)
+{
+	struct cf_tree_pack *tp = r->tc_head, *next;
+	for (; tp; tp = next) {
+		next = tp->next;
+		cf_buf_release(&tp->bytes);
+		free(tp);
+	}
+	r->tc_head = NULL;
+	r->tc_bytes = 0;
+}
+
+/* Keep tp in front; drop least recently used packs beyond the budget. */
+static void tree_cache_insert(struct cf_repo *r, struct cf_tree_pack *tp)
+{
+	tp->next = r->tc_head;
+	r->tc_head = tp;
+	r->tc_bytes += tp->bytes.len;
+	while (r->tc_bytes > CF_TREE_CACHE_MAX && r->tc_head->next) {
+		struct cf_tree_pack **pp = &r->tc_head->next;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		r->tc_bytes -= (*pp)->bytes.len;
+		cf_buf_release(&(*pp)->bytes);
+		free(*pp);
+		*pp = NULL;
+	}
+}
+
+/* Copy the sealed bytes of the blob at loc into sealed, fetching its pack
+ * whole if it is not cached.  Call with tc_mu held. */
+static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, struct cf_buf *sealed)
+{
+	struct cf_tree_pack **pp, *tp = NULL;
+	char hex[CF_ID_HEX], path[128];
+	bool keep = true;
+	int rc;
+
+	cf_hex(loc->pack, CF_ID_LEN, hex);
+	for (pp = &r->tc_head; *pp; pp = &(*pp)->next) {
+		if (!memcmp((*pp)->id, loc->pack, CF_ID_LEN)) {
+			tp = *pp;
+			*pp = tp->next;          /* unlink; re-inserted in front */
+			r->tc_bytes -= tp->bytes.len;
+			break;
+		}
+	}
+	if (!tp) {
+		if (!(tp = calloc(1, sizeof(*tp))))
+			return cf_err(CF_ENOMEM, "out of memory");
+		memcpy(tp->id, loc->pack, CF_ID_LEN);
+		cf_backend_pack_path(hex, path, sizeof(path));
+		if ((rc = cf_be_get(r->be, path, &tp->bytes))) {
+			if (rc == CF_ENOENT)
+				rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+			free(tp);
+			return rc;
+		}
+		r->tc_fetches++;
+		keep = tp->bytes.len <= CF_TREE_CACHE_MAX;
+	}
+	if ((uint64_t)loc->offset + loc->length > tp->bytes.len)
+		rc = cf_err(CF_ECORRUPT, "pack %s is truncated (%zu bytes, blob at %u+%u)", hex,
+			    tp->bytes.len, loc->offset, loc->length);
+	else {
+		cf_buf_reset(sealed);
+		rc = cf_buf_add(sealed, tp->bytes.data + loc->offset, loc->length);
+	}
+	if (keep)
+		tree_cache_insert(r, tp);
+	else {
+		cf_buf_release(&tp->bytes);
+		free(tp);
+	}
+	return rc;
+}
+
+static int load_tree_blob(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
+{
+	struct cf_blob_loc loc;
+	struct cf_buf sealed = CF_BUF_INIT;
+	int rc;
+
+	if (!tree_cache_wanted(r))
+		return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
+	if ((rc = cf_repo_lookup(r, CF_BLOB_TREE, id, &loc)))
+		return rc;
+	pthread_mutex_lock(&r->tc_mu);
+	rc = tree_cache_cut(r, &loc, &sealed);
+	pthread_mutex_unlock(&r->tc_mu);
+	if (!rc)
+		rc = cf_repo_open_blob(r, CF_BLOB_TREE, id, &loc, sealed.data, out);
+	cf_buf_release(&sealed);
+	return rc;
+}
+
+unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r)
+{
+	pthread_mutex_lock(&r->tc_mu);
+	unsigned long n = r->tc_fetches;
+	pthread_mutex_unlock(&r->tc_mu);
+	return n;
+}
+
 int cf_repo_load_tree(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_tree *t)
 {
 	struct cf_buf b = CF_BUF_INIT;
-	int rc = cf_repo_load_blob(r, CF_BLOB_TREE, id, &b);
+	int rc = load_tree_blob(r, id, &b);
 	if (!rc) {
 		rc = cf_tree_decode(b.data, b.len, t);
 		if (rc) {

@@ -68,6 +68,16 @@ struct cf_packer {
 
 struct cf_lockfile;
 
+/* Tree packs fetched whole from a remote store (pack.c, cf_repo_load_tree):
+ * one GET per pack instead of one ranged GET per tree.  Most recently used
+ * first; evicted by total size. */
+struct cf_tree_pack {
+	uint8_t id[CF_ID_LEN];
+	struct cf_buf bytes;       /* the whole pack, as stored */
+	struct cf_tree_pack *next;
+};
+#define CF_TREE_CACHE_MAX (48u << 20)
+
 struct cf_repo {
 	struct cf_backend *be;
 	struct cf_key *key;
@@ -97,7 +107,17 @@ struct cf_repo {
 	size_t new_index_packs;
 
 	struct cf_lockfile *lock;
+
+	pthread_mutex_t tc_mu;         /* guards tc_* */
+	struct cf_tree_pack *tc_head;
+	size_t tc_bytes;
+	unsigned long tc_fetches;      /* whole tree packs fetched (tests) */
 };
+
+/* Drop the tree-pack cache (repo.c, cf_repo_free). */
+void cf_repo_tree_cache_release(struct cf_repo *r);
+/* How many whole tree packs this handle has fetched (for tests). */
+unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r);
 
 /* Seal plaintext of type (AD id may be NULL) into out (replaced). */
 int cf_repo_seal(struct cf_repo *r, int type, const uint8_t *id, const void *p, size_t n, struct cf_buf *out);
