@@ -2,7 +2,7 @@
  * backup.c - the backup engine (see backup.h for the design).
  *
  * Threads: the calling thread walks and reads; `threads` workers take chunks
- * from a bounded queue and store them.  The queue bound (2 per worker) is what
+ * from a bounded queue and store them.  The queue bound (1 per worker) is what
  * keeps memory flat whatever the input size: at most that many chunks (each
  * at most the chunker's max size) are in memory.
  *
@@ -200,7 +200,7 @@ static int pool_start(struct ctx *c, int n)
 	pthread_cond_init(&p->not_empty, NULL);
 	pthread_cond_init(&p->not_full, NULL);
 	pthread_cond_init(&p->done, NULL);
-	p->cap = (size_t)n * 2;
+	p->cap = (size_t)n;
 	p->q = calloc(p->cap, sizeof(*p->q));
 	p->threads = calloc((size_t)n, sizeof(*p->threads));
 	if (!p->q || !p->threads)

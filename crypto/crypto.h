@@ -24,6 +24,7 @@
 #include "../common/buf.h"
 
 #define CF_SEAL_OVERHEAD 40
+#define CF_SEAL_NONCE 24 /* where the ciphertext starts in a sealed object */
 #define CF_HASH_LEN 32
 
 struct cf_key;
@@ -77,8 +78,10 @@ struct cf_hasher *cf_hasher_new(void);
 void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n);
 void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN]);
 
-/* Seal n bytes of in into out (n + CF_SEAL_OVERHEAD bytes; in and out may not
- * overlap).  id may be NULL (treated as 32 zero bytes).  CF_OK. */
+/* Seal n bytes of in into out (n + CF_SEAL_OVERHEAD bytes).  in and out may
+ * not overlap, except in place: in == out + CF_SEAL_NONCE (the plaintext
+ * already where its ciphertext goes, so no second buffer is needed).  id may
+ * be NULL (treated as 32 zero bytes).  CF_OK. */
 int cf_seal(const struct cf_key *k, uint8_t type, const uint8_t *id,
 	    const void *in, size_t n, uint8_t *out);
 

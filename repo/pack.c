@@ -18,7 +18,12 @@
  * sealing run outside it.  A full pack goes to a queue served by uploader
  * threads, so several uploads are in flight while workers go on packing; the
  * queue holds at most as many packs as there are uploaders, so a slow store
- * slows the workers down instead of filling memory.
+ * slows the workers down instead of filling memory.  A backend with
+ * put_stage (local) takes a pack's bytes from the worker that filled it
+ * (into a temporary file, page cache speed) and the 16 MiB buffer is reused
+ * at once; the queue then holds only staged packs waiting for their fsync
+ * and rename (put_commit).  Either way a pack's blobs leave PENDING, and the
+ * pack enters the list for the next index file, only after put_commit.
  */
 #include "repo_int.h"
 #include "tree.h"
@@ -57,7 +62,7 @@ static ZSTD_CCtx *thread_cctx(void)
 /* per-thread scratch buffers for compression and sealing: reused from blob
  * to blob, so that every blob does not cost fresh (page-faulting) memory */
 struct scratch {
-	struct cf_buf z, sealed;
+	struct cf_buf sealed;
 };
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -65,7 +70,6 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static void free_scratch(void *p)
 {
 	struct scratch *sc = p;
-	cf_buf_release(&sc->z);
 	cf_buf_release(&sc->sealed);
 	free(sc);
 }
@@ -160,28 +164,32 @@ static void packer_recycle(struct cf_repo *r, struct cf_packer *p)
 		p->buf = (struct cf_buf)CF_BUF_INIT;
 	}
 	pthread_mutex_unlock(&r->mu);
+	cf_buf_release(&p->buf);
 }
 
-static void packer_free(struct cf_packer *p)
+static void packer_free(struct cf_repo *r, struct cf_packer *p)
 {
 	if (!p)
 		return;
+	cf_be_put_abort(r->be, p->staged);
 	cf_buf_release(&p->buf);
+	cf_buf_release(&p->hdr);
 	free(p->entries);
 	free(p);
 }
 
-/* Seal the header, shuffle the blobs, upload; record the pack in the index
- * and in the list for the next index file.  Called without r->mu held.
- * The shuffled pack is never assembled in memory: it is uploaded as a list
- * of pieces of the packer's buffer (cf_be_put_iov). */
-static int pack_finish(struct cf_repo *r, struct cf_packer *p)
+/* First half of a pack's upload: shuffle the blobs, seal the header, name
+ * the pack and hand its bytes to the backend (cf_be_put_stage); the
+ * packer's buffer then goes back to the packers.  The shuffled pack is never
+ * assembled in memory: it is a list of pieces of the packer's buffer.  For a
+ * backend without put_stage this is the whole upload.  Called without r->mu. */
+static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 {
-	struct cf_buf hdr = CF_BUF_INIT, shdr = CF_BUF_INIT;
+	struct cf_buf shdr = CF_BUF_INIT;
 	struct cf_hasher *hs = NULL;
 	struct iovec *iov = NULL;
 	size_t *perm = NULL;
-	uint8_t packid[CF_ID_LEN], trailer[4];
+	uint8_t trailer[4];
 	char hex[CF_ID_HEX], path[128];
 	int rc;
 
@@ -202,7 +210,8 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		perm[i - 1] = perm[j];
 		perm[j] = t;
 	}
-	if ((rc = cf_buf_grow(&hdr, p->n * CF_ENTRY_SIZE)))
+	cf_buf_reset(&p->hdr);
+	if ((rc = cf_buf_grow(&p->hdr, p->n * CF_ENTRY_SIZE)))
 		goto out;
 	uint32_t off = 0;
 	for (size_t k = 0; k < p->n; k++) {
@@ -212,28 +221,53 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 		cf_hasher_update(hs, iov[k].iov_base, iov[k].iov_len);
 		e->offset = off;
 		off += e->length;
-		cf_entry_encode(e, hdr.data + hdr.len);
-		hdr.len += CF_ENTRY_SIZE;
+		cf_entry_encode(e, p->hdr.data + p->hdr.len);
+		p->hdr.len += CF_ENTRY_SIZE;
 	}
-	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, hdr.data, hdr.len, &shdr)))
+	if ((rc = cf_repo_seal(r, CF_OBJ_PACKHDR, NULL, p->hdr.data, p->hdr.len, &shdr)))
 		goto out;
 	cf_put_le32(trailer, (uint32_t)shdr.len);
 	iov[p->n] = (struct iovec){ shdr.data, shdr.len };
 	iov[p->n + 1] = (struct iovec){ trailer, 4 };
 	cf_hasher_update(hs, shdr.data, shdr.len);
 	cf_hasher_update(hs, trailer, 4);
-	cf_hasher_final(hs, packid);
+	cf_hasher_final(hs, p->packid);
 	hs = NULL;
 
-	cf_hex(packid, CF_ID_LEN, hex);
+	cf_hex(p->packid, CF_ID_LEN, hex);
 	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_put_iov(r->be, path, iov, (int)p->n + 2))) {
+	if ((rc = cf_be_put_stage(r->be, path, iov, (int)p->n + 2, &p->staged))) {
 		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
 		goto out;
 	}
+	p->is_staged = true;
+	packer_recycle(r, p);
+out:
+	if (hs)
+		cf_hasher_final(hs, p->packid); /* frees it */
+	free(perm);
+	free(iov);
+	cf_buf_release(&shdr);
+	return rc;
+}
+
+/* Second half: make the staged pack durable (cf_be_put_commit), then record
+ * it in the index (its blobs stop being PENDING only now) and in the list
+ * for the next index file.  Called without r->mu held. */
+static int pack_commit(struct cf_repo *r, struct cf_packer *p)
+{
+	char hex[CF_ID_HEX];
+	int rc;
+
+	void *staged = p->staged;
+	p->staged = NULL;
+	if ((rc = cf_be_put_commit(r->be, staged))) {
+		cf_hex(p->packid, CF_ID_LEN, hex);
+		return cf_err_prefix(rc, "upload pack %.16s", hex);
+	}
 
 	pthread_mutex_lock(&r->mu);
-	memcpy(r->idx.packs[p->pending_num], packid, CF_ID_LEN);
+	memcpy(r->idx.packs[p->pending_num], p->packid, CF_ID_LEN);
 	for (size_t i = 0; i < p->n; i++) {
 		struct cf_ientry *e = cf_index_get(&r->idx, p->entries[i].type, p->entries[i].id);
 		if (e) {
@@ -243,22 +277,24 @@ static int pack_finish(struct cf_repo *r, struct cf_packer *p)
 	}
 	uint8_t cnt[4];
 	cf_put_le32(cnt, (uint32_t)p->n);
-	rc = cf_buf_add(&r->new_index, packid, CF_ID_LEN);
+	rc = cf_buf_add(&r->new_index, p->packid, CF_ID_LEN);
 	if (!rc)
 		rc = cf_buf_add(&r->new_index, cnt, 4);
 	if (!rc)
-		rc = cf_buf_add(&r->new_index, hdr.data, hdr.len);
+		rc = cf_buf_add(&r->new_index, p->hdr.data, p->hdr.len);
 	if (!rc)
 		r->new_index_packs++;
 	pthread_mutex_unlock(&r->mu);
-out:
-	if (hs)
-		cf_hasher_final(hs, packid); /* frees it */
-	free(perm);
-	free(iov);
-	cf_buf_release(&hdr);
-	cf_buf_release(&shdr);
 	return rc;
+}
+
+/* Both halves, for a pack not staged yet. */
+static int pack_finish(struct cf_repo *r, struct cf_packer *p)
+{
+	int rc = CF_OK;
+	if (!p->is_staged)
+		rc = pack_stage(r, p);
+	return rc ? rc : pack_commit(r, p);
 }
 
 static void record_upload_error(struct cf_repo *r, int rc)
@@ -299,8 +335,7 @@ static void *uploader(void *arg)
 		pthread_mutex_unlock(&r->mu);
 
 		int rc = pack_finish(r, p);
-		packer_recycle(r, p);
-		packer_free(p);
+		packer_free(r, p);
 		/* every CF_INDEX_EVERY packs, an index file: a backup that is
 		 * killed then loses only its last packs, and a re-run dedups
 		 * against the rest instead of uploading everything again */
@@ -338,7 +373,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 			r->upq = NULL;
 			r->uploaders = NULL;
 			pthread_mutex_unlock(&r->mu);
-			packer_free(p);
+			packer_free(r, p);
 			return cf_err(CF_ENOMEM, "out of memory");
 		}
 		r->upq_cap = 1;
@@ -348,7 +383,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 				r->nuploaders++;
 		if (!r->nuploaders) {
 			pthread_mutex_unlock(&r->mu);
-			packer_free(p);
+			packer_free(r, p);
 			return cf_err(CF_ENOMEM, "cannot start uploader threads");
 		}
 	}
@@ -377,7 +412,7 @@ void cf_repo_uploaders_stop(struct cf_repo *r)
 		pthread_join(r->uploaders[i], NULL);
 	/* packs still queued were never uploaded: drop them (no index names them) */
 	while (r->upq_n) {
-		packer_free(r->upq[r->upq_head]);
+		packer_free(r, r->upq[r->upq_head]);
 		r->upq_head = (r->upq_head + 1) % r->upq_cap;
 		r->upq_n--;
 	}
@@ -388,8 +423,10 @@ void cf_repo_uploaders_stop(struct cf_repo *r)
 	r->nuploaders = 0;
 }
 
-/* Compress into out if that makes it smaller.  Returns flags. */
-static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out, uint8_t *flags)
+/* Compress p into dst (room for ZSTD_compressBound(n) bytes) if that makes
+ * it smaller: *flags CF_FLAG_ZSTD and *zlen set; else *flags 0. */
+static int maybe_compress(struct cf_repo *r, const void *p, size_t n, uint8_t *dst, size_t *zlen,
+			  uint8_t *flags)
 {
 	*flags = 0;
 	if (r->cfg.compression <= 0 || n < 64)
@@ -397,16 +434,11 @@ static int maybe_compress(struct cf_repo *r, const void *p, size_t n, struct cf_
 	ZSTD_CCtx *c = thread_cctx();
 	if (!c)
 		return cf_err(CF_ENOMEM, "out of memory (zstd context)");
-	size_t bound = ZSTD_compressBound(n);
-	int rc;
-	cf_buf_reset(out);
-	if ((rc = cf_buf_grow(out, bound)))
-		return rc;
-	size_t z = ZSTD_compressCCtx(c, out->data, bound, p, n, r->cfg.compression);
+	size_t z = ZSTD_compressCCtx(c, dst, ZSTD_compressBound(n), p, n, r->cfg.compression);
 	if (ZSTD_isError(z))
 		return cf_err(CF_EIO, "zstd: %s", ZSTD_getErrorName(z));
 	if (z + 16 < n) { /* keep raw unless it actually saves space */
-		out->len = z;
+		*zlen = z;
 		*flags = CF_FLAG_ZSTD;
 	}
 	return CF_OK;
@@ -448,14 +480,16 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	if (rc)
 		return rc;
 
-	if ((rc = maybe_compress(r, p, n, &sc->z, &flags)))
-		goto fail;
-	const void *payload = flags ? sc->z.data : p;
-	size_t plen = flags ? sc->z.len : n;
+	/* compressed straight to where the sealed blob goes and sealed in
+	 * place: one scratch buffer per worker, no copy between them */
 	cf_buf_reset(&sc->sealed);
-	if ((rc = cf_buf_grow(&sc->sealed, plen + CF_SEAL_OVERHEAD)))
+	if ((rc = cf_buf_grow(&sc->sealed, ZSTD_compressBound(n) + CF_SEAL_OVERHEAD)))
 		goto fail;
 	sealed = sc->sealed.data;
+	size_t plen = n;
+	if ((rc = maybe_compress(r, p, n, sealed + CF_SEAL_NONCE, &plen, &flags)))
+		goto fail;
+	const void *payload = flags ? sealed + CF_SEAL_NONCE : p;
 	if ((rc = cf_seal(r->key, (uint8_t)type, id, payload, plen, sealed)))
 		goto fail;
 	size_t slen = plen + CF_SEAL_OVERHEAD;
@@ -515,6 +549,13 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		*added = true;
 	if (stored)
 		*stored += slen;
+	/* a backend that takes a pack's bytes before making them durable
+	 * (local) gets them from this worker: the buffer is free again before
+	 * the next pack fills, and only the fsyncs wait in the queue */
+	if (full && r->be->ops->put_stage && (rc = pack_stage(r, full))) {
+		packer_free(r, full);
+		return rc;
+	}
 	if (full)
 		rc = enqueue_upload(r, full);
 	return rc;
@@ -572,7 +613,7 @@ int cf_repo_flush(struct cf_repo *r)
 			if (r2 && !rc)
 				rc = r2;
 		}
-		packer_free(pk);
+		packer_free(r, pk);
 	}
 	pthread_mutex_lock(&r->mu);
 	while (r->uploads_in_flight > 0)
@@ -806,10 +847,133 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 
 /* ---- trees ---- */
 
+/*
+ * A remote store charges a round trip per request, and a backup or restore
+ * reads one tree per directory: 900 directories cost 900 sequential ranged
+ * GETs.  Tree packs hold only trees (one open pack per blob type), so from a
+ * remote store the first tree wanted from a pack brings the whole pack in
+ * one GET, and later trees of that pack are cut from memory.  The cache
+ * keeps whole packs, most recently used first, and drops the least recently
+ * used ones beyond CF_TREE_CACHE_MAX bytes (a pack bigger than that is used
+ * once and not kept).  Every blob is still unsealed and authenticated
+ * against its (type, id) as a ranged read would be.  Packs are named by
+ * their content, so a cached pack can never be stale.  The fetch happens
+ * under tc_mu: two threads wanting the same pack cost one GET.  A local
+ * repository reads its trees with pread as before (page cache speed).
+ */
+static bool tree_cache_wanted(const struct cf_repo *r)
+{
+	return strcmp(r->be->ops->name, "local") != 0;
+}
+
+void cf_repo_tree_cache_release(struct cf_repo *r)
+{
+	struct cf_tree_pack *tp = r->tc_head, *next;
+	for (; tp; tp = next) {
+		next = tp->next;
+		cf_buf_release(&tp->bytes);
+		free(tp);
+	}
+	r->tc_head = NULL;
+	r->tc_bytes = 0;
+}
+
+/* Keep tp in front; drop least recently used packs beyond the budget. */
+static void tree_cache_insert(struct cf_repo *r, struct cf_tree_pack *tp)
+{
+	tp->next = r->tc_head;
+	r->tc_head = tp;
+	r->tc_bytes += tp->bytes.len;
+	while (r->tc_bytes > CF_TREE_CACHE_MAX && r->tc_head->next) {
+		struct cf_tree_pack **pp = &r->tc_head->next;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		r->tc_bytes -= (*pp)->bytes.len;
+		cf_buf_release(&(*pp)->bytes);
+		free(*pp);
+		*pp = NULL;
+	}
+}
+
+/* Copy the sealed bytes of the blob at loc into sealed, fetching its pack
+ * whole if it is not cached.  Call with tc_mu held. */
+static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, struct cf_buf *sealed)
+{
+	struct cf_tree_pack **pp, *tp = NULL;
+	char hex[CF_ID_HEX], path[128];
+	bool keep = true;
+	int rc;
+
+	cf_hex(loc->pack, CF_ID_LEN, hex);
+	for (pp = &r->tc_head; *pp; pp = &(*pp)->next) {
+		if (!memcmp((*pp)->id, loc->pack, CF_ID_LEN)) {
+			tp = *pp;
+			*pp = tp->next;          /* unlink; re-inserted in front */
+			r->tc_bytes -= tp->bytes.len;
+			break;
+		}
+	}
+	if (!tp) {
+		if (!(tp = calloc(1, sizeof(*tp))))
+			return cf_err(CF_ENOMEM, "out of memory");
+		memcpy(tp->id, loc->pack, CF_ID_LEN);
+		cf_backend_pack_path(hex, path, sizeof(path));
+		if ((rc = cf_be_get(r->be, path, &tp->bytes))) {
+			if (rc == CF_ENOENT)
+				rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+			free(tp);
+			return rc;
+		}
+		r->tc_fetches++;
+		keep = tp->bytes.len <= CF_TREE_CACHE_MAX;
+	}
+	if ((uint64_t)loc->offset + loc->length > tp->bytes.len)
+		rc = cf_err(CF_ECORRUPT, "pack %s is truncated (%zu bytes, blob at %u+%u)", hex,
+			    tp->bytes.len, loc->offset, loc->length);
+	else {
+		cf_buf_reset(sealed);
+		rc = cf_buf_add(sealed, tp->bytes.data + loc->offset, loc->length);
+	}
+	if (keep)
+		tree_cache_insert(r, tp);
+	else {
+		cf_buf_release(&tp->bytes);
+		free(tp);
+	}
+	return rc;
+}
+
+static int load_tree_blob(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
+{
+	struct cf_blob_loc loc;
+	struct cf_buf sealed = CF_BUF_INIT;
+	int rc;
+
+	if (!tree_cache_wanted(r))
+		return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
+	if ((rc = cf_repo_lookup(r, CF_BLOB_TREE, id, &loc)))
+		return rc;
+	pthread_mutex_lock(&r->tc_mu);
+	rc = tree_cache_cut(r, &loc, &sealed);
+	pthread_mutex_unlock(&r->tc_mu);
+	if (!rc)
+		rc = cf_repo_open_blob(r, CF_BLOB_TREE, id, &loc, sealed.data, out);
+	cf_buf_release(&sealed);
+	return rc;
+}
+
+unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r)
+{
+	pthread_mutex_lock(&r->tc_mu);
+	unsigned long n = r->tc_fetches;
+	pthread_mutex_unlock(&r->tc_mu);
+	return n;
+}
+
 int cf_repo_load_tree(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_tree *t)
 {
 	struct cf_buf b = CF_BUF_INIT;
-	int rc = cf_repo_load_blob(r, CF_BLOB_TREE, id, &b);
+	int rc = load_tree_blob(r, id, &b);
 	if (!rc) {
 		rc = cf_tree_decode(b.data, b.len, t);
 		if (rc) {

@@ -25,6 +25,7 @@ static struct cf_repo *repo_alloc(struct cf_backend *be)
 		return NULL;
 	r->be = be;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->tc_mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	return r;
 }
@@ -43,6 +44,8 @@ void cf_repo_free(struct cf_repo *r)
 		}
 	}
 	cf_index_release(&r->idx);
+	cf_repo_tree_cache_release(r);
+	pthread_mutex_destroy(&r->tc_mu);
 	cf_buf_release(&r->new_index);
 	for (int i = 0; i < r->nspare; i++)
 		cf_buf_release(&r->spare[i]);

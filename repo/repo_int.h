@@ -58,9 +58,25 @@ struct cf_packer {
 	struct cf_pack_entry *entries;
 	size_t n, cap;
 	uint32_t pending_num;     /* index pack number reserved for this pack */
+	/* once staged (pack.c, pack_stage): buf is gone, the bytes are with
+	 * the backend until put_commit */
+	bool is_staged;
+	void *staged;             /* the backend's handle (NULL: nothing to commit) */
+	uint8_t packid[CF_ID_LEN];
+	struct cf_buf hdr;        /* encoded entries, for the index file */
 };
 
 struct cf_lockfile;
+
+/* Tree packs fetched whole from a remote store (pack.c, cf_repo_load_tree):
+ * one GET per pack instead of one ranged GET per tree.  Most recently used
+ * first; evicted by total size. */
+struct cf_tree_pack {
+	uint8_t id[CF_ID_LEN];
+	struct cf_buf bytes;       /* the whole pack, as stored */
+	struct cf_tree_pack *next;
+};
+#define CF_TREE_CACHE_MAX (48u << 20)
 
 struct cf_repo {
 	struct cf_backend *be;
@@ -82,7 +98,7 @@ struct cf_repo {
 	bool up_stop;
 	/* spare pack buffers: a fresh 16 MiB buffer per pack costs 4096 page
 	 * faults, reusing one costs none */
-	struct cf_buf spare[3];
+	struct cf_buf spare[2];
 	int nspare;
 	int upload_error;              /* first failed pack upload */
 	char upload_errmsg[512];
@@ -91,7 +107,17 @@ struct cf_repo {
 	size_t new_index_packs;
 
 	struct cf_lockfile *lock;
+
+	pthread_mutex_t tc_mu;         /* guards tc_* */
+	struct cf_tree_pack *tc_head;
+	size_t tc_bytes;
+	unsigned long tc_fetches;      /* whole tree packs fetched (tests) */
 };
+
+/* Drop the tree-pack cache (repo.c, cf_repo_free). */
+void cf_repo_tree_cache_release(struct cf_repo *r);
+/* How many whole tree packs this handle has fetched (for tests). */
+unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r);
 
 /* Seal plaintext of type (AD id may be NULL) into out (replaced). */
 int cf_repo_seal(struct cf_repo *r, int type, const uint8_t *id, const void *p, size_t n, struct cf_buf *out);

@@ -21,8 +21,11 @@
 #define TMP_PREFIX ".coffer-tmp-"
 /* A ranged read covers needed blobs that lie within RANGE_GAP of each other
  * (reading a small unneeded gap is cheaper than another request), up to
- * RANGE_MAX bytes: what one worker holds in memory at a time. */
+ * RANGE_MAX bytes: what one worker holds in memory at a time.  A local read
+ * costs a syscall, so local ranges stay small (RANGE_MAX_LOCAL); a remote
+ * one costs a round trip. */
 #define RANGE_MAX (8u << 20)
+#define RANGE_MAX_LOCAL (2u << 20)
 #define RANGE_GAP (256u << 10)
 #define NSTRIPES 256   /* locks over files being written */
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
@@ -88,6 +91,7 @@ struct rctx {
 	struct cf_restore_stats *st;
 	bool is_root;
 	int nthreads;
+	size_t range_max;       /* RANGE_MAX or RANGE_MAX_LOCAL */
 
 	struct rroot *roots; size_t nroots;
 	struct rfile *files; size_t nfiles, filecap;
@@ -1161,7 +1165,7 @@ static void write_group(struct rctx *c, size_t gi, struct cf_buf *plain)
 		size_t j = i + 1;
 		while (j < g->end && c->uses[j].offset <= re + RANGE_GAP &&
 		       (c->uses[j].offset + (uint64_t)c->uses[j].length > re ?
-			c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= RANGE_MAX) {
+			c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= c->range_max) {
 			if (c->uses[j].offset + (uint64_t)c->uses[j].length > re)
 				re = c->uses[j].offset + (uint64_t)c->uses[j].length;
 			j++;
@@ -1596,8 +1600,10 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 
 	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) * 2;
-	if (o->threads <= 0 && strcmp(cf_repo_backend(r)->ops->name, "local") && c.nthreads < 8)
+	bool local = strcmp(cf_repo_backend(r)->ops->name, "local") == 0;
+	if (o->threads <= 0 && !local && c.nthreads < 8)
 		c.nthreads = 8; /* remote packs: keep several requests in flight */
+	c.range_max = local ? RANGE_MAX_LOCAL : RANGE_MAX;
 	if (c.nthreads < 1)
 		c.nthreads = 1;
 	raise_fd_limit();

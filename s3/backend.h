@@ -60,6 +60,17 @@ struct cf_backend_ops {
 	 * as remove for each path; every path is attempted even when some
 	 * fail, and the error names how many failed and the first of them. */
 	int (*remove_many)(struct cf_backend *be, const char *const *paths, size_t n);
+	/* Optional (all three or none): put_iov in two halves, so that the
+	 * caller has its buffers back before the object is durable.  put_stage
+	 * copies the bytes out of iov (the memory may be reused when it
+	 * returns) to where no reader looks, and sets *handle.  put_commit
+	 * makes the object durable and visible under the staged path: after it
+	 * returns CF_OK the contract is that of put.  put_abort drops a staged
+	 * object.  commit and abort free the handle, whatever they return. */
+	int (*put_stage)(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+			 void **handle);
+	int (*put_commit)(struct cf_backend *be, void *handle);
+	void (*put_abort)(struct cf_backend *be, void *handle);
 };
 
 /* Every backend embeds this first. */
@@ -98,6 +109,20 @@ static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d,
 { return be->ops->put(be, p, d, n); }
 /* put_iov where the backend has it, else one put of the concatenation. */
 int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
+/* put_stage where the backend has it; elsewhere the whole put_iov, with
+ * *handle NULL (commit and abort of NULL are no-ops). */
+static inline int cf_be_put_stage(struct cf_backend *be, const char *p, const struct iovec *iov, int n,
+				  void **handle)
+{
+	*handle = NULL;
+	if (be->ops->put_stage)
+		return be->ops->put_stage(be, p, iov, n, handle);
+	return cf_be_put_iov(be, p, iov, n);
+}
+static inline int cf_be_put_commit(struct cf_backend *be, void *handle)
+{ return handle ? be->ops->put_commit(be, handle) : 0; }
+static inline void cf_be_put_abort(struct cf_backend *be, void *handle)
+{ if (handle) be->ops->put_abort(be, handle); }
 static inline int cf_be_get(struct cf_backend *be, const char *p, struct cf_buf *out)
 { return be->ops->get(be, p, out); }
 static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)

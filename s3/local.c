@@ -109,64 +109,115 @@ static int write_iov(int fd, const struct iovec *iov, int n)
 	return 0;
 }
 
-static int local_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int niov);
+/* A put in two halves (put_stage / put_commit, see backend.h): the bytes go
+ * to a temporary file first; the fsync, the rename and the directory fsync
+ * come later, so the caller's buffers are free while the disk catches up. */
+struct staged {
+	int fd;        /* -1: the object already existed, nothing to do */
+	char p[4096], tmp[4200], dir[4096];
+};
+
+static void staged_abort(struct cf_backend *be, void *h)
+{
+	struct staged *st = h;
+	(void)be;
+	if (!st)
+		return;
+	if (st->fd >= 0) {
+		close(st->fd);
+		unlink(st->tmp);
+	}
+	free(st);
+}
+
+static int local_put_stage(struct cf_backend *be, const char *path, const struct iovec *iov, int niov,
+			   void **handle)
+{
+	struct local *l = (struct local *)be;
+	struct staged *st = calloc(1, sizeof(*st));
+	int r;
+
+	*handle = NULL;
+	if (!st)
+		return cf_err(CF_ENOMEM, "out of memory");
+	st->fd = -1;
+	if ((r = mkpath(l, path, st->p, sizeof(st->p))))
+		goto fail;
+	if (access(st->p, F_OK) == 0) {
+		*handle = st; /* content-addressed or random name: already there */
+		return CF_OK;
+	}
+	snprintf(st->dir, sizeof(st->dir), "%s", st->p);
+	char *slash = strrchr(st->dir, '/');
+	*slash = 0;
+	/* unique among processes (pid) and threads (counter) */
+	static _Atomic unsigned counter;
+	snprintf(st->tmp, sizeof(st->tmp), "%s/.tmp-%d-%u-%s", st->dir, (int)getpid(), counter++, slash + 1);
+	st->fd = open(st->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (st->fd < 0 && errno == ENOENT) {
+		/* the fan-out directory may be missing (repository made by an
+		 * older layout or removed by hand): create it once */
+		if (mkdir(st->dir, 0700) < 0 && errno != EEXIST) {
+			r = cf_err_errno("create %s", st->dir);
+			goto fail;
+		}
+		st->fd = open(st->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (st->fd < 0) {
+		r = cf_err_errno("create %s", st->tmp);
+		goto fail;
+	}
+	if (write_iov(st->fd, iov, niov) < 0) {
+		r = cf_err_errno("write %s", st->tmp);
+		goto fail;
+	}
+	*handle = st;
+	return CF_OK;
+fail:
+	staged_abort(be, st);
+	return r;
+}
+
+static int local_put_commit(struct cf_backend *be, void *h)
+{
+	struct staged *st = h;
+	int r = CF_OK;
+
+	if (st->fd < 0)
+		goto out;
+	if (fsync(st->fd) < 0) {
+		r = cf_err_errno("fsync %s", st->tmp);
+		goto out;
+	}
+	int fd = st->fd;
+	st->fd = -1;
+	if (close(fd) < 0) {
+		r = cf_err_errno("close %s", st->tmp);
+		unlink(st->tmp);
+		goto out;
+	}
+	if (rename(st->tmp, st->p) < 0) {
+		r = cf_err_errno("rename %s", st->p);
+		unlink(st->tmp);
+		goto out;
+	}
+	r = fsync_dir(st->dir);
+out:
+	staged_abort(be, st);
+	return r;
+}
+
+static int local_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int niov)
+{
+	void *h;
+	int r = local_put_stage(be, path, iov, niov, &h);
+	return r ? r : local_put_commit(be, h);
+}
 
 static int local_put(struct cf_backend *be, const char *path, const void *data, size_t len)
 {
 	struct iovec v = { (void *)data, len };
 	return local_put_iov(be, path, &v, 1);
-}
-
-static int local_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int niov)
-{
-	struct local *l = (struct local *)be;
-	char p[4096], tmp[4200], dir[4096];
-	int r, fd;
-
-	if ((r = mkpath(l, path, p, sizeof(p))))
-		return r;
-	if (access(p, F_OK) == 0)
-		return CF_OK; /* content-addressed or random name: already there */
-	snprintf(dir, sizeof(dir), "%s", p);
-	char *slash = strrchr(dir, '/');
-	*slash = 0;
-	/* unique among processes (pid) and threads (counter) */
-	static _Atomic unsigned counter;
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-%d-%u-%s", dir, (int)getpid(), counter++, slash + 1);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT) {
-		/* the fan-out directory may be missing (repository made by an
-		 * older layout or removed by hand): create it once */
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			return cf_err_errno("create %s", dir);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	}
-	if (fd < 0)
-		return cf_err_errno("create %s", tmp);
-	if (write_iov(fd, iov, niov) < 0) {
-		r = cf_err_errno("write %s", tmp);
-		goto fail;
-	}
-	if (fsync(fd) < 0) {
-		r = cf_err_errno("fsync %s", tmp);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = cf_err_errno("close %s", tmp);
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, p) < 0) {
-		r = cf_err_errno("rename %s", p);
-		goto fail;
-	}
-	return fsync_dir(dir);
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return r;
 }
 
 static int read_range(const char *p, uint64_t off, size_t len, int whole, struct cf_buf *out)
@@ -356,6 +407,9 @@ static const struct cf_backend_ops local_ops = {
 	.create = local_create,
 	.put = local_put,
 	.put_iov = local_put_iov,
+	.put_stage = local_put_stage,
+	.put_commit = local_put_commit,
+	.put_abort = staged_abort,
 	.get = local_get,
 	.get_range = local_get_range,
 	.stat = local_stat,

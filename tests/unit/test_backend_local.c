@@ -251,6 +251,48 @@ static void test_get_missing(void **state)
 	cf_buf_release(&b);
 }
 
+/* A staged put (what packs use): invisible until put_commit, whose object is
+ * the staged bytes even though the caller's buffer changed after put_stage;
+ * put_abort leaves neither the object nor a temporary file. */
+static void test_put_stage_commit_abort(void **state)
+{
+	struct fixture *f = *state;
+	struct cf_buf b = CF_BUF_INIT;
+	char hex[CF_ID_HEX], path[128], fp[256], dir[256];
+	uint8_t data[3000], want[3000];
+	void *h = NULL;
+
+	fill(data, sizeof(data), 11);
+	memcpy(want, data, sizeof(data));
+	hexname(11, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
+	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
+	struct iovec iov[2] = { { data, 1000 }, { data + 1000, 2000 } };
+	assert_non_null(f->be->ops->put_stage);
+	assert_int_equal(cf_be_put_stage(f->be, path, iov, 2, &h), CF_OK);
+	assert_non_null(h);
+	memset(data, 0, sizeof(data)); /* the buffer is the caller's again */
+	assert_false(exists(fp));
+	assert_int_equal(cf_be_get(f->be, path, &b), CF_ENOENT);
+	assert_int_equal(cf_be_put_commit(f->be, h), CF_OK);
+	assert_int_equal(cf_be_get(f->be, path, &b), CF_OK);
+	assert_int_equal(b.len, sizeof(want));
+	assert_memory_equal(b.data, want, sizeof(want));
+	assert_int_equal(count_prefixed(dir, ".tmp-"), 0);
+
+	hexname(12, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
+	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
+	assert_int_equal(cf_be_put_stage(f->be, path, iov, 2, &h), CF_OK);
+	assert_int_equal(count_prefixed(dir, ".tmp-"), 1);
+	cf_be_put_abort(f->be, h);
+	assert_false(exists(fp));
+	assert_int_equal(count_prefixed(dir, ".tmp-"), 0);
+	cf_buf_release(&b);
+}
+
 static void test_put_existing_keeps_file(void **state)
 {
 	struct fixture *f = *state;
@@ -670,6 +712,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_existing_keeps_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_stage_commit_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_data_fanout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_dirs_and_stop, setup, teardown),

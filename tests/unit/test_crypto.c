@@ -112,6 +112,36 @@ static void test_seal_roundtrip(void **state)
 	cf_key_free(k);
 }
 
+/* Sealing in place (plaintext at out + CF_SEAL_NONCE, as pack.c does after
+ * compressing there) gives an object that opens to the same bytes. */
+static void test_seal_in_place(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 17, 65536, 1 << 20 };
+	struct cf_key *k = new_key();
+	uint8_t id[CF_HASH_LEN];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		uint8_t *p = malloc(n + 1), *o = malloc(n + 1), *s = malloc(n + CF_SEAL_OVERHEAD);
+		assert_non_null(p);
+		assert_non_null(o);
+		assert_non_null(s);
+		fill(p, n, (uint32_t)i + 7);
+		cf_blob_id(k, p, n, id);
+		memcpy(s + CF_SEAL_NONCE, p, n);
+		assert_int_equal(cf_seal(k, 3, id, s + CF_SEAL_NONCE, n, s), CF_OK);
+		if (n >= 16)
+			assert_memory_not_equal(s + CF_SEAL_NONCE, p, 16);
+		assert_int_equal(cf_unseal(k, 3, id, s, n + CF_SEAL_OVERHEAD, o), CF_OK);
+		assert_memory_equal(o, p, n);
+		free(s);
+		free(p);
+		free(o);
+	}
+	cf_key_free(k);
+}
+
 static void test_seal_any_flipped_byte_fails(void **state)
 {
 	struct cf_key *k = new_key();
@@ -668,6 +698,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_roundtrip),
+		cmocka_unit_test(test_seal_in_place),
 		cmocka_unit_test(test_seal_any_flipped_byte_fails),
 		cmocka_unit_test(test_seal_binds_type_id_and_key),
 		cmocka_unit_test(test_seal_random_nonce),

@@ -742,6 +742,191 @@ static void test_tree_and_data_packs_separate(void **state)
 	cf_repo_free(r);
 }
 
+/* ---- trees from a remote store: one GET per tree pack ---- */
+
+/* A backend that forwards to a real one and counts reads of packs.  Its name
+ * is not "local", so the repository treats it as a remote store. */
+struct counting {
+	struct cf_backend base;
+	struct cf_backend *inner;
+	int pack_gets, pack_ranges;
+};
+#define CNT(be) ((struct counting *)(be))
+
+static int c_create(struct cf_backend *be) { return CNT(be)->inner->ops->create(CNT(be)->inner); }
+static int c_put(struct cf_backend *be, const char *p, const void *d, size_t n)
+{ return cf_be_put(CNT(be)->inner, p, d, n); }
+static int c_put_iov(struct cf_backend *be, const char *p, const struct iovec *iov, int n)
+{ return cf_be_put_iov(CNT(be)->inner, p, iov, n); }
+static int c_get(struct cf_backend *be, const char *p, struct cf_buf *out)
+{
+	if (!strncmp(p, "data/", 5))
+		__atomic_add_fetch(&CNT(be)->pack_gets, 1, __ATOMIC_SEQ_CST);
+	return cf_be_get(CNT(be)->inner, p, out);
+}
+static int c_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)
+{
+	if (!strncmp(p, "data/", 5))
+		__atomic_add_fetch(&CNT(be)->pack_ranges, 1, __ATOMIC_SEQ_CST);
+	return cf_be_get_range(CNT(be)->inner, p, off, n, out);
+}
+static int c_stat(struct cf_backend *be, const char *p, uint64_t *size)
+{ return cf_be_stat(CNT(be)->inner, p, size); }
+static int c_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
+{ return cf_be_list(CNT(be)->inner, dir, fn, ctx); }
+static int c_remove(struct cf_backend *be, const char *p) { return cf_be_remove(CNT(be)->inner, p); }
+static void c_free(struct cf_backend *be)
+{
+	cf_backend_free(CNT(be)->inner);
+	free(be);
+}
+static const struct cf_backend_ops counting_ops = {
+	.name = "counting", .create = c_create, .put = c_put, .get = c_get, .get_range = c_get_range,
+	.stat = c_stat, .list = c_list, .remove = c_remove, .free = c_free, .put_iov = c_put_iov,
+};
+
+static struct cf_backend *counting_new(const char *location)
+{
+	struct counting *c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	int rc = cf_backend_open(location, NULL, &c->inner);
+	if (rc)
+		fail_msg("open %s: %s", location, cf_errmsg(rc));
+	c->base.ops = &counting_ops;
+	c->base.location = NULL;
+	return &c->base;
+}
+
+/* One directory's tree: n files named after i, with content ids from i. */
+static void make_tree(struct cf_tree *t, int i, int n)
+{
+	for (int k = 0; k < n; k++) {
+		struct cf_node *nd = cf_tree_add(t);
+		assert_non_null(nd);
+		char name[32];
+		snprintf(name, sizeof(name), "f%d-%d", i, k);
+		nd->name = strdup(name);
+		nd->type = CF_NODE_FILE;
+		nd->mode = 0644;
+		nd->size = (uint64_t)i * 1000 + (uint64_t)k;
+		nd->mtime_ns = (int64_t)i * 1000000007;
+		nd->content = calloc(1, CF_ID_LEN);
+		nd->ncontent = 1;
+		fill_random(nd->content[0], CF_ID_LEN, (uint64_t)(i * 100 + k));
+	}
+	cf_tree_sort(t);
+}
+
+/* Saves ntrees trees through a counting backend at location, reopens, loads
+ * them all, and checks every tree decodes to what was saved while the pack
+ * reads stay one per tree pack, not one per tree. */
+static void trees_few_gets(const char *location)
+{
+	enum { NTREES = 400 };
+	struct cf_repo_init_opts o = { .compression = -1, .kdf_opslimit = 1, .kdf_memlimit = 8192 };
+	struct cf_repo *r = NULL;
+	static uint8_t ids[NTREES][CF_ID_LEN];
+	struct cf_buf want = CF_BUF_INIT, got = CF_BUF_INIT;
+
+	int rc = cf_repo_init(counting_new(location), PW, strlen(PW), &o, &r);
+	if (rc)
+		fail_msg("init: %s", cf_errmsg(rc));
+	for (int i = 0; i < NTREES; i++) {
+		struct cf_tree t = CF_TREE_INIT;
+		make_tree(&t, i, 1 + i % 7);
+		assert_int_equal(cf_repo_save_tree(r, &t, ids[i], NULL, NULL), CF_OK);
+		cf_tree_release(&t);
+	}
+	assert_int_equal(cf_repo_flush(r), CF_OK);
+	size_t npacks = count_objects(r, "data");
+	cf_repo_free(r);
+
+	struct cf_backend *be = counting_new(location);
+	assert_int_equal(cf_repo_open(be, PW, strlen(PW), &r), CF_OK);
+	assert_int_equal(cf_repo_load_index(r), CF_OK);
+	/* twice over, in an order unlike the pack's, as backup and restore would */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int j = 0; j < NTREES; j++) {
+			int i = (j * 7919) % NTREES;
+			struct cf_tree t = CF_TREE_INIT, w = CF_TREE_INIT;
+			assert_int_equal(cf_repo_load_tree(r, ids[i], &t), CF_OK);
+			make_tree(&w, i, 1 + i % 7);
+			assert_int_equal(cf_tree_encode(&t, &got), CF_OK);
+			assert_int_equal(cf_tree_encode(&w, &want), CF_OK);
+			assert_int_equal(got.len, want.len);
+			assert_memory_equal(got.data, want.data, got.len);
+			cf_tree_release(&t);
+			cf_tree_release(&w);
+		}
+	}
+	int gets = CNT(be)->pack_gets + CNT(be)->pack_ranges;
+	print_message("%d trees in %zu pack(s): %d pack reads (%d whole, %d ranged)\n", NTREES, npacks,
+		      gets, CNT(be)->pack_gets, CNT(be)->pack_ranges);
+	assert_true(npacks >= 1);
+	assert_int_equal(CNT(be)->pack_ranges, 0);
+	assert_true((size_t)CNT(be)->pack_gets <= npacks);
+	assert_int_equal(cf_repo_tree_pack_fetches(r), (unsigned long)CNT(be)->pack_gets);
+
+	/* a damaged tree in a fetched pack is still found: flip a byte of the
+	 * first pack on the store, reopen, and every tree either fails
+	 * authentication naming the pack or loads exactly */
+	struct names ns = list_names(r, "data");
+	char path[128];
+	struct cf_buf pk = CF_BUF_INIT;
+	cf_backend_pack_path(ns.name[0], path, sizeof(path));
+	assert_int_equal(cf_be_get(CNT(be)->inner, path, &pk), CF_OK);
+	pk.data[pk.len / 3] ^= 0x40;
+	assert_int_equal(cf_be_remove(CNT(be)->inner, path), CF_OK); /* a put of an existing name may keep it */
+	assert_int_equal(cf_be_put(CNT(be)->inner, path, pk.data, pk.len), CF_OK);
+	cf_repo_free(r);
+	assert_int_equal(cf_repo_open(counting_new(location), PW, strlen(PW), &r), CF_OK);
+	assert_int_equal(cf_repo_load_index(r), CF_OK);
+	int bad = 0;
+	for (int i = 0; i < NTREES; i++) {
+		struct cf_tree t = CF_TREE_INIT, w = CF_TREE_INIT;
+		rc = cf_repo_load_tree(r, ids[i], &t);
+		if (rc) {
+			assert_int_equal(rc, CF_ECORRUPT);
+			assert_non_null(strstr(cf_errmsg(rc), ns.name[0]));
+			assert_non_null(strstr(cf_errmsg(rc), "authentication"));
+			bad++;
+		} else {
+			make_tree(&w, i, 1 + i % 7);
+			assert_int_equal(cf_tree_encode(&t, &got), CF_OK);
+			assert_int_equal(cf_tree_encode(&w, &want), CF_OK);
+			assert_int_equal(got.len, want.len);
+			assert_memory_equal(got.data, want.data, got.len);
+		}
+		cf_tree_release(&t);
+		cf_tree_release(&w);
+	}
+	assert_int_equal(bad, 1);
+	free(ns.name);
+	cf_buf_release(&pk);
+	cf_buf_release(&want);
+	cf_buf_release(&got);
+	cf_repo_free(r);
+}
+
+static void test_trees_remote_few_gets(void **state)
+{
+	struct fixture *f = *state;
+	trees_few_gets(f->dir);
+}
+
+static void test_trees_s3_few_gets(void **state)
+{
+	(void)state;
+	const char *u = getenv("COFFER_TEST_S3");
+	if (!u || !*u) {
+		print_message("COFFER_TEST_S3 not set: skipped\n");
+		skip();
+	}
+	char loc[600];
+	snprintf(loc, sizeof(loc), "s3:%s/treecache-%ld", u, (long)getpid());
+	trees_few_gets(loc);
+}
+
 /* ---- snapshots ---- */
 
 static void make_snap(struct cf_repo *r, struct cf_snapshot *s, int64_t t, const char *host,
@@ -1236,6 +1421,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_without_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_and_data_packs_separate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trees_remote_few_gets, setup, teardown),
+		cmocka_unit_test(test_trees_s3_few_gets),
 		cmocka_unit_test_setup_teardown(test_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlock_stale, setup, teardown),
