@@ -6,6 +6,8 @@
 #   --local     local repositories only          (default: local and S3)
 #   --s3        S3 repositories only
 #   --no-http   over S3, skip the extra coffer-over-plain-http row
+#   --report    run nothing, print the table again from BENCH_DIR/results.tsv
+#               (the ceilings below it are measured again)
 # Env:   BENCH_DIR   work area (default /var/tmp/coffer-bench); the corpus is
 #                    generated there once by bench/make_corpus.sh (~2.1 GiB, ~75 s)
 #        COFFER      coffer binary (default build/coffer, built if missing)
@@ -31,12 +33,13 @@
 # (swift-s3-up.sh installs them with apt-get when missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=3 do_local=1 do_s3=1 do_http=1
+RUNS=3 do_local=1 do_s3=1 do_http=1 report=0
 for a in "$@"; do
 	case $a in
 	--local) do_local=1 do_s3=0 ;;
 	--s3) do_local=0 do_s3=1 ;;
 	--no-http) do_http=0 ;;
+	--report) report=1 ;;
 	[1-9] | [1-9][0-9]) RUNS=$a ;;
 	*) echo "compare.sh: unknown argument '$a' (usage: compare.sh [RUNS] [--local] [--s3] [--no-http])" >&2; exit 2 ;;
 	esac
@@ -65,7 +68,12 @@ echo pw > "$B/pw"
 export COFFER_PASSWORD_FILE=$B/pw RESTIC_PASSWORD_FILE=$B/pw RESTIC_CACHE_DIR=$B/restic-cache
 export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 results=$B/results.tsv
-: > "$results"
+if [ "$report" = 1 ]; then
+	[ -s "$results" ] || { echo "compare.sh: no results in $results to report" >&2; exit 1; }
+	RUNS=0 do_s3=0
+else
+	: > "$results"
+fi
 
 # measure TARGET TOOL STEP CMD...: appends "target tool step wall cpu rss_kib"
 measure() {
@@ -154,7 +162,7 @@ tools_of() {
 	if [ "$1" = s3 ] && [ "$do_http" = 1 ]; then echo coffer restic coffer-http; else echo coffer restic; fi
 }
 
-for run in $(seq 1 "$RUNS"); do
+for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 	echo "run $run/$RUNS: copying the corpus..." >&2
 	rm -rf "$B/src" "$B"/r-* "$B"/out-* "$B/restic-cache"
 	cp -a "$B/corpus" "$B/src"
@@ -201,7 +209,7 @@ done
 echo "measuring the chunker, zstd -3 and disk reads..." >&2
 chunker=$("$here/build/bench_chunker" 256 3 2>/dev/null | sed -n 's/^best: \([0-9.]* [MG]B\/s\).*/\1/p' || true)
 src_bytes=$(du -sb --apparent-size "$B/corpus" | cut -f1)
-sec() { /usr/bin/time -f %e -o "$B/t" "$@" && cat "$B/t"; }
+sec() { /usr/bin/time -f %e -o "$B/sec.time" "$@" && cat "$B/sec.time"; }
 # zstd -3 on one core over the whole corpus (read from the page cache)
 zstd_s=$(sec sh -c "find '$B/corpus' -type f -print0 | sort -z | xargs -0 cat | zstd -3 -T1 -q -c > /dev/null")
 # page cache read of the whole corpus, and a device read (O_DIRECT, no cache) of its large files
