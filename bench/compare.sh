@@ -41,7 +41,7 @@ for a in "$@"; do
 	--no-http) do_http=0 ;;
 	--report) report=1 ;;
 	[1-9] | [1-9][0-9]) RUNS=$a ;;
-	*) echo "compare.sh: unknown argument '$a' (usage: compare.sh [RUNS] [--local] [--s3] [--no-http])" >&2; exit 2 ;;
+	*) echo "compare.sh: unknown argument '$a' (usage: compare.sh [RUNS] [--local | --s3] [--no-http] [--report])" >&2; exit 2 ;;
 	esac
 done
 B=${BENCH_DIR:-/var/tmp/coffer-bench}

@@ -127,11 +127,11 @@ fi
 
 if [ $do_stream = 1 ]; then
 	for size in ${SIZES//,/ }; do
-		bytes=$(numfmt --from=iec "$size") ||
+		bytes=$(numfmt --from=iec "$size" 2>/dev/null) ||
 			{ echo "scale.sh: bad size '$size' (e.g. 50G)" >&2; exit 2; }
 		stored=$bytes gen_args=$bytes label=$size
 		if [ -n "$PERIOD" ]; then
-			pbytes=$(numfmt --from=iec "$PERIOD") ||
+			pbytes=$(numfmt --from=iec "$PERIOD" 2>/dev/null) ||
 				{ echo "scale.sh: bad period '$PERIOD' (e.g. 4G)" >&2; exit 2; }
 			[ "$pbytes" -lt "$bytes" ] && stored=$pbytes
 			gen_args="$bytes 42 $pbytes" label="$size (repeating every $PERIOD)"
