@@ -22,7 +22,8 @@
 # du (local) or the Swift container's byte count (S3).
 #
 # S3: OpenStack Swift with s3api on loopback (tests/infra/swift-s3-up.sh, state
-# under BENCH_DIR, restarted empty for every run).  restic 0.14 sends
+# under BENCH_DIR/swift, restarted empty for every run; its data and logs stay
+# there after the benchmark, for a look after a failure).  restic 0.14 sends
 # aws-chunked uploads over plain http, which Swift refuses, so a second Swift
 # proxy on the same object, container and account servers serves https with a
 # self-signed certificate (Swift's own cert_file/key_file; no extra package).
@@ -100,7 +101,8 @@ s3_down() {
 		for _ in $(seq 50); do kill -0 "$(cat "$SD/proxy-tls.pid")" 2>/dev/null || break; sleep 0.1; done
 		rm -f "$SD/proxy-tls.pid"
 	fi
-	[ -d "$SD" ] && bash "$here/tests/infra/swift-s3-down.sh" "$SD" --purge 2>/dev/null || true
+	# not purged: the logs in $SD/log stay for a look after a failure (the next start wipes them)
+	[ -d "$SD" ] && bash "$here/tests/infra/swift-s3-down.sh" "$SD" 2>/dev/null || true
 }
 s3_fresh() { # an empty store: stop, wipe, start; sets SWIFT_TOKEN
 	s3_down
