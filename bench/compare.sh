@@ -1,46 +1,88 @@
 #!/usr/bin/env bash
 # bench/compare.sh - coffer against restic on the same data, same machine, same run.
 #
-# Usage: bench/compare.sh [RUNS]          (default 3 runs; medians are reported)
+# Usage: bench/compare.sh [RUNS] [--local] [--s3] [--no-http]
+#   RUNS        runs of every step (default 3); medians are reported
+#   --local     local repositories only          (default: local and S3)
+#   --s3        S3 repositories only
+#   --no-http   over S3, skip the extra coffer-over-plain-http row
+#   --report    run nothing, print the table again from BENCH_DIR/results.tsv
+#               (the ceilings below it are measured again)
 # Env:   BENCH_DIR   work area (default /var/tmp/coffer-bench); the corpus is
 #                    generated there once by bench/make_corpus.sh (~2.1 GiB, ~75 s)
 #        COFFER      coffer binary (default build/coffer, built if missing)
-#        BENCH_S3    an S3 endpoint URL (e.g. http://127.0.0.1:16080) to also run
-#                    coffer against S3 (restic over S3 needs TLS here; see README)
+#        SWIFT_PORT  port of the S3 server (default 16080); the servers use
+#                    SWIFT_PORT-70..SWIFT_PORT+1, the TLS proxy SWIFT_TLS_PORT
+#                    (default SWIFT_PORT+2)
 #
-# For each run and each tool, alternating: (1) initial backup into a fresh
-# repository, (2) backup with no change, (3) backup after one "day of changes"
-# (bench/mutate.sh), (4) full restore into an empty directory.  Wall and CPU
-# seconds and peak RSS come from /usr/bin/time -v; repository bytes from du.
-# Needs: restic, time (Debian packages), python3.
+# For each run and each tool, alternating which goes first: (1) initial backup
+# into a fresh repository, (2) backup with no change, (3) backup after one "day
+# of changes" (bench/mutate.sh), (4) full restore into an empty directory.  Wall
+# and CPU seconds and peak RSS come from /usr/bin/time -v; repository bytes from
+# du (local) or the Swift container's byte count (S3).
+#
+# S3: OpenStack Swift with s3api on loopback (tests/infra/swift-s3-up.sh, state
+# under BENCH_DIR/swift, restarted empty for every run; its data and logs stay
+# there after the benchmark, for a look after a failure).  restic 0.14 sends
+# aws-chunked uploads over plain http, which Swift refuses, so a second Swift
+# proxy on the same object, container and account servers serves https with a
+# self-signed certificate (Swift's own cert_file/key_file; no extra package).
+# coffer and restic both use that https endpoint (--cacert), so the comparison
+# is fair; coffer over plain http is an extra row (coffer-http).
+#
+# Needs: restic, time, openssl, curl, python3 and for S3 the Swift packages
+# (swift-s3-up.sh installs them with apt-get when missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=${1:-3}
+RUNS=3 do_local=1 do_s3=1 do_http=1 report=0
+for a in "$@"; do
+	case $a in
+	--local) do_local=1 do_s3=0 ;;
+	--s3) do_local=0 do_s3=1 ;;
+	--no-http) do_http=0 ;;
+	--report) report=1 ;;
+	[1-9] | [1-9][0-9]) RUNS=$a ;;
+	*) echo "compare.sh: unknown argument '$a' (usage: compare.sh [RUNS] [--local | --s3] [--no-http] [--report])" >&2; exit 2 ;;
+	esac
+done
 B=${BENCH_DIR:-/var/tmp/coffer-bench}
 COFFER=${COFFER:-$here/build/coffer}
+SWIFT_PORT=${SWIFT_PORT:-16080}
+TLS_PORT=${SWIFT_TLS_PORT:-$((SWIFT_PORT + 2))}
+SD=$B/swift
 mkdir -p "$B"
-if [ ! -x "$COFFER" ]; then
+B=$(cd "$B" && pwd)
+if [ ! -x "$COFFER" ] || [ ! -x "$here/build/bench_chunker" ]; then
 	cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$here/build" -j"$(nproc)" >/dev/null
 fi
-command -v restic >/dev/null || { echo "restic is not installed (apt-get install restic)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+for c in restic openssl curl python3; do
+	command -v $c >/dev/null || { echo "compare.sh: $c is not installed (apt-get install $c)" >&2; exit 1; }
+done
+[ -x /usr/bin/time ] || { echo "compare.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 if [ ! -d "$B/corpus" ]; then
 	echo "generating the corpus in $B/corpus (once)..." >&2
-	bash "$here/bench/make_corpus.sh" "$B/corpus" 42 >&2
+	bash "$here/bench/make_corpus.sh" "$B/corpus.tmp" 42 >&2
+	mv "$B/corpus.tmp" "$B/corpus"
 fi
 echo pw > "$B/pw"
 export COFFER_PASSWORD_FILE=$B/pw RESTIC_PASSWORD_FILE=$B/pw RESTIC_CACHE_DIR=$B/restic-cache
+export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 results=$B/results.tsv
-: > "$results"
+if [ "$report" = 1 ]; then
+	[ -s "$results" ] || { echo "compare.sh: no results in $results to report" >&2; exit 1; }
+	RUNS=0 do_s3=0
+else
+	: > "$results"
+fi
 
-# measure TOOL STEP CMD...: appends "tool step wall cpu rss_kib" to results
+# measure TARGET TOOL STEP CMD...: appends "target tool step wall cpu rss_kib"
 measure() {
-	local tool=$1 step=$2; shift 2
+	local target=$1 tool=$2 step=$3; shift 3
 	local log=$B/time.log
 	/usr/bin/time -v -o "$log" "$@" > "$B/last.out" 2> "$B/last.err" || {
-		echo "FAILED: $tool $step: $*" >&2; cat "$B/last.err" >&2; exit 1; }
-	python3 - "$log" "$tool" "$step" >> "$results" <<'PY'
+		echo "FAILED: $target $tool $step: $*" >&2; cat "$B/last.err" >&2; exit 1; }
+	python3 - "$log" "$target" "$tool" "$step" >> "$results" <<'PY'
 import sys, re
 t = open(sys.argv[1]).read()
 def g(k):
@@ -48,69 +90,187 @@ def g(k):
 w = g("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
 wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(w)))
 cpu = float(g("User time (seconds)")) + float(g("System time (seconds)"))
-print(f"{sys.argv[2]}\t{sys.argv[3]}\t{wall:.3f}\t{cpu:.3f}\t{g('Maximum resident set size (kbytes)')}")
+print(f"{sys.argv[2]}\t{sys.argv[3]}\t{sys.argv[4]}\t{wall:.3f}\t{cpu:.3f}\t{g('Maximum resident set size (kbytes)')}")
 PY
 }
-repo_bytes() { du -sb "$1" | cut -f1; }
 
-for run in $(seq 1 "$RUNS"); do
+# --- S3 server: Swift on loopback, plus a TLS proxy for restic (and coffer) ---
+s3_down() {
+	if [ -f "$SD/proxy-tls.pid" ]; then
+		kill "$(cat "$SD/proxy-tls.pid")" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$(cat "$SD/proxy-tls.pid")" 2>/dev/null || break; sleep 0.1; done
+		rm -f "$SD/proxy-tls.pid"
+	fi
+	# not purged: the logs in $SD/log stay for a look after a failure (the next start wipes them)
+	[ -d "$SD" ] && bash "$here/tests/infra/swift-s3-down.sh" "$SD" 2>/dev/null || true
+}
+s3_fresh() { # an empty store: stop, wipe, start; sets SWIFT_TOKEN
+	s3_down
+	SWIFT_PORT=$SWIFT_PORT bash "$here/tests/infra/swift-s3-up.sh" "$SD" > /dev/null 2> "$B/swift-up.log" ||
+		{ echo "compare.sh: the S3 server did not start:" >&2; cat "$B/swift-up.log" >&2; exit 1; }
+	if [ ! -f "$B/tls.crt" ]; then
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
+			-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+			-keyout "$B/tls.key" -out "$B/tls.crt" 2>/dev/null
+	fi
+	sed -e "s|^bind_port = .*|bind_port = $TLS_PORT\ncert_file = $B/tls.crt\nkey_file = $B/tls.key|" \
+		"$SD/proxy-server.conf" > "$SD/proxy-tls.conf"
+	setsid swift-proxy-server "$SD/proxy-tls.conf" > "$SD/log/proxy-tls.log" 2>&1 < /dev/null &
+	echo $! > "$SD/proxy-tls.pid"
+	local t
+	for t in $(seq 100); do
+		curl -sf -o /dev/null -m 2 --cacert "$B/tls.crt" --aws-sigv4 "aws:amz:us-east-1:s3" \
+			-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+			"https://test%3Atester:testing@127.0.0.1:$TLS_PORT/" && break
+		[ "$t" = 100 ] && { echo "compare.sh: the TLS proxy did not come up on :$TLS_PORT" >&2;
+			tail "$SD/log/proxy-tls.log" >&2; exit 1; }
+		sleep 0.2
+	done
+	SWIFT_TOKEN=$(curl -sf -D - -o /dev/null -H "X-Auth-User: test:tester" -H "X-Auth-Key: testing" \
+		"http://127.0.0.1:$SWIFT_PORT/auth/v1.0" | tr -d '\r' | sed -n 's/^X-Auth-Token: //Ip')
+}
+[ "$do_s3" = 1 ] && trap s3_down EXIT
+
+# repo_bytes TARGET TOOL: bytes the tool's repository holds
+repo_bytes() {
+	if [ "$1" = local ]; then
+		du -sb "$B/r-$2" | cut -f1
+	else # Swift's own API knows the container's size (updated synchronously on PUT)
+		curl -sf -I -H "X-Auth-Token: $SWIFT_TOKEN" "http://127.0.0.1:$SWIFT_PORT/v1/AUTH_test/$2" |
+			tr -d '\r' | sed -n 's/^X-Container-Bytes-Used: //Ip'
+	fi
+}
+# location TARGET TOOL, tool_cmd TARGET TOOL: the repository and the command to reach it
+location() {
+	case $1:$2 in
+	local:*) echo "$B/r-$2" ;;
+	s3:coffer-http) echo "s3:http://127.0.0.1:$SWIFT_PORT/$2" ;;
+	s3:*) echo "s3:https://127.0.0.1:$TLS_PORT/$2" ;;
+	esac
+}
+tool_cmd() {
+	local tls=()
+	[ "$1" = s3 ] && [ "$2" != coffer-http ] && tls=(--cacert "$B/tls.crt")
+	case $2 in
+	coffer*) echo "$COFFER" -r "$(location "$1" "$2")" "${tls[@]}" ;;
+	restic) echo restic -r "$(location "$1" "$2")" "${tls[@]}" ;;
+	esac
+}
+
+targets=()
+[ "$do_local" = 1 ] && targets+=(local)
+[ "$do_s3" = 1 ] && targets+=(s3)
+tools_of() {
+	if [ "$1" = s3 ] && [ "$do_http" = 1 ]; then echo coffer restic coffer-http; else echo coffer restic; fi
+}
+
+for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 	echo "run $run/$RUNS: copying the corpus..." >&2
-	rm -rf "$B/src" "$B/r-coffer" "$B/r-restic" "$B/out-coffer" "$B/out-restic" "$B/restic-cache"
+	rm -rf "$B/src" "$B"/r-* "$B"/out-* "$B/restic-cache"
 	cp -a "$B/corpus" "$B/src"
 	sync
-	"$COFFER" -r "$B/r-coffer" init -q --kdf-passes 1 --kdf-memory 8192 >/dev/null
-	restic -r "$B/r-restic" init >/dev/null 2>&1
+	[ "$do_s3" = 1 ] && s3_fresh
+	for target in "${targets[@]}"; do
+		for tool in $(tools_of "$target"); do
+			case $tool in
+			coffer*) $(tool_cmd "$target" "$tool") init -q --kdf-passes 1 --kdf-memory 8192 >/dev/null ;;
+			restic) $(tool_cmd "$target" "$tool") init >/dev/null 2>&1 ;;
+			esac
+		done
+	done
 	for step in initial nochange changed; do
 		[ "$step" = changed ] && bash "$here/bench/mutate.sh" "$B/src" 1 >/dev/null 2>&1
-		before_c=$(repo_bytes "$B/r-coffer"); before_r=$(repo_bytes "$B/r-restic")
-		# alternate which tool goes first, so neither always gets the warmer cache
-		if [ $((run % 2)) = 1 ]; then
-			measure coffer "$step" "$COFFER" -r "$B/r-coffer" backup -q "$B/src"
-			measure restic "$step" restic -r "$B/r-restic" backup -q "$B/src"
-		else
-			measure restic "$step" restic -r "$B/r-restic" backup -q "$B/src"
-			measure coffer "$step" "$COFFER" -r "$B/r-coffer" backup -q "$B/src"
-		fi
-		printf 'coffer\t%s-added\t%s\n' "$step" $(( $(repo_bytes "$B/r-coffer") - before_c )) >> "$results"
-		printf 'restic\t%s-added\t%s\n' "$step" $(( $(repo_bytes "$B/r-restic") - before_r )) >> "$results"
+		for target in "${targets[@]}"; do
+			order=$(tools_of "$target")
+			# alternate which tool goes first, so neither always gets the warmer cache
+			[ $((run % 2)) = 0 ] && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
+			for tool in $order; do
+				echo "  $target $tool $step" >&2
+				before=$(repo_bytes "$target" "$tool")
+				measure "$target" "$tool" "$step" $(tool_cmd "$target" "$tool") backup -q "$B/src"
+				printf '%s\t%s\t%s-added\t%s\n' "$target" "$tool" "$step" \
+					$(( $(repo_bytes "$target" "$tool") - before )) >> "$results"
+			done
+		done
 	done
-	printf 'coffer\trepo\t%s\n' "$(repo_bytes "$B/r-coffer")" >> "$results"
-	printf 'restic\trepo\t%s\n' "$(repo_bytes "$B/r-restic")" >> "$results"
-	measure coffer restore "$COFFER" -r "$B/r-coffer" restore -q latest --target "$B/out-coffer"
-	measure restic restore restic -r "$B/r-restic" restore -q latest --target "$B/out-restic"
-	diff -rq "$B/src" "$B/out-coffer$B/src" >/dev/null || { echo "coffer restore differs!" >&2; exit 1; }
+	for target in "${targets[@]}"; do
+		for tool in $(tools_of "$target"); do
+			printf '%s\t%s\trepo\t%s\n' "$target" "$tool" "$(repo_bytes "$target" "$tool")" >> "$results"
+			echo "  $target $tool restore" >&2
+			out=$B/out-$target-$tool
+			measure "$target" "$tool" restore $(tool_cmd "$target" "$tool") restore -q latest --target "$out"
+			diff -r "$B/src" "$out$B/src" >/dev/null ||
+				{ echo "compare.sh: $tool restored from $target differs from the source!" >&2; exit 1; }
+			rm -rf "$out"
+		done
+	done
 done
+[ "$do_s3" = 1 ] && s3_down
 
-chunker=$("$here/build/bench_chunker" 256 3 2>/dev/null | grep -Eo '[0-9.]+ (MB|GB)/s' | tail -1 || true)
-zstd_speed=$(zstd -b3 -i2 "$B/corpus/db/dump.sql" 2>&1 | grep -Eo '[0-9.]+ MB/s' | head -1 || true)
-src_bytes=$(du -sb "$B/corpus" | cut -f1)
+# --- ceilings of this machine ---
+echo "measuring the chunker, zstd -3 and disk reads..." >&2
+chunker=$("$here/build/bench_chunker" 256 3 2>/dev/null | sed -n 's/^best: \([0-9.]* [MG]B\/s\).*/\1/p' || true)
+src_bytes=$(du -sb --apparent-size "$B/corpus" | cut -f1)
+sec() { /usr/bin/time -f %e -o "$B/sec.time" "$@" && cat "$B/sec.time"; }
+# zstd -3 on one core over the whole corpus (read from the page cache)
+zstd_s=$(sec sh -c "find '$B/corpus' -type f -print0 | sort -z | xargs -0 cat | zstd -3 -T1 -q -c > /dev/null")
+# page cache read of the whole corpus, and a device read (O_DIRECT, no cache) of its large files
+cat_s=$(sec sh -c "find '$B/corpus' -type f -print0 | xargs -0 cat > /dev/null")
+large_bytes=$(du -sb --apparent-size "$B/corpus/large" | cut -f1)
+dd_s=$(sec sh -c "for f in \$(find '$B/corpus/large' -type f); do dd if=\"\$f\" of=/dev/null bs=4M iflag=direct status=none; done")
 
-python3 - "$results" "$src_bytes" "$(nproc)" "$chunker" "$zstd_speed" <<'PY'
-import sys, statistics, collections, platform
+python3 - "$results" "$src_bytes" "$(nproc)" "${chunker:-?}" "$zstd_s" "$cat_s" "$large_bytes" "$dd_s" <<'PY'
+import sys, statistics, collections, platform, subprocess
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-src = int(sys.argv[2]); cores = sys.argv[3]
+src = int(sys.argv[2]); cores = int(sys.argv[3]); chunker = sys.argv[4]
+zstd_s, cat_s, large, dd_s = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
 t = collections.defaultdict(list)
 for r in rows:
-    t[(r[0], r[1])].append([float(x) for x in r[2:]])
-def med(tool, step, i):
-    v = [x[i] for x in t[(tool, step)]]
+    t[(r[0], r[1], r[2])].append([float(x) for x in r[3:]])
+def med(target, tool, step, i=0):
+    v = [x[i] for x in t[(target, tool, step)]]
     return statistics.median(v) if v else float("nan")
-print(f"coffer vs restic {sys.argv[1]}: corpus {src/2**30:.2f} GiB, {cores} cores, medians of {len(t[('coffer','initial')])} runs")
-print(f"{'step':<10} {'':>1} {'wall s':>8} {'CPU s':>8} {'RSS MiB':>8} {'added MiB':>10}  | ratio coffer/restic: wall  CPU   RSS  size")
-for step in ["initial", "nochange", "changed", "restore"]:
-    line = {}
+targets = [x for x in ["local", "s3"] if (x, "coffer", "initial") in t]
+nruns = len(t[(targets[0], "coffer", "initial")])
+print(f"coffer vs restic: corpus {src/2**30:.2f} GiB, {cores} cores, medians of {nruns} runs; "
+      f"S3 = Swift s3api on loopback over https (coffer-http: plain http)")
+print(f"{'repo':<5} {'step':<9} {'tool':<11} {'wall s':>8} {'CPU s':>8} {'RSS MiB':>8} {'added MiB':>10}"
+      f"   coffer/restic: wall   CPU   RSS  size")
+def ratio(a, b):
+    return f"{a/b:5.2f}" if b == b and b > 0 and a == a else "    -"
+for target in targets:
+    tools = [x for x in ["coffer", "restic", "coffer-http"] if (target, x, "initial") in t]
+    for step in ["initial", "nochange", "changed", "restore"]:
+        vals = {}
+        for tool in tools:
+            w, c, rss = med(target, tool, step, 0), med(target, tool, step, 1), med(target, tool, step, 2) / 1024
+            add = med(target, tool, step + "-added") / 2**20 if (target, tool, step + "-added") in t else float("nan")
+            vals[tool] = (w, c, rss, add)
+        for tool in tools:
+            w, c, rss, add = vals[tool]
+            tail = ""
+            if tool != "restic":
+                rw, rc, rr, ra = vals["restic"]
+                sz = ratio(add, ra) if ra == ra and ra >= 1 else "    -"  # ratios of (near) nothing mean nothing
+                tail = f"{'':>16}{ratio(w, rw)} {ratio(c, rc)} {ratio(rss, rr)} {sz}"
+            adds = f"{add:10.1f}" if add == add else f"{'':>10}"
+            print(f"{target:<5} {step:<9} {tool:<11} {w:8.2f} {c:8.2f} {rss:8.0f} {adds}{tail}")
+    sizes = ", ".join(f"{tool} {med(target, tool, 'repo')/2**20:.0f} MiB" for tool in tools)
+    print(f"{target:<5} repository after 3 backups: {sizes} "
+          f"(coffer/restic {ratio(med(target, 'coffer', 'repo'), med(target, 'restic', 'repo')).strip()})")
+print()
+print(f"chunker on one core (bench_chunker 256 MiB): {chunker}")
+zs = src / zstd_s / 1e6
+print(f"zstd -3 on one core over the corpus: {zs:.0f} MB/s, x {cores} cores = {zs*cores:.0f} MB/s ceiling")
+print(f"disk read: {large/dd_s/1e6:.0f} MB/s device (O_DIRECT, the corpus' large files); "
+      f"{src/cat_s/1e6:.0f} MB/s whole corpus from the page cache (the benchmark reads it warm)")
+for target in targets:
     for tool in ["coffer", "restic"]:
-        w, c, rss = med(tool, step, 0), med(tool, step, 1), med(tool, step, 2) / 1024
-        add = med(tool, step + "-added", 0) / 2**20 if (tool, step + "-added") in t else float("nan")
-        line[tool] = (w, c, rss, add)
-        print(f"{step:<10} {tool[0]} {w:8.2f} {c:8.2f} {rss:8.0f} {add:10.1f}")
-    (cw, cc, cr, ca), (rw, rc, rr, ra) = line["coffer"], line["restic"]
-    sz = f"{ca/ra:5.2f}" if ra == ra and ra >= 1 else "    -"  # ratios of (near) nothing mean nothing
-    print(f"{'':<51}  | {'':>19}{cw/rw:5.2f} {cc/rc:5.2f} {cr/rr:5.2f} {sz}")
-cr, rr = med("coffer", "repo", 0), med("restic", "repo", 0)
-print(f"repository after 3 backups: coffer {cr/2**20:.0f} MiB, restic {rr/2**20:.0f} MiB (ratio {cr/rr:.2f})")
-iw = med("coffer", "initial", 0)
-print(f"coffer initial backup: {src/iw/1e6:.0f} MB/s end to end; chunker on one core: {sys.argv[4] or '?'}; "
-      f"zstd -3 on one core: {sys.argv[5] or '?'} (x {cores} cores)")
-print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}")
+        iw, rw = med(target, tool, "initial"), med(target, tool, "restore")
+        print(f"{target:<5} {tool:<6} end to end: initial backup {src/iw/1e6:4.0f} MB/s, restore {src/rw/1e6:4.0f} MB/s")
+try:
+    model = [l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name")][0]
+except Exception:
+    model = platform.processor() or platform.machine()
+print(f"machine: {model}, {cores} cores, {platform.platform()}")
 PY
