@@ -67,8 +67,30 @@ struct pool {
 	int nthreads;
 };
 
+/* Trees of the parent snapshot, loaded ahead (see "read ahead" below). */
+#define AHEAD_SLOTS 12
+#define AHEAD_PER_DIR 4
+enum { AH_FREE, AH_QUEUED, AH_LOADING, AH_DONE };
+struct ahead_slot {
+	int state;
+	unsigned long order;
+	uint8_t id[CF_ID_LEN];
+	struct cf_tree t;
+	int rc;
+};
+struct ahead {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	struct ahead_slot s[AHEAD_SLOTS];
+	unsigned long seq;
+	bool stop, running;
+	pthread_t thread;
+	struct cf_repo *repo;
+};
+
 struct ctx {
 	struct cf_repo *repo;
+	struct ahead ahead;
 	const struct cf_backup_opts *o;
 	struct pool pool;
 	struct cf_chunker_params cp;
@@ -624,7 +646,9 @@ static int64_t ts_ns(struct timespec t)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-static int fill_node(const char *path, const char *name, const struct stat *st, struct cf_node *n)
+/* old: the same name in the parent snapshot, or NULL */
+static int fill_node(const char *path, const char *name, const struct stat *st,
+		     const struct cf_node *old, struct cf_node *n)
 {
 	char ub[256], gb[256];
 	n->name = strdup(name);
@@ -656,6 +680,12 @@ static int fill_node(const char *path, const char *name, const struct stat *st, 
 		if (!(n->linktarget = strdup(target)))
 			return cf_err(CF_ENOMEM, "out of memory");
 	}
+	/* Setting or removing an xattr changes the ctime: an inode that had
+	 * none in the parent snapshot and kept its ctime still has none, and
+	 * the llistxattr call (a tenth of a no-change backup) is saved. */
+	if (old && old->nxattrs == 0 && old->type == n->type && old->ino == n->ino &&
+	    old->dev == n->dev && old->ctime_ns == n->ctime_ns)
+		return CF_OK;
 	return read_xattrs(path, n);
 }
 
@@ -679,6 +709,137 @@ static bool unchanged(struct ctx *c, const struct cf_node *old, const struct cf_
 		if (!cf_repo_has_blob(c->repo, CF_BLOB_DATA, old->content[i]))
 			return false; /* pruned meanwhile or index damaged: read again */
 	return true;
+}
+
+/* ---------------- parent trees, read ahead ----------------
+ *
+ * A backup with a parent snapshot loads the parent's tree of every directory
+ * it enters, and decoding those (JSON) is most of a no-change backup's time.
+ * So one thread loads and decodes, in order, the trees of the next few
+ * subdirectories of the directory being walked while the walker stats files;
+ * the walker takes a tree from here when it enters the directory, and loads
+ * it itself when it is not here (never asked for, pushed out, or failed: its
+ * error is then reported by the walker's own load).  At most AHEAD_SLOTS
+ * decoded trees are held; asking with no free slot pushes out the oldest
+ * finished one, which the walk has most likely passed. */
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		struct ahead_slot *next = NULL;
+		for (int i = 0; i < AHEAD_SLOTS; i++)
+			if (a->s[i].state == AH_QUEUED && (!next || a->s[i].order < next->order))
+				next = &a->s[i];
+		if (a->stop)
+			break;
+		if (!next) {
+			pthread_cond_wait(&a->work, &a->mu);
+			continue;
+		}
+		next->state = AH_LOADING;
+		uint8_t id[CF_ID_LEN];
+		memcpy(id, next->id, CF_ID_LEN);
+		pthread_mutex_unlock(&a->mu);
+		struct cf_tree t = CF_TREE_INIT;
+		int rc = cf_repo_load_tree(a->repo, id, &t);
+		pthread_mutex_lock(&a->mu);
+		next->t = t;
+		next->rc = rc;
+		next->state = AH_DONE;
+		pthread_cond_broadcast(&a->done);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+static void ahead_start(struct ctx *c)
+{
+	struct ahead *a = &c->ahead;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->done, NULL);
+	a->repo = c->repo;
+	/* without the thread every take is a load of one's own: still correct */
+	a->running = pthread_create(&a->thread, NULL, ahead_main, a) == 0;
+}
+
+static void ahead_stop(struct ctx *c)
+{
+	struct ahead *a = &c->ahead;
+	if (a->running) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = true;
+		pthread_cond_signal(&a->work);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+		a->running = false;
+	}
+	for (int i = 0; i < AHEAD_SLOTS; i++)
+		cf_tree_release(&a->s[i].t);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->done);
+}
+
+static void ahead_want(struct ctx *c, const uint8_t id[CF_ID_LEN])
+{
+	struct ahead *a = &c->ahead;
+	struct ahead_slot *slot = NULL, *oldest = NULL;
+	if (!a->running)
+		return;
+	pthread_mutex_lock(&a->mu);
+	for (int i = 0; i < AHEAD_SLOTS; i++) {
+		struct ahead_slot *s = &a->s[i];
+		if (s->state != AH_FREE && !memcmp(s->id, id, CF_ID_LEN))
+			goto out; /* asked already (an identical directory) */
+		if (s->state == AH_FREE && !slot)
+			slot = s;
+		if (s->state == AH_DONE && (!oldest || s->order < oldest->order))
+			oldest = s;
+	}
+	if (!slot && oldest) {
+		cf_tree_release(&oldest->t);
+		slot = oldest;
+	}
+	if (slot) {
+		slot->state = AH_QUEUED;
+		slot->order = a->seq++;
+		memcpy(slot->id, id, CF_ID_LEN);
+		pthread_cond_signal(&a->work);
+	}
+out:
+	pthread_mutex_unlock(&a->mu);
+}
+
+static int ahead_take(struct ctx *c, const uint8_t id[CF_ID_LEN], struct cf_tree *t)
+{
+	struct ahead *a = &c->ahead;
+	if (a->running) {
+		pthread_mutex_lock(&a->mu);
+		for (int i = 0; i < AHEAD_SLOTS; i++) {
+			struct ahead_slot *s = &a->s[i];
+			if (s->state == AH_FREE || memcmp(s->id, id, CF_ID_LEN))
+				continue;
+			if (s->state == AH_QUEUED) {
+				s->state = AH_FREE; /* not started: load it here */
+				break;
+			}
+			while (s->state == AH_LOADING)
+				pthread_cond_wait(&a->done, &a->mu);
+			int rc = s->rc;
+			*t = s->t;
+			s->t = (struct cf_tree)CF_TREE_INIT;
+			s->state = AH_FREE;
+			pthread_mutex_unlock(&a->mu);
+			if (rc == CF_OK)
+				return CF_OK;
+			cf_tree_release(t); /* load again for this thread's message */
+			return cf_repo_load_tree(c->repo, id, t);
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
+	return cf_repo_load_tree(c->repo, id, t);
 }
 
 /* ---------------- walking ---------------- */
@@ -742,8 +903,8 @@ struct pending {
 	bool reused;
 };
 
-static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, uint8_t id[CF_ID_LEN],
-		    bool *changed);
+static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old,
+		    const uint8_t *old_id, uint8_t id[CF_ID_LEN], bool *changed);
 struct vnode;
 static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct batch *b, struct refs *refs);
 static int overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
@@ -756,7 +917,7 @@ static int save_entry(struct ctx *c, const char *path, const struct stat *st, co
 	int rc;
 	const char *name = strrchr(path, '/');
 	name = name && name[1] ? name + 1 : path;
-	if ((rc = fill_node(path, name, st, n))) {
+	if ((rc = fill_node(path, name, st, old, n))) {
 		if (rc == CF_ENOMEM)
 			return rc;
 		cf_warn("error: %s", cf_errmsg(rc));
@@ -768,14 +929,15 @@ static int save_entry(struct ctx *c, const char *path, const struct stat *st, co
 		struct cf_tree ot = CF_TREE_INIT;
 		bool have_old = false, changed;
 		if (old && old->type == CF_NODE_DIR && old->has_subtree) {
-			rc = cf_repo_load_tree(c->repo, old->subtree, &ot);
+			rc = ahead_take(c, old->subtree, &ot);
 			if (rc == CF_OK)
 				have_old = true;
 			else if (rc == CF_ENOMEM)
 				return rc;
 			/* a damaged parent tree only costs a full read */
 		}
-		rc = save_dir(c, path, have_old ? &ot : NULL, n->subtree, &changed);
+		rc = save_dir(c, path, have_old ? &ot : NULL, have_old ? old->subtree : NULL,
+			      n->subtree, &changed);
 		cf_tree_release(&ot);
 		if (rc)
 			return rc;
@@ -869,9 +1031,25 @@ nomem:
 	return cf_err(CF_ENOMEM, "out of memory");
 }
 
-/* Finish the nodes of a directory once its chunks are stored, then store its tree. */
+/* The directory's tree is the parent snapshot's, node for node, and that
+ * tree is still in the index: its id is the answer, no encoding needed (the
+ * case of every unchanged directory of a no-change backup). */
+static bool same_tree(struct ctx *c, const struct cf_tree *t, const struct cf_tree *old,
+		      const uint8_t *old_id)
+{
+	if (!old || !old_id || old->n != t->n)
+		return false;
+	for (size_t i = 0; i < t->n; i++)
+		if (!cf_node_equal(&t->nodes[i], &old->nodes[i]))
+			return false;
+	return cf_repo_has_blob(c->repo, CF_BLOB_TREE, old_id);
+}
+
+/* Finish the nodes of a directory once its chunks are stored, then store its
+ * tree (or reuse the parent's: same_tree). */
 static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, size_t npd,
-		       struct batch *b, uint8_t id[CF_ID_LEN])
+		       struct batch *b, const struct cf_tree *old, const uint8_t *old_id,
+		       uint8_t id[CF_ID_LEN])
 {
 	int rc = batch_wait(c, b);
 	for (size_t i = 0; i < npd; i++) {
@@ -881,6 +1059,10 @@ static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, siz
 	}
 	if (rc)
 		return rc;
+	if (same_tree(c, t, old, old_id)) {
+		memcpy(id, old_id, CF_ID_LEN);
+		return CF_OK;
+	}
 	bool added = false;
 	uint64_t stored = 0;
 	rc = cf_repo_save_tree(c->repo, t, id, &added, &stored);
@@ -893,8 +1075,8 @@ static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, siz
 	return rc;
 }
 
-static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, uint8_t id[CF_ID_LEN],
-		    bool *changed)
+static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old,
+		    const uint8_t *old_id, uint8_t id[CF_ID_LEN], bool *changed)
 {
 	struct cf_tree t = CF_TREE_INIT;
 	struct pending *pd = NULL;
@@ -916,8 +1098,24 @@ static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, 
 		goto out;
 	}
 	size_t plen = strlen(path);
+	size_t ahead_next = 0; /* names before this were considered for ahead_want */
+	int ahead_n = 0;       /* of those, wanted ones after the current entry */
 	for (size_t i = 0; i < nnames; i++) {
 		struct stat st;
+		if (old) {
+			const struct cf_node *on = i < ahead_next ? cf_tree_find(old, names[i]) : NULL;
+			if (on && on->type == CF_NODE_DIR && on->has_subtree)
+				ahead_n--;
+			if (ahead_next <= i)
+				ahead_next = i + 1; /* this one is loaded when needed, not ahead */
+			while (ahead_n < AHEAD_PER_DIR && ahead_next < nnames) {
+				on = cf_tree_find(old, names[ahead_next++]);
+				if (on && on->type == CF_NODE_DIR && on->has_subtree) {
+					ahead_want(c, on->subtree);
+					ahead_n++;
+				}
+			}
+		}
 		free(sub);
 		if (!(sub = malloc(plen + strlen(names[i]) + 2))) {
 			rc = cf_err(CF_ENOMEM, "out of memory");
@@ -972,7 +1170,7 @@ static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old, 
 		npd++;
 		progress(c, false);
 	}
-	rc = finish_tree(c, &t, pd, npd, &b, id);
+	rc = finish_tree(c, &t, pd, npd, &b, old, old_id, id);
 	npd = 0;
 	*changed = true; /* the caller compares tree ids */
 	goto out;
@@ -1189,7 +1387,7 @@ static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, 
 		/* an intermediate directory: its own metadata if it exists on disk
 		 * (it does for file paths), else a plain 0755 directory (streams) */
 		if (have_stat && S_ISDIR(st.st_mode)) {
-			if ((rc = fill_node(k->fspath, k->name, &st, n)))
+			if ((rc = fill_node(k->fspath, k->name, &st, NULL, n)))
 				goto fail;
 		} else {
 			if (!(n->name = strdup(k->name))) {
@@ -1210,7 +1408,7 @@ static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, 
 		n->has_subtree = true;
 		npd++;
 	}
-	rc = finish_tree(c, &t, pd, npd, &b, id);
+	rc = finish_tree(c, &t, pd, npd, &b, NULL, NULL, id);
 	free(pd);
 	cf_tree_release(&t);
 	return rc;
@@ -1369,7 +1567,11 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	pthread_t scan_thread;
 	struct scan_arg sa = { &c, abs, o->npaths };
 	bool scanning = o->progress && pthread_create(&scan_thread, NULL, scanner, &sa) == 0;
+	if (have_parent)
+		ahead_start(&c);
 	rc = save_vdir(&c, &root, have_parent ? &old : NULL, snap.tree);
+	if (have_parent)
+		ahead_stop(&c);
 	if (scanning)
 		pthread_join(scan_thread, NULL);
 	if (rc)

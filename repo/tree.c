@@ -115,6 +115,47 @@ const struct cf_node *cf_tree_find(const struct cf_tree *t, const char *name)
 	return NULL;
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool cf_node_equal(const struct cf_node *a, const struct cf_node *b)
+{
+	if (a->type != b->type || a->mode != b->mode || a->uid != b->uid || a->gid != b->gid ||
+	    a->mtime_ns != b->mtime_ns || a->atime_ns != b->atime_ns ||
+	    a->ctime_ns != b->ctime_ns || a->dev != b->dev || a->ino != b->ino ||
+	    a->nlink != b->nlink || a->nxattrs != b->nxattrs || !str_eq(a->name, b->name) ||
+	    !str_eq(a->user, b->user) || !str_eq(a->group, b->group))
+		return false;
+	switch (a->type) {
+	case CF_NODE_FILE:
+		if (a->size != b->size || a->ncontent != b->ncontent ||
+		    (a->ncontent && memcmp(a->content, b->content, a->ncontent * CF_ID_LEN)))
+			return false;
+		break;
+	case CF_NODE_DIR:
+		if (a->has_subtree != b->has_subtree ||
+		    (a->has_subtree && memcmp(a->subtree, b->subtree, CF_ID_LEN)))
+			return false;
+		break;
+	case CF_NODE_SYMLINK:
+		if (!str_eq(a->linktarget, b->linktarget))
+			return false;
+		break;
+	case CF_NODE_CHARDEV:
+	case CF_NODE_BLOCKDEV:
+		if (a->rdev != b->rdev)
+			return false;
+		break;
+	}
+	for (size_t i = 0; i < a->nxattrs; i++)
+		if (!str_eq(a->xattrs[i].name, b->xattrs[i].name) || a->xattrs[i].len != b->xattrs[i].len ||
+		    (a->xattrs[i].len && memcmp(a->xattrs[i].value, b->xattrs[i].value, a->xattrs[i].len)))
+			return false;
+	return true;
+}
+
 /* ---- names ----------------------------------------------------------- */
 
 bool cf_name_ok(const char *name)

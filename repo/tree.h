@@ -81,6 +81,11 @@ void cf_tree_sort(struct cf_tree *t);
 /* Find a node by name in a sorted tree (binary search); NULL if absent. */
 const struct cf_node *cf_tree_find(const struct cf_tree *t, const char *name);
 
+/* True if a and b encode to the same bytes: every field cf_tree_encode
+ * writes for their type is equal (xattrs compared in order, so a different
+ * order reads as a difference: a false "different" only costs an encode). */
+bool cf_node_equal(const struct cf_node *a, const struct cf_node *b);
+
 /* Encode a sorted tree as JSON into out (appended).  Deterministic: the same
  * tree always gives the same bytes (so identical directories dedup). */
 int cf_tree_encode(const struct cf_tree *t, struct cf_buf *out);

@@ -727,10 +727,88 @@ static void test_jansson_enomem(void **state)
 	cf_buf_release(&out);
 }
 
+/* cf_node_equal: a node equals its decoded copy (the backup reuses the
+ * parent's tree id on that), and any encoded field that differs makes it
+ * unequal, else a changed directory would keep its old tree. */
+static void test_node_equal(void **state)
+{
+	struct cf_tree t = CF_TREE_INIT, d = CF_TREE_INIT;
+	struct cf_buf json = CF_BUF_INIT;
+	struct cf_node *n;
+
+	(void)state;
+	n = add(&t, "a-file", CF_NODE_FILE);
+	n->size = 42;
+	n->user = xstrdup("alice");
+	set_content(n, 2, 5);
+	add_xattr(n, "user.k", "v", 1);
+	n = add(&t, "b-dir", CF_NODE_DIR);
+	n->has_subtree = true;
+	fill_id(n->subtree, 3);
+	n = add(&t, "c-link", CF_NODE_SYMLINK);
+	n->linktarget = xstrdup("target");
+	n = add(&t, "d-dev", CF_NODE_CHARDEV);
+	n->rdev = 77;
+	assert_int_equal(cf_tree_encode(&t, &json), CF_OK);
+	assert_int_equal(cf_tree_decode(json.data, json.len, &d), CF_OK);
+	for (size_t i = 0; i < t.n; i++)
+		assert_true(cf_node_equal(&t.nodes[i], &d.nodes[i]));
+
+	struct cf_node *f = &d.nodes[0], *dir = &d.nodes[1], *l = &d.nodes[2], *dv = &d.nodes[3];
+#define DIFFERS(node, field, val)                                            \
+	do {                                                                 \
+		__typeof__((node)->field) keep = (node)->field;              \
+		(node)->field = (val);                                       \
+		assert_false(cf_node_equal(&t.nodes[(node) - d.nodes], (node))); \
+		(node)->field = keep;                                        \
+		assert_true(cf_node_equal(&t.nodes[(node) - d.nodes], (node)));  \
+	} while (0)
+	DIFFERS(f, mode, 0600);
+	DIFFERS(f, uid, 1);
+	DIFFERS(f, gid, 1);
+	DIFFERS(f, size, 43);
+	DIFFERS(f, mtime_ns, 1);
+	DIFFERS(f, atime_ns, 1);
+	DIFFERS(f, ctime_ns, 1);
+	DIFFERS(f, dev, 1);
+	DIFFERS(f, ino, 1);
+	DIFFERS(f, nlink, 2);
+	DIFFERS(f, ncontent, 1);
+	DIFFERS(f, nxattrs, 0);
+	DIFFERS(f, type, CF_NODE_FIFO);
+	f->content[1][7] ^= 1;
+	assert_false(cf_node_equal(&t.nodes[0], f));
+	f->content[1][7] ^= 1;
+	f->xattrs[0].value[0] = 'w';
+	assert_false(cf_node_equal(&t.nodes[0], f));
+	f->xattrs[0].value[0] = 'v';
+	f->user[0] = 'A';
+	assert_false(cf_node_equal(&t.nodes[0], f));
+	f->user[0] = 'a';
+	free(f->user);
+	f->user = NULL;
+	assert_false(cf_node_equal(&t.nodes[0], f));
+	DIFFERS(dir, has_subtree, false);
+	dir->subtree[0] ^= 1;
+	assert_false(cf_node_equal(&t.nodes[1], dir));
+	dir->subtree[0] ^= 1;
+	l->linktarget[0] = 'T';
+	assert_false(cf_node_equal(&t.nodes[2], l));
+	l->linktarget[0] = 't';
+	DIFFERS(dv, rdev, 78);
+	d.nodes[3].name[0] = 'e';
+	assert_false(cf_node_equal(&t.nodes[3], dv));
+#undef DIFFERS
+	cf_buf_release(&json);
+	cf_tree_release(&d);
+	cf_tree_release(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_every_type),
+		cmocka_unit_test(test_node_equal),
 		cmocka_unit_test(test_non_utf8_names),
 		cmocka_unit_test(test_utf8_len),
 		cmocka_unit_test(test_many_content_ids),
