@@ -20,7 +20,7 @@
  * queue holds at most as many packs as there are uploaders, so a slow store
  * slows the workers down instead of filling memory.  A backend with
  * put_stage (local) takes a pack's bytes from the worker that filled it
- * (into a temporary file, page cache speed) and the 16 MiB buffer is reused
+ * (into a temporary file, page cache speed) and the pack buffer is reused
  * at once; the queue then holds only staged packs waiting for their fsync
  * and rename (put_commit).  Either way a pack's blobs leave PENDING, and the
  * pack enters the list for the next index file, only after put_commit.
@@ -35,7 +35,7 @@
 #include <zstd.h>
 
 #define PENDING 0x80 /* entry flag: its pack is not uploaded yet */
-#define CF_INDEX_EVERY 32 /* packs (~512 MiB) per intermediate index file */
+#define CF_INDEX_EVERY 32 /* packs (~256 MiB) per intermediate index file */
 
 /* ---- per-thread zstd contexts ---- */
 

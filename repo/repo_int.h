@@ -96,7 +96,7 @@ struct cf_repo {
 	pthread_t *uploaders;
 	int nuploaders, want_uploaders;
 	bool up_stop;
-	/* spare pack buffers: a fresh 16 MiB buffer per pack costs 4096 page
+	/* spare pack buffers: a fresh 8 MiB buffer per pack costs 2048 page
 	 * faults, reusing one costs none */
 	struct cf_buf spare[2];
 	int nspare;

@@ -432,7 +432,7 @@ static size_t blob_size(uint64_t seed)
 static void make_blob(uint8_t *p, size_t n, uint64_t seed)
 {
 	/* shared blobs alternate compressible and not; own blobs are
-	 * incompressible so that they fill more than one 16 MiB pack */
+	 * incompressible so that they fill more than one pack */
 	if (seed % 2 || seed >= 20000)
 		fill_random(p, n, seed);
 	else
@@ -535,7 +535,7 @@ static void test_concurrent_save(void **state)
 		cf_buf_release(&bytes);
 	}
 	assert_int_equal(entries, want);
-	assert_true(ns.n >= 3); /* > 16 MiB of data blobs, plus a tree pack */
+	assert_true(ns.n >= 3); /* more than a pack of data blobs, plus a tree pack */
 	cf_index_release(&seen);
 	free(ns.name);
 
@@ -606,14 +606,15 @@ static void test_crash_without_flush(void **state)
 {
 	struct fixture *f = *state;
 	struct cf_repo *r = init_repo(f->dir);
-	uint8_t *buf = malloc(MiB), ids[21][CF_ID_LEN], idt[CF_ID_LEN];
+	enum { NB = CF_PACK_TARGET / MiB + 4 };
+	uint8_t *buf = malloc(MiB), ids[NB + 1][CF_ID_LEN], idt[CF_ID_LEN];
 	struct cf_buf b = CF_BUF_INIT;
 	bool added;
 
 	assert_non_null(buf);
-	/* 20 MiB: the first 16 MiB pack is uploaded on its own, the rest and
+	/* a pack and 4 MiB: the first pack is uploaded on its own, the rest and
 	 * a tree blob are still in memory when the process "dies" */
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < NB; i++) {
 		fill_random(buf, MiB, 300 + (uint64_t)i);
 		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, buf, MiB, ids[i], &added, NULL), CF_OK);
 	}
@@ -625,7 +626,7 @@ static void test_crash_without_flush(void **state)
 	r = reopen(f->dir);
 	assert_int_equal(count_objects(r, "index"), 0);
 	assert_int_equal(index_count(r), 0);
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < NB; i++) {
 		assert_false(cf_repo_has_blob(r, CF_BLOB_DATA, ids[i]));
 		assert_int_equal(cf_repo_load_blob(r, CF_BLOB_DATA, ids[i], &b), CF_ENOENT);
 	}
@@ -638,16 +639,16 @@ static void test_crash_without_flush(void **state)
 	assert_int_equal(st.packs, 1);
 
 	/* the next run stores them again and all is well */
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < NB; i++) {
 		fill_random(buf, MiB, 300 + (uint64_t)i);
-		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, buf, MiB, ids[20], &added, NULL), CF_OK);
+		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, buf, MiB, ids[NB], &added, NULL), CF_OK);
 		assert_true(added);
-		assert_memory_equal(ids[20], ids[i], CF_ID_LEN);
+		assert_memory_equal(ids[NB], ids[i], CF_ID_LEN);
 	}
 	assert_int_equal(cf_repo_flush(r), CF_OK);
 	cf_repo_free(r);
 	r = reopen(f->dir);
-	for (int i = 0; i < 20; i++) {
+	for (int i = 0; i < NB; i++) {
 		fill_random(buf, MiB, 300 + (uint64_t)i);
 		expect_blob(r, CF_BLOB_DATA, ids[i], buf, MiB);
 	}
@@ -683,7 +684,7 @@ static void test_pack_split(void **state)
 		struct cf_pack_entry *e;
 		size_t n;
 		parse_pack(r, ns.name[p], &bytes, &e, &n);
-		/* closed once it reaches 16 MiB: at most one blob over */
+		/* closed once it reaches CF_PACK_TARGET: at most one blob over */
 		assert_true(bytes.len <= CF_PACK_TARGET + MiB + CF_SEAL_OVERHEAD + 4 +
 			    n * (CF_ENTRY_SIZE + CF_SEAL_OVERHEAD));
 		/* the pack's name is the hash of its bytes */
