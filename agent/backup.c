@@ -70,6 +70,7 @@ struct pool {
 /* Trees of the parent snapshot, loaded ahead (see "read ahead" below). */
 #define AHEAD_SLOTS 12
 #define AHEAD_PER_DIR 4
+#define AHEAD_THREADS 2
 enum { AH_FREE, AH_QUEUED, AH_LOADING, AH_DONE };
 struct ahead_slot {
 	int state;
@@ -84,7 +85,8 @@ struct ahead {
 	struct ahead_slot s[AHEAD_SLOTS];
 	unsigned long seq;
 	bool stop, running;
-	pthread_t thread;
+	pthread_t thread[AHEAD_THREADS];
+	int nthreads;
 	struct cf_repo *repo;
 };
 
@@ -715,7 +717,7 @@ static bool unchanged(struct ctx *c, const struct cf_node *old, const struct cf_
  *
  * A backup with a parent snapshot loads the parent's tree of every directory
  * it enters, and decoding those (JSON) is most of a no-change backup's time.
- * So one thread loads and decodes, in order, the trees of the next few
+ * So two threads load and decode, in order, the trees of the next few
  * subdirectories of the directory being walked while the walker stats files;
  * the walker takes a tree from here when it enters the directory, and loads
  * it itself when it is not here (never asked for, pushed out, or failed: its
@@ -760,8 +762,13 @@ static void ahead_start(struct ctx *c)
 	pthread_cond_init(&a->work, NULL);
 	pthread_cond_init(&a->done, NULL);
 	a->repo = c->repo;
-	/* without the thread every take is a load of one's own: still correct */
-	a->running = pthread_create(&a->thread, NULL, ahead_main, a) == 0;
+	/* Two threads: decoding is the slow part and a directory's trees are
+	 * independent.  Without threads every take is a load of one's own:
+	 * still correct. */
+	while (a->nthreads < AHEAD_THREADS &&
+	       pthread_create(&a->thread[a->nthreads], NULL, ahead_main, a) == 0)
+		a->nthreads++;
+	a->running = a->nthreads > 0;
 }
 
 static void ahead_stop(struct ctx *c)
@@ -770,9 +777,10 @@ static void ahead_stop(struct ctx *c)
 	if (a->running) {
 		pthread_mutex_lock(&a->mu);
 		a->stop = true;
-		pthread_cond_signal(&a->work);
+		pthread_cond_broadcast(&a->work);
 		pthread_mutex_unlock(&a->mu);
-		pthread_join(a->thread, NULL);
+		for (int i = 0; i < a->nthreads; i++)
+			pthread_join(a->thread[i], NULL);
 		a->running = false;
 	}
 	for (int i = 0; i < AHEAD_SLOTS; i++)

@@ -172,6 +172,30 @@ else
 fi
 cmp -s "$S/sub/inc-small-01.dat" "$T/rm$S/sub/inc-small-01.dat" || fail "metadata-only change: content differs"
 
+# --- many directories: the parent's trees are read ahead (agent/backup.c) ---
+# 40 x 6 directories, more than the read-ahead holds; a no-change backup
+# takes every file from the parent, a change in the last one is seen
+W=$T/data/wide
+for i in $(seq -w 1 40); do
+	for j in 1 2 3 4 5 6; do
+		mkdir -p "$W/d$i/e$j"
+		echo "$i-$j" > "$W/d$i/e$j/f"
+	done
+	echo "$i" > "$W/d$i/top"
+done
+cof -r "$T/repo" --json backup "$W"
+tail -n 1 "$T/out" > "$T/wide1.json"
+cof -r "$T/repo" --json backup "$W"
+tail -n 1 "$T/out" > "$T/wide2.json"
+assert_eq 280 "$(json_field "$T/wide2.json" "j['summary']['files_unmodified']")" "wide tree: files_unmodified"
+assert_eq 0 "$(json_field "$T/wide2.json" "j['summary']['dirs_changed']")" "wide tree: dirs_changed"
+echo changed > "$W/d40/e6/f"
+cof -r "$T/repo" --json backup "$W"
+tail -n 1 "$T/out" > "$T/wide3.json"
+assert_eq 1 "$(json_field "$T/wide3.json" "j['summary']['files_changed']")" "wide tree: one file changed"
+cof -r "$T/repo" restore latest --target "$T/rw" --include "$W"
+diff -r "$W" "$T/rw$W" >/dev/null || fail "wide tree: restore differs from the source"
+
 # --force reads everything again but adds nothing
 cof -r "$T/repo" --json backup --force "$S"
 tail -n 1 "$T/out" > "$T/forced.json"
