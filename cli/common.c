@@ -72,7 +72,7 @@ int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2
 	if (rc)
 		return rc;
 	/* packs in flight: a remote store wants many, a local disk a couple */
-	cf_repo_set_upload_threads(*r, c->connections ? c->connections : remote ? 8 : 2);
+	cf_repo_set_upload_threads(*r, c->connections ? c->connections : remote ? 6 : 2);
 	/* --no-lock: reading a repository on read-only storage (never for
 	 * commands that write or delete) */
 	if (lock == 1 && c->no_lock && !c->lock_needed)

@@ -66,7 +66,7 @@ static const char usage_text[] =
 "  -q, --quiet                 only errors\n"
 "  --retry-lock SECONDS        wait this long for a lock held by another process\n"
 "  --cacert FILE               extra CA certificate for TLS (S3)\n"
-"  --s3-connections N          parallel S3 requests (default 8)\n"
+"  --s3-connections N          parallel S3 requests (default 6)\n"
 "  --no-lock                   commands that only read take no lock (they also go on without\n"
 "                              one, with a warning, when the storage is read-only)\n"
 "\n"

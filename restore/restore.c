@@ -24,7 +24,7 @@
  * RANGE_MAX bytes: what one worker holds in memory at a time.  A local read
  * costs a syscall, so local ranges stay small (RANGE_MAX_LOCAL); a remote
  * one costs a round trip. */
-#define RANGE_MAX (8u << 20)
+#define RANGE_MAX (4u << 20)
 #define RANGE_MAX_LOCAL (2u << 20)
 #define RANGE_GAP (256u << 10)
 #define NSTRIPES 256   /* locks over files being written */
@@ -1605,8 +1605,8 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) * 2;
 	bool local = strcmp(cf_repo_backend(r)->ops->name, "local") == 0;
-	if (o->threads <= 0 && !local && c.nthreads < 8)
-		c.nthreads = 8; /* remote packs: keep several requests in flight */
+	if (o->threads <= 0 && !local && c.nthreads < 6)
+		c.nthreads = 6; /* remote packs: keep several requests in flight */
 	c.range_max = local ? RANGE_MAX_LOCAL : RANGE_MAX;
 	if (c.nthreads < 1)
 		c.nthreads = 1;

@@ -81,7 +81,7 @@ struct cf_backend {
 
 /* Options that apply to remote backends; zero means default. */
 struct cf_backend_opts {
-	int connections;       /* parallel requests (S3), default 8 */
+	int connections;       /* parallel requests (S3), default 6 */
 	const char *cacert;    /* extra CA bundle for TLS */
 	int max_attempts;      /* retries for transient errors, default 8 */
 };

@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_CONNECTIONS 8
+#define DEFAULT_CONNECTIONS 6
 #define DEFAULT_ATTEMPTS 8
 #define BACKOFF_BASE 0.2   /* seconds before the second attempt */
 #define BACKOFF_CAP 60.0   /* no single wait is longer */
