@@ -84,9 +84,9 @@ struct ahead {
 	pthread_cond_t work, done;
 	struct ahead_slot s[AHEAD_SLOTS];
 	unsigned long seq;
-	bool stop, running;
+	bool stop;
 	pthread_t thread[AHEAD_THREADS];
-	int nthreads;
+	int nthreads; /* 0: every take is a load of one's own */
 	struct cf_repo *repo;
 };
 
@@ -768,21 +768,18 @@ static void ahead_start(struct ctx *c)
 	while (a->nthreads < AHEAD_THREADS &&
 	       pthread_create(&a->thread[a->nthreads], NULL, ahead_main, a) == 0)
 		a->nthreads++;
-	a->running = a->nthreads > 0;
 }
 
 static void ahead_stop(struct ctx *c)
 {
 	struct ahead *a = &c->ahead;
-	if (a->running) {
-		pthread_mutex_lock(&a->mu);
-		a->stop = true;
-		pthread_cond_broadcast(&a->work);
-		pthread_mutex_unlock(&a->mu);
-		for (int i = 0; i < a->nthreads; i++)
-			pthread_join(a->thread[i], NULL);
-		a->running = false;
-	}
+	pthread_mutex_lock(&a->mu);
+	a->stop = true;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	for (int i = 0; i < a->nthreads; i++)
+		pthread_join(a->thread[i], NULL);
+	a->nthreads = 0;
 	for (int i = 0; i < AHEAD_SLOTS; i++)
 		cf_tree_release(&a->s[i].t);
 	pthread_mutex_destroy(&a->mu);
@@ -794,7 +791,7 @@ static void ahead_want(struct ctx *c, const uint8_t id[CF_ID_LEN])
 {
 	struct ahead *a = &c->ahead;
 	struct ahead_slot *slot = NULL, *oldest = NULL;
-	if (!a->running)
+	if (!a->nthreads)
 		return;
 	pthread_mutex_lock(&a->mu);
 	for (int i = 0; i < AHEAD_SLOTS; i++) {
@@ -823,7 +820,7 @@ out:
 static int ahead_take(struct ctx *c, const uint8_t id[CF_ID_LEN], struct cf_tree *t)
 {
 	struct ahead *a = &c->ahead;
-	if (a->running) {
+	if (a->nthreads) {
 		pthread_mutex_lock(&a->mu);
 		for (int i = 0; i < AHEAD_SLOTS; i++) {
 			struct ahead_slot *s = &a->s[i];

@@ -82,16 +82,9 @@ measure() {
 	local log=$B/time.log
 	/usr/bin/time -v -o "$log" "$@" > "$B/last.out" 2> "$B/last.err" || {
 		echo "FAILED: $target $tool $step: $*" >&2; cat "$B/last.err" >&2; exit 1; }
-	python3 - "$log" "$target" "$tool" "$step" >> "$results" <<'PY'
-import sys, re
-t = open(sys.argv[1]).read()
-def g(k):
-    return re.search(re.escape(k) + r":\s*(.+)", t).group(1).strip()
-w = g("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
-wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(w)))
-cpu = float(g("User time (seconds)")) + float(g("System time (seconds)"))
-print(f"{sys.argv[2]}\t{sys.argv[3]}\t{sys.argv[4]}\t{wall:.3f}\t{cpu:.3f}\t{g('Maximum resident set size (kbytes)')}")
-PY
+	local wall cpu rss
+	read -r wall cpu rss < <(python3 "$here/bench/timev.py" "$log")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$tool" "$step" "$wall" "$cpu" "$rss" >> "$results"
 }
 
 # --- S3 server: Swift on loopback, plus a TLS proxy for restic (and coffer) ---

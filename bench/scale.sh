@@ -66,17 +66,9 @@ measure() {
 	local name=$1; shift
 	/usr/bin/time -v -o "$S/time.log" "$@" > "$S/last.out" 2> "$S/last.err" || {
 		echo "scale.sh: FAILED: $name: $*" >&2; tail -n 20 "$S/last.err" >&2; exit 1; }
-	read -r WALL CPU RSS < <(python3 - "$S/time.log" <<'PY'
-import sys, re
-t = open(sys.argv[1]).read()
-def g(k):
-    return re.search(re.escape(k) + r":\s*(.+)", t).group(1).strip()
-w = g("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")
-wall = sum(float(x) * 60 ** i for i, x in enumerate(reversed(w)))
-cpu = float(g("User time (seconds)")) + float(g("System time (seconds)"))
-print(f"{wall:.2f} {cpu:.2f} {int(g('Maximum resident set size (kbytes)')) / 1024:.0f}")
-PY
-)
+	local rss_kib
+	read -r WALL CPU rss_kib < <(python3 "$here/bench/timev.py" "$S/time.log")
+	RSS=$(( (rss_kib + 512) / 1024 ))
 	printf '%-34s wall %8.2f s  CPU %8.2f s  peak RSS %6d MiB\n' "$name" "$WALL" "$CPU" "$RSS"
 }
 verdict() { # verdict WHAT OK(0/1) DETAIL

@@ -66,7 +66,7 @@ int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2
 		cf_backend_free(be);
 		return rc;
 	}
-	bool remote = strcmp(be->ops->name, "local") != 0;
+	bool remote = cf_be_remote(be);
 	rc = cf_repo_open(be, pw, strlen(pw), r);
 	cli_password_free(pw);
 	if (rc)

@@ -861,11 +861,6 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
  * under tc_mu: two threads wanting the same pack cost one GET.  A local
  * repository reads its trees with pread as before (page cache speed).
  */
-static bool tree_cache_wanted(const struct cf_repo *r)
-{
-	return strcmp(r->be->ops->name, "local") != 0;
-}
-
 void cf_repo_tree_cache_release(struct cf_repo *r)
 {
 	struct cf_tree_pack *tp = r->tc_head, *next;
@@ -921,6 +916,7 @@ static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, stru
 		if ((rc = cf_be_get(r->be, path, &tp->bytes))) {
 			if (rc == CF_ENOENT)
 				rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+			cf_buf_release(&tp->bytes); /* a failed get may leave part of it */
 			free(tp);
 			return rc;
 		}
@@ -949,7 +945,7 @@ static int load_tree_blob(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct
 	struct cf_buf sealed = CF_BUF_INIT;
 	int rc;
 
-	if (!tree_cache_wanted(r))
+	if (!cf_be_remote(r->be))
 		return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
 	if ((rc = cf_repo_lookup(r, CF_BLOB_TREE, id, &loc)))
 		return rc;

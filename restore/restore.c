@@ -1604,7 +1604,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 
 	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) * 2;
-	bool local = strcmp(cf_repo_backend(r)->ops->name, "local") == 0;
+	bool local = !cf_be_remote(cf_repo_backend(r));
 	if (o->threads <= 0 && !local && c.nthreads < 6)
 		c.nthreads = 6; /* remote packs: keep several requests in flight */
 	c.range_max = local ? RANGE_MAX_LOCAL : RANGE_MAX;

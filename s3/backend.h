@@ -21,7 +21,9 @@
 #ifndef CF_BACKEND_H
 #define CF_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/uio.h>
 #include "../common/buf.h"
@@ -105,6 +107,11 @@ int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opt
 /* Path of a pack: "data/ab/abcdef..." into out (at least 6+2+1+64+1 bytes). */
 void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
 
+/* A store where a request costs a round trip (S3, and any wrapper around a
+ * store): callers keep more requests in flight, read bigger ranges and cache
+ * tree packs.  Only the local directory backend is not. */
+static inline bool cf_be_remote(const struct cf_backend *be)
+{ return strcmp(be->ops->name, "local") != 0; }
 static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d, size_t n)
 { return be->ops->put(be, p, d, n); }
 /* put_iov where the backend has it, else one put of the concatenation. */

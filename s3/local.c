@@ -382,16 +382,17 @@ static int local_remove_many(struct cf_backend *be, const char *const *paths, si
 			snprintf(msg, sizeof(msg), "%s", cf_errmsg(r));
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		int r = sync_parent((struct local *)be, paths[i], last, sizeof(last));
-		if (r && !failed++) {
-			first = r;
-			snprintf(msg, sizeof(msg), "%s", cf_errmsg(r));
-		}
-	}
 	if (failed)
 		return cf_err(first, "%zu of %zu objects not removed; the first: %s", failed, n, msg);
-	return CF_OK;
+	/* removed, but not durable until their directories are synced: the
+	 * first failing fsync is the error (its message names the directory) */
+	int sync_rc = CF_OK;
+	for (size_t i = 0; i < n; i++) {
+		int r = sync_parent((struct local *)be, paths[i], last, sizeof(last));
+		if (r && !sync_rc)
+			sync_rc = r;
+	}
+	return sync_rc;
 }
 
 static void local_free(struct cf_backend *be)

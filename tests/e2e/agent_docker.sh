@@ -15,14 +15,7 @@ command -v runc > /dev/null || skip "runc is not installed"
 command -v curl > /dev/null || skip "curl is not installed"
 
 # --- a private podman: own storage, own API socket ------------------------
-cat > "$T/containers.conf" << 'CONF'
-[containers]
-default_ulimits = ["nofile=1024:20000", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-CONF
-export CONTAINERS_CONF=$T/containers.conf
+podman_conf
 P=(podman --root "$T/pod/root" --runroot "$T/pod/run" --storage-driver vfs)
 # containers first (their conmon and mounts outlive a killed service), then the rest
 pod_cleanup()

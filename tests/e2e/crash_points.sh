@@ -19,15 +19,8 @@ init_repo "$R" --chunk-size 16,32,64
 
 # the snapshots that must survive: id -> copy of the source it was taken of
 SNAPS=()
-snap_done() { # record the latest snapshot with a copy of the source
-	local id
-	id=$(latest_id "$R")
-	rm -rf "$T/copy.$id"
-	cp -a "$S" "$T/copy.$id"
-	SNAPS+=("$id")
-}
 cof -r "$R" backup -q "$S"
-snap_done
+snap_record "$R" "$S"
 
 SANITIZED=
 ldd "$COFFER" 2> /dev/null | grep -q libasan && SANITIZED=1
@@ -117,13 +110,13 @@ for spec in put=1:kill put=2:kill put=2:killafter put=3:kill put=3:killafter put
 	echo "change $n" > "$S/dir/small"
 	killed "$spec" "$COFFER" -r "fault:$R" backup -q "$S"
 	rc=$?
-	[ "$rc" = 0 ] && snap_done
+	[ "$rc" = 0 ] && snap_record "$R" "$S"
 	survive "backup killed at $spec" && survived=$((survived + 1))
 	if [ "$rc" != 0 ]; then
 		# the re-run completes (and may reuse what the killed run stored)
 		expect_exit 0 "$COFFER" -r "$R" backup -q "$S"
 		reruns=$((reruns + 1))
-		snap_done
+		snap_record "$R" "$S"
 	fi
 done
 
@@ -139,7 +132,7 @@ for spec in put=1:killafter put=2:kill put=2:killafter remove=1:kill remove=2:ki
 	scratch=$(latest_id "$R")
 	rm -f "$S/scratch"
 	cof -r "$R" backup -q "$S"
-	snap_done
+	snap_record "$R" "$S"
 	cof -r "$R" forget -q "$scratch"
 	killed "$spec" "$COFFER" -r "fault:$R" prune -q --max-unused 0%
 	rc=$?

@@ -32,15 +32,8 @@ randfile "$S/base" 500000
 echo "small" > "$S/d/small"
 init_repo "$R"
 SNAPS=()
-snap_done() {
-	local id
-	id=$(latest_id "$R")
-	rm -rf "$T/copy.$id"
-	cp -a "$S" "$T/copy.$id"
-	SNAPS+=("$id")
-}
 cof -r "$R" backup -q "$S"
-snap_done
+snap_record "$R" "$S"
 
 runs=0 failed=0 ok=0
 # judge NAME RC: a clean success or failure (see the header)
@@ -126,13 +119,13 @@ for point in posix/io/rw/writev posix/io/sync/fsync posix/io/dir/rename posix/io
 			faulty "$when" "$point" "$err" 'has_files "$R/locks"' \
 				"$COFFER" -r "$R" backup -q "$S"
 			judge "backup, $point=$err ($when)" "$RC"
-			[ "$RC" = 0 ] && snap_done
+			[ "$RC" = 0 ] && snap_record "$R" "$S"
 			"$COFFER" -r "$R" unlock > /dev/null 2>&1
 			"$COFFER" -r "$R" check > "$T/c.out" 2> "$T/c.err" ||
 				soft_fail "backup, $point=$err ($when): check fails: $(cat "$T/c.err")"
 			# the same backup without the fault completes
 			cof -r "$R" backup -q "$S"
-			snap_done
+			snap_record "$R" "$S"
 		done
 	done
 	verify "after backups with $point failing"

@@ -37,14 +37,7 @@ if [ -d "$CACHE/storage" ] && [ "$(du -sm "$CACHE/storage" | cut -f1)" -gt 8192 
 	rm -rf "$CACHE/storage" "$CACHE/run" "$CACHE/base.stamp"
 fi
 STORE=(--root "$CACHE/storage" --runroot "$CACHE/run" --storage-driver vfs)
-cat > "$T/containers.conf" << 'CONF'
-[containers]
-default_ulimits = ["nofile=1024:20000", "nproc=1024:1024"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-CONF
-export CONTAINERS_CONF=$T/containers.conf
+podman_conf
 B=(buildah "${STORE[@]}")
 P=(podman "${STORE[@]}" --cgroup-manager cgroupfs --runtime runc)
 RUN=("${P[@]}" run --rm --network none --ulimit nofile=1024:20000 --ulimit nproc=1024:1024)

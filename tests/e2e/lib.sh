@@ -197,6 +197,31 @@ latest_id()
 	json_field "$T/snaps.json" 'sorted(j, key=lambda s: s["time"])[-1]["id"]'
 }
 
+# snap_record REPO SRC: append the latest snapshot's id to SNAPS and keep a
+# copy of SRC as it is now in $T/copy.ID (what that snapshot must restore).
+snap_record()
+{
+	local id
+	id=$(latest_id "$1")
+	rm -rf "$T/copy.$id"
+	cp -a "$2" "$T/copy.$id"
+	SNAPS+=("$id")
+}
+
+# podman_conf: a containers.conf for podman and buildah on these machines
+# (runc, cgroupfs, no systemd; ulimits a container may raise), in CONTAINERS_CONF.
+podman_conf()
+{
+	cat > "$T/containers.conf" << 'CONF'
+[containers]
+default_ulimits = ["nofile=1024:20000", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
+	export CONTAINERS_CONF=$T/containers.conf
+}
+
 # allocated_kib FILE: space the file occupies on disk.
 allocated_kib()
 {

@@ -21,7 +21,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 #include "repo/snapshot.h"
 #include "repo/tree.h"
 #include "s3/backend.h"
+#include "testutil.h"
 
 #define PW "correct horse"
 
@@ -214,14 +214,6 @@ struct repoctx {
 	int round;
 };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
 
 static int count_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_entry *e, void *ctx)
 {
@@ -368,7 +360,7 @@ static void test_repo(void **state)
 	assert_int_equal(torture(op_index_parse, &x, "index parse"), 0);
 	cf_buf_release(&x.plain);
 	cf_repo_free(r);
-	nftw(c.dir, rm_one, 64, FTW_DEPTH | FTW_PHYS);
+	rm_tree(c.dir);
 }
 
 int main(void)

@@ -18,7 +18,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,17 +31,10 @@
 #include "repo/tree.h"
 #include "crypto/crypto.h"
 #include "s3/backend.h"
+#include "testutil.h"
 
 #define PW "correct horse"
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(p);
-	return 0;
-}
 
 struct fixture {
 	char dir[64], dir2[64];
@@ -63,8 +55,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	nftw(f->dir, rm_one, 64, FTW_DEPTH | FTW_PHYS);
-	nftw(f->dir2, rm_one, 64, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->dir);
+	rm_tree(f->dir2);
 	free(f);
 	return 0;
 }
