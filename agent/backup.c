@@ -116,7 +116,7 @@ struct ctx {
  * it back here.  Reusing them spares the kernel a page fault for every 4 KiB
  * read (fresh memory costs one; a 2 GiB backup took 680,000 of them).  The
  * pool holds a few buffers only, so memory stays bounded. */
-#define POOL_MAX 4
+#define POOL_MAX 8
 static struct {
 	pthread_mutex_t mu;
 	uint8_t *buf[POOL_MAX];

@@ -32,6 +32,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+/* ZSTD_estimateCCtxSize and ZSTD_initStaticCCtx: in libzstd's exported
+ * symbols since 1.3, behind this macro in the header */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #define PENDING 0x80 /* entry flag: its pack is not uploaded yet */
@@ -42,7 +45,23 @@
 static pthread_key_t cctx_key, dctx_key;
 static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
 
-static void free_cctx(void *p) { ZSTD_freeCCtx(p); }
+/* A compression context lives in one workspace sized for the level's
+ * largest parameters, allocated once per thread.  A context that zstd
+ * manages itself shrinks its workspace after 128 small inputs (files of a
+ * few KiB) and grows it again for the next big chunk: a fresh, page-faulting
+ * and memset() workspace each time, 200 MB of it in a 2 GiB backup. */
+struct cctx {
+	ZSTD_CCtx *c;
+	int level;
+	void *ws;
+};
+
+static void free_cctx(void *p)
+{
+	struct cctx *x = p;
+	free(x->ws);
+	free(x);
+}
 static void free_dctx(void *p) { ZSTD_freeDCtx(p); }
 static void zstd_keys(void)
 {
@@ -50,13 +69,25 @@ static void zstd_keys(void)
 	pthread_key_create(&dctx_key, free_dctx);
 }
 
-static ZSTD_CCtx *thread_cctx(void)
+static ZSTD_CCtx *thread_cctx(int level)
 {
 	pthread_once(&zstd_once, zstd_keys);
-	ZSTD_CCtx *c = pthread_getspecific(cctx_key);
-	if (!c && (c = ZSTD_createCCtx()))
-		pthread_setspecific(cctx_key, c);
-	return c;
+	struct cctx *x = pthread_getspecific(cctx_key);
+	if (!x) {
+		if (!(x = calloc(1, sizeof(*x))))
+			return NULL;
+		pthread_setspecific(cctx_key, x);
+	}
+	if (x->c && x->level == level)
+		return x->c;
+	free(x->ws);
+	x->c = NULL;
+	size_t n = ZSTD_estimateCCtxSize(level);
+	if (!(x->ws = malloc(n)))
+		return NULL;
+	x->c = ZSTD_initStaticCCtx(x->ws, n);
+	x->level = level;
+	return x->c;
 }
 
 /* per-thread scratch buffers for compression and sealing: reused from blob
@@ -431,7 +462,7 @@ static int maybe_compress(struct cf_repo *r, const void *p, size_t n, uint8_t *d
 	*flags = 0;
 	if (r->cfg.compression <= 0 || n < 64)
 		return CF_OK;
-	ZSTD_CCtx *c = thread_cctx();
+	ZSTD_CCtx *c = thread_cctx(r->cfg.compression);
 	if (!c)
 		return cf_err(CF_ENOMEM, "out of memory (zstd context)");
 	size_t z = ZSTD_compressCCtx(c, dst, ZSTD_compressBound(n), p, n, r->cfg.compression);
