@@ -43,7 +43,7 @@ RUN apt-get update \
  && mkdir -p /backup /var/lib/coffer \
  && chown coffer:coffer /var/lib/coffer
 COPY --from=build /usr/local/bin/coffer /usr/local/bin/coffer
-ENV TZ=UTC COFFER_STATE_DIR=/var/lib/coffer COFFER_BACKUP_ROOT=/backup
+ENV TZ=UTC COFFER_STATE_DIR=/var/lib/coffer COFFER_CACHE_DIR=/var/lib/coffer/cache COFFER_BACKUP_ROOT=/backup
 VOLUME ["/var/lib/coffer"]
 STOPSIGNAL SIGTERM
 # the agent writes its state file at start, so no start period is needed

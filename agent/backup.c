@@ -12,8 +12,10 @@
  * encodes its tree.
  */
 #include "backup.h"
+#include "dircache.h"
 #include "../repo/tree.h"
 #include "../common/error.h"
+#include "../crypto/crypto.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -108,6 +110,13 @@ struct ctx {
 	/* totals found by the scanner thread, for the ETA (progress only) */
 	_Atomic uint64_t scan_files, scan_bytes;
 	_Atomic int scan_done;
+	/* the local directory cache (dircache.h): the parent snapshot's
+	 * directories (empty without one), and this snapshot's, being written */
+	struct cf_dircache dc;
+	bool dc_write;
+	struct cf_buf dc_out;
+	uint32_t dc_count;
+	uint64_t dc_hits; /* directories taken from the cache, trees not loaded */
 };
 
 /* ---------------- chunk buffers ----------------
@@ -701,6 +710,95 @@ static bool excluded(const struct ctx *c, const char *path, const char *name)
 	return false;
 }
 
+/* ---------------- the directory cache ----------------
+ *
+ * What the cache's digest of a directory covers: per entry, in the tree's
+ * order, the name and the lstat fields fill_node() turns into the node.
+ * User and group names, xattrs and symlink targets are not in it: the
+ * first two follow the ids, the others cannot change without a new ctime. */
+struct fp {
+	uint64_t size, mtime, ctime, dev, ino, rdev;
+	uint32_t type, mode, uid, gid, nlink, zero;
+};
+
+static void fp_of_stat(const struct stat *st, struct fp *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->type = (uint32_t)node_type(st->st_mode);
+	f->mode = st->st_mode & 07777;
+	f->uid = st->st_uid;
+	f->gid = st->st_gid;
+	f->size = f->type == CF_NODE_FILE ? (uint64_t)st->st_size : 0;
+	f->mtime = (uint64_t)ts_ns(st->st_mtim);
+	f->ctime = (uint64_t)ts_ns(st->st_ctim);
+	f->dev = st->st_dev;
+	f->ino = st->st_ino;
+	f->nlink = (uint32_t)st->st_nlink;
+	if (f->type == CF_NODE_CHARDEV || f->type == CF_NODE_BLOCKDEV)
+		f->rdev = st->st_rdev;
+}
+
+static void fp_of_node(const struct cf_node *n, struct fp *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->type = (uint32_t)n->type;
+	f->mode = n->mode;
+	f->uid = n->uid;
+	f->gid = n->gid;
+	f->size = n->size;
+	f->mtime = (uint64_t)n->mtime_ns;
+	f->ctime = (uint64_t)n->ctime_ns;
+	f->dev = n->dev;
+	f->ino = n->ino;
+	f->nlink = n->nlink;
+	f->rdev = n->rdev;
+}
+
+static void fp_add(struct cf_hasher *h, const char *name, const struct fp *f)
+{
+	cf_hasher_update(h, name, strlen(name) + 1);
+	cf_hasher_update(h, f, sizeof(*f));
+}
+
+/* Note directory tree t (stored as id) for the next backup's cache.  A
+ * failure only stops the cache from being written. */
+static void dc_record(struct ctx *c, const struct cf_tree *t, const uint8_t id[CF_ID_LEN])
+{
+	if (!c->dc_write)
+		return;
+	const char **names = t->n ? malloc(t->n * sizeof(*names)) : NULL;
+	const uint8_t **ids = t->n ? malloc(t->n * sizeof(*ids)) : NULL;
+	struct cf_hasher *h = cf_hasher_new();
+	uint8_t dg[CF_ID_LEN];
+	uint32_t nsub = 0;
+	if (!h || (t->n && (!names || !ids))) {
+		if (h)
+			cf_hasher_final(h, dg);
+		goto fail;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct fp f;
+		fp_of_node(&t->nodes[i], &f);
+		fp_add(h, t->nodes[i].name, &f);
+		if (t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree) {
+			names[nsub] = t->nodes[i].name;
+			ids[nsub++] = t->nodes[i].subtree;
+		}
+	}
+	cf_hasher_final(h, dg);
+	if (cf_dc_add(&c->dc_out, id, dg, nsub, names, ids))
+		goto fail;
+	c->dc_count++;
+	free(names);
+	free(ids);
+	return;
+fail:
+	free(names);
+	free(ids);
+	c->dc_write = false;
+	cf_buf_release(&c->dc_out);
+}
+
 /* Same file as in the parent snapshot?  Then its content ids can be reused. */
 static bool unchanged(struct ctx *c, const struct cf_node *old, const struct cf_node *n)
 {
@@ -910,6 +1008,7 @@ struct pending {
 
 static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old,
 		    const uint8_t *old_id, uint8_t id[CF_ID_LEN], bool *changed);
+static int dir_known(struct ctx *c, const char *path, const uint8_t *old_id, uint8_t id[CF_ID_LEN]);
 struct vnode;
 static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct batch *b, struct refs *refs);
 static int overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
@@ -931,19 +1030,11 @@ static int save_entry(struct ctx *c, const char *path, const struct stat *st, co
 		return CF_OK;
 	}
 	if (n->type == CF_NODE_DIR) {
-		struct cf_tree ot = CF_TREE_INIT;
-		bool have_old = false, changed;
-		if (old && old->type == CF_NODE_DIR && old->has_subtree) {
-			rc = ahead_take(c, old->subtree, &ot);
-			if (rc == CF_OK)
-				have_old = true;
-			else if (rc == CF_ENOMEM)
-				return rc;
-			/* a damaged parent tree only costs a full read */
-		}
-		rc = save_dir(c, path, have_old ? &ot : NULL, have_old ? old->subtree : NULL,
-			      n->subtree, &changed);
-		cf_tree_release(&ot);
+		bool changed;
+		if (old && old->type == CF_NODE_DIR && old->has_subtree)
+			rc = dir_known(c, path, old->subtree, n->subtree);
+		else
+			rc = save_dir(c, path, NULL, NULL, n->subtree, &changed);
 		if (rc)
 			return rc;
 		n->has_subtree = true;
@@ -1050,6 +1141,22 @@ static bool same_tree(struct ctx *c, const struct cf_tree *t, const struct cf_tr
 	return cf_repo_has_blob(c->repo, CF_BLOB_TREE, old_id);
 }
 
+static int store_tree(struct ctx *c, const struct cf_tree *t, uint8_t id[CF_ID_LEN])
+{
+	bool added = false;
+	uint64_t stored = 0;
+	int rc = cf_repo_save_tree(c->repo, t, id, &added, &stored);
+	if (added) {
+		pthread_mutex_lock(&c->pool.mu);
+		c->sum->tree_blobs++;
+		c->added_packed += stored;
+		pthread_mutex_unlock(&c->pool.mu);
+	}
+	if (rc == CF_OK)
+		dc_record(c, t, id);
+	return rc;
+}
+
 /* Finish the nodes of a directory once its chunks are stored, then store its
  * tree (or reuse the parent's: same_tree). */
 static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, size_t npd,
@@ -1066,17 +1173,224 @@ static int finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, siz
 		return rc;
 	if (same_tree(c, t, old, old_id)) {
 		memcpy(id, old_id, CF_ID_LEN);
+		dc_record(c, t, id);
 		return CF_OK;
 	}
-	bool added = false;
-	uint64_t stored = 0;
-	rc = cf_repo_save_tree(c->repo, t, id, &added, &stored);
-	if (added) {
-		pthread_mutex_lock(&c->pool.mu);
-		c->sum->tree_blobs++;
-		c->added_packed += stored;
-		pthread_mutex_unlock(&c->pool.mu);
+	return store_tree(c, t, id);
+}
+
+/* A subdirectory's parent tree is loaded ahead unless the directory
+ * cache describes it (then it is most likely never loaded). */
+static bool wants_ahead(const struct ctx *c, const struct cf_node *on)
+{
+	return on && on->type == CF_NODE_DIR && on->has_subtree && !cf_dc_find(&c->dc, on->subtree);
+}
+
+static int name_cmp(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+	return r ? r : (alen > blen) - (alen < blen);
+}
+
+struct fast_sub {
+	char *path;
+	const char *name;
+	const uint8_t *old;
+	uint8_t id[CF_ID_LEN];
+};
+
+/* The parent tree t of a directory whose entries matched the cache, with
+ * the subdirectories' new tree ids: false if t does not have exactly those
+ * subdirectories (then the caller walks the directory). */
+static bool patch_subtrees(struct cf_tree *t, const struct fast_sub *subs, size_t nsubs)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct cf_node *n = &t->nodes[i];
+		if (n->type != CF_NODE_DIR || !n->has_subtree)
+			continue;
+		if (k == nsubs || strcmp(n->name, subs[k].name))
+			return false;
+		memcpy(n->subtree, subs[k++].id, CF_ID_LEN);
 	}
+	return k == nsubs;
+}
+
+/* A directory whose parent tree (old_id) the cache describes as ce: lstat
+ * its entries, and when their digest is the cached one, take the parent's
+ * tree id (or, when a subdirectory changed, the parent's tree with the new
+ * subtree ids) without walking the directory.  *done false: not the same,
+ * or not sure; nothing was counted, and the caller walks it. */
+static int dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
+		    const struct cf_dc_entry *ce, uint8_t id[CF_ID_LEN], bool *done)
+{
+	struct cf_snapshot_summary keep = *c->sum;
+	struct cf_tree t = CF_TREE_INIT;
+	struct fast_sub *subs = NULL;
+	struct cf_hasher *h = NULL;
+	char **names = NULL;
+	size_t nnames = 0, nsubs = 0;
+	uint64_t files = 0, bytes = 0;
+	int dfd = -1, rc = CF_OK;
+	uint8_t dg[CF_ID_LEN];
+
+	*done = false;
+	if ((rc = list_names(path, &names, &nnames)))
+		return rc == CF_ENOMEM ? rc : CF_OK; /* the walk names the error */
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		goto out;
+	if (nnames && !(subs = calloc(nnames, sizeof(*subs)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!(h = cf_hasher_new())) {
+		rc = CF_ENOMEM;
+		goto out;
+	}
+	const uint8_t *cur = ce->subs;
+	uint32_t left = ce->nsub;
+	size_t plen = strlen(path);
+	const char *sep = plen && path[plen - 1] == '/' ? "" : "/";
+	for (size_t i = 0; i < nnames; i++) {
+		char *sub;
+		struct stat st;
+		if (asprintf(&sub, "%s%s%s", path, sep, names[i]) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		bool skip = excluded(c, sub, names[i]);
+		if (!skip && fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			free(sub);
+			goto out;
+		}
+		if (skip || (c->o->one_file_system && S_ISDIR(st.st_mode) && st.st_dev != c->root_dev)) {
+			free(sub);
+			continue;
+		}
+		struct fp f;
+		fp_of_stat(&st, &f);
+		fp_add(h, names[i], &f);
+		if (!S_ISDIR(st.st_mode)) {
+			free(sub);
+			if (S_ISREG(st.st_mode)) {
+				files++;
+				bytes += (uint64_t)st.st_size;
+			}
+			continue;
+		}
+		const uint8_t *sid = NULL;
+		while (left && !sid) {
+			const uint8_t *at = cur, *xid;
+			const char *nm;
+			size_t len;
+			cf_dc_sub(&cur, &nm, &len, &xid);
+			int cmp = name_cmp(nm, len, names[i]);
+			if (cmp > 0) {
+				cur = at;
+				break;
+			}
+			left--;
+			if (cmp == 0)
+				sid = xid;
+		}
+		if (!sid) {
+			free(sub);
+			goto out;
+		}
+		subs[nsubs].path = sub;
+		subs[nsubs].name = names[i];
+		subs[nsubs++].old = sid;
+	}
+	cf_hasher_final(h, dg);
+	h = NULL;
+	if (memcmp(dg, ce->digest, CF_ID_LEN))
+		goto out;
+
+	/* the directory's own entries are unchanged: count its files, go down */
+	c->sum->total_files_processed += files;
+	c->sum->files_unmodified += files;
+	c->sum->total_bytes_processed += bytes;
+	progress(c, false);
+	bool changed = false;
+	for (size_t k = 0; k < nsubs; k++) {
+		if ((rc = dir_known(c, subs[k].path, subs[k].old, subs[k].id)))
+			goto out;
+		if (memcmp(subs[k].id, subs[k].old, CF_ID_LEN)) {
+			changed = true;
+			c->sum->dirs_changed++;
+		} else {
+			c->sum->dirs_unmodified++;
+		}
+	}
+	if (!changed && cf_repo_has_blob(c->repo, CF_BLOB_TREE, old_id)) {
+		memcpy(id, old_id, CF_ID_LEN);
+		if (c->dc_write) {
+			const char **sn = nsubs ? malloc(nsubs * sizeof(*sn)) : NULL;
+			const uint8_t **si = nsubs ? malloc(nsubs * sizeof(*si)) : NULL;
+			for (size_t k = 0; sn && si && k < nsubs; k++) {
+				sn[k] = subs[k].name;
+				si[k] = subs[k].id;
+			}
+			if ((nsubs && (!sn || !si)) || cf_dc_add(&c->dc_out, id, ce->digest, (uint32_t)nsubs, sn, si)) {
+				c->dc_write = false;
+				cf_buf_release(&c->dc_out);
+			} else {
+				c->dc_count++;
+			}
+			free(sn);
+			free(si);
+		}
+		c->dc_hits++;
+		*done = true;
+		goto out;
+	}
+	/* a subdirectory changed: the parent's tree with its new subtree ids */
+	rc = cf_repo_load_tree(c->repo, old_id, &t);
+	if (rc == CF_OK && patch_subtrees(&t, subs, nsubs)) {
+		if ((rc = store_tree(c, &t, id)) == CF_OK)
+			*done = true;
+		goto out;
+	}
+	if (rc == CF_ENOMEM)
+		goto out;
+	rc = CF_OK;
+	/* that tree is unreadable after all: undo the counts, the caller walks
+	 * the directory (again, down to the bottom) */
+	uint64_t tree_blobs = c->sum->tree_blobs;
+	*c->sum = keep;
+	c->sum->tree_blobs = tree_blobs;
+out:
+	if (h)
+		cf_hasher_final(h, dg); /* frees it */
+	if (dfd >= 0)
+		close(dfd);
+	for (size_t k = 0; k < nsubs; k++)
+		free(subs[k].path);
+	free(subs);
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	cf_tree_release(&t);
+	return rc;
+}
+
+/* A directory that was in the parent snapshot as tree old_id. */
+static int dir_known(struct ctx *c, const char *path, const uint8_t *old_id, uint8_t id[CF_ID_LEN])
+{
+	const struct cf_dc_entry *ce = cf_dc_find(&c->dc, old_id);
+	bool done = false, changed;
+	int rc;
+	if (ce && ((rc = dir_fast(c, path, old_id, ce, id, &done)) || done))
+		return rc;
+	struct cf_tree ot = CF_TREE_INIT;
+	rc = ahead_take(c, old_id, &ot);
+	if (rc == CF_ENOMEM)
+		return rc;
+	/* a damaged parent tree only costs a full read */
+	bool have = rc == CF_OK;
+	rc = save_dir(c, path, have ? &ot : NULL, have ? old_id : NULL, id, &changed);
+	cf_tree_release(&ot);
 	return rc;
 }
 
@@ -1109,13 +1423,13 @@ static int save_dir(struct ctx *c, const char *path, const struct cf_tree *old,
 		struct stat st;
 		if (old) {
 			const struct cf_node *on = i < ahead_next ? cf_tree_find(old, names[i]) : NULL;
-			if (on && on->type == CF_NODE_DIR && on->has_subtree)
+			if (wants_ahead(c, on))
 				ahead_n--;
 			if (ahead_next <= i)
 				ahead_next = i + 1; /* this one is loaded when needed, not ahead */
 			while (ahead_n < AHEAD_PER_DIR && ahead_next < nnames) {
 				on = cf_tree_find(old, names[ahead_next++]);
-				if (on && on->type == CF_NODE_DIR && on->has_subtree) {
+				if (wants_ahead(c, on)) {
 					ahead_want(c, on->subtree);
 					ahead_n++;
 				}
@@ -1492,6 +1806,113 @@ static int absolutize(const char *p, char **out)
 	return CF_OK;
 }
 
+/* ---------------- the directory cache's file ---------------- */
+
+static int mkdir_p(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int e = mkdir(path, 0700) < 0 && errno != EEXIST;
+		*p = '/';
+		if (e)
+			return -1;
+	}
+	return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* <cache dir>/<repository id>/dirs-<keyed hash of host and paths>: one file
+ * per backup set, whose name does not show the paths. */
+static bool dc_file(struct cf_repo *r, const char *dir, const char *host, char *const *paths,
+		    size_t npaths, char *out, size_t n)
+{
+	struct cf_buf k = CF_BUF_INIT;
+	bool ok = cf_buf_add(&k, host, strlen(host) + 1) == CF_OK;
+	for (size_t i = 0; ok && i < npaths; i++)
+		ok = cf_buf_add(&k, paths[i], strlen(paths[i]) + 1) == CF_OK;
+	uint8_t h[CF_ID_LEN];
+	char rid[CF_ID_HEX], hh[CF_ID_HEX];
+	if (ok) {
+		cf_repo_blob_id(r, k.data, k.len, h);
+		cf_hex(cf_repo_config(r)->id, CF_ID_LEN, rid);
+		cf_hex(h, 16, hh);
+		ok = (size_t)snprintf(out, n, "%s/%s/dirs-%s", dir, rid, hh) < n;
+	}
+	cf_buf_release(&k);
+	return ok;
+}
+
+/* The parent snapshot's directories, if the cache file describes them. */
+static void dc_load(struct ctx *c, const char *file, const uint8_t parent[CF_ID_LEN])
+{
+	struct cf_buf raw = CF_BUF_INIT, plain = CF_BUF_INIT;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* none yet */
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(fd, &st) < 0 || cf_buf_grow(&raw, (size_t)st.st_size + 1) ||
+	    read(fd, raw.data, (size_t)st.st_size + 1) != st.st_size) {
+		why = "cannot read it";
+	} else {
+		raw.len = (size_t)st.st_size;
+		if (cf_repo_open_local(c->repo, raw.data, raw.len, &plain) ||
+		    cf_dc_parse(plain.data, plain.len, &c->dc))
+			why = cf_errmsg(CF_ECORRUPT);
+		else if (memcmp(c->dc.snapshot, parent, CF_ID_LEN))
+			cf_dc_release(&c->dc); /* of another snapshot: of no use */
+		else
+			cf_info("directory cache %s: %zu directories of the parent snapshot", file, c->dc.n);
+	}
+	if (why)
+		cf_warn("warning: directory cache %s ignored: %s", file, why);
+	close(fd);
+	cf_buf_release(&raw);
+	cf_buf_release(&plain);
+}
+
+/* Write this snapshot's directories: a temporary file renamed over the old
+ * one.  A failure is a warning: the next backup only walks slower. */
+static void dc_save(struct ctx *c, char *file, const uint8_t snap[CF_ID_LEN])
+{
+	struct cf_buf sealed = CF_BUF_INIT;
+	char tmp[4200];
+	char *slash = strrchr(file, '/');
+	int fd = -1, err = 0;
+	cf_dc_finish(&c->dc_out, snap, c->dc_count);
+	*slash = 0;
+	if (mkdir_p(file) < 0)
+		err = errno;
+	*slash = '/';
+	if (err || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp%ld", file, (long)getpid()) >= sizeof(tmp))
+		goto fail;
+	if (cf_repo_seal_local(c->repo, c->dc_out.data, c->dc_out.len, &sealed)) {
+		err = ENOMEM;
+		goto fail;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (cf_write_full(fd, sealed.data, sealed.len) < 0) {
+		err = errno;
+		close(fd);
+		unlink(tmp);
+		goto fail;
+	}
+	if (close(fd) < 0 || rename(tmp, file) < 0) {
+		err = errno;
+		unlink(tmp);
+		goto fail;
+	}
+	cf_buf_release(&sealed);
+	return;
+fail:
+	cf_warn("warning: directory cache %s not saved: %s", file, err ? strerror(err) : "name too long");
+	cf_buf_release(&sealed);
+}
+
 int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_snapshot *out)
 {
 	struct ctx c;
@@ -1561,6 +1982,14 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 			have_parent = false;
 		}
 	}
+	/* the directory cache: not with a database copy standing in for a file
+	 * inside a walked directory (its node does not come from lstat) */
+	char dcf[4096];
+	bool use_dc = o->cache_dir && !c.noverlays &&
+		      dc_file(r, o->cache_dir, host, abs, o->npaths + o->nstreams, dcf, sizeof(dcf));
+	if (use_dc && have_parent)
+		dc_load(&c, dcf, parent.id);
+	c.dc_write = use_dc && cf_dc_begin(&c.dc_out) == CF_OK;
 
 	int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (threads < 1)
@@ -1620,6 +2049,11 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	progress(&c, true);
 	if ((rc = cf_repo_save_snapshot(r, &snap)))
 		goto out;
+	if (use_dc)
+		cf_info("directory cache: %llu directories unchanged without loading their trees",
+			 (unsigned long long)c.dc_hits);
+	if (c.dc_write)
+		dc_save(&c, dcf, snap.id);
 	*out = snap;
 	memset(&snap, 0, sizeof(snap));
 	rc = c.unreadable ? CF_EPARTIAL : CF_OK;
@@ -1634,6 +2068,8 @@ out:
 	vnode_free(&root);
 	free(c.overlays);
 	bufpool_drain();
+	cf_dc_release(&c.dc);
+	cf_buf_release(&c.dc_out);
 	cf_tree_release(&old);
 	cf_snapshot_release(&parent);
 	cf_snapshot_release(&snap);

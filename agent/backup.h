@@ -53,6 +53,7 @@ struct cf_backup_opts {
 	bool progress;                    /* live progress line on stderr */
 	const uint8_t *parent;            /* force a parent snapshot id (NULL = find one) */
 	bool no_parent;                   /* read everything */
+	const char *cache_dir;            /* local directory cache (dircache.h); NULL = none */
 };
 
 /* Run a backup into r (opened, locked, index loaded).  On success the new

@@ -576,6 +576,9 @@ static const struct key keys[] = {
 	{ "COFFER_EXCLUDES", set_excludes, NULL, false, "comma-separated shell patterns to leave out" },
 	{ "COFFER_STATE_DIR", set_state_dir, "/var/lib/coffer", false,
 	  "where the last job's result is kept (for the healthcheck and COFFER_RUN_MISSED)" },
+	{ "COFFER_CACHE_DIR", NULL, NULL, false,
+	  "local directory cache that speeds up backups, or off (default $XDG_CACHE_HOME/coffer or "
+	  "$HOME/.cache/coffer; /var/lib/coffer/cache in the image, inside the state volume)" },
 	{ "COFFER_MARIADB", set_mariadb, NULL, false,
 	  "whitespace-separated mariadb://USER@HOST[:PORT][/DB1,DB2] URLs to dump into each snapshot" },
 	{ "COFFER_MARIADB_LOCK", set_mariadb_lock, "0", false,

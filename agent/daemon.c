@@ -3,6 +3,7 @@
  */
 #include "agent/daemon.h"
 #include "agent/backup.h"
+#include "agent/dircache.h"
 #include "agent/docker.h"
 #include "agent/metrics.h"
 #include "agent/sources.h"
@@ -570,6 +571,9 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	o.ntags = c->ntags;
 	o.excludes = (const char *const *)c->excludes;
 	o.nexcludes = c->nexcludes;
+	char cache_dir[4096];
+	if (cf_dc_default_dir(cache_dir, sizeof(cache_dir)))
+		o.cache_dir = cache_dir;
 	rc = cf_backup_run(repo, &o, &snap);
 	if (rc == CF_OK || rc == CF_EPARTIAL) {
 		cf_hex(snap.id, CF_ID_LEN, job->snapshot_id);

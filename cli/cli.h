@@ -26,7 +26,7 @@ struct cli {
 	const char *tags[MAXV]; size_t ntags;
 	const char *excludes[MAXV]; size_t nexcludes;
 	const char *time;
-	bool one_file_system, force;
+	bool one_file_system, force, no_cache;
 	int threads;
 	/* database and command sources (backup), database targets (restore) */
 	const char *mariadb[MAXV]; size_t nmariadb;

@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "../agent/sources.h"
 #include "../agent/backup.h"
+#include "../agent/dircache.h"
 #include "../restore/restore.h"
 #include "../repo/tree.h"
 #include "../crypto/crypto.h"
@@ -72,6 +73,9 @@ int cmd_backup(struct cli *c)
 	o.one_file_system = c->one_file_system;
 	o.threads = c->threads;
 	o.no_parent = c->force;
+	char cache_dir[4096];
+	if (!c->no_cache && cf_dc_default_dir(cache_dir, sizeof(cache_dir)))
+		o.cache_dir = cache_dir;
 	o.progress = !c->quiet && !c->json && isatty(2);
 	if (c->time && (rc = cf_parse_time(c->time, &o.time_ns)))
 		return fail(rc);

@@ -77,6 +77,9 @@ static const char usage_text[] =
 "  --exclude PATTERN           skip paths or names matching a shell pattern (repeatable)\n"
 "  --one-file-system           do not cross file system boundaries\n"
 "  --force                     read every file even if unchanged since the parent snapshot\n"
+"  --no-cache                  neither use nor write the local directory cache (default:\n"
+"                              $COFFER_CACHE_DIR, else $XDG_CACHE_HOME/coffer or ~/.cache/coffer;\n"
+"                              COFFER_CACHE_DIR=off disables it; see doc/repo-format.md)\n"
 "  --threads N                 worker threads (default: number of CPUs)\n"
 "  --mariadb URL               dump MariaDB/MySQL databases consistently into the snapshot as\n"
 "                              mariadb/<db>.sql; URL mariadb://USER[:PW]@HOST[:PORT]/[DB1,DB2][?socket=PATH]\n"
@@ -149,7 +152,7 @@ enum {
 };
 enum {
 	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
-	O_EXCLUDE, O_OFS, O_FORCE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
+	O_EXCLUDE, O_OFS, O_FORCE, O_NOCACHE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
 	O_COMP, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
 	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
@@ -171,6 +174,7 @@ static const struct option longopts[] = {
 	{ "exclude", required_argument, NULL, O_EXCLUDE },
 	{ "one-file-system", no_argument, NULL, O_OFS },
 	{ "force", no_argument, NULL, O_FORCE },
+	{ "no-cache", no_argument, NULL, O_NOCACHE },
 	{ "threads", required_argument, NULL, O_THREADS },
 	{ "path", required_argument, NULL, O_PATH },
 	{ "target", required_argument, NULL, O_TARGET },
@@ -298,6 +302,7 @@ int main(int argc, char **argv)
 		case O_EXCLUDE: rc = add_multi(c.excludes, &c.nexcludes, optarg, "--exclude"); break;
 		case O_OFS: c.one_file_system = true; break;
 		case O_FORCE: c.force = true; break;
+		case O_NOCACHE: c.no_cache = true; break;
 		case O_THREADS:
 			rc = parse_long(optarg, "--threads", 1, 256, &v);
 			c.threads = (int)v;

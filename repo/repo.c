@@ -73,6 +73,25 @@ int cf_repo_seal(struct cf_repo *r, int type, const uint8_t *id, const void *p, 
 	return CF_OK;
 }
 
+int cf_repo_seal_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out)
+{
+	return cf_repo_seal(r, CF_OBJ_LOCAL, NULL, p, n, out);
+}
+
+int cf_repo_open_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out)
+{
+	int rc;
+	if (n < CF_SEAL_OVERHEAD)
+		return cf_err(CF_ECORRUPT, "too short (%zu bytes)", n);
+	cf_buf_reset(out);
+	if ((rc = cf_buf_grow(out, n - CF_SEAL_OVERHEAD + 1)))
+		return rc;
+	if (cf_unseal(r->key, CF_OBJ_LOCAL, NULL, p, n, out->data))
+		return cf_err(CF_ECORRUPT, "authentication failed");
+	out->len = n - CF_SEAL_OVERHEAD;
+	return CF_OK;
+}
+
 int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void *p, size_t n,
 		       char hex[CF_ID_HEX], uint8_t id[CF_ID_LEN])
 {

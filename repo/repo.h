@@ -45,6 +45,7 @@ enum cf_obj_type {
 	CF_OBJ_SNAPSHOT = 4,
 	CF_OBJ_CONFIG = 5,
 	CF_OBJ_LOCK = 6,
+	CF_OBJ_LOCAL = 7, /* kept outside the repository: the local directory cache */
 };
 
 #define CF_REPO_VERSION 1
@@ -137,6 +138,11 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 /* The blob id this repository gives plaintext p (keyed BLAKE2b-256), e.g. to
  * see whether a file on disk already holds a snapshot's content. */
 void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN]);
+/* Seal bytes kept outside the repository (the local directory cache) with
+ * the repository key, and open them again: CF_ECORRUPT when they were not
+ * sealed by this repository's key or were changed since. */
+int cf_repo_seal_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out);
+int cf_repo_open_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out);
 
 /* Read a blob into out (replaced).  CF_ENOENT if no index names it;
  * CF_ECORRUPT naming the pack if it fails to open. */

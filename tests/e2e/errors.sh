@@ -110,6 +110,7 @@ fi
 as_user() { "${AS[@]}" "$@"; }
 
 UR=$U/repo
+export COFFER_CACHE_DIR=$U/cache
 US=$U/src
 as_user mkdir -p "$US/locked-dir" "$US/ok"
 as_user sh -c "echo fine > '$US/ok/fine'; echo secret > '$US/unreadable file'; echo x > '$US/locked-dir/inner'"

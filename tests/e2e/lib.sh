@@ -92,6 +92,8 @@ e2e_setup()
 	trap e2e_cleanup EXIT
 	trap 'exit 130' INT TERM
 	unset COFFER_REPOSITORY COFFER_PASSWORD COFFER_PASSWORD_FILE
+	# backups keep their directory cache inside the test's own directory
+	export COFFER_CACHE_DIR=$T/cache
 	PWFILE=$T/password
 	printf 'correct horse battery staple\n' > "$PWFILE"
 	export COFFER_PASSWORD_FILE=$PWFILE
