@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,81 @@ static int write_iov(int fd, const struct iovec *iov, int n)
 	return 0;
 }
 
+/* Staged objects of 1 MiB and more (packs) go to the disk with O_DIRECT,
+ * copied in order through a 1 MiB aligned buffer of the writing thread, the
+ * last piece padded to 4 KiB and the file truncated to its length: the
+ * kernel's copy into the page cache cost 2-3 CPU seconds of a 2 GiB initial
+ * backup (system time 2.8-3.9 s -> 1.2 s), and a backup no longer fills
+ * the page cache of the host with its packs.  fsync still makes them
+ * durable (put_commit).  Where O_DIRECT is refused (EINVAL: tmpfs, some
+ * file systems) it is not tried again, and the write is an ordinary one;
+ * -2: the file could not be emptied for that second try. */
+#define BOUNCE (1u << 20)
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+static _Atomic int direct_refused;
+
+static void bounce_keys(void) { pthread_key_create(&bounce_key, free); }
+
+static int write_direct(int fd, const struct iovec *iov, int n)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (total < BOUNCE || direct_refused)
+		return -1;
+	pthread_once(&bounce_once, bounce_keys);
+	uint8_t *bb = pthread_getspecific(bounce_key);
+	if (!bb) {
+		if (posix_memalign((void **)&bb, 4096, BOUNCE))
+			return -1;
+		pthread_setspecific(bounce_key, bb);
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0) {
+		direct_refused = 1;
+		return -1;
+	}
+	/* (tmpfs takes the flag and refuses the first write: EINVAL) */
+	int i = 0, rc = 0;
+	size_t skip = 0;
+	off_t at = 0;
+	while (i < n && rc == 0) {
+		size_t k = 0;
+		while (k < BOUNCE && i < n) {
+			size_t m = iov[i].iov_len - skip;
+			if (m > BOUNCE - k)
+				m = BOUNCE - k;
+			memcpy(bb + k, (const uint8_t *)iov[i].iov_base + skip, m);
+			k += m;
+			skip += m;
+			if (skip == iov[i].iov_len) {
+				i++;
+				skip = 0;
+			}
+		}
+		size_t padded = (k + 4095) & ~(size_t)4095; /* only the last piece */
+		memset(bb + k, 0, padded - k);
+		ssize_t w;
+		do
+			w = pwrite(fd, bb, padded, at);
+		while (w < 0 && errno == EINTR);
+		if (w != (ssize_t)padded) {
+			if (w < 0 && errno == EINVAL)
+				direct_refused = 1;
+			rc = -1;
+		}
+		at += (off_t)padded;
+	}
+	fcntl(fd, F_SETFL, fl);
+	if (rc == 0 && ftruncate(fd, (off_t)total) == 0 && lseek(fd, (off_t)total, SEEK_SET) >= 0)
+		return 0;
+	/* start again with ordinary writes */
+	if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return -2;
+	return -1;
+}
+
 /* A put in two halves (put_stage / put_commit, see backend.h): the bytes go
  * to a temporary file first; the fsync, the rename and the directory fsync
  * come later, so the caller's buffers are free while the disk catches up. */
@@ -167,7 +243,8 @@ static int local_put_stage(struct cf_backend *be, const char *path, const struct
 		r = cf_err_errno("create %s", st->tmp);
 		goto fail;
 	}
-	if (write_iov(st->fd, iov, niov) < 0) {
+	int d = write_direct(st->fd, iov, niov);
+	if (d == -2 || (d < 0 && write_iov(st->fd, iov, niov) < 0)) {
 		r = cf_err_errno("write %s", st->tmp);
 		goto fail;
 	}

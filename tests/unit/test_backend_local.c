@@ -293,6 +293,50 @@ static void test_put_stage_commit_abort(void **state)
 	cf_buf_release(&b);
 }
 
+/* A staged object of several MiB (a pack: written with O_DIRECT where the
+ * file system takes it) from many odd-sized pieces reads back byte for byte,
+ * with its exact length. */
+static void test_put_stage_big(void **state)
+{
+	struct fixture *f = *state;
+	struct cf_buf b = CF_BUF_INIT;
+	char hex[CF_ID_HEX], path[128];
+	size_t total = (5u << 20) + 4097;
+	uint8_t *data = malloc(total);
+	struct iovec iov[64];
+	void *h = NULL;
+	assert_non_null(data);
+	fill(data, total, 13);
+	size_t off = 0;
+	int n = 0;
+	while (off < total) { /* 63 pieces of odd sizes, the last one the rest */
+		size_t len = n < 63 ? 1 + (size_t)(n * 7919 % 200000) : total - off;
+		if (len > total - off)
+			len = total - off;
+		iov[n].iov_base = data + off;
+		iov[n++].iov_len = len;
+		off += len;
+	}
+	hexname(14, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	assert_int_equal(cf_be_put_stage(f->be, path, iov, n, &h), CF_OK);
+	assert_int_equal(cf_be_put_commit(f->be, h), CF_OK);
+	assert_int_equal(cf_be_get(f->be, path, &b), CF_OK);
+	assert_int_equal(b.len, total);
+	assert_memory_equal(b.data, data, total);
+	/* one of exactly 4 MiB (no padding) too */
+	hexname(15, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	struct iovec one = { data, 4u << 20 };
+	assert_int_equal(cf_be_put_stage(f->be, path, &one, 1, &h), CF_OK);
+	assert_int_equal(cf_be_put_commit(f->be, h), CF_OK);
+	assert_int_equal(cf_be_get(f->be, path, &b), CF_OK);
+	assert_int_equal(b.len, 4u << 20);
+	assert_memory_equal(b.data, data, 4u << 20);
+	free(data);
+	cf_buf_release(&b);
+}
+
 static void test_put_existing_keeps_file(void **state)
 {
 	struct fixture *f = *state;
@@ -707,6 +751,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_stage_big, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_makes_missing_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),
