@@ -4,7 +4,8 @@
  *
  *   bench_crypto [seconds per figure, default 1]
  *
- * Blob ids: keyed BLAKE2b-256 (cf_blob_id) vs HMAC-SHA-256.
+ * Blob ids: OpenSSL's HMAC-SHA-256 (cf_blob_id) vs libsodium's.
+ * Object names: SHA-256 (format 2) vs BLAKE2b-256 (format 1).
  * Sealing:  XChaCha20-Poly1305 (cf_seal) vs AES-256-GCM (when the CPU has
  *           AES-NI; libsodium offers it only then).
  * Key files: the time Argon2id takes with CF_KDF_DEFAULT.
@@ -23,12 +24,13 @@
 
 #define BUF_LEN (1u << 20)
 
-enum which { BLOB_ID, HASH, HMAC, SEAL, UNSEAL, AESGCM };
+enum which { BLOB_ID, HASH, SHA256, HMAC, SEAL, UNSEAL, AESGCM };
 
 static const char *const names[] = {
-	[BLOB_ID] = "BLAKE2b-256 keyed (cf_blob_id)",
-	[HASH] = "BLAKE2b-256 unkeyed (cf_hash)",
-	[HMAC] = "HMAC-SHA-256 (crypto_auth_hmacsha256)",
+	[BLOB_ID] = "HMAC-SHA-256, OpenSSL (cf_blob_id)",
+	[HASH] = "BLAKE2b-256 unkeyed (format-1 names)",
+	[SHA256] = "SHA-256 unkeyed (format-2 names)",
+	[HMAC] = "HMAC-SHA-256, libsodium (crypto_auth_hmacsha256)",
 	[SEAL] = "XChaCha20-Poly1305 seal (cf_seal)",
 	[UNSEAL] = "XChaCha20-Poly1305 open (cf_unseal)",
 	[AESGCM] = "AES-256-GCM seal (crypto_aead_aes256gcm)",
@@ -51,6 +53,10 @@ static int one(enum which w)
 		return CF_OK;
 	case HASH:
 		cf_hash(in, BUF_LEN, id);
+		sink ^= id[0];
+		return CF_OK;
+	case SHA256:
+		cf_hash_with(CF_HASH_SHA256, in, BUF_LEN, id);
 		sink ^= id[0];
 		return CF_OK;
 	case HMAC:
@@ -135,6 +141,7 @@ int main(int argc, char **argv)
 	       BUF_LEN >> 10, seconds);
 	printf("ids:\n");
 	if ((r = measure(BLOB_ID, seconds)) != CF_OK || (r = measure(HASH, seconds)) != CF_OK ||
+	    (r = measure(SHA256, seconds)) != CF_OK ||
 	    (r = measure(HMAC, seconds)) != CF_OK)
 		goto out;
 	printf("sealing:\n");

@@ -65,16 +65,21 @@ int cf_keyfile_open(const void *json, size_t len, const char *password, size_t p
  * RFC 3339 text.  CF_ECORRUPT if the file does not parse, CF_ENOMEM. */
 int cf_keyfile_info(const void *json, size_t len, char **host, char **user, char **created);
 
-/* Keyed BLAKE2b-256 of the plaintext: the blob id. */
+/* HMAC-SHA-256 of the plaintext under the blob-id key: the blob id. */
 void cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN]);
 
-/* Unkeyed BLAKE2b-256 (names of packs, index files, snapshots: hashes of
- * their stored, already-sealed bytes). */
+/* Unkeyed hashes naming stored objects (packs, index files, snapshots, key
+ * files: hashes of their stored, already-sealed bytes): BLAKE2b-256 in
+ * repository format 1, SHA-256 from format 2 (doc/repo-format.md). */
+enum cf_hash_alg { CF_HASH_BLAKE2B = 1, CF_HASH_SHA256 = 2 };
+void cf_hash_with(int alg, const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
+/* BLAKE2b-256 (local digests, e.g. the directory cache's). */
 void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
 
 /* Streaming unkeyed hash; new returns NULL on ENOMEM; final frees. */
 struct cf_hasher;
-struct cf_hasher *cf_hasher_new(void);
+struct cf_hasher *cf_hasher_new_with(int alg);
+struct cf_hasher *cf_hasher_new(void); /* BLAKE2b-256 */
 void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n);
 void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN]);
 

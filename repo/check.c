@@ -219,7 +219,7 @@ static int read_pack(struct chk *k, const struct packinfo *p)
 		goto out;
 	}
 	k->packs_read++;
-	cf_hash(b.data, b.len, h);
+	cf_hash_with(cf_repo_name_alg(k->r), b.data, b.len, h);
 	if (memcmp(h, p->id, CF_ID_LEN)) {
 		problem(k, "pack %s is damaged: its contents do not match its name", hex);
 		goto out;

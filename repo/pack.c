@@ -5,7 +5,7 @@
  * A pack is:  sealed blob || sealed blob || ... || sealed header || u32le hlen
  * where each blob is sealed with AD (type, id) and the header, sealed with
  * AD (CF_OBJ_PACKHDR, zeros), lists CF_ENTRY_SIZE-byte entries (type, flags,
- * id, offset, length, raw length).  A pack's name is the BLAKE2b-256 of its
+ * id, offset, length, raw length).  A pack's name is the SHA-256 (format 1: BLAKE2b-256) of its
  * bytes, so `check --read-data` can verify it without the key.
  *
  * Data and tree blobs go to separate packs (restore and check read trees
@@ -226,7 +226,7 @@ static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 
 	perm = malloc(p->n * sizeof(*perm));
 	iov = malloc((p->n + 2) * sizeof(*iov));
-	hs = cf_hasher_new();
+	hs = cf_hasher_new_with(cf_repo_name_alg(r));
 	if (!perm || !iov || !hs) {
 		rc = cf_err(CF_ENOMEM, "out of memory");
 		goto out;

@@ -102,7 +102,7 @@ int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void 
 
 	if ((rc = cf_repo_seal(r, type, NULL, p, n, &sealed)))
 		goto out;
-	cf_hash(sealed.data, sealed.len, h);
+	cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h);
 	cf_hex(h, CF_ID_LEN, hex);
 	snprintf(path, sizeof(path), "%s/%s", dir, hex);
 	if ((rc = cf_be_put(r->be, path, sealed.data, sealed.len)))
@@ -228,7 +228,7 @@ static int write_keyfile(struct cf_repo *r, const char *password, size_t pwlen,
 	whoami(host, sizeof(host), user, sizeof(user));
 	if ((rc = cf_keyfile_seal(r->key, password, pwlen, kdf, host, user, &kf)))
 		goto out;
-	cf_hash(kf.data, kf.len, h);
+	cf_hash_with(cf_repo_name_alg(r), kf.data, kf.len, h);
 	cf_hex(h, CF_ID_LEN, name);
 	snprintf(path, sizeof(path), "keys/%s", name);
 	rc = cf_be_put(r->be, path, kf.data, kf.len);

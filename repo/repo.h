@@ -48,7 +48,9 @@ enum cf_obj_type {
 	CF_OBJ_LOCAL = 7, /* kept outside the repository: the local directory cache */
 };
 
-#define CF_REPO_VERSION 1
+/* Format 2: objects are named by SHA-256 (format 1: BLAKE2b-256); this
+ * coffer reads both and writes each repository in its own format. */
+#define CF_REPO_VERSION 2
 /* A pack is closed once it holds this many bytes.  Each open pack, spare and
  * pack waiting for upload is a buffer of this size, so it sets most of a
  * backup's memory: 8 MiB (as restic's packs before 0.15: 4-8 MiB) keeps an
@@ -135,7 +137,7 @@ bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN]);
 int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		      uint8_t id[CF_ID_LEN], bool *added, uint64_t *stored);
 
-/* The blob id this repository gives plaintext p (keyed BLAKE2b-256), e.g. to
+/* The blob id this repository gives plaintext p (HMAC-SHA-256 under the blob-id key), e.g. to
  * see whether a file on disk already holds a snapshot's content. */
 void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN]);
 /* Seal bytes kept outside the repository (the local directory cache) with

@@ -114,6 +114,13 @@ struct cf_repo {
 	unsigned long tc_fetches;      /* whole tree packs fetched (tests) */
 };
 
+/* The hash naming this repository's objects: BLAKE2b-256 in format 1,
+ * SHA-256 from format 2. */
+static inline int cf_repo_name_alg(const struct cf_repo *r)
+{
+	return r->cfg.version >= 2 ? CF_HASH_SHA256 : CF_HASH_BLAKE2B;
+}
+
 /* Drop the tree-pack cache (repo.c, cf_repo_free). */
 void cf_repo_tree_cache_release(struct cf_repo *r);
 /* How many whole tree packs this handle has fetched (for tests). */

@@ -136,6 +136,36 @@ if bad:
 print("restored tree matches the manifest: %d entries" % len(want))
 PY
 
+# writing into it keeps version 1: a new backup's packs, index and snapshot
+# are named by BLAKE2b-256 as format 1 says (check --read-data compares
+# every pack's name with its bytes), and the old snapshot is still restored
+mkdir -p "$T/more"
+randfile "$T/more/big.bin" $((10 << 20))
+echo small > "$T/more/small.txt"
+cof -r "$repo" backup "$T/more"
+cof -r "$repo" check --read-data
+for p in "$repo"/data/*/*; do
+	n=$(basename "$p")
+	[ "$(b2sum -l 256 "$p" | cut -c1-64)" = "$n" ] || fail "format-1 pack $n is not named by its BLAKE2b-256"
+done
+cof -r "$repo" restore latest --target "$T/more-restore"
+cmp "$T/more/big.bin" "$T/more-restore$T/more/big.bin" || fail "restore of the new backup in the v1 repository"
+
+# a new repository is format 2: SHA-256 names
+init_repo "$T/v2"
+cof -r "$T/v2" backup "$T/more"
+cof -r "$T/v2" check --read-data
+npacks=0
+for p in "$T"/v2/data/*/*; do
+	n=$(basename "$p")
+	[ "$(sha256sum "$p" | cut -c1-64)" = "$n" ] || fail "format-2 pack $n is not named by its SHA-256"
+	npacks=$((npacks + 1))
+done
+[ "$npacks" -ge 2 ] || fail "expected packs in the new repository, found $npacks"
+for s in "$T"/v2/snapshots/* "$T"/v2/index/* "$T"/v2/keys/*; do
+	[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
+done
+
 # the key file format still refuses a wrong password as such
 printf 'not golden\n' > "$T/wrong-pw"
 expect_exit 12 env COFFER_PASSWORD_FILE="$T/wrong-pw" "$COFFER" -r "$repo" snapshots

@@ -258,12 +258,21 @@ static void test_hash_vectors_and_streaming(void **state)
 	cf_hash("abc", 3, one);
 	assert_hex(one, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
 
+	/* SHA-256 (FIPS 180-2 examples), the names of format-2 repositories */
+	cf_hash_with(CF_HASH_SHA256, "", 0, one);
+	assert_hex(one, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	cf_hash_with(CF_HASH_SHA256, "abc", 3, one);
+	assert_hex(one, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	cf_hash_with(CF_HASH_BLAKE2B, "abc", 3, one);
+	assert_hex(one, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+
 	fill(big, sizeof(big), 42);
-	cf_hash(big, sizeof(big), one);
 	/* Uneven pieces, including empty ones and ones across the 128-byte block. */
 	static const size_t steps[] = { 0, 1, 127, 128, 129, 1000, 0, 65536, 3 };
-	for (size_t round = 0; round < 3; round++) {
-		struct cf_hasher *h = cf_hasher_new();
+	for (size_t round = 0; round < 6; round++) {
+		int alg = round < 3 ? CF_HASH_BLAKE2B : CF_HASH_SHA256;
+		cf_hash_with(alg, big, sizeof(big), one);
+		struct cf_hasher *h = cf_hasher_new_with(alg);
 		assert_non_null(h);
 		size_t off = 0, i = round;
 		while (off < sizeof(big)) {
@@ -282,6 +291,12 @@ static void test_hash_vectors_and_streaming(void **state)
 	cf_hasher_update(h, "c", 1);
 	cf_hasher_final(h, two);
 	assert_hex(two, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+	h = cf_hasher_new_with(CF_HASH_SHA256);
+	assert_non_null(h);
+	cf_hasher_update(h, "ab", 2);
+	cf_hasher_update(h, "c", 1);
+	cf_hasher_final(h, two);
+	assert_hex(two, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void seal_keyfile(const struct cf_key *k, const char *pw, const char *host,

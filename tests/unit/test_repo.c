@@ -201,7 +201,7 @@ static void test_init_open(void **state)
 	memcpy(id, cf_repo_config(r)->id, CF_ID_LEN);
 	snprintf(keyname, sizeof(keyname), "%s", cf_repo_key_name(r));
 	assert_int_equal(strlen(keyname), 64);
-	assert_int_equal(cf_repo_config(r)->version, 1);
+	assert_int_equal(cf_repo_config(r)->version, CF_REPO_VERSION);
 	assert_int_equal(cf_repo_config(r)->compression, 3);
 	assert_int_equal(cf_repo_config(r)->chunker.avg, CF_CHUNKER_DEFAULT_AVG);
 	cf_repo_free(r);
@@ -679,10 +679,10 @@ static void test_pack_split(void **state)
 		/* closed once it reaches CF_PACK_TARGET: at most one blob over */
 		assert_true(bytes.len <= CF_PACK_TARGET + MiB + CF_SEAL_OVERHEAD + 4 +
 			    n * (CF_ENTRY_SIZE + CF_SEAL_OVERHEAD));
-		/* the pack's name is the hash of its bytes */
+		/* the pack's name is the hash of its bytes (SHA-256: format 2) */
 		uint8_t h[CF_ID_LEN];
 		char hex[CF_ID_HEX];
-		cf_hash(bytes.data, bytes.len, h);
+		cf_hash_with(CF_HASH_SHA256, bytes.data, bytes.len, h);
 		cf_hex(h, CF_ID_LEN, hex);
 		assert_string_equal(hex, ns.name[p]);
 		entries += n;
