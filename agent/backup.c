@@ -1895,7 +1895,10 @@ static void dc_save(struct ctx *c, char *file, const uint8_t snap[CF_ID_LEN])
 		err = ENOMEM;
 		goto fail;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+	/* a leftover of a process with this pid is removed; O_EXCL and
+	 * O_NOFOLLOW: a file planted under that name is never written through */
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
 		err = errno;
 		goto fail;
 	}
