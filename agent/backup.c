@@ -764,43 +764,41 @@ static void fp_add(struct cf_hasher *h, const char *name, const struct fp *f)
 	cf_hasher_update(h, f, sizeof(*f));
 }
 
-/* Note directory tree t (stored as id) for the next backup's cache.  A
- * failure only stops the cache from being written. */
+/* Stop writing the cache (after a failure: the next backup only walks
+ * slower). */
+static void dc_off(struct ctx *c)
+{
+	c->dc_write = false;
+	cf_buf_release(&c->dc_out);
+}
+
+/* Note directory tree t (stored as id) for the next backup's cache. */
 static void dc_record(struct ctx *c, const struct cf_tree *t, const uint8_t id[CF_ID_LEN])
 {
 	if (!c->dc_write)
 		return;
-	const char **names = t->n ? malloc(t->n * sizeof(*names)) : NULL;
-	const uint8_t **ids = t->n ? malloc(t->n * sizeof(*ids)) : NULL;
 	struct cf_hasher *h = cf_hasher_new();
 	uint8_t dg[CF_ID_LEN];
 	uint32_t nsub = 0;
-	if (!h || (t->n && (!names || !ids))) {
-		if (h)
-			cf_hasher_final(h, dg);
-		goto fail;
+	if (!h) {
+		dc_off(c);
+		return;
 	}
 	for (size_t i = 0; i < t->n; i++) {
 		struct fp f;
 		fp_of_node(&t->nodes[i], &f);
 		fp_add(h, t->nodes[i].name, &f);
-		if (t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree) {
-			names[nsub] = t->nodes[i].name;
-			ids[nsub++] = t->nodes[i].subtree;
-		}
+		nsub += t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree;
 	}
 	cf_hasher_final(h, dg);
-	if (cf_dc_add(&c->dc_out, id, dg, nsub, names, ids))
-		goto fail;
-	c->dc_count++;
-	free(names);
-	free(ids);
-	return;
-fail:
-	free(names);
-	free(ids);
-	c->dc_write = false;
-	cf_buf_release(&c->dc_out);
+	bool ok = cf_dc_add(&c->dc_out, id, dg, nsub) == CF_OK;
+	for (size_t i = 0; ok && i < t->n; i++)
+		if (t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree)
+			ok = cf_dc_add_sub(&c->dc_out, t->nodes[i].name, t->nodes[i].subtree) == CF_OK;
+	if (!ok)
+		dc_off(c);
+	else
+		c->dc_count++;
 }
 
 /* Same file as in the parent snapshot?  Then its content ids can be reused. */
@@ -1257,13 +1255,15 @@ static int dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
 	size_t plen = strlen(path);
 	const char *sep = plen && path[plen - 1] == '/' ? "" : "/";
 	for (size_t i = 0; i < nnames; i++) {
-		char *sub;
+		/* the full path only for exclude patterns and subdirectories: not
+		 * a malloc per file of an unchanged directory */
+		char *sub = NULL;
 		struct stat st;
-		if (asprintf(&sub, "%s%s%s", path, sep, names[i]) < 0) {
+		if (c->o->nexcludes && asprintf(&sub, "%s%s%s", path, sep, names[i]) < 0) {
 			rc = cf_err(CF_ENOMEM, "out of memory");
 			goto out;
 		}
-		bool skip = excluded(c, sub, names[i]);
+		bool skip = sub && excluded(c, sub, names[i]);
 		if (!skip && fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			free(sub);
 			goto out;
@@ -1302,6 +1302,10 @@ static int dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
 			free(sub);
 			goto out;
 		}
+		if (!sub && asprintf(&sub, "%s%s%s", path, sep, names[i]) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
 		subs[nsubs].path = sub;
 		subs[nsubs].name = names[i];
 		subs[nsubs++].old = sid;
@@ -1330,20 +1334,13 @@ static int dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
 	if (!changed && cf_repo_has_blob(c->repo, CF_BLOB_TREE, old_id)) {
 		memcpy(id, old_id, CF_ID_LEN);
 		if (c->dc_write) {
-			const char **sn = nsubs ? malloc(nsubs * sizeof(*sn)) : NULL;
-			const uint8_t **si = nsubs ? malloc(nsubs * sizeof(*si)) : NULL;
-			for (size_t k = 0; sn && si && k < nsubs; k++) {
-				sn[k] = subs[k].name;
-				si[k] = subs[k].id;
-			}
-			if ((nsubs && (!sn || !si)) || cf_dc_add(&c->dc_out, id, ce->digest, (uint32_t)nsubs, sn, si)) {
-				c->dc_write = false;
-				cf_buf_release(&c->dc_out);
-			} else {
+			bool ok = cf_dc_add(&c->dc_out, id, ce->digest, (uint32_t)nsubs) == CF_OK;
+			for (size_t k = 0; ok && k < nsubs; k++)
+				ok = cf_dc_add_sub(&c->dc_out, subs[k].name, subs[k].id) == CF_OK;
+			if (!ok)
+				dc_off(c);
+			else
 				c->dc_count++;
-			}
-			free(sn);
-			free(si);
 		}
 		c->dc_hits++;
 		*done = true;
@@ -1812,20 +1809,6 @@ static int absolutize(const char *p, char **out)
 
 /* ---------------- the directory cache's file ---------------- */
 
-static int mkdir_p(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int e = mkdir(path, 0700) < 0 && errno != EEXIST;
-		*p = '/';
-		if (e)
-			return -1;
-	}
-	return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* <cache dir>/<repository id>/dirs-<keyed hash of host and paths>: one file
  * per backup set, whose name does not show the paths. */
 static bool dc_file(struct cf_repo *r, const char *dir, const char *host, char *const *paths,
@@ -1876,47 +1859,22 @@ static void dc_load(struct ctx *c, const char *file, const uint8_t parent[CF_ID_
 	cf_buf_release(&plain);
 }
 
-/* Write this snapshot's directories: a temporary file renamed over the old
- * one.  A failure is a warning: the next backup only walks slower. */
-static void dc_save(struct ctx *c, char *file, const uint8_t snap[CF_ID_LEN])
+/* Write this snapshot's directories.  A failure is a warning: the next
+ * backup only walks slower. */
+static void dc_save(struct ctx *c, const char *file, const uint8_t snap[CF_ID_LEN])
 {
 	struct cf_buf sealed = CF_BUF_INIT;
-	char tmp[4200];
-	char *slash = strrchr(file, '/');
-	int fd = -1, err = 0;
+	char dir[4096];
 	cf_dc_finish(&c->dc_out, snap, c->dc_count);
-	*slash = 0;
-	if (mkdir_p(file) < 0)
-		err = errno;
-	*slash = '/';
-	if (err || (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp%ld", file, (long)getpid()) >= sizeof(tmp))
-		goto fail;
-	if (cf_repo_seal_local(c->repo, c->dc_out.data, c->dc_out.len, &sealed)) {
-		err = ENOMEM;
-		goto fail;
-	}
-	/* a leftover of a process with this pid is removed; O_EXCL and
-	 * O_NOFOLLOW: a file planted under that name is never written through */
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-		err = errno;
-		goto fail;
-	}
-	if (cf_write_full(fd, sealed.data, sealed.len) < 0) {
-		err = errno;
-		close(fd);
-		unlink(tmp);
-		goto fail;
-	}
-	if (close(fd) < 0 || rename(tmp, file) < 0) {
-		err = errno;
-		unlink(tmp);
-		goto fail;
-	}
-	cf_buf_release(&sealed);
-	return;
-fail:
-	cf_warn("warning: directory cache %s not saved: %s", file, err ? strerror(err) : "name too long");
+	snprintf(dir, sizeof(dir), "%s", file);
+	*strrchr(dir, '/') = 0;
+	int rc = cf_mkdirs(dir, 0700);
+	if (!rc)
+		rc = cf_repo_seal_local(c->repo, c->dc_out.data, c->dc_out.len, &sealed);
+	if (!rc)
+		rc = cf_write_atomic(file, sealed.data, sealed.len, 0600);
+	if (rc)
+		cf_warn("warning: directory cache %s not saved: %s", file, cf_errmsg(rc));
 	cf_buf_release(&sealed);
 }
 

@@ -85,45 +85,10 @@ static int zone_text(const char *tz, time_t t, char *out, size_t n)
 	return CF_OK;
 }
 
-static int write_atomic(const char *path, const void *p, size_t n)
+static int state_dir(const struct cf_agent_config *c)
 {
-	char *tmp;
-	int fd, r = CF_OK;
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return cf_err(CF_ENOMEM, "out of memory");
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-		r = cf_err_errno("cannot create %s", tmp);
-		free(tmp);
-		return r;
-	}
-	if (cf_write_full(fd, p, n) != 0 || fsync(fd) != 0)
-		r = cf_err_errno("cannot write %s", tmp);
-	if (close(fd) != 0 && !r)
-		r = cf_err_errno("cannot write %s", tmp);
-	if (!r && rename(tmp, path) != 0)
-		r = cf_err_errno("cannot rename %s to %s", tmp, path);
-	if (r)
-		unlink(tmp);
-	free(tmp);
-	return r;
-}
-
-static int mkdirs(const char *dir)
-{
-	char p[4096];
-	snprintf(p, sizeof(p), "%s", dir);
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || !*s) {
-			char c = *s;
-			*s = 0;
-			if (mkdir(p, 0755) != 0 && errno != EEXIST)
-				return cf_err_errno("COFFER_STATE_DIR: cannot create %s", p);
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	return CF_OK;
+	int r = cf_mkdirs(c->state_dir, 0755);
+	return r ? cf_err_prefix(r, "COFFER_STATE_DIR") : CF_OK;
 }
 
 /* -------------------------------------------------------- child processes */
@@ -678,7 +643,7 @@ static void write_state(const struct cf_agent_config *c, const char *agent_state
 	if (!(text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
 		goto oom;
 	snprintf(path, sizeof(path), "%s/%s", c->state_dir, STATE_FILE);
-	if ((r = mkdirs(c->state_dir)) || (r = write_atomic(path, text, strlen(text))))
+	if ((r = state_dir(c)) || (r = cf_write_atomic(path, text, strlen(text), 0644)))
 		cf_warn("coffer agent: state file: %s", cf_errmsg(r));
 	goto out;
 oom:
@@ -966,7 +931,7 @@ int cf_agent_loop(struct cf_agent_config *c)
 {
 	int code = 0, r;
 
-	if ((r = mkdirs(c->state_dir)) != CF_OK) {
+	if ((r = state_dir(c)) != CF_OK) {
 		cf_warn("coffer agent: %s", cf_errmsg(r));
 		return 1;
 	}

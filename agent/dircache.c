@@ -141,25 +141,26 @@ int cf_dc_begin(struct cf_buf *out)
 	return cf_buf_add(out, head, sizeof(head));
 }
 
-int cf_dc_add(struct cf_buf *out, const uint8_t id[CF_DC_ID], const uint8_t digest[CF_DC_ID],
-	      uint32_t nsub, const char *const *names, const uint8_t *const *ids)
+int cf_dc_add(struct cf_buf *out, const uint8_t id[CF_DC_ID], const uint8_t digest[CF_DC_ID], uint32_t nsub)
 {
 	uint8_t n4[4];
 	int rc;
 	put32(n4, nsub);
-	if ((rc = cf_buf_add(out, id, CF_DC_ID)) || (rc = cf_buf_add(out, digest, CF_DC_ID)) ||
-	    (rc = cf_buf_add(out, n4, 4)))
+	if ((rc = cf_buf_add(out, id, CF_DC_ID)) || (rc = cf_buf_add(out, digest, CF_DC_ID)))
 		return rc;
-	for (uint32_t k = 0; k < nsub; k++) {
-		size_t len = strlen(names[k]);
-		if (len == 0 || len > 0xffff)
-			return cf_err(CF_EINVAL, "directory cache: name of %zu bytes", len);
-		uint8_t l2[2] = { (uint8_t)len, (uint8_t)(len >> 8) };
-		if ((rc = cf_buf_add(out, l2, 2)) || (rc = cf_buf_add(out, names[k], len)) ||
-		    (rc = cf_buf_add(out, ids[k], CF_DC_ID)))
-			return rc;
-	}
-	return CF_OK;
+	return cf_buf_add(out, n4, 4);
+}
+
+int cf_dc_add_sub(struct cf_buf *out, const char *name, const uint8_t id[CF_DC_ID])
+{
+	size_t len = strlen(name);
+	int rc;
+	if (len == 0 || len > 0xffff)
+		return cf_err(CF_EINVAL, "directory cache: name of %zu bytes", len);
+	uint8_t l2[2] = { (uint8_t)len, (uint8_t)(len >> 8) };
+	if ((rc = cf_buf_add(out, l2, 2)) || (rc = cf_buf_add(out, name, len)))
+		return rc;
+	return cf_buf_add(out, id, CF_DC_ID);
 }
 
 void cf_dc_finish(struct cf_buf *out, const uint8_t snapshot[CF_DC_ID], uint32_t count)

@@ -56,10 +56,11 @@ void cf_dc_release(struct cf_dircache *dc);
  * subdirectory (e->nsub calls at most). */
 void cf_dc_sub(const uint8_t **cur, const char **name, size_t *len, const uint8_t **id);
 
-/* Writing: start a payload for snapshot id, add entries, finish (count). */
+/* Writing: start a payload, add entries (each cf_dc_add followed by its
+ * nsub subdirectories, in the tree's order), finish (snapshot, count). */
 int cf_dc_begin(struct cf_buf *out);
-int cf_dc_add(struct cf_buf *out, const uint8_t id[CF_DC_ID], const uint8_t digest[CF_DC_ID],
-	      uint32_t nsub, const char *const *names, const uint8_t *const *ids);
+int cf_dc_add(struct cf_buf *out, const uint8_t id[CF_DC_ID], const uint8_t digest[CF_DC_ID], uint32_t nsub);
+int cf_dc_add_sub(struct cf_buf *out, const char *name, const uint8_t id[CF_DC_ID]);
 void cf_dc_finish(struct cf_buf *out, const uint8_t snapshot[CF_DC_ID], uint32_t count);
 
 /* The cache directory: $COFFER_CACHE_DIR, else $XDG_CACHE_HOME/coffer, else

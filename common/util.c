@@ -2,9 +2,12 @@
 #include "error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -132,4 +135,47 @@ int64_t cf_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int cf_mkdirs(const char *dir, mode_t mode)
+{
+	char p[4096];
+	if ((size_t)snprintf(p, sizeof(p), "%s", dir) >= sizeof(p))
+		return cf_err(CF_EINVAL, "path too long: %s", dir);
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || !*s) {
+			char c = *s;
+			*s = 0;
+			if (mkdir(p, mode) != 0 && errno != EEXIST)
+				return cf_err_errno("cannot create %s", p);
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	return CF_OK;
+}
+
+int cf_write_atomic(const char *path, const void *p, size_t n, mode_t mode)
+{
+	char *tmp;
+	int fd, r = CF_OK;
+	if (asprintf(&tmp, "%s.tmp%ld", path, (long)getpid()) < 0)
+		return cf_err(CF_ENOMEM, "out of memory");
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)) < 0) {
+		r = cf_err_errno("cannot create %s", tmp);
+		free(tmp);
+		return r;
+	}
+	if (cf_write_full(fd, p, n) != 0 || fsync(fd) != 0)
+		r = cf_err_errno("cannot write %s", tmp);
+	if (close(fd) != 0 && !r)
+		r = cf_err_errno("cannot write %s", tmp);
+	if (!r && rename(tmp, path) != 0)
+		r = cf_err_errno("cannot rename %s to %s", tmp, path);
+	if (r)
+		unlink(tmp);
+	free(tmp);
+	return r;
 }

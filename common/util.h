@@ -40,6 +40,11 @@ static inline uint64_t cf_get_le64(const uint8_t *p)
  * cf_read_full returns bytes read (< n only at EOF) or -1. */
 ssize_t cf_read_full(int fd, void *p, size_t n);
 int cf_write_full(int fd, const void *p, size_t n);  /* 0 or -1 with errno */
+/* mkdir -p with mode for every directory it creates ("cannot create DIR"). */
+int cf_mkdirs(const char *dir, mode_t mode);
+/* Replace path with n bytes of p: written to path.tmp<pid> (a leftover
+ * removed first, never followed), fsynced, renamed over path. */
+int cf_write_atomic(const char *path, const void *p, size_t n, mode_t mode);
 ssize_t cf_pread_full(int fd, void *p, size_t n, off_t off);
 int cf_pwrite_full(int fd, const void *p, size_t n, off_t off);
 

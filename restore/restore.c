@@ -1370,26 +1370,6 @@ static void verify_one(struct rctx *c, size_t i, struct cf_buf bufs[2])
 
 /* ---------- setup ---------- */
 
-static int mkdir_p(const char *path)
-{
-	char *buf = strdup(path);
-	int rc = CF_OK;
-	if (!buf)
-		return cf_err(CF_ENOMEM, "out of memory");
-	for (char *p = buf + 1; *p && !rc; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			rc = cf_err_errno("create %s", buf);
-		*p = '/';
-	}
-	if (!rc && mkdir(buf, 0755) < 0 && errno != EEXIST)
-		rc = cf_err_errno("create %s", buf);
-	free(buf);
-	return rc;
-}
-
 /* "/a/b/" -> "/a/b"; NULL unless absolute. */
 static char *norm_path(const char *p)
 {
@@ -1472,7 +1452,7 @@ static int open_root(struct rctx *c, struct rroot *rt, const char *dir)
 	int rc;
 	if (!(rt->dir = strdup(dir)))
 		return cf_err(CF_ENOMEM, "out of memory");
-	if (!c->o->dry_run && (rc = mkdir_p(dir)))
+	if (!c->o->dry_run && (rc = cf_mkdirs(dir, 0755)))
 		return rc;
 	rt->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rt->fd < 0 && !(c->o->dry_run && errno == ENOENT))

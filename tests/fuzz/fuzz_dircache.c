@@ -31,27 +31,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct cf_dc_entry *e = &dc.e[i];
 		if (cf_dc_find(&dc, e->id) != e)
 			die("an entry is not found by its id");
-		const char **names = calloc(e->nsub + 1, sizeof(*names));
-		const uint8_t **ids = calloc(e->nsub + 1, sizeof(*ids));
-		char **copies = calloc(e->nsub + 1, sizeof(*copies));
-		if (!names || !ids || !copies)
-			die("out of memory");
-		const uint8_t *cur = e->subs;
+		if (cf_dc_add(&out, e->id, e->digest, e->nsub) != CF_OK)
+			die("add");
+		const uint8_t *cur = e->subs, *id;
 		for (uint32_t k = 0; k < e->nsub; k++) {
 			const char *nm;
 			size_t len;
-			cf_dc_sub(&cur, &nm, &len, &ids[k]);
-			if (!(copies[k] = strndup(nm, len)) || strlen(copies[k]) != len)
+			cf_dc_sub(&cur, &nm, &len, &id);
+			char *copy = strndup(nm, len);
+			if (!copy || strlen(copy) != len)
 				die("a name is not what its length says");
-			names[k] = copies[k];
+			if (cf_dc_add_sub(&out, copy, id) != CF_OK)
+				die("add a subdirectory");
+			free(copy);
 		}
-		if (cf_dc_add(&out, e->id, e->digest, e->nsub, names, ids) != CF_OK)
-			die("add");
-		for (uint32_t k = 0; k < e->nsub; k++)
-			free(copies[k]);
-		free(copies);
-		free(names);
-		free(ids);
 	}
 	cf_dc_finish(&out, dc.snapshot, (uint32_t)dc.n);
 	if (cf_dc_parse(out.data, out.len, &again) != CF_OK || again.n != dc.n ||

@@ -30,19 +30,20 @@ static void make(struct cf_buf *out)
 	for (int i = 0; i < 5; i++)
 		fill(id[i], 0x10 + i);
 	fill(snap, 0x51);
-	const char *n0[] = { "a", "b" }, *n2[] = { "c" };
-	const uint8_t *i0[] = { id[1], id[2] }, *i2[] = { id[3] };
 	assert_int_equal(cf_dc_begin(out), CF_OK);
 	fill(dg, 0xd0);
-	assert_int_equal(cf_dc_add(out, id[0], dg, 2, n0, i0), CF_OK);
+	assert_int_equal(cf_dc_add(out, id[0], dg, 2), CF_OK);
+	assert_int_equal(cf_dc_add_sub(out, "a", id[1]), CF_OK);
+	assert_int_equal(cf_dc_add_sub(out, "b", id[2]), CF_OK);
 	fill(dg, 0xd1);
-	assert_int_equal(cf_dc_add(out, id[1], dg, 0, NULL, NULL), CF_OK);
+	assert_int_equal(cf_dc_add(out, id[1], dg, 0), CF_OK);
 	fill(dg, 0xd2);
-	assert_int_equal(cf_dc_add(out, id[2], dg, 1, n2, i2), CF_OK);
+	assert_int_equal(cf_dc_add(out, id[2], dg, 1), CF_OK);
+	assert_int_equal(cf_dc_add_sub(out, "c", id[3]), CF_OK);
 	fill(dg, 0xd3);
-	assert_int_equal(cf_dc_add(out, id[3], dg, 0, NULL, NULL), CF_OK);
+	assert_int_equal(cf_dc_add(out, id[3], dg, 0), CF_OK);
 	fill(dg, 0xd1);
-	assert_int_equal(cf_dc_add(out, id[1], dg, 0, NULL, NULL), CF_OK);
+	assert_int_equal(cf_dc_add(out, id[1], dg, 0), CF_OK);
 	cf_dc_finish(out, snap, 5);
 }
 
@@ -145,10 +146,9 @@ static void test_names(void **state)
 	(void)state;
 	struct cf_buf b = CF_BUF_INIT;
 	uint8_t id[CF_DC_ID] = { 0 };
-	const char *empty[] = { "" };
-	const uint8_t *ids[] = { id };
 	assert_int_equal(cf_dc_begin(&b), CF_OK);
-	assert_int_equal(cf_dc_add(&b, id, id, 1, empty, ids), CF_EINVAL);
+	assert_int_equal(cf_dc_add(&b, id, id, 1), CF_OK);
+	assert_int_equal(cf_dc_add_sub(&b, "", id), CF_EINVAL);
 	cf_buf_release(&b);
 }
 
