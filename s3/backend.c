@@ -28,10 +28,11 @@ int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
 	return cf_backend_local_new(location, out);
 }
 
-int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n)
+int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+		  const uint8_t *sha256)
 {
 	if (be->ops->put_iov)
-		return be->ops->put_iov(be, path, iov, n);
+		return be->ops->put_iov(be, path, iov, n, sha256);
 	struct cf_buf b = CF_BUF_INIT;
 	int rc = CF_OK;
 	for (int i = 0; i < n && !rc; i++)

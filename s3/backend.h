@@ -55,8 +55,12 @@ struct cf_backend_ops {
 	void (*free)(struct cf_backend *be);
 	/* Optional (may be NULL): put the concatenation of iov[0..n) as one
 	 * object, same contract as put.  Packs are written this way, so their
-	 * blobs need not be copied into one buffer first. */
-	int (*put_iov)(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
+	 * blobs need not be copied into one buffer first.  sha256, when not
+	 * NULL, is the SHA-256 of those bytes, known to the caller (a format-2
+	 * object's name): a store that signs the body's hash (S3) uses it
+	 * instead of hashing the bytes again, and the store checks it. */
+	int (*put_iov)(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+		       const uint8_t *sha256);
 	/* Optional (may be NULL): remove paths[0..n) with as few requests as
 	 * the store allows (S3: DeleteObjects, 1000 keys each).  Same contract
 	 * as remove for each path; every path is attempted even when some
@@ -114,17 +118,19 @@ static inline bool cf_be_remote(const struct cf_backend *be)
 { return strcmp(be->ops->name, "local") != 0; }
 static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d, size_t n)
 { return be->ops->put(be, p, d, n); }
-/* put_iov where the backend has it, else one put of the concatenation. */
-int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n);
+/* put_iov where the backend has it, else one put of the concatenation;
+ * sha256 as for put_iov (NULL: not known). */
+int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+		  const uint8_t *sha256);
 /* put_stage where the backend has it; elsewhere the whole put_iov, with
  * *handle NULL (commit and abort of NULL are no-ops). */
 static inline int cf_be_put_stage(struct cf_backend *be, const char *p, const struct iovec *iov, int n,
-				  void **handle)
+				  const uint8_t *sha256, void **handle)
 {
 	*handle = NULL;
 	if (be->ops->put_stage)
 		return be->ops->put_stage(be, p, iov, n, handle);
-	return cf_be_put_iov(be, p, iov, n);
+	return cf_be_put_iov(be, p, iov, n, sha256);
 }
 static inline int cf_be_put_commit(struct cf_backend *be, void *handle)
 { return handle ? be->ops->put_commit(be, handle) : 0; }

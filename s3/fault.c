@@ -84,10 +84,11 @@ static int f_put(struct cf_backend *be, const char *path, const void *d, size_t 
 	return rc ? rc : done(after, cf_be_put(F(be)->inner, path, d, n));
 }
 
-static int f_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n)
+static int f_put_iov(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+		     const uint8_t *sha256)
 {
 	int after, rc = hit(F(be), F_PUT, path, &after);
-	return rc ? rc : done(after, cf_be_put_iov(F(be)->inner, path, iov, n));
+	return rc ? rc : done(after, cf_be_put_iov(F(be)->inner, path, iov, n, sha256));
 }
 
 static int f_get(struct cf_backend *be, const char *path, struct cf_buf *out)

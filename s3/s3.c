@@ -86,6 +86,7 @@ struct s3_req {
 	const struct iovec *iov; /* the body, in pieces (niov 0: none) */
 	int niov;
 	size_t body_len;         /* the sum of the pieces */
+	const uint8_t *sha256;   /* the body's SHA-256 if the caller knows it, else NULL */
 	const char *content_md5; /* base64, signed and sent; NULL: none */
 	const char *range;       /* "bytes=0-9" or NULL */
 	bool head;
@@ -616,7 +617,12 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 	bool region_tried = false;
 	int r = CF_OK;
 
-	if ((r = cf_sigv4_sha256_iov_hex(req->iov, req->niov, payload_hash)))
+	/* the caller's hash of the body (a format-2 pack's name) is not
+	 * trusted blindly: the store recomputes it and refuses a mismatch
+	 * (XAmzContentSHA256Mismatch), so a wrong one fails, never stores */
+	if (req->sha256)
+		cf_hex(req->sha256, 32, payload_hash);
+	else if ((r = cf_sigv4_sha256_iov_hex(req->iov, req->niov, payload_hash)))
 		return r;
 	for (int attempt = 1;; attempt++) {
 		char region[64];
@@ -701,19 +707,21 @@ static struct s3_backend *S3(struct cf_backend *be)
 	return (struct s3_backend *)be;
 }
 
-static int s3_put_iov(struct cf_backend *b, const char *path, const struct iovec *iov, int n)
+static int s3_put_iov(struct cf_backend *b, const char *path, const struct iovec *iov, int n,
+		      const uint8_t *sha256)
 {
 	size_t len = 0;
 	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
-	struct s3_req req = { .method = "PUT", .path = path, .iov = iov, .niov = n, .body_len = len };
+	struct s3_req req = { .method = "PUT", .path = path, .iov = iov, .niov = n, .body_len = len,
+			      .sha256 = sha256 };
 	return s3_do(S3(b), &req);
 }
 
 static int s3_put(struct cf_backend *b, const char *path, const void *data, size_t len)
 {
 	struct iovec v = { (void *)data, len };
-	return s3_put_iov(b, path, &v, 1);
+	return s3_put_iov(b, path, &v, 1, NULL);
 }
 
 static int s3_get(struct cf_backend *b, const char *path, struct cf_buf *out)

@@ -363,6 +363,47 @@ static void test_blob_roundtrip(void **state)
 	free(rnd);
 }
 
+/* Chunks that look random are stored without asking zstd (repo/pack.c,
+ * looks_incompressible); anything with a compressible part still is
+ * compressed, whether that part is at the start, the middle or the end. */
+static void test_compress_probe(void **state)
+{
+	struct fixture *f = *state;
+	struct cf_repo *r = init_repo(f->dir);
+	size_t n = 1 * MiB;
+	uint8_t *b[5], id[5][CF_ID_LEN];
+	struct cf_blob_loc loc;
+	for (int k = 0; k < 5; k++) {
+		b[k] = malloc(n);
+		assert_non_null(b[k]);
+		fill_random(b[k], n, 10 + (uint64_t)k);
+	}
+	for (int k = 0; k < 3; k++) /* a quarter is text: at the start, middle, end */
+		fill_text(b[k] + (size_t)k * (n / 3), n / 4, 20 + (uint64_t)k);
+	for (size_t i = 0; i < n; i++) /* hex digits of random bytes: 4 bits a byte */
+		b[3][i] = (uint8_t)"0123456789abcdef"[b[3][i] & 15];
+	/* b[4]: random bytes */
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, b[k], n, id[k], NULL, NULL), CF_OK);
+	assert_int_equal(cf_repo_flush(r), CF_OK);
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(cf_repo_lookup(r, CF_BLOB_DATA, id[k], &loc), CF_OK);
+		if (k < 3) {
+			assert_int_equal(loc.flags, CF_FLAG_ZSTD);
+			assert_true(loc.length < n - n / 8);
+		} else if (k == 3) {
+			assert_int_equal(loc.flags, CF_FLAG_ZSTD);
+			assert_true(loc.length < n * 6 / 10);
+		} else {
+			assert_int_equal(loc.flags, 0); /* stored as it is */
+			assert_int_equal(loc.length, n + CF_SEAL_OVERHEAD);
+		}
+		expect_blob(r, CF_BLOB_DATA, id[k], b[k], n);
+		free(b[k]);
+	}
+	cf_repo_free(r);
+}
+
 static void test_dedup(void **state)
 {
 	struct fixture *f = *state;
@@ -749,8 +790,9 @@ struct counting {
 static int c_create(struct cf_backend *be) { return CNT(be)->inner->ops->create(CNT(be)->inner); }
 static int c_put(struct cf_backend *be, const char *p, const void *d, size_t n)
 { return cf_be_put(CNT(be)->inner, p, d, n); }
-static int c_put_iov(struct cf_backend *be, const char *p, const struct iovec *iov, int n)
-{ return cf_be_put_iov(CNT(be)->inner, p, iov, n); }
+static int c_put_iov(struct cf_backend *be, const char *p, const struct iovec *iov, int n,
+		     const uint8_t *sha256)
+{ return cf_be_put_iov(CNT(be)->inner, p, iov, n, sha256); }
 static int c_get(struct cf_backend *be, const char *p, struct cf_buf *out)
 {
 	if (!strncmp(p, "data/", 5))
@@ -1410,6 +1452,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_no_repo, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_options_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blob_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compress_probe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_writers_same_blob, setup, teardown),

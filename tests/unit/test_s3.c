@@ -321,6 +321,40 @@ static void test_roundtrip(void **state)
 	cf_backend_free(be);
 }
 
+/* A body whose SHA-256 the caller gives (a format-2 pack: its name) is
+ * signed with that hash, not hashed again; a wrong one is refused by the
+ * store and leaves no object. */
+static void test_put_known_hash(void **state)
+{
+	(void)state;
+	need_server();
+	struct cf_backend *be = open_run();
+	struct cf_buf got = CF_BUF_INIT;
+	size_t n = 300000;
+	uint8_t *data = malloc(n), h[32], bad[32];
+	assert_non_null(data);
+	fill(data, n, 3);
+	unsigned hl = 0;
+	assert_int_equal(EVP_Digest(data, n, h, &hl, EVP_sha256(), NULL), 1);
+	struct iovec iov[2] = { { data, 1000 }, { data + 1000, n - 1000 } };
+	ASSERT_OK(cf_be_put_iov(be, "data/ee/hashed", iov, 2, h));
+	ASSERT_OK(cf_be_get(be, "data/ee/hashed", &got));
+	assert_int_equal(got.len, n);
+	assert_memory_equal(got.data, data, n);
+
+	memcpy(bad, h, sizeof(bad));
+	bad[7] ^= 1;
+	int rc = cf_be_put_iov(be, "data/ee/wrong", iov, 2, bad);
+	assert_int_not_equal(rc, CF_OK);
+	assert_int_not_equal(rc, CF_EAGAIN); /* refused at once, not retried 8 times */
+	print_message("wrong body hash: %s\n", cf_errmsg(rc));
+	assert_int_equal(cf_be_stat(be, "data/ee/wrong", NULL), CF_ENOENT);
+	ASSERT_OK(cf_be_remove(be, "data/ee/hashed"));
+	cf_buf_release(&got);
+	free(data);
+	cf_backend_free(be);
+}
+
 /* Work shared by threads: object i of n is "dir/xx/name<i>" with size i % 97. */
 struct job {
 	struct cf_backend *be;
@@ -1023,6 +1057,7 @@ int main(void)
 		cmocka_unit_test(test_remove_many_local),
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_put_known_hash),
 		cmocka_unit_test(test_special_names),
 		cmocka_unit_test(test_list_many),
 		cmocka_unit_test(test_wrong_secret),
