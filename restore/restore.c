@@ -29,6 +29,9 @@
 #define RANGE_GAP (256u << 10)
 #define NSTRIPES 256   /* locks over files being written */
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
+#define BEHIND_FILES 128         /* written files waiting to leave the page cache */
+#define BEHIND_BYTES (64u << 20) /* and their bytes */
+#define BEHIND_MIN 1u          /* empty files are simply closed */
 
 enum fstate { F_CHECK, F_WRITE, F_KEEP, F_LINK, F_FAILED };
 
@@ -105,6 +108,11 @@ struct rctx {
 	atomic_size_t next;               /* parallel phases: next item */
 	atomic_int open_files;
 	atomic_uint tmpctr;
+	/* written files whose pages leave the page cache later (see "behind") */
+	pthread_mutex_t bh_mu;
+	struct behind { int fd; size_t file; uint64_t size; } bh[BEHIND_FILES];
+	size_t bh_head, bh_n;
+	uint64_t bh_bytes;
 	atomic_bool stop;
 	/* progress */
 	atomic_uint_least64_t pg_done, pg_total, pg_bytes, pg_bytes_total;
@@ -1073,11 +1081,110 @@ static void file_failed(struct rctx *c, struct rfile *f, int rc)
 	path_failed(c, f->path, rc);
 }
 
+/* The temporary file of f is complete and closed (rc: or not): rename it
+ * into place and count it, or remove it. */
+static void place_file(struct rctx *c, struct rfile *f, int rc)
+{
+	char tmp[64];
+	tmp_name(f, tmp, sizeof(tmp));
+	if (!rc && renameat(f->dirfd, tmp, f->dirfd, f->node.name) < 0)
+		rc = cf_err_errno("%s: rename into place", f->path);
+	if (!rc) {
+		close_tmp(c, f);
+		pthread_mutex_lock(&c->mu);
+		if (f->existed)
+			c->st->files_replaced++;
+		else
+			c->st->files_created++;
+		c->st->bytes_written += f->size;
+		pthread_mutex_unlock(&c->mu);
+		atomic_fetch_add(&c->pg_done, 1);
+		return;
+	}
+	file_failed(c, f, rc);
+	if (f->dirfd < 0)
+		f->dirfd = open_parent(c, f);
+	if (f->dirfd >= 0)
+		unlinkat(f->dirfd, tmp, 0);
+	close_tmp(c, f);
+}
+
+/* ---------- written files leave the page cache ----------
+ *
+ * A restore writes every byte once and reads none of it back, yet each one
+ * goes through the page cache: gigabytes of pages allocated and filled,
+ * which evicts what the host had cached (the application's files, on a
+ * production host) and, where fresh memory is dear (a VM whose free pages
+ * go back to the hypervisor), costs most of the restore's time: restoring
+ * the 2 GiB benchmark corpus took 4-11 s of system time here, mostly
+ * copy_folio_from_iter_atomic into new pages.  So the writeback of a
+ * finished file starts at once (sync_file_range), and once BEHIND_BYTES or
+ * BEHIND_FILES of later files are finished too, its writeback is waited
+ * for, its pages dropped
+ * (POSIX_FADV_DONTNEED) to be reused for the files being written, and only
+ * then is it renamed into place: a file that the disk refused (EIO, or
+ * ENOSPC of a delayed allocation, which a plain write and close never
+ * see) is named as not restored and what it would have replaced is kept.
+ * Restores of the corpus into fresh directories, alternating with the
+ * code before, three pairs: system time 3.6-8.6 s -> 2.5-5.2 s, wall
+ * 4.2-8.1 s -> 4.1-6.1 s (the pages a restore needs came from reclaiming
+ * other files' pages or from fresh memory; now 64 MiB of them go round). */
+static void behind_drop(struct rctx *c, const struct behind *b)
+{
+	struct rfile *f = &c->files[b->file];
+	int rc = CF_OK;
+	if (sync_file_range(b->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+						 SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
+	    errno != EINVAL && errno != ENOSYS && errno != ESPIPE)
+		rc = cf_err_errno("%s: write", f->path);
+	else
+		posix_fadvise(b->fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (close(b->fd) < 0 && !rc)
+		rc = cf_err_errno("%s: write", f->path);
+	atomic_fetch_sub(&c->open_files, 1);
+	place_file(c, f, rc);
+}
+
+/* Take a finished file's descriptor (f->fd; f->dirfd stays open for the
+ * rename); drop the oldest ones beyond the limits. */
+static void behind_add(struct rctx *c, struct rfile *f)
+{
+	struct behind out[BEHIND_FILES];
+	size_t nout = 0;
+	sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	pthread_mutex_lock(&c->bh_mu);
+	c->bh[(c->bh_head + c->bh_n) % BEHIND_FILES] =
+		(struct behind){ f->fd, (size_t)(f - c->files), f->size };
+	f->fd = -1;
+	c->bh_n++;
+	c->bh_bytes += c->bh[(c->bh_head + c->bh_n - 1) % BEHIND_FILES].size;
+	while (c->bh_n == BEHIND_FILES || (c->bh_n > 1 && c->bh_bytes > BEHIND_BYTES)) {
+		out[nout++] = c->bh[c->bh_head];
+		c->bh_bytes -= c->bh[c->bh_head].size;
+		c->bh_head = (c->bh_head + 1) % BEHIND_FILES;
+		c->bh_n--;
+	}
+	pthread_mutex_unlock(&c->bh_mu);
+	for (size_t i = 0; i < nout; i++)
+		behind_drop(c, &out[i]);
+}
+
+/* Every file still waiting (after the writing threads have stopped). */
+static void behind_drain(struct rctx *c)
+{
+	while (c->bh_n) {
+		struct behind b = c->bh[c->bh_head];
+		c->bh_bytes -= b.size;
+		c->bh_head = (c->bh_head + 1) % BEHIND_FILES;
+		c->bh_n--;
+		behind_drop(c, &b);
+	}
+}
+
 /* The last blob is in (or the file failed): rename into place, or remove
  * the temporary file.  Called with the file's stripe lock held. */
 static void finish_file(struct rctx *c, struct rfile *f)
 {
-	char tmp[64];
 	int rc = CF_OK;
 	f->done = true;
 	if (!f->failed && !f->opened && (rc = open_tmp(c, f))) /* empty file */
@@ -1091,32 +1198,22 @@ static void finish_file(struct rctx *c, struct rfile *f)
 		goto fail;
 	}
 	set_meta_fd(c, f->fd, &f->node, f->path);
+	if (f->size >= BEHIND_MIN) {
+		behind_add(c, f); /* placed later */
+		return;
+	}
 	int fd = f->fd;
 	f->fd = -1;
 	atomic_fetch_sub(&c->open_files, 1);
-	if (close(fd) < 0) {
+	if (close(fd) < 0)
 		rc = cf_err_errno("%s: write", f->path);
-		goto fail;
-	}
-	tmp_name(f, tmp, sizeof(tmp));
-	if (renameat(f->dirfd, tmp, f->dirfd, f->node.name) < 0) {
-		rc = cf_err_errno("%s: rename into place", f->path);
-		goto fail;
-	}
-	close_tmp(c, f);
-	pthread_mutex_lock(&c->mu);
-	if (f->existed)
-		c->st->files_replaced++;
-	else
-		c->st->files_created++;
-	c->st->bytes_written += f->size;
-	pthread_mutex_unlock(&c->mu);
-	atomic_fetch_add(&c->pg_done, 1);
+	place_file(c, f, rc);
 	return;
 fail:
 	if (rc)
 		file_failed(c, f, rc);
 	if (f->opened) {
+		char tmp[64];
 		if (f->dirfd < 0)
 			f->dirfd = open_parent(c, f);
 		tmp_name(f, tmp, sizeof(tmp));
@@ -1577,6 +1674,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	c.st = st;
 	c.is_root = geteuid() == 0;
 	pthread_mutex_init(&c.mu, NULL);
+	pthread_mutex_init(&c.bh_mu, NULL);
 	pthread_cond_init(&c.pg_cond, NULL);
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&c.stripes[i], NULL);
@@ -1683,9 +1781,11 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 			f->failed = true;
 			finish_file(&c, f);
 		}
-		if (f->failed)
-			f->state = F_FAILED;
 	}
+	behind_drain(&c);
+	for (size_t i = 0; i < c.nfiles; i++)
+		if (c.files[i].state == F_WRITE && c.files[i].failed)
+			c.files[i].state = F_FAILED;
 	if (atomic_load(&c.stop) || cf_interrupted) {
 		rc = cf_err(CF_EINTR, "interrupted");
 		goto finish;
@@ -1718,6 +1818,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	}
 
 finish:
+	behind_drain(&c);
 	if (pg_started) {
 		pthread_mutex_lock(&c.mu);
 		c.pg_stop = true;
@@ -1764,6 +1865,7 @@ out:
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_destroy(&c.stripes[i]);
 	pthread_cond_destroy(&c.pg_cond);
+	pthread_mutex_destroy(&c.bh_mu);
 	pthread_mutex_destroy(&c.mu);
 	return rc;
 }
