@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -272,8 +274,28 @@ int cf_restore_node_copy(const struct cf_node *src, struct cf_node *dst)
 /* Open directory rel ("" = the root itself) below rootfd, one component at
  * a time with O_NOFOLLOW: a symlink anywhere on the way is an error
  * (ELOOP/ENOTDIR), never a detour.  flags: O_PATH or O_RDONLY. */
+static _Atomic int no_openat2;
+
 static int open_dir_beneath(int rootfd, const char *rel, int flags)
 {
+	/* One openat2 where the kernel has it (5.6+) and a seccomp filter lets
+	 * it through: the same refusals (no symlink anywhere, nothing outside
+	 * rootfd) in one call instead of one per component, 12 calls a file
+	 * for the benchmark corpus' depth (a restore made 268,000 openat). */
+	if (*rel && !no_openat2) {
+		struct open_how how = {
+			.flags = (uint64_t)(flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		};
+		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno == ENOSYS || errno == EPERM || errno == E2BIG)
+			no_openat2 = 1;
+		else if (errno != EAGAIN && errno != EXDEV && errno != EINTR)
+			return -1;
+		/* else the walk below: it is also what names the failure */
+	}
 	int fd = openat(rootfd, ".", flags | O_DIRECTORY | O_CLOEXEC);
 	const char *p = rel;
 	char name[256];
