@@ -47,6 +47,7 @@ struct rfile {
 	/* write phase, guarded by the file's stripe lock */
 	bool failed, opened, done;
 	int fd, dirfd;
+	int writers;            /* threads writing through fd right now (unlocked) */
 	unsigned tmpno;
 	size_t remaining;       /* blob uses not yet written */
 	uint64_t size;          /* sum of the blobs' lengths */
@@ -1258,8 +1259,21 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
 	} else if (!f->failed) {
 		if (f->fd < 0)
 			rc = open_tmp(c, f);
-		if (!rc && (rc = write_sparse(f->fd, data, len, u->foff)))
-			rc = cf_err_prefix(rc, "%s", f->path);
+		if (!rc) {
+			/* the write itself runs unlocked, so that threads holding
+			 * blobs of the same big file (or of files on the same
+			 * stripe) write at once; the descriptor is not closed while
+			 * a writer uses it, and the file cannot be finished then (its
+			 * remaining count still holds this use) */
+			int fd = f->fd;
+			f->writers++;
+			pthread_mutex_unlock(m);
+			rc = write_sparse(fd, data, len, u->foff);
+			pthread_mutex_lock(m);
+			f->writers--;
+			if (rc)
+				rc = cf_err_prefix(rc, "%s", f->path);
+		}
 		if (rc)
 			file_failed(c, f, rc);
 		else
@@ -1267,7 +1281,7 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
 	}
 	if (--f->remaining == 0)
 		finish_file(c, f);
-	else if (f->fd >= 0 && atomic_load(&c->open_files) > FD_CAP)
+	else if (f->fd >= 0 && !f->writers && atomic_load(&c->open_files) > FD_CAP)
 		close_tmp(c, f);
 	pthread_mutex_unlock(m);
 }
