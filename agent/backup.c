@@ -287,8 +287,9 @@ static void submit(struct ctx *c, struct batch *b, uint8_t *data, size_t len, si
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Wait until every chunk of batch b is stored; its first error, if any. */
-static int batch_wait(struct ctx *c, struct batch *b)
+/* Wait until every chunk of batch b is stored; its first error, if any
+ * (not reported: for cleaning up after another error, whose message stays). */
+static int batch_drain(struct ctx *c, struct batch *b)
 {
 	struct pool *p = &c->pool;
 	pthread_mutex_lock(&p->mu);
@@ -296,6 +297,13 @@ static int batch_wait(struct ctx *c, struct batch *b)
 		pthread_cond_wait(&p->done, &p->mu);
 	int rc = b->rc;
 	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* batch_drain, and its error reported. */
+static int batch_wait(struct ctx *c, struct batch *b)
+{
+	int rc = batch_drain(c, b);
 	if (rc)
 		cf_err(rc, "%s", b->msg);
 	return rc;
@@ -1490,7 +1498,7 @@ static void dq_abort(struct ctx *c)
 		struct dirjob *j = c->dq_head;
 		c->dq_head = j->next;
 		c->dq_n--;
-		batch_wait(c, &j->b);
+		batch_drain(c, &j->b);
 		job_release(j);
 	}
 	c->dq_tail = NULL;
@@ -1600,7 +1608,7 @@ static int save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			}
 			pd[npd].node = tp->n - 1;
 			if ((rc = overlay_entry(c, sub, names[i], n, bp, &pd[npd].refs, &handled, &skip)))
-				goto out_wait;
+				goto out;
 			if (handled) {
 				npd++;
 				continue;
@@ -1626,7 +1634,7 @@ static int save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 		bool drop = false;
 		pd[npd].node = tp->n - 1;
 		if ((rc = save_entry(c, sub, &st, on, n, &pd[npd], bp, &drop)))
-			goto out_wait;
+			goto out;
 		if (drop) {
 			/* leave it out of the tree; its chunks (if any) are garbage */
 			refs_free(&pd[npd].refs);
@@ -1660,13 +1668,12 @@ static int save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 	job_release(j);
 	free(j);
 	return rc;
-out_wait:
 out:
 	/* the waiting directories first (they may be this one's), then the
 	 * chunks of this one's files, also the entry being read when the
 	 * error struck */
 	dq_abort(c);
-	batch_wait(c, bp);
+	batch_drain(c, bp);
 	j->pd = pd;
 	j->npd = pd ? (npd < nnames ? npd + 1 : npd) : 0;
 	job_release(j);
@@ -1903,7 +1910,7 @@ static int save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, 
 	return rc;
 fail:
 	dq_abort(c);
-	batch_wait(c, &b);
+	batch_drain(c, &b);
 	for (size_t i = 0; i < npd + 1 && i < (v->nkids ? v->nkids : 1); i++) {
 		refs_free(&pd[i].refs);
 		free(pd[i].sub);

@@ -33,7 +33,6 @@
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
 #define BEHIND_FILES 128         /* written files waiting to leave the page cache */
 #define BEHIND_BYTES (64u << 20) /* and their bytes */
-#define BEHIND_MIN 1u          /* empty files are simply closed */
 
 enum fstate { F_CHECK, F_WRITE, F_KEEP, F_LINK, F_FAILED };
 
@@ -1168,6 +1167,16 @@ static void behind_drop(struct rctx *c, const struct behind *b)
 	place_file(c, f, rc);
 }
 
+/* The oldest waiting file, out of the queue (bh_mu held, or no writers). */
+static struct behind behind_pop(struct rctx *c)
+{
+	struct behind b = c->bh[c->bh_head];
+	c->bh_bytes -= b.size;
+	c->bh_head = (c->bh_head + 1) % BEHIND_FILES;
+	c->bh_n--;
+	return b;
+}
+
 /* Take a finished file's descriptor (f->fd; f->dirfd stays open for the
  * rename); drop the oldest ones beyond the limits. */
 static void behind_add(struct rctx *c, struct rfile *f)
@@ -1178,15 +1187,11 @@ static void behind_add(struct rctx *c, struct rfile *f)
 	pthread_mutex_lock(&c->bh_mu);
 	c->bh[(c->bh_head + c->bh_n) % BEHIND_FILES] =
 		(struct behind){ f->fd, (size_t)(f - c->files), f->size };
-	f->fd = -1;
 	c->bh_n++;
-	c->bh_bytes += c->bh[(c->bh_head + c->bh_n - 1) % BEHIND_FILES].size;
-	while (c->bh_n == BEHIND_FILES || (c->bh_n > 1 && c->bh_bytes > BEHIND_BYTES)) {
-		out[nout++] = c->bh[c->bh_head];
-		c->bh_bytes -= c->bh[c->bh_head].size;
-		c->bh_head = (c->bh_head + 1) % BEHIND_FILES;
-		c->bh_n--;
-	}
+	c->bh_bytes += f->size;
+	f->fd = -1;
+	while (c->bh_n == BEHIND_FILES || (c->bh_n > 1 && c->bh_bytes > BEHIND_BYTES))
+		out[nout++] = behind_pop(c);
 	pthread_mutex_unlock(&c->bh_mu);
 	for (size_t i = 0; i < nout; i++)
 		behind_drop(c, &out[i]);
@@ -1196,10 +1201,7 @@ static void behind_add(struct rctx *c, struct rfile *f)
 static void behind_drain(struct rctx *c)
 {
 	while (c->bh_n) {
-		struct behind b = c->bh[c->bh_head];
-		c->bh_bytes -= b.size;
-		c->bh_head = (c->bh_head + 1) % BEHIND_FILES;
-		c->bh_n--;
+		struct behind b = behind_pop(c);
 		behind_drop(c, &b);
 	}
 }
@@ -1221,7 +1223,7 @@ static void finish_file(struct rctx *c, struct rfile *f)
 		goto fail;
 	}
 	set_meta_fd(c, f->fd, &f->node, f->path);
-	if (f->size >= BEHIND_MIN) {
+	if (f->size) { /* an empty file has nothing to write back */
 		behind_add(c, f); /* placed later */
 		return;
 	}
