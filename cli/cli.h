@@ -45,6 +45,7 @@ struct cli {
 	/* init */
 	const char *chunk_size;
 	int compression;
+	int repo_version; /* init --repo-version (0 = the newest) */
 	long kdf_ops, kdf_mem_kib;
 	/* unlock */
 	bool remove_all;

@@ -35,6 +35,7 @@ int cmd_init(struct cli *c)
 
 	if (c->chunk_size && (rc = parse_chunk_size(c->chunk_size, &o.chunker)))
 		return fail(rc);
+	o.version = c->repo_version;
 	o.kdf_opslimit = (uint64_t)c->kdf_ops;
 	o.kdf_memlimit = (uint64_t)c->kdf_mem_kib * 1024;
 	if ((rc = open_backend(c, &be)))

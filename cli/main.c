@@ -125,6 +125,7 @@ static const char usage_text[] =
 "check: --read-data-subset n/m|N% reads the packs of bucket n of m, or N% of them at random\n"
 "\n"
 "init/key options: --kdf-passes N, --kdf-memory KIB (Argon2id cost; defaults 3 and 65536),\n"
+"  --repo-version 2|3 (init: format version, default 3; 2 is also read by older coffer builds),\n"
 "  --new-password-file FILE (key add/passwd)\n"
 "\n"
 "Exit codes: 0 ok, 1 error, 3 some source files unreadable (snapshot written),\n"
@@ -154,7 +155,7 @@ enum {
 enum {
 	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_NOCACHE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
-	O_COMP, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
+	O_COMP, O_REPOVER, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
 	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
 };
@@ -183,6 +184,7 @@ static const struct option longopts[] = {
 	{ "read-data", no_argument, NULL, O_READDATA },
 	{ "chunk-size", required_argument, NULL, O_CHUNK },
 	{ "compression", required_argument, NULL, O_COMP },
+	{ "repo-version", required_argument, NULL, O_REPOVER },
 	{ "kdf-passes", required_argument, NULL, O_KDFOPS },
 	{ "kdf-memory", required_argument, NULL, O_KDFMEM },
 	{ "remove-all", no_argument, NULL, O_REMOVEALL },
@@ -316,6 +318,10 @@ int main(int argc, char **argv)
 		case O_COMP:
 			rc = parse_long(optarg, "--compression", 0, 19, &v);
 			c.compression = (int)v;
+			break;
+		case O_REPOVER:
+			rc = parse_long(optarg, "--repo-version", 2, CF_REPO_VERSION, &v);
+			c.repo_version = (int)v;
 			break;
 		case O_KDFOPS: rc = parse_long(optarg, "--kdf-passes", 1, 100, &c.kdf_ops); break;
 		case O_KDFMEM: rc = parse_long(optarg, "--kdf-memory", 8, 4L << 20, &c.kdf_mem_kib); break;

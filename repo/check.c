@@ -219,7 +219,11 @@ static int read_pack(struct chk *k, const struct packinfo *p)
 		goto out;
 	}
 	k->packs_read++;
-	cf_hash_with(cf_repo_name_alg(k->r), b.data, b.len, h);
+	if ((rc = cf_pack_name(k->r, b.data, b.len, h))) {
+		problem(k, "pack %s is damaged: %s", hex, cf_errmsg(rc));
+		rc = CF_OK;
+		goto out;
+	}
 	if (memcmp(h, p->id, CF_ID_LEN)) {
 		problem(k, "pack %s is damaged: its contents do not match its name", hex);
 		goto out;

@@ -210,6 +210,19 @@ static void packer_free(struct cf_repo *r, struct cf_packer *p)
 	free(p);
 }
 
+int cf_pack_name(const struct cf_repo *r, const uint8_t *pack, size_t len, uint8_t id[CF_ID_LEN])
+{
+	if (r->cfg.version < 3) {
+		cf_hash_with(cf_repo_name_alg(r), pack, len, id);
+		return CF_OK;
+	}
+	uint32_t hl = len >= 4 ? cf_get_le32(pack + len - 4) : 0;
+	if (len < 4 || hl > len - 4)
+		return cf_err(CF_ECORRUPT, "its last 4 bytes do not give the length of a header");
+	cf_hash_with(CF_HASH_SHA256, pack + len - 4 - hl, (size_t)hl + 4, id);
+	return CF_OK;
+}
+
 /* First half of a pack's upload: shuffle the blobs, seal the header, name
  * the pack and hand its bytes to the backend (cf_be_put_stage); the
  * packer's buffer then goes back to the packers.  The shuffled pack is never
@@ -246,11 +259,13 @@ static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 	if ((rc = cf_buf_grow(&p->hdr, p->n * CF_ENTRY_SIZE)))
 		goto out;
 	uint32_t off = 0;
+	bool whole = r->cfg.version < 3; /* formats 1 and 2 name packs by all their bytes */
 	for (size_t k = 0; k < p->n; k++) {
 		struct cf_pack_entry *e = &p->entries[perm[k]];
 		iov[k].iov_base = p->buf.data + e->offset;
 		iov[k].iov_len = e->length;
-		cf_hasher_update(hs, iov[k].iov_base, iov[k].iov_len);
+		if (whole)
+			cf_hasher_update(hs, iov[k].iov_base, iov[k].iov_len);
 		e->offset = off;
 		off += e->length;
 		cf_entry_encode(e, p->hdr.data + p->hdr.len);
@@ -268,8 +283,9 @@ static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 
 	cf_hex(p->packid, CF_ID_LEN, hex);
 	cf_backend_pack_path(hex, path, sizeof(path));
+	/* format 2's name is the body's SHA-256, which S3 signs with */
 	if ((rc = cf_be_put_stage(r->be, path, iov, (int)p->n + 2,
-				   cf_repo_name_alg(r) == CF_HASH_SHA256 ? p->packid : NULL, &p->staged))) {
+				   r->cfg.version == 2 ? p->packid : NULL, &p->staged))) {
 		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
 		goto out;
 	}

@@ -506,7 +506,7 @@ static int repacker_finish(struct cf_prune *p, struct repacker *rp)
 	out.len += shdr.len;
 	cf_put_le32(out.data + out.len, (uint32_t)shdr.len);
 	out.len += 4;
-	cf_hash_with(cf_repo_name_alg(r), out.data, out.len, packid);
+	cf_pack_name(r, out.data, out.len, packid); /* well formed: built here */
 	cf_hex(packid, CF_ID_LEN, hex);
 	cf_backend_pack_path(hex, path, sizeof(path));
 	if ((rc = cf_be_put(r->be, path, out.data, out.len))) {

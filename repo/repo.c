@@ -255,6 +255,14 @@ int cf_repo_init(struct cf_backend *be, const char *password, size_t pwlen,
 		return cf_err(CF_ENOMEM, "out of memory");
 	}
 	r->cfg.version = CF_REPO_VERSION;
+	if (opts && opts->version) {
+		if (opts->version < 2 || opts->version > CF_REPO_VERSION) {
+			rc = cf_err(CF_EINVAL, "repository version %d: this coffer creates versions 2 to %d",
+				    opts->version, CF_REPO_VERSION);
+			goto fail;
+		}
+		r->cfg.version = opts->version;
+	}
 	cf_random(r->cfg.id, CF_ID_LEN);
 	default_params(&r->cfg.chunker);
 	r->cfg.compression = 3;

@@ -48,9 +48,11 @@ enum cf_obj_type {
 	CF_OBJ_LOCAL = 7, /* kept outside the repository: the local directory cache */
 };
 
-/* Format 2: objects are named by SHA-256 (format 1: BLAKE2b-256); this
- * coffer reads both and writes each repository in its own format. */
-#define CF_REPO_VERSION 2
+/* Format 3: a pack is named by the SHA-256 of its sealed header and
+ * trailer; format 2: of all its bytes, as every other object still is;
+ * format 1: objects named by BLAKE2b-256.  This coffer reads all three and
+ * writes each repository in its own format (doc/repo-format.md). */
+#define CF_REPO_VERSION 3
 /* A pack is closed once it holds this many bytes.  Each open pack, spare and
  * pack waiting for upload is a buffer of this size, so it sets most of a
  * backup's memory: 8 MiB (as restic's packs before 0.15: 4-8 MiB) keeps an
@@ -69,6 +71,7 @@ struct cf_repo_init_opts {
 	struct cf_chunker_params chunker; /* zero = defaults */
 	int compression;                  /* -1 = default (3) */
 	uint64_t kdf_opslimit, kdf_memlimit; /* zero = defaults */
+	int version;                      /* 0 = CF_REPO_VERSION; 2 or 3 */
 };
 
 struct cf_repo;

@@ -121,6 +121,11 @@ static inline int cf_repo_name_alg(const struct cf_repo *r)
 	return r->cfg.version >= 2 ? CF_HASH_SHA256 : CF_HASH_BLAKE2B;
 }
 
+/* The name a pack's bytes must have: the SHA-256 of its sealed header and
+ * 4-byte trailer (format 3), or of all its bytes (formats 1 and 2, by
+ * cf_repo_name_alg).  CF_ECORRUPT when the trailer gives no header. */
+int cf_pack_name(const struct cf_repo *r, const uint8_t *pack, size_t len, uint8_t id[CF_ID_LEN]);
+
 /* Drop the tree-pack cache (repo.c, cf_repo_free). */
 void cf_repo_tree_cache_release(struct cf_repo *r);
 /* How many whole tree packs this handle has fetched (for tests). */

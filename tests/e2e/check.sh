@@ -1,6 +1,7 @@
 #!/bin/bash
 # check.sh - `check` passes on a healthy repository and names each damaged
-# object: a flipped byte in a pack (check --read-data), a truncated snapshot
+# object: a flipped byte in a pack, or in its header or trailer, a pack
+# stored under another's name (check --read-data), a truncated snapshot
 # (check; `snapshots` warns and lists the rest), a deleted pack (check), a
 # damaged index file (check).  Damaged data never restores silently wrong.
 . "$(dirname "$0")/lib.sh"
@@ -72,6 +73,44 @@ for f in big mid d/s1 d/s2 d/s3 d/s4 d/s5; do
 	assert_contains "$T/err" "$S/$f" "restore names the file it could not restore ($f)"
 done
 [ "$damaged" -ge 1 ] || fail "the flipped byte damaged no file, yet restore failed"
+
+# --- a pack's header and trailer (what names it in format 3) -----------------
+# a flipped byte in the sealed header (just before the 4-byte trailer), and a
+# trailer that points past the start of the pack: check --read-data names the
+# pack either way
+for where in header trailer; do
+	copy "end-$where"
+	PACK=$(find "$T/end-$where/data" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+	PACKID=$(basename "$PACK")
+	SIZE=$(stat -c %s "$PACK")
+	"$PY" - "$PACK" "$SIZE" "$where" <<'EOF'
+import struct, sys
+path, size, where = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, "r+b") as f:
+    if where == "header":
+        f.seek(size - 5)
+        b = f.read(1)
+        f.seek(size - 5)
+        f.write(bytes([b[0] ^ 0x40]))
+    else:
+        f.seek(size - 4)
+        f.write(struct.pack("<I", size + 100))
+EOF
+	expect_fail "$COFFER" -r "$T/end-$where" check --read-data
+	[ "$RC" -lt 128 ] || fail "check --read-data crashed on a damaged $where (exit $RC)"
+	names_it "$PACKID" "check --read-data, damaged $where"
+	assert_contains "$T/both" "damaged" "check --read-data, damaged $where"
+done
+
+# --- one valid pack stored under another's name -----------------------------
+# every byte of it authenticates; only its name can tell (format 3: the hash
+# of its header, which lists its blobs)
+copy swap
+set -- $(find "$T/swap/data" -type f -printf '%s %p\n' | sort -n | tail -n 2 | cut -d' ' -f2)
+cp "$1" "$2"
+expect_fail "$COFFER" -r "$T/swap" check --read-data
+names_it "$(basename "$2")" "check --read-data, a pack under another's name"
+assert_contains "$T/both" "do not match its name" "check --read-data, a pack under another's name"
 
 # --- a truncated snapshot file ---------------------------------------------
 copy trunc

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# golden.sh - this coffer still reads the repository that version 1 wrote.
+# golden.sh - this coffer still reads the repository that version 1 wrote,
+# and writes formats 2 and 3 as doc/repo-format.md says.
 #
 # tests/golden/repo-v1 was written once by tests/golden/make-golden.sh and is
 # never rewritten: it is the proof that the format in doc/repo-format.md is
@@ -151,8 +152,9 @@ done
 cof -r "$repo" restore latest --target "$T/more-restore"
 cmp "$T/more/big.bin" "$T/more-restore$T/more/big.bin" || fail "restore of the new backup in the v1 repository"
 
-# a new repository is format 2: SHA-256 names
-init_repo "$T/v2"
+# format 2 (init --repo-version 2): every object, packs too, named by the
+# SHA-256 of all its bytes
+init_repo "$T/v2" --repo-version 2
 cof -r "$T/v2" backup "$T/more"
 cof -r "$T/v2" check --read-data
 npacks=0
@@ -161,10 +163,35 @@ for p in "$T"/v2/data/*/*; do
 	[ "$(sha256sum "$p" | cut -c1-64)" = "$n" ] || fail "format-2 pack $n is not named by its SHA-256"
 	npacks=$((npacks + 1))
 done
-[ "$npacks" -ge 2 ] || fail "expected packs in the new repository, found $npacks"
+[ "$npacks" -ge 2 ] || fail "expected packs in the format-2 repository, found $npacks"
 for s in "$T"/v2/snapshots/* "$T"/v2/index/* "$T"/v2/keys/*; do
 	[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
 done
+cof -r "$T/v2" restore latest --target "$T/v2-restore"
+cmp "$T/more/big.bin" "$T/v2-restore$T/more/big.bin" || fail "restore from the format-2 repository"
+
+# a new repository is format 3: a pack is named by the SHA-256 of its sealed
+# header and 4-byte trailer (the header's length), everything else as in 2
+init_repo "$T/v3"
+cof -r "$T/v3" backup "$T/more"
+cof -r "$T/v3" check --read-data
+npacks=0
+for p in "$T"/v3/data/*/*; do
+	n=$(basename "$p")
+	got=$("$PY" -c 'import hashlib,struct,sys
+b = open(sys.argv[1], "rb").read()
+hl = struct.unpack("<I", b[-4:])[0]
+print(hashlib.sha256(b[-4 - hl:]).hexdigest())' "$p")
+	[ "$got" = "$n" ] || fail "format-3 pack $n is not named by the SHA-256 of its header and trailer"
+	[ "$(sha256sum "$p" | cut -c1-64)" != "$n" ] || fail "format-3 pack $n is named by the hash of all its bytes"
+	npacks=$((npacks + 1))
+done
+[ "$npacks" -ge 2 ] || fail "expected packs in the new repository, found $npacks"
+for s in "$T"/v3/snapshots/* "$T"/v3/index/* "$T"/v3/keys/*; do
+	[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
+done
+expect_exit 1 "$COFFER" -r "$T/v4" init --repo-version 4
+assert_one_line_err "init --repo-version 4"
 
 # the key file format still refuses a wrong password as such
 printf 'not golden\n' > "$T/wrong-pw"

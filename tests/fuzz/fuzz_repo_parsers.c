@@ -1,6 +1,7 @@
 /* fuzz_repo_parsers.c - index files, pack headers and config, after unsealing
- * (sealed input would only exercise the AEAD's rejection).  The first byte
- * picks the parser. */
+ * (sealed input would only exercise the AEAD's rejection), and a format-3
+ * pack's name (its trailer gives the length of what is hashed).  The first
+ * byte picks the parser. */
 #include "repo/repo_int.h"
 #include "common/error.h"
 
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: {
 		size_t k = 0;
 		cf_index_parse("fuzz", p, n, count, &k);
@@ -35,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 		}
 		free(e);
+		break;
+	}
+	case 3: {
+		static struct cf_repo r; /* only its format version is read */
+		uint8_t id[CF_ID_LEN];
+		r.cfg.version = 3;
+		cf_pack_name(&r, p, n, id);
 		break;
 	}
 	default: {

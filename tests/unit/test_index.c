@@ -534,17 +534,20 @@ static void test_config_decode(void **state)
 	snprintf(buf, sizeof(buf), "%.*s,\"future\":[1,2]}", (int)strlen(valid_config) - 1, valid_config);
 	assert_int_equal(decode_str(buf, &c), CF_OK);
 
-	/* format 2 (SHA-256 names) is read; a newer format is refused as
-	 * such, not misread */
+	/* formats 2 (SHA-256 names) and 3 (packs named by their header) are
+	 * read; a newer format is refused as such, not misread */
 	char *v2 = strdup(valid_config);
 	assert_non_null(v2);
 	v2[11] = '2';
 	assert_int_equal(decode_str(v2, &c), CF_OK);
 	assert_int_equal(c.version, 2);
 	v2[11] = '3';
+	assert_int_equal(decode_str(v2, &c), CF_OK);
+	assert_int_equal(c.version, 3);
+	v2[11] = '4';
 	cf_err_clear();
 	assert_int_equal(decode_str(v2, &c), CF_EFORMAT);
-	assert_non_null(strstr(cf_errmsg(CF_EFORMAT), "version 3"));
+	assert_non_null(strstr(cf_errmsg(CF_EFORMAT), "version 4"));
 	free(v2);
 
 	static const char *const bad[] = {

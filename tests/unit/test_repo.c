@@ -720,10 +720,13 @@ static void test_pack_split(void **state)
 		/* closed once it reaches CF_PACK_TARGET: at most one blob over */
 		assert_true(bytes.len <= CF_PACK_TARGET + MiB + CF_SEAL_OVERHEAD + 4 +
 			    n * (CF_ENTRY_SIZE + CF_SEAL_OVERHEAD));
-		/* the pack's name is the hash of its bytes (SHA-256: format 2) */
+		/* the pack's name is the SHA-256 of its sealed header and
+		 * trailer (format 3): the trailer gives the header's length */
 		uint8_t h[CF_ID_LEN];
 		char hex[CF_ID_HEX];
-		cf_hash_with(CF_HASH_SHA256, bytes.data, bytes.len, h);
+		uint32_t hl = cf_get_le32(bytes.data + bytes.len - 4);
+		assert_true(hl + 4 <= bytes.len && hl > n * CF_ENTRY_SIZE);
+		cf_hash_with(CF_HASH_SHA256, bytes.data + bytes.len - 4 - hl, hl + 4, h);
 		cf_hex(h, CF_ID_LEN, hex);
 		assert_string_equal(hex, ns.name[p]);
 		entries += n;
