@@ -50,6 +50,7 @@ struct rfile {
 	unsigned tmpno;
 	size_t remaining;       /* blob uses not yet written */
 	uint64_t size;          /* sum of the blobs' lengths */
+	uint64_t end;           /* end of the last byte written (all-zero blocks are not) */
 	size_t leader;          /* F_LINK: the file it is a hard link of */
 };
 
@@ -753,12 +754,12 @@ static bool special_same(int dirfd, const struct cf_node *n, const struct stat *
 }
 
 static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
-		     const uint8_t *tree_id, bool descend_only);
+		     const uint8_t *tree_id, bool descend_only, bool fresh);
 
 /* One entry of a directory.  Errors that concern only this entry are
  * reported and swallowed; CF_ENOMEM and CF_EINTR stop the plan. */
 static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
-		     const struct cf_node *n)
+		     const struct cf_node *n, bool fresh)
 {
 	const struct rroot *rt = &c->roots[root];
 	char *csnap = NULL, *crel = NULL, *path = NULL;
@@ -785,11 +786,13 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 	if (!wanted(rt, csnap, &desc) || excluded(c, csnap, n->name) ||
 	    (rt->is_target && is_mapped(c, csnap)) || (desc && n->type != CF_NODE_DIR))
 		goto out;
-	if (dirfd >= 0 && fstatat(dirfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	/* in a directory this restore made, nothing is there but what it put */
+	if (dirfd >= 0 && !fresh && fstatat(dirfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		exists = true;
 
 	if (n->type == CF_NODE_DIR) {
 		int sub = -1;
+		bool made = false;
 		if (exists && never && !S_ISDIR(st.st_mode)) {
 			list_action(c, "keep", path, false, 0);
 			goto out;
@@ -813,6 +816,7 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 					rc = cf_err_errno("%s: create directory", path);
 					goto fail;
 				}
+				made = true;
 				sub = openat(dirfd, n->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (sub < 0) {
 					rc = cf_err_errno("%s: open directory", path);
@@ -821,7 +825,7 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 			}
 		}
 		if (n->has_subtree)
-			rc = plan_tree(c, root, sub, csnap, crel, n->subtree, desc);
+			rc = plan_tree(c, root, sub, csnap, crel, n->subtree, desc, made);
 		if (sub >= 0)
 			close(sub);
 		if (rc)
@@ -977,8 +981,9 @@ out:
 	return rc;
 }
 
+/* fresh: dirfd is a directory this restore has just made (empty). */
 static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
-		     const uint8_t *tree_id, bool descend_only)
+		     const uint8_t *tree_id, bool descend_only, bool fresh)
 {
 	struct cf_tree t = CF_TREE_INIT;
 	int rc = cf_repo_load_tree(c->repo, tree_id, &t);
@@ -989,10 +994,10 @@ static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 		free(p);
 		return CF_OK;
 	}
-	if (dirfd >= 0)
+	if (dirfd >= 0 && !fresh)
 		rc = plan_extras(c, root, dirfd, snap, rel, &t, descend_only);
 	for (size_t i = 0; i < t.n && !rc; i++) {
-		rc = plan_node(c, root, dirfd, snap, rel, &t.nodes[i]);
+		rc = plan_node(c, root, dirfd, snap, rel, &t.nodes[i], fresh);
 		if (!rc && cf_interrupted)
 			rc = cf_err(CF_EINTR, "interrupted");
 	}
@@ -1071,8 +1076,9 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 /* Write p[0..n) at off, skipping 4 KiB blocks of zeros so that holes come
- * back as holes (the file is extended to its full size by ftruncate). */
-static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off)
+ * back as holes (the file is extended to its full size by ftruncate).  *end
+ * grows to the end of what was written. */
+static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off, uint64_t *end)
 {
 	const size_t B = 4096;
 	size_t i = 0;
@@ -1091,6 +1097,8 @@ static int write_sparse(int fd, const uint8_t *p, size_t n, uint64_t off)
 		}
 		if (cf_pwrite_full(fd, p + start, i - start, (off_t)(off + start)) < 0)
 			return cf_err_errno("write");
+		if (off + i > *end)
+			*end = off + i;
 	}
 	return CF_OK;
 }
@@ -1218,7 +1226,9 @@ static void finish_file(struct rctx *c, struct rfile *f)
 		goto fail;
 	if (f->fd < 0 && (rc = open_tmp(c, f)))
 		goto fail;
-	if (ftruncate(f->fd, (off_t)f->size) < 0) { /* a trailing hole */
+	/* a trailing hole (only then: 20,000 small files' ftruncate calls
+	 * were 4% of their restore's CPU time) */
+	if (f->end != f->size && ftruncate(f->fd, (off_t)f->size) < 0) {
 		rc = cf_err_errno("%s: truncate", f->path);
 		goto fail;
 	}
@@ -1268,11 +1278,14 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
 			 * a writer uses it, and the file cannot be finished then (its
 			 * remaining count still holds this use) */
 			int fd = f->fd;
+			uint64_t end = 0;
 			f->writers++;
 			pthread_mutex_unlock(m);
-			rc = write_sparse(fd, data, len, u->foff);
+			rc = write_sparse(fd, data, len, u->foff, &end);
 			pthread_mutex_lock(m);
 			f->writers--;
+			if (end > f->end)
+				f->end = end;
 			if (rc)
 				rc = cf_err_prefix(rc, "%s", f->path);
 		}
@@ -1748,7 +1761,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	for (size_t i = 0; i < c.nroots && !rc; i++) {
 		struct rroot *rt = &c.roots[i];
 		if (rt->has_tree)
-			rc = plan_tree(&c, (uint32_t)i, rt->fd, rt->snap, "", rt->tree, false);
+			rc = plan_tree(&c, (uint32_t)i, rt->fd, rt->snap, "", rt->tree, false, false);
 		else if (rt->fd >= 0) { /* an empty mapped directory: only extras to remove */
 			struct cf_tree empty = CF_TREE_INIT;
 			rc = plan_extras(&c, (uint32_t)i, rt->fd, rt->snap, "", &empty, false);
