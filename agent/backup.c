@@ -2,9 +2,10 @@
  * backup.c - the backup engine (see backup.h for the design).
  *
  * Threads: the calling thread walks and reads; `threads` workers take chunks
- * from a bounded queue and store them.  The queue bound (1 per worker) is what
- * keeps memory flat whatever the input size: at most that many chunks (each
- * at most the chunker's max size) are in memory.
+ * from a bounded queue and store them.  The queue bound (a megabyte of chunks
+ * per worker, and always one chunk per worker whatever its size; see submit)
+ * is what keeps memory flat whatever the input size: at most that much
+ * (each chunk at most the chunker's max size) is in memory.
  *
  * A file's chunk ids are written by workers into reference blocks that never
  * move (linked blocks of 64), so the reader can go on to the next file without
