@@ -152,6 +152,16 @@ done
 cof -r "$repo" restore latest --target "$T/more-restore"
 cmp "$T/more/big.bin" "$T/more-restore$T/more/big.bin" || fail "restore of the new backup in the v1 repository"
 
+# sha256_named REPO: its snapshots, index files and key files are named by
+# the SHA-256 of their bytes (formats 2 and 3)
+sha256_named()
+{
+	local s
+	for s in "$1"/snapshots/* "$1"/index/* "$1"/keys/*; do
+		[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
+	done
+}
+
 # format 2 (init --repo-version 2): every object, packs too, named by the
 # SHA-256 of all its bytes
 init_repo "$T/v2" --repo-version 2
@@ -164,9 +174,7 @@ for p in "$T"/v2/data/*/*; do
 	npacks=$((npacks + 1))
 done
 [ "$npacks" -ge 2 ] || fail "expected packs in the format-2 repository, found $npacks"
-for s in "$T"/v2/snapshots/* "$T"/v2/index/* "$T"/v2/keys/*; do
-	[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
-done
+sha256_named "$T/v2"
 cof -r "$T/v2" restore latest --target "$T/v2-restore"
 cmp "$T/more/big.bin" "$T/v2-restore$T/more/big.bin" || fail "restore from the format-2 repository"
 
@@ -187,9 +195,7 @@ print(hashlib.sha256(b[-4 - hl:]).hexdigest())' "$p")
 	npacks=$((npacks + 1))
 done
 [ "$npacks" -ge 2 ] || fail "expected packs in the new repository, found $npacks"
-for s in "$T"/v3/snapshots/* "$T"/v3/index/* "$T"/v3/keys/*; do
-	[ "$(sha256sum "$s" | cut -c1-64)" = "$(basename "$s")" ] || fail "$s is not named by its SHA-256"
-done
+sha256_named "$T/v3"
 expect_exit 1 "$COFFER" -r "$T/v4" init --repo-version 4
 assert_one_line_err "init --repo-version 4"
 
