@@ -43,7 +43,7 @@ rm -rf "$W"
 mkdir -p "$W"
 printf 'ab\n' > "$W/pw"
 export COFFER_PASSWORD_FILE=$W/pw COFFER_CACHE_DIR=$W/cache
-loop= mnt=$W/mnt
+loop='' mnt=$W/mnt
 cleanup()
 {
 	if [ -n "$loop" ]; then
