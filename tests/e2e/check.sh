@@ -43,14 +43,7 @@ copy flip
 PACK=$(find "$T/flip/data" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 PACKID=$(basename "$PACK")
 SIZE=$(stat -c %s "$PACK")
-"$PY" - "$PACK" $((SIZE / 2)) <<'EOF'
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]))
-    b = f.read(1)
-    f.seek(int(sys.argv[2]))
-    f.write(bytes([b[0] ^ 0x01]))
-EOF
+flip_byte "$PACK" $((SIZE / 2))
 expect_fail "$COFFER" -r "$T/flip" check --read-data
 [ "$RC" -lt 128 ] || fail "check --read-data crashed on a damaged pack (exit $RC)"
 names_it "$PACKID" "check --read-data, flipped byte"
@@ -83,19 +76,14 @@ for where in header trailer; do
 	PACK=$(find "$T/end-$where/data" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 	PACKID=$(basename "$PACK")
 	SIZE=$(stat -c %s "$PACK")
-	"$PY" - "$PACK" "$SIZE" "$where" <<'EOF'
-import struct, sys
-path, size, where = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with open(path, "r+b") as f:
-    if where == "header":
-        f.seek(size - 5)
-        b = f.read(1)
-        f.seek(size - 5)
-        f.write(bytes([b[0] ^ 0x40]))
-    else:
-        f.seek(size - 4)
-        f.write(struct.pack("<I", size + 100))
-EOF
+	if [ "$where" = header ]; then
+		flip_byte "$PACK" $((SIZE - 5))
+	else
+		"$PY" -c 'import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) - 4)
+    f.write(struct.pack("<I", int(sys.argv[2]) + 100))' "$PACK" "$SIZE"
+	fi
 	expect_fail "$COFFER" -r "$T/end-$where" check --read-data
 	[ "$RC" -lt 128 ] || fail "check --read-data crashed on a damaged $where (exit $RC)"
 	names_it "$PACKID" "check --read-data, damaged $where"

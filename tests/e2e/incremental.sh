@@ -107,7 +107,7 @@ assert_eq None "$(json_field "$T/snaps.json" "[s for s in j if s['id'] == '$FIRS
 	"snapshots --json: the first snapshot has no parent"
 
 # --- one byte changed in the middle of the big file ----------------------
-printf '\x5a' | dd of="$S/inc-big.bin" bs=1 seek=$((10 << 20)) conv=notrunc status=none
+flip_byte "$S/inc-big.bin" $((10 << 20))
 before=$(du -sb "$T/repo" | cut -f1)
 backup_traced third "$S"
 after=$(du -sb "$T/repo" | cut -f1)

@@ -17,6 +17,7 @@
 #   compare_trees A B    content and metadata of two trees must be identical
 #   json_field FILE EXPR  evaluate a python expression on the JSON in FILE
 #   randfile PATH BYTES  fast pseudo-random content (openssl AES-CTR keystream)
+#   flip_byte FILE OFFSET  change one byte (always: XOR 0x01)
 
 set -u
 
@@ -183,6 +184,20 @@ randfile()
 {
 	openssl enc -aes-128-ctr -nosalt -pass "pass:$RANDOM$RANDOM$1" -pbkdf2 < /dev/zero 2>/dev/null |
 		head -c "$2" > "$1"
+}
+
+# flip_byte FILE OFFSET: change the byte at OFFSET (XOR 0x01), whatever it
+# was; writing a fixed value left random content unchanged once in 256 runs.
+flip_byte()
+{
+	"$PY" - "$1" "$2" <<'EOF' || fail "cannot flip byte $2 of $1"
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0x01]))
+EOF
 }
 
 # json_field FILE EXPR: print EXPR evaluated with j = the parsed JSON.

@@ -61,8 +61,8 @@ expect_exit 1 "$COFFER" -r "$R" check --read-data-subset banana
 pack=$(find "$R/data" -type f ! -name '.*' -size +900k -newer "$R/config" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 [ -n "$pack" ] || fail "no data pack found"
 size=$(stat -c %s "$pack")
-printf '\xff' | dd of="$pack" bs=1 seek=$((size / 2)) conv=notrunc status=none
 chmod u+w "$pack" 2>/dev/null
+flip_byte "$pack" $((size / 2))
 expect_exit 1 "$COFFER" -r "$R" check --read-data
 assert_contains "$T/err" "$(basename "$pack" | cut -c1-16)" "the damaged pack is named"
 assert_contains "$T/err" "needs damaged pack" "dependents are listed"
