@@ -272,11 +272,11 @@ int cf_restore_node_copy(const struct cf_node *src, struct cf_node *dst)
 
 /* ---------- the file system, never following a symlink ---------- */
 
+static _Atomic int no_openat2; /* the kernel or a seccomp filter refuses it */
+
 /* Open directory rel ("" = the root itself) below rootfd, one component at
  * a time with O_NOFOLLOW: a symlink anywhere on the way is an error
  * (ELOOP/ENOTDIR), never a detour.  flags: O_PATH or O_RDONLY. */
-static _Atomic int no_openat2;
-
 static int open_dir_beneath(int rootfd, const char *rel, int flags)
 {
 	/* One openat2 where the kernel has it (5.6+) and a seccomp filter lets
@@ -1214,8 +1214,10 @@ static void behind_drain(struct rctx *c)
 	}
 }
 
-/* The last blob is in (or the file failed): rename into place, or remove
- * the temporary file.  Called with the file's stripe lock held. */
+/* The last blob is in (or the file failed): set its metadata and queue it
+ * to be renamed into place once written back ("behind"; an empty file at
+ * once), or remove the temporary file.  Called with the file's stripe lock
+ * held. */
 static void finish_file(struct rctx *c, struct rfile *f)
 {
 	int rc = CF_OK;
