@@ -29,10 +29,16 @@
 #define RANGE_MAX (4u << 20)
 #define RANGE_MAX_LOCAL (2u << 20)
 #define RANGE_GAP (256u << 10)
+#define FETCH_LOCAL 2  /* fetching threads: local reads in flight */
+#define FETCH_REMOTE 6 /* remote requests in flight (the S3 connections' default) */
 #define NSTRIPES 256   /* locks over files being written */
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
 #define BEHIND_FILES 128         /* written files waiting to leave the page cache */
 #define BEHIND_BYTES (64u << 20) /* and their bytes */
+/* a file this big leaves the page cache while it is written: a window
+ * BEHIND_LAG bytes behind each write (see write_behind) */
+#define BEHIND_BIG (16u << 20)
+#define BEHIND_LAG (32u << 20)
 
 enum fstate { F_CHECK, F_WRITE, F_KEEP, F_LINK, F_FAILED };
 
@@ -85,6 +91,15 @@ struct rgroup {
 	size_t start, end, first;
 };
 
+/* uses [i, j) of one pack, read at once: bytes [rs, re) */
+struct rrange {
+	size_t i, j;
+	uint64_t rs, re;
+	int buf;        /* the pool buffer holding it, -1: none */
+	int rc;         /* the fetch's error */
+	bool ready;     /* fetched (or failed) */
+};
+
 struct hlent {
 	uint64_t dev, ino;
 	uint32_t root;
@@ -96,7 +111,9 @@ struct rctx {
 	const struct cf_restore_opts *o;
 	struct cf_restore_stats *st;
 	bool is_root;
-	int nthreads;
+	int pid;                /* in temporary names (getpid is a system call) */
+	mode_t umask;
+	int nthreads;           /* writing threads (check, verify: workers) */
 	size_t range_max;       /* RANGE_MAX or RANGE_MAX_LOCAL */
 
 	struct rroot *roots; size_t nroots;
@@ -105,6 +122,13 @@ struct rctx {
 	struct hlent *hl; size_t nhl, hlcap;
 	struct ruse *uses; size_t nuses, usecap;
 	struct rgroup *groups; size_t ngroups, groupcap;
+	struct rrange *ranges; size_t nranges, rangecap;
+	/* fetch and write: the buffer pool, guarded by rg_mu */
+	pthread_mutex_t rg_mu;
+	pthread_cond_t rg_cond;   /* a range is ready, a buffer is free, stop */
+	struct cf_buf *bufs;
+	int *freebufs, nfree;
+	size_t fnext;             /* next range to fetch */
 
 	pthread_mutex_t mu;               /* stats, failed list, listing */
 	pthread_mutex_t stripes[NSTRIPES];
@@ -707,7 +731,7 @@ static int add_file(struct rctx *c, uint32_t root, const char *rel, const struct
 static int make_special(struct rctx *c, int dirfd, const char *path, const struct cf_node *n)
 {
 	char tmp[64];
-	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-s%u", (int)getpid(), atomic_fetch_add(&c->tmpctr, 1));
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-s%u", c->pid, atomic_fetch_add(&c->tmpctr, 1));
 	int r;
 	switch (n->type) {
 	case CF_NODE_SYMLINK:
@@ -1035,9 +1059,9 @@ static pthread_mutex_t *stripe(struct rctx *c, size_t file)
 	return &c->stripes[file % NSTRIPES];
 }
 
-static void tmp_name(const struct rfile *f, char *out, size_t n)
+static void tmp_name(const struct rctx *c, const struct rfile *f, char *out, size_t n)
 {
-	snprintf(out, n, TMP_PREFIX "%d-%u", (int)getpid(), f->tmpno);
+	snprintf(out, n, TMP_PREFIX "%d-%u", c->pid, f->tmpno);
 }
 
 static void close_tmp(struct rctx *c, struct rfile *f)
@@ -1058,9 +1082,16 @@ static int open_tmp(struct rctx *c, struct rfile *f)
 		return cf_err_errno("%s: open its directory", f->path);
 	if (!f->opened)
 		f->tmpno = atomic_fetch_add(&c->tmpctr, 1);
-	tmp_name(f, tmp, sizeof(tmp));
+	tmp_name(c, f, tmp, sizeof(tmp));
+	/* a file everyone may read in the end is made with its mode, which
+	 * saves the fchmod (set_meta_fd); any other is made 0600 until then:
+	 * its owner is still this process', and its group that of the
+	 * directory, not yet its own */
+	mode_t mode = f->node.mode & 07777;
+	if ((mode & 07000) || (mode & 0604) != 0604)
+		mode = 0600;
 	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
-		       (f->opened ? 0 : O_CREAT | O_EXCL), 0600);
+		       (f->opened ? 0 : O_CREAT | O_EXCL), mode & ~c->umask);
 	if (f->fd < 0)
 		return cf_err_errno("%s: create", f->path);
 	f->opened = true;
@@ -1116,7 +1147,7 @@ static void file_failed(struct rctx *c, struct rfile *f, int rc)
 static void place_file(struct rctx *c, struct rfile *f, int rc)
 {
 	char tmp[64];
-	tmp_name(f, tmp, sizeof(tmp));
+	tmp_name(c, f, tmp, sizeof(tmp));
 	if (!rc && renameat(f->dirfd, tmp, f->dirfd, f->node.name) < 0)
 		rc = cf_err_errno("%s: rename into place", f->path);
 	if (!rc) {
@@ -1253,11 +1284,39 @@ fail:
 		char tmp[64];
 		if (f->dirfd < 0)
 			f->dirfd = open_parent(c, f);
-		tmp_name(f, tmp, sizeof(tmp));
+		tmp_name(c, f, tmp, sizeof(tmp));
 		if (f->dirfd >= 0)
 			unlinkat(f->dirfd, tmp, 0);
 	}
 	close_tmp(c, f);
+}
+
+/* A big file's bytes leave the page cache while it is written, not only
+ * when it is finished (behind_add): the writeback of what was just written
+ * starts at once, and the same span BEHIND_LAG bytes before it (written a
+ * while ago: the packs of a big file are restored roughly in its order) is
+ * waited for and dropped.  The spans behind the writes tile the file up to
+ * its last BEHIND_LAG bytes, which finish_file drops with the rest.  Without
+ * this, the 1.25 GB of the benchmark's five big files sat dirty in the page
+ * cache until each was complete.  A dirty page is never dropped
+ * (POSIX_FADV_DONTNEED skips it), so a span that another thread has not
+ * written yet loses nothing. */
+static int write_behind(int fd, uint64_t off, size_t len)
+{
+	if (sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) < 0 &&
+	    errno != EINVAL && errno != ENOSYS && errno != ESPIPE)
+		return cf_err_errno("write");
+	if (off < BEHIND_LAG)
+		return CF_OK;
+	off -= BEHIND_LAG;
+	if (sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WAIT_BEFORE |
+			    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+		if (errno != EINVAL && errno != ENOSYS && errno != ESPIPE)
+			return cf_err_errno("write");
+	} else {
+		posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	}
+	return CF_OK;
 }
 
 /* Write one opened blob to one place that holds it. */
@@ -1284,6 +1343,8 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
 			f->writers++;
 			pthread_mutex_unlock(m);
 			rc = write_sparse(fd, data, len, u->foff, &end);
+			if (!rc && f->size >= BEHIND_BIG)
+				rc = write_behind(fd, u->foff, len);
 			pthread_mutex_lock(m);
 			f->writers--;
 			if (end > f->end)
@@ -1303,51 +1364,180 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
 	pthread_mutex_unlock(m);
 }
 
-/* One pack: a few coalesced ranged reads, each blob opened once and written
- * to every place that holds it. */
-static void write_group(struct rctx *c, size_t gi, struct cf_buf bufs[2])
-{
-	const struct rgroup *g = &c->groups[gi];
-	struct cf_backend *be = cf_repo_backend(c->repo);
-	struct cf_buf *plain = &bufs[0], *sealed = &bufs[1];
-	char hex[CF_ID_HEX], ppath[128], errmsg[512] = "";
+/* ---------- fetch and write ----------
+ *
+ * The blobs to write are cut into ranges: runs of needed blobs of one pack
+ * that lie within RANGE_GAP of each other, up to range_max bytes, in the
+ * packs' order (plan_writes).  Fetching threads read the ranges in that
+ * order into a bounded pool of buffers; writing threads take them in the
+ * same order, open each blob once and write it to every place that holds
+ * it.  Reading thus runs ahead of the writers instead of between their
+ * writes: when each thread read a range and then wrote it, a local restore
+ * of the benchmark corpus kept the CPUs a third idle, its threads waiting
+ * for O_DIRECT reads of the packs (off-CPU profile).
+ * Memory: writers + fetchers sealed ranges, and one opened blob per writer. */
 
-	cf_hex(c->uses[g->start].pack, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, ppath, sizeof(ppath));
-	for (size_t i = g->start; i < g->end;) {
+static void make_ranges_of(struct rctx *c, size_t start, size_t end, int *rc)
+{
+	for (size_t i = start; i < end && !*rc;) {
 		uint64_t rs = c->uses[i].offset, re = rs + c->uses[i].length;
 		size_t j = i + 1;
-		while (j < g->end && c->uses[j].offset <= re + RANGE_GAP &&
+		while (j < end && c->uses[j].offset <= re + RANGE_GAP &&
 		       (c->uses[j].offset + (uint64_t)c->uses[j].length > re ?
 			c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= c->range_max) {
 			if (c->uses[j].offset + (uint64_t)c->uses[j].length > re)
 				re = c->uses[j].offset + (uint64_t)c->uses[j].length;
 			j++;
 		}
-		int frc = atomic_load(&c->stop) ? cf_err(CF_EINTR, "interrupted") :
-			  cf_be_get_range(be, ppath, rs, (size_t)(re - rs), sealed);
-		if (frc == CF_ENOENT)
-			frc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
-		int brc = CF_OK;
-		for (size_t k = i; k < j; k++) {
-			const struct ruse *u = &c->uses[k];
-			if (k == i || u->offset != c->uses[k - 1].offset) {
-				struct cf_blob_loc loc;
-				memcpy(loc.pack, u->pack, CF_ID_LEN);
-				loc.offset = u->offset;
-				loc.length = u->length;
-				loc.rawlen = u->rawlen;
-				loc.flags = u->flags;
-				brc = frc ? frc : cf_repo_open_blob(c->repo, CF_BLOB_DATA, u->id, &loc,
-								     sealed->data + (u->offset - rs), plain);
-				/* the message is kept apart: each file it fails adds its name */
-				if (brc)
-					snprintf(errmsg, sizeof(errmsg), "%s", cf_errmsg(brc));
-			}
-			write_use(c, u, plain->data, plain->len, brc, errmsg);
-		}
+		if ((*rc = GROW(c, ranges, nranges, rangecap)))
+			return;
+		c->ranges[c->nranges++] = (struct rrange){ i, j, rs, re, -1, CF_OK, false };
 		i = j;
 	}
+}
+
+static void set_stop(struct rctx *c)
+{
+	pthread_mutex_lock(&c->rg_mu);
+	atomic_store(&c->stop, true);
+	pthread_cond_broadcast(&c->rg_cond);
+	pthread_mutex_unlock(&c->rg_mu);
+}
+
+/* Take a free buffer of the pool and the next range (in this order, under
+ * one lock: buffers go to ranges in the ranges' order, so the first range
+ * not yet written always has one or gets the next that is freed), fetch it
+ * into the buffer, which its writer gives back. */
+static void *fetch_thread(void *arg)
+{
+	struct rctx *c = arg;
+	struct cf_backend *be = cf_repo_backend(c->repo);
+	for (;;) {
+		if (cf_interrupted)
+			set_stop(c);
+		pthread_mutex_lock(&c->rg_mu);
+		while (!c->nfree && !atomic_load(&c->stop))
+			pthread_cond_wait(&c->rg_cond, &c->rg_mu);
+		size_t k = c->fnext;
+		if (atomic_load(&c->stop) || k >= c->nranges) {
+			pthread_mutex_unlock(&c->rg_mu);
+			break;
+		}
+		c->fnext++;
+		int b = c->freebufs[--c->nfree];
+		pthread_mutex_unlock(&c->rg_mu);
+
+		struct rrange *rr = &c->ranges[k];
+		char hex[CF_ID_HEX], ppath[128];
+		cf_hex(c->uses[rr->i].pack, CF_ID_LEN, hex);
+		cf_backend_pack_path(hex, ppath, sizeof(ppath));
+		int frc = cf_be_get_range(be, ppath, rr->rs, (size_t)(rr->re - rr->rs), &c->bufs[b]);
+		if (frc == CF_ENOENT)
+			frc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+		pthread_mutex_lock(&c->rg_mu);
+		rr->buf = b;
+		rr->rc = frc;
+		rr->ready = true;
+		pthread_cond_broadcast(&c->rg_cond);
+		pthread_mutex_unlock(&c->rg_mu);
+	}
+	return NULL;
+}
+
+/* Open the blobs of one fetched range (or fail them with the fetch's error)
+ * and write each to every place that holds it. */
+static void write_range(struct rctx *c, const struct rrange *rr, const struct cf_buf *sealed,
+			struct cf_buf *plain)
+{
+	char errmsg[512] = "";
+	int brc = CF_OK;
+	for (size_t k = rr->i; k < rr->j; k++) {
+		const struct ruse *u = &c->uses[k];
+		if (k == rr->i || u->offset != c->uses[k - 1].offset) {
+			struct cf_blob_loc loc;
+			memcpy(loc.pack, u->pack, CF_ID_LEN);
+			loc.offset = u->offset;
+			loc.length = u->length;
+			loc.rawlen = u->rawlen;
+			loc.flags = u->flags;
+			brc = rr->rc ? rr->rc : cf_repo_open_blob(c->repo, CF_BLOB_DATA, u->id, &loc,
+								   sealed->data + (u->offset - rr->rs), plain);
+			/* the message is kept apart: each file it fails adds its name */
+			if (brc)
+				snprintf(errmsg, sizeof(errmsg), "%s", cf_errmsg(brc));
+		}
+		write_use(c, u, plain->data, plain->len, brc, errmsg);
+	}
+}
+
+/* Write the ranges in their order, each once fetched.  Interrupted: the
+ * rest is left unwritten (and its files' temporary files removed). */
+static void *write_thread(void *arg)
+{
+	struct rctx *c = arg;
+	struct cf_buf plain = CF_BUF_INIT;
+	for (;;) {
+		if (cf_interrupted)
+			set_stop(c);
+		size_t k = atomic_fetch_add(&c->next, 1);
+		if (k >= c->nranges || atomic_load(&c->stop))
+			break;
+		struct rrange *rr = &c->ranges[k];
+		pthread_mutex_lock(&c->rg_mu);
+		while (!rr->ready && !atomic_load(&c->stop))
+			pthread_cond_wait(&c->rg_cond, &c->rg_mu);
+		bool ready = rr->ready;
+		pthread_mutex_unlock(&c->rg_mu);
+		if (!ready)
+			break;
+		if (!atomic_load(&c->stop))
+			write_range(c, rr, &c->bufs[rr->buf], &plain);
+		pthread_mutex_lock(&c->rg_mu);
+		c->freebufs[c->nfree++] = rr->buf;
+		rr->buf = -1;
+		pthread_cond_broadcast(&c->rg_cond);
+		pthread_mutex_unlock(&c->rg_mu);
+	}
+	cf_buf_release(&plain);
+	return NULL;
+}
+
+/* Fetch and write every range: nfetch fetching and c->nthreads writing
+ * threads.  CF_ENOMEM when no thread of either kind could be started (then
+ * nothing was written). */
+static int fetch_and_write(struct rctx *c, int nfetch)
+{
+	int rc = CF_OK, nbufs = c->nthreads + nfetch, nf = 0, nw = 0;
+	pthread_t *t = NULL;
+	for (size_t g = 0; g < c->ngroups && !rc; g++)
+		make_ranges_of(c, c->groups[g].start, c->groups[g].end, &rc);
+	if (rc)
+		return rc;
+	if (!(c->bufs = calloc((size_t)nbufs, sizeof(*c->bufs))) ||
+	    !(c->freebufs = calloc((size_t)nbufs, sizeof(*c->freebufs))) ||
+	    !(t = calloc((size_t)(nfetch + c->nthreads), sizeof(*t))))
+		return cf_err(CF_ENOMEM, "out of memory");
+	for (int i = 0; i < nbufs; i++) {
+		c->bufs[i] = (struct cf_buf)CF_BUF_INIT;
+		c->freebufs[c->nfree++] = i;
+	}
+	atomic_store(&c->next, 0);
+	for (; nf < nfetch; nf++)
+		if (pthread_create(&t[nf], NULL, fetch_thread, c))
+			break;
+	for (; nf && nw < c->nthreads; nw++)
+		if (pthread_create(&t[nf + nw], NULL, write_thread, c))
+			break;
+	if (!nf || !nw) {
+		set_stop(c); /* the threads that did start */
+		rc = cf_err(CF_ENOMEM, "out of memory (cannot start threads)");
+	}
+	for (int i = 0; i < nf + nw; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	for (int i = 0; i < nbufs; i++)
+		cf_buf_release(&c->bufs[i]);
+	return rc;
 }
 
 static int use_cmp(const void *a, const void *b)
@@ -1455,7 +1645,7 @@ static void link_one(struct rctx *c, struct rfile *f)
 		add_stat(c, &c->st->files_kept, 1);
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-l%u", (int)getpid(), atomic_fetch_add(&c->tmpctr, 1));
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-l%u", c->pid, atomic_fetch_add(&c->tmpctr, 1));
 	if (linkat(lfd, l->node.name, ffd, tmp, 0) < 0) {
 		rc = cf_err_errno("%s: cannot link to %s", f->path, l->path);
 		goto fail;
@@ -1726,21 +1916,26 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	c.o = o;
 	c.st = st;
 	c.is_root = geteuid() == 0;
+	c.pid = (int)getpid();
+	c.umask = umask(022);
+	umask(c.umask);
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_mutex_init(&c.bh_mu, NULL);
+	pthread_mutex_init(&c.rg_mu, NULL);
+	pthread_cond_init(&c.rg_cond, NULL);
 	pthread_cond_init(&c.pg_cond, NULL);
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&c.stripes[i], NULL);
 	c.phase = "restore";
 
+	/* writers: one more than the CPUs, as they also wait for the disk
+	 * (3 on 2 CPUs restored the benchmark corpus 5% faster than 4, with
+	 * 6 MiB less memory); fetchers: enough reads or requests in flight */
 	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) * 2;
 	bool local = !cf_be_remote(cf_repo_backend(r));
-	if (o->threads <= 0 && !local && c.nthreads < 6)
-		c.nthreads = 6; /* remote packs: keep several requests in flight */
+	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) + 1;
+	int nfetch = local ? FETCH_LOCAL : FETCH_REMOTE;
 	c.range_max = local ? RANGE_MAX_LOCAL : RANGE_MAX;
-	if (c.nthreads < 1)
-		c.nthreads = 1;
 	raise_fd_limit();
 
 	if (!(incs = calloc(o->nincludes + 1, sizeof(*incs)))) {
@@ -1825,7 +2020,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 		if (f->state == F_WRITE && f->remaining == 0 && !f->done)
 			finish_file(&c, f);
 	}
-	parallel(&c, c.ngroups, write_group);
+	int wrc = fetch_and_write(&c, nfetch);
 	for (size_t i = 0; i < c.nfiles; i++) {
 		struct rfile *f = &c.files[i];
 		if (f->state != F_WRITE)
@@ -1839,6 +2034,10 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	for (size_t i = 0; i < c.nfiles; i++)
 		if (c.files[i].state == F_WRITE && c.files[i].failed)
 			c.files[i].state = F_FAILED;
+	if (wrc) {
+		rc = wrc;
+		goto finish;
+	}
 	if (atomic_load(&c.stop) || cf_interrupted) {
 		rc = cf_err(CF_EINTR, "interrupted");
 		goto finish;
@@ -1915,10 +2114,15 @@ out:
 	free(c.hl);
 	free(c.uses);
 	free(c.groups);
+	free(c.ranges);
+	free(c.bufs);
+	free(c.freebufs);
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_destroy(&c.stripes[i]);
 	pthread_cond_destroy(&c.pg_cond);
 	pthread_mutex_destroy(&c.bh_mu);
+	pthread_mutex_destroy(&c.rg_mu);
+	pthread_cond_destroy(&c.rg_cond);
 	pthread_mutex_destroy(&c.mu);
 	return rc;
 }
