@@ -103,6 +103,7 @@ static const char usage_text[] =
 "  --delete                    remove what the snapshot does not have: DIR ends up equal to it\n"
 "  --dry-run                   list what would be created, replaced, deleted, kept; change nothing\n"
 "  --verify                    read the restored files back and compare them with the snapshot\n"
+"  --threads N                 writing threads (default: number of CPUs + 1)\n"
 "  --mariadb URL               load the snapshot's mariadb/<db>.sql dumps into this server\n"
 "                              (instead of restoring files)\n"
 "  --database DB               only this database (repeatable)\n"
