@@ -112,7 +112,6 @@ struct rctx {
 	struct cf_restore_stats *st;
 	bool is_root;
 	int pid;                /* in temporary names (getpid is a system call) */
-	mode_t umask;
 	int nthreads;           /* writing threads (check, verify: workers) */
 	size_t range_max;       /* RANGE_MAX or RANGE_MAX_LOCAL */
 
@@ -1091,7 +1090,7 @@ static int open_tmp(struct rctx *c, struct rfile *f)
 	if ((mode & 07000) || (mode & 0604) != 0604)
 		mode = 0600;
 	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
-		       (f->opened ? 0 : O_CREAT | O_EXCL), mode & ~c->umask);
+		       (f->opened ? 0 : O_CREAT | O_EXCL), mode); /* less the umask: then fchmod */
 	if (f->fd < 0)
 		return cf_err_errno("%s: create", f->path);
 	f->opened = true;
@@ -1917,8 +1916,6 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	c.st = st;
 	c.is_root = geteuid() == 0;
 	c.pid = (int)getpid();
-	c.umask = umask(022);
-	umask(c.umask);
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_mutex_init(&c.bh_mu, NULL);
 	pthread_mutex_init(&c.rg_mu, NULL);

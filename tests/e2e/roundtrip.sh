@@ -94,6 +94,12 @@ init_repo "$T/repo"
 cof -r "$T/repo" backup "$S"
 cof -r "$T/repo" restore latest --target "$T/restore"
 compare_trees "$S" "$T/restore$S"
+# modes come back whatever the restore's umask (a world-readable file is
+# created with its mode, which the umask may cut: set_meta_fd then sets it)
+(umask 077 && cof -r "$T/repo" restore latest --target "$T/umask077" --include "$S/mode-0755")
+assert_eq 755 "$(stat -c %a "$T/umask077$S/mode-0755")" "mode of mode-0755 restored under umask 077"
+(umask 000 && cof -r "$T/repo" restore latest --target "$T/umask000" --include "$S/mode-0600")
+assert_eq 600 "$(stat -c %a "$T/umask000$S/mode-0600")" "mode of mode-0600 restored under umask 000"
 
 # what a user would look at directly
 [ "$(allocated_kib "$T/restore$S/sparse")" -lt 10240 ] ||
