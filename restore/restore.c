@@ -1376,23 +1376,29 @@ static void write_use(struct rctx *c, const struct ruse *u, const uint8_t *data,
  * for O_DIRECT reads of the packs (off-CPU profile).
  * Memory: writers + fetchers sealed ranges, and one opened blob per writer. */
 
-static void make_ranges_of(struct rctx *c, size_t start, size_t end, int *rc)
+/* c->ranges from c->groups */
+static int make_ranges(struct rctx *c)
 {
-	for (size_t i = start; i < end && !*rc;) {
-		uint64_t rs = c->uses[i].offset, re = rs + c->uses[i].length;
-		size_t j = i + 1;
-		while (j < end && c->uses[j].offset <= re + RANGE_GAP &&
-		       (c->uses[j].offset + (uint64_t)c->uses[j].length > re ?
-			c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= c->range_max) {
-			if (c->uses[j].offset + (uint64_t)c->uses[j].length > re)
-				re = c->uses[j].offset + (uint64_t)c->uses[j].length;
-			j++;
+	for (size_t g = 0; g < c->ngroups; g++) {
+		size_t end = c->groups[g].end;
+		for (size_t i = c->groups[g].start; i < end;) {
+			uint64_t rs = c->uses[i].offset, re = rs + c->uses[i].length;
+			size_t j = i + 1;
+			while (j < end && c->uses[j].offset <= re + RANGE_GAP &&
+			       (c->uses[j].offset + (uint64_t)c->uses[j].length > re ?
+				c->uses[j].offset + (uint64_t)c->uses[j].length : re) - rs <= c->range_max) {
+				if (c->uses[j].offset + (uint64_t)c->uses[j].length > re)
+					re = c->uses[j].offset + (uint64_t)c->uses[j].length;
+				j++;
+			}
+			int rc = GROW(c, ranges, nranges, rangecap);
+			if (rc)
+				return rc;
+			c->ranges[c->nranges++] = (struct rrange){ i, j, rs, re, -1, CF_OK, false };
+			i = j;
 		}
-		if ((*rc = GROW(c, ranges, nranges, rangecap)))
-			return;
-		c->ranges[c->nranges++] = (struct rrange){ i, j, rs, re, -1, CF_OK, false };
-		i = j;
 	}
+	return CF_OK;
 }
 
 static void set_stop(struct rctx *c)
@@ -1506,11 +1512,9 @@ static void *write_thread(void *arg)
  * nothing was written). */
 static int fetch_and_write(struct rctx *c, int nfetch)
 {
-	int rc = CF_OK, nbufs = c->nthreads + nfetch, nf = 0, nw = 0;
+	int rc, nbufs = c->nthreads + nfetch, nf = 0, nw = 0;
 	pthread_t *t = NULL;
-	for (size_t g = 0; g < c->ngroups && !rc; g++)
-		make_ranges_of(c, c->groups[g].start, c->groups[g].end, &rc);
-	if (rc)
+	if ((rc = make_ranges(c)))
 		return rc;
 	if (!(c->bufs = calloc((size_t)nbufs, sizeof(*c->bufs))) ||
 	    !(c->freebufs = calloc((size_t)nbufs, sizeof(*c->freebufs))) ||
