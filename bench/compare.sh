@@ -19,7 +19,13 @@
 # into a fresh repository, (2) backup with no change, (3) backup after one "day
 # of changes" (bench/mutate.sh), (4) full restore into an empty directory.  Wall
 # and CPU seconds and peak RSS come from /usr/bin/time -v; repository bytes from
-# du (local) or the Swift container's byte count (S3).
+# du (local) or the Swift container's byte count (S3).  Two more columns:
+# "+sync", the wall time plus that of a `sync` right after the command (a tool
+# that leaves its writes dirty in the page cache finishes sooner than one that
+# waits for them to reach the disk: coffer's restore does, restic's does not),
+# and "srv CPU", the CPU seconds the S3 servers spent during the command (they
+# run on the same cores as the tools: on S3 the wall time can be no less than
+# (the tool's CPU + the servers') / cores, printed under the table).
 #
 # S3: OpenStack Swift with s3api on loopback (tests/infra/swift-s3-up.sh, state
 # under BENCH_DIR/swift, restarted empty for every run; its data and logs stay
@@ -71,6 +77,8 @@ export COFFER_PASSWORD_FILE=$B/pw RESTIC_PASSWORD_FILE=$B/pw RESTIC_CACHE_DIR=$B
 export COFFER_CACHE_DIR=$B/coffer-cache
 export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 results=$B/results.tsv
+# sec CMD...: run it, print its wall seconds
+sec() { /usr/bin/time -f %e -o "$B/sec.time" "$@" && cat "$B/sec.time"; }
 if [ "$report" = 1 ]; then
 	[ -s "$results" ] || { echo "compare.sh: no results in $results to report" >&2; exit 1; }
 	RUNS=0 do_s3=0
@@ -78,18 +86,42 @@ else
 	: > "$results"
 fi
 
-# measure TARGET TOOL STEP CMD...: appends "target tool step wall cpu rss_kib"
+# server_ticks: CPU time (user + system, clock ticks) the S3 servers used so
+# far: every Swift process runs single (workers = 0), one pid file each
+server_ticks() {
+	local n p sum=0 f
+	for n in proxy proxy-tls object container account memcached; do
+		[ -f "$SD/$n.pid" ] || continue
+		p=$(cat "$SD/$n.pid")
+		read -r -a f < "/proc/$p/stat" 2>/dev/null || continue
+		# fields 14 and 15 (utime, stime); the command name (field 2) has no
+		# blanks here (python3, memcached)
+		sum=$((sum + f[13] + f[14]))
+	done
+	echo "$sum"
+}
+
+# measure TARGET TOOL STEP CMD...: appends "target tool step wall cpu rss_kib
+# server_cpu sync": server_cpu is what the S3 servers on the same cores spent
+# meanwhile (seconds; 0 for a local repository), sync how long a `sync` right
+# after the command took (the writeback of what it left dirty in the page cache)
 measure() {
 	local target=$1 tool=$2 step=$3; shift 3
 	local log=$B/time.log
 	# no dirty pages left by the step before (the other tool's repository):
 	# its writeback would run on the same 2 cores during this one
 	sync
+	local t0=0 t1=0
+	[ "$target" = s3 ] && t0=$(server_ticks)
 	/usr/bin/time -v -o "$log" "$@" > "$B/last.out" 2> "$B/last.err" || {
 		echo "FAILED: $target $tool $step: $*" >&2; cat "$B/last.err" >&2; exit 1; }
-	local wall cpu rss
+	[ "$target" = s3 ] && t1=$(server_ticks)
+	local wall cpu rss syncs
+	syncs=$(sec sync)
 	read -r wall cpu rss < <(python3 "$here/bench/timev.py" "$log")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$tool" "$step" "$wall" "$cpu" "$rss" >> "$results"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$tool" "$step" "$wall" "$cpu" "$rss" \
+		"$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+		"$syncs" >> "$results"
 }
 
 # --- S3 server: Swift on loopback, plus a TLS proxy for restic (and coffer) ---
@@ -225,7 +257,6 @@ rm -rf "$B"/out-*
 echo "measuring the chunker, zstd -3 and disk reads..." >&2
 chunker=$("$here/build/bench_chunker" 256 3 2>/dev/null | sed -n 's/^best: \([0-9.]* [MG]B\/s\).*/\1/p' || true)
 src_bytes=$(du -sb --apparent-size "$B/corpus" | cut -f1)
-sec() { /usr/bin/time -f %e -o "$B/sec.time" "$@" && cat "$B/sec.time"; }
 # zstd -3 on one core over the whole corpus (read from the page cache)
 zstd_s=$(sec sh -c "find '$B/corpus' -type f -print0 | sort -z | xargs -0 cat | zstd -3 -T1 -q -c > /dev/null")
 # page cache read of the whole corpus, and a device read (O_DIRECT, no cache) of its large files
@@ -242,14 +273,14 @@ t = collections.defaultdict(list)
 for r in rows:
     t[(r[0], r[1], r[2])].append([float(x) for x in r[3:]])
 def med(target, tool, step, i=0):
-    v = [x[i] for x in t[(target, tool, step)]]
+    v = [x[i] for x in t[(target, tool, step)] if len(x) > i]  # (results of older scripts lack columns)
     return statistics.median(v) if v else float("nan")
 targets = [x for x in ["local", "s3"] if (x, "coffer", "initial") in t]
 nruns = len(t[(targets[0], "coffer", "initial")])
 print(f"coffer vs restic: corpus {src/2**30:.2f} GiB, {cores} cores, medians of {nruns} runs; "
       f"S3 = Swift s3api on loopback over https (coffer-http: plain http)")
-print(f"{'repo':<5} {'step':<9} {'tool':<11} {'wall s':>8} {'CPU s':>8} {'RSS MiB':>8} {'added MiB':>10}"
-      f"   coffer/restic: wall   CPU   RSS  size")
+print(f"{'repo':<5} {'step':<9} {'tool':<11} {'wall s':>8} {'+sync s':>8} {'CPU s':>8} {'srv CPU':>8} {'RSS MiB':>8} {'added MiB':>10}"
+      f"   coffer/restic: wall w+sync  CPU   RSS  size")
 def ratio(a, b):
     return f"{a/b:5.2f}" if b == b and b > 0 and a == a else "    -"
 for target in targets:
@@ -258,20 +289,30 @@ for target in targets:
         vals = {}
         for tool in tools:
             w, c, rss = med(target, tool, step, 0), med(target, tool, step, 1), med(target, tool, step, 2) / 1024
+            srv, ws = med(target, tool, step, 3), med(target, tool, step, 4)
             add = med(target, tool, step + "-added") / 2**20 if (target, tool, step + "-added") in t else float("nan")
-            vals[tool] = (w, c, rss, add)
+            vals[tool] = (w, c, rss, add, srv, w + ws)
         for tool in tools:
-            w, c, rss, add = vals[tool]
+            w, c, rss, add, srv, ws = vals[tool]
             tail = ""
             if tool != "restic":
-                rw, rc, rr, ra = vals["restic"]
+                rw, rc, rr, ra, _, rws = vals["restic"]
                 sz = ratio(add, ra) if ra == ra and ra >= 1 else "    -"  # ratios of (near) nothing mean nothing
-                tail = f"{'':>16}{ratio(w, rw)} {ratio(c, rc)} {ratio(rss, rr)} {sz}"
+                tail = f"{'':>16}{ratio(w, rw)}  {ratio(ws, rws)} {ratio(c, rc)} {ratio(rss, rr)} {sz}"
             adds = f"{add:10.1f}" if add == add else f"{'':>10}"
-            print(f"{target:<5} {step:<9} {tool:<11} {w:8.2f} {c:8.2f} {rss:8.0f} {adds}{tail}")
+            srvs = f"{srv:8.2f}" if target == "s3" and srv == srv else f"{'-':>8}"
+            wss = f"{ws:8.2f}" if ws == ws else f"{'-':>8}"
+            print(f"{target:<5} {step:<9} {tool:<11} {w:8.2f} {wss} {c:8.2f} {srvs} {rss:8.0f} {adds}{tail}")
     sizes = ", ".join(f"{tool} {med(target, tool, 'repo')/2**20:.0f} MiB" for tool in tools)
     print(f"{target:<5} repository after 3 backups: {sizes} "
           f"(coffer/restic {ratio(med(target, 'coffer', 'repo'), med(target, 'restic', 'repo')).strip()})")
+# on S3 the servers share the cores: the CPU both spend bounds the wall time
+for step in ["initial", "restore"]:
+    c, srv, rw = med("s3", "coffer", step, 1), med("s3", "coffer", step, 3), med("s3", "restic", step, 0)
+    if c == c and srv == srv and rw == rw:
+        lo = (c + srv) / cores
+        print(f"s3    {step}: coffer's CPU {c:.2f} s + the S3 servers' {srv:.2f} s on {cores} cores "
+              f"= at least {lo:.2f} s of wall, {lo/rw:.2f} of restic's {rw:.2f} s")
 print()
 print(f"chunker on one core (bench_chunker 256 MiB): {chunker}")
 zs = src / zstd_s / 1e6
