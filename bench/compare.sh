@@ -159,7 +159,65 @@ s3_fresh() { # an empty store: stop, wipe, start; sets SWIFT_TOKEN
 	SWIFT_TOKEN=$(curl -sf -D - -o /dev/null -H "X-Auth-User: test:tester" -H "X-Auth-Key: testing" \
 		"http://127.0.0.1:$SWIFT_PORT/auth/v1.0" | tr -d '\r' | sed -n 's/^X-Auth-Token: //Ip')
 }
-[ "$do_s3" = 1 ] && trap s3_down EXIT
+# evict DIR: the pages of every file under DIR leave the page cache (clean
+# pages only: sync first)
+evict() {
+	python3 - "$1" <<'EVICT'
+import os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(d, f)
+        if os.path.isfile(p) and not os.path.islink(p):
+            fd = os.open(p, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+EVICT
+}
+
+# --- restore target: a fresh ext4 for every restore (root), else a new directory ---
+# On a file system that recently freed many inodes (the trees of the run
+# before), creating files is slow: without a journal ext4 skips every free
+# inode whose inode-table block is dirty and that was freed in the last 305 s
+# (recently_deleted), and a deletion on a file system mounted with `discard`
+# goes on in the background.  That cost both tools seconds of system time per
+# restore here (a quarter of coffer's restore samples), and more the sooner
+# after the deletion.  So, where it can (root, losetup, mkfs.ext4), every
+# restore goes onto a freshly made ext4 (default options, with a journal) on a
+# loop device over a sparse file in BENCH_DIR: what restoring into a new
+# volume is.  Otherwise restored trees stay until the next run (see below).
+loop='' mnt=$B/mnt
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null &&
+	[ "${COMPARE_NO_LOOP:-0}" != 1 ] && [ "$RUNS" -gt 0 ]; then
+	umount "$mnt" 2>/dev/null || true
+	rm -f "$B/fs.img"
+	truncate -s 16G "$B/fs.img"
+	loop=$(losetup --direct-io=on -f --show "$B/fs.img")
+	# writeback throttling as on the disk under it (a new loop device's target
+	# is 2 ms, this VM's disk 75 ms: restores slept seconds in wbt_wait)
+	dev=$(basename "$(df --output=source "$B" | tail -1)")
+	q=/sys/class/block/$dev/queue
+	[ -d "$q" ] || q=/sys/class/block/$dev/../queue
+	if [ -r "$q/wbt_lat_usec" ] && [ -w "/sys/block/$(basename "$loop")/queue/wbt_lat_usec" ]; then
+		cat "$q/wbt_lat_usec" > "/sys/block/$(basename "$loop")/queue/wbt_lat_usec"
+	fi
+	mkdir -p "$mnt"
+else
+	echo "compare.sh: not root (or COMPARE_NO_LOOP=1): restoring into directories of $B" >&2
+fi
+fresh_fs() {
+	umount "$mnt" 2>/dev/null || true
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$loop"
+	mount "$loop" "$mnt"
+}
+cleanup() {
+	[ "$do_s3" = 1 ] && s3_down
+	if [ -n "$loop" ]; then
+		umount "$mnt" 2>/dev/null || true
+		losetup -d "$loop" 2>/dev/null || true
+		rm -f "$B/fs.img"
+	fi
+}
+trap cleanup EXIT
 
 # repo_bytes TARGET TOOL: bytes the tool's repository holds
 repo_bytes() {
@@ -228,25 +286,33 @@ for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 			printf '%s\t%s\trepo\t%s\n' "$target" "$tool" "$(repo_bytes "$target" "$tool")" >> "$results"
 			echo "  $target $tool restore" >&2
 			out=$B/out-$target-$tool
+			if [ -n "$loop" ]; then
+				fresh_fs
+				out=$mnt/out
+			fi
+			# a restore reads the repository from the disk, as after a loss:
+			# restic's backups leave their packs in the page cache, coffer's
+			# (O_DIRECT) do not, so a warm cache would favour restic's
+			# restore (11.1 s cold against 7.5 s warm here); over S3, the
+			# Swift object files (all containers') are dropped the same way
+			sync
+			case $target in
+			local) evict "$(location "$target" "$tool")" ;;
+			s3) evict "$SD/srv" ;;
+			esac
 			measure "$target" "$tool" restore $(tool_cmd "$target" "$tool") restore -q latest --target "$out"
 			diff -r "$B/src" "$out$B/src" >/dev/null ||
 				{ echo "compare.sh: $tool restored from $target differs from the source!" >&2; exit 1; }
-			# the restored tree stays until the next run: ext4 skips inodes
-			# freed in the last 30 s when it allocates new ones, so deleting
-			# it here made the next tool's restore scan for free inodes
-			# (half of its system time).  Its pages leave the page cache,
-			# so that the trees kept do not crowd the next restores' memory.
+			if [ -n "$loop" ]; then # its pages go with it
+				umount "$mnt"
+				continue
+			fi
+			# the restored tree stays until the next run: deleting it here
+			# made the next tool's restore scan recently freed inodes (see
+			# fresh_fs).  Its pages leave the page cache, so that the trees
+			# kept do not crowd the next restores' memory.
 			sync
-			python3 - "$out" <<'EVICT'
-import os, sys
-for d, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        p = os.path.join(d, f)
-        if os.path.isfile(p) and not os.path.islink(p):
-            fd = os.open(p, os.O_RDONLY)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.close(fd)
-EVICT
+			evict "$out"
 		done
 	done
 done
