@@ -215,6 +215,7 @@ cleanup() {
 		umount "$mnt" 2>/dev/null || true
 		losetup -d "$loop" 2>/dev/null || true
 		rm -f "$B/fs.img"
+		rmdir "$mnt" 2>/dev/null || true
 	fi
 }
 trap cleanup EXIT
