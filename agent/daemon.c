@@ -222,7 +222,7 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 
 static int open_repository(const struct cf_agent_config *c, bool exclusive, struct cf_repo **r)
 {
-	struct cf_backend_opts bo = { 0, NULL, 0 };
+	struct cf_backend_opts bo = { 0, NULL, 0, false };
 	struct cf_backend *be = NULL;
 	char *pw = NULL;
 	int rc;

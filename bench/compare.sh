@@ -30,11 +30,13 @@
 # S3: OpenStack Swift with s3api on loopback (tests/infra/swift-s3-up.sh, state
 # under BENCH_DIR/swift, restarted empty for every run; its data and logs stay
 # there after the benchmark, for a look after a failure).  restic 0.14 sends
-# aws-chunked uploads over plain http, which Swift refuses, so a second Swift
-# proxy on the same object, container and account servers serves https with a
-# self-signed certificate (Swift's own cert_file/key_file; no extra package).
-# coffer and restic both use that https endpoint (--cacert), so the comparison
-# is fair; coffer over plain http is an extra row (coffer-http).
+# aws-chunked uploads over plain http, which Swift refuses, so both tools use
+# the second Swift proxy that swift-s3-up.sh starts on the same object,
+# container and account servers, serving https with a self-signed certificate
+# (Swift's own cert_file/key_file; no extra package), with --cacert: the same
+# TLS cost for both.  Over https both send bodies as UNSIGNED-PAYLOAD (coffer
+# since 2026-12-02; --s3-sign-payload would sign them).  coffer over plain http
+# (bodies signed) is an extra row (coffer-http).
 #
 # Needs: restic, time, openssl, curl, python3 and for S3 the Swift packages
 # (swift-s3-up.sh installs them with apt-get when missing).
@@ -126,100 +128,17 @@ measure() {
 
 # --- S3 server: Swift on loopback, plus a TLS proxy for restic (and coffer) ---
 s3_down() {
-	if [ -f "$SD/proxy-tls.pid" ]; then
-		kill "$(cat "$SD/proxy-tls.pid")" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$(cat "$SD/proxy-tls.pid")" 2>/dev/null || break; sleep 0.1; done
-		rm -f "$SD/proxy-tls.pid"
-	fi
 	# not purged: the logs in $SD/log stay for a look after a failure (the next start wipes them)
 	[ -d "$SD" ] && bash "$here/tests/infra/swift-s3-down.sh" "$SD" 2>/dev/null || true
 }
-s3_fresh() { # an empty store: stop, wipe, start; sets SWIFT_TOKEN
+s3_fresh() { # an empty store: stop, wipe, start (http and https); sets SWIFT_TOKEN
 	s3_down
-	SWIFT_PORT=$SWIFT_PORT bash "$here/tests/infra/swift-s3-up.sh" "$SD" > /dev/null 2> "$B/swift-up.log" ||
+	SWIFT_PORT=$SWIFT_PORT SWIFT_TLS_PORT=$TLS_PORT bash "$here/tests/infra/swift-s3-up.sh" "$SD" \
+		> /dev/null 2> "$B/swift-up.log" ||
 		{ echo "compare.sh: the S3 server did not start:" >&2; cat "$B/swift-up.log" >&2; exit 1; }
-	if [ ! -f "$B/tls.crt" ]; then
-		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
-			-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-			-keyout "$B/tls.key" -out "$B/tls.crt" 2>/dev/null
-	fi
-	sed -e "s|^bind_port = .*|bind_port = $TLS_PORT\ncert_file = $B/tls.crt\nkey_file = $B/tls.key|" \
-		"$SD/proxy-server.conf" > "$SD/proxy-tls.conf"
-	setsid swift-proxy-server "$SD/proxy-tls.conf" > "$SD/log/proxy-tls.log" 2>&1 < /dev/null &
-	echo $! > "$SD/proxy-tls.pid"
-	local t
-	for t in $(seq 100); do
-		curl -sf -o /dev/null -m 2 --cacert "$B/tls.crt" --aws-sigv4 "aws:amz:us-east-1:s3" \
-			-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-			"https://test%3Atester:testing@127.0.0.1:$TLS_PORT/" && break
-		[ "$t" = 100 ] && { echo "compare.sh: the TLS proxy did not come up on :$TLS_PORT" >&2;
-			tail "$SD/log/proxy-tls.log" >&2; exit 1; }
-		sleep 0.2
-	done
 	SWIFT_TOKEN=$(curl -sf -D - -o /dev/null -H "X-Auth-User: test:tester" -H "X-Auth-Key: testing" \
 		"http://127.0.0.1:$SWIFT_PORT/auth/v1.0" | tr -d '\r' | sed -n 's/^X-Auth-Token: //Ip')
 }
-# evict DIR: the pages of every file under DIR leave the page cache (clean
-# pages only: sync first)
-evict() {
-	python3 - "$1" <<'EVICT'
-import os, sys
-for d, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        p = os.path.join(d, f)
-        if os.path.isfile(p) and not os.path.islink(p):
-            fd = os.open(p, os.O_RDONLY)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.close(fd)
-EVICT
-}
-
-# --- restore target: a fresh ext4 for every restore (root), else a new directory ---
-# On a file system that recently freed many inodes (the trees of the run
-# before), creating files is slow: without a journal ext4 skips every free
-# inode whose inode-table block is dirty and that was freed in the last 305 s
-# (recently_deleted), and a deletion on a file system mounted with `discard`
-# goes on in the background.  That cost both tools seconds of system time per
-# restore here (a quarter of coffer's restore samples), and more the sooner
-# after the deletion.  So, where it can (root, losetup, mkfs.ext4), every
-# restore goes onto a freshly made ext4 (default options, with a journal) on a
-# loop device over a sparse file in BENCH_DIR: what restoring into a new
-# volume is.  Otherwise restored trees stay until the next run (see below).
-loop='' mnt=$B/mnt
-if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null &&
-	[ "${COMPARE_NO_LOOP:-0}" != 1 ] && [ "$RUNS" -gt 0 ]; then
-	umount "$mnt" 2>/dev/null || true
-	rm -f "$B/fs.img"
-	truncate -s 16G "$B/fs.img"
-	loop=$(losetup --direct-io=on -f --show "$B/fs.img")
-	# writeback throttling as on the disk under it (a new loop device's target
-	# is 2 ms, this VM's disk 75 ms: restores slept seconds in wbt_wait)
-	dev=$(basename "$(df --output=source "$B" | tail -1)")
-	q=/sys/class/block/$dev/queue
-	[ -d "$q" ] || q=/sys/class/block/$dev/../queue
-	if [ -r "$q/wbt_lat_usec" ] && [ -w "/sys/block/$(basename "$loop")/queue/wbt_lat_usec" ]; then
-		cat "$q/wbt_lat_usec" > "/sys/block/$(basename "$loop")/queue/wbt_lat_usec"
-	fi
-	mkdir -p "$mnt"
-else
-	echo "compare.sh: not root (or COMPARE_NO_LOOP=1): restoring into directories of $B" >&2
-fi
-fresh_fs() {
-	umount "$mnt" 2>/dev/null || true
-	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$loop"
-	mount "$loop" "$mnt"
-}
-cleanup() {
-	[ "$do_s3" = 1 ] && s3_down
-	if [ -n "$loop" ]; then
-		umount "$mnt" 2>/dev/null || true
-		losetup -d "$loop" 2>/dev/null || true
-		rm -f "$B/fs.img"
-		rmdir "$mnt" 2>/dev/null || true
-	fi
-}
-trap cleanup EXIT
-
 # repo_bytes TARGET TOOL: bytes the tool's repository holds
 repo_bytes() {
 	if [ "$1" = local ]; then
@@ -239,7 +158,7 @@ location() {
 }
 tool_cmd() {
 	local tls=()
-	[ "$1" = s3 ] && [ "$2" != coffer-http ] && tls=(--cacert "$B/tls.crt")
+	[ "$1" = s3 ] && [ "$2" != coffer-http ] && tls=(--cacert "$SD/tls.crt")
 	case $2 in
 	coffer*) echo "$COFFER" -r "$(location "$1" "$2")" "${tls[@]}" ;;
 	restic) echo restic -r "$(location "$1" "$2")" "${tls[@]}" ;;

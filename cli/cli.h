@@ -21,6 +21,7 @@ struct cli {
 	double retry_lock;
 	const char *cacert;
 	int connections;
+	bool sign_payload; /* --s3-sign-payload */
 	/* backup */
 	const char *host;
 	const char *tags[MAXV]; size_t ntags;

@@ -44,7 +44,7 @@ void parse_only_done(const struct cli *c)
 
 int open_backend(struct cli *c, struct cf_backend **be)
 {
-	struct cf_backend_opts bo = { c->connections, c->cacert, 0 };
+	struct cf_backend_opts bo = { c->connections, c->cacert, 0, c->sign_payload };
 	const char *loc = c->repo ? c->repo : getenv("COFFER_REPOSITORY");
 	if (c->parse_only)
 		parse_only_done(c);

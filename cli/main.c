@@ -68,6 +68,9 @@ static const char usage_text[] =
 "  --cacert FILE               extra CA certificate for TLS (S3)\n"
 "  --s3-connections N          parallel S3 requests (default 6; a backup uploads 4 packs at once\n"
 "                              unless this is given)\n"
+"  --s3-sign-payload           sign the SHA-256 of every request body over https too, so that\n"
+"                              the store itself verifies it (default: only over http; TLS\n"
+"                              already authenticates every byte on an https connection)\n"
 "  --no-lock                   commands that only read take no lock (they also go on without\n"
 "                              one, with a warning, when the storage is read-only)\n"
 "\n"
@@ -154,7 +157,7 @@ enum {
 	O_MAX_UNUSED, O_FROM_REPO, O_FROM_PWFILE, O_READ_SUBSET,
 };
 enum {
-	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_HOST, O_TAG, O_TIME,
+	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_SIGNP, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_NOCACHE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
 	O_COMP, O_REPOVER, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
 	O_NOLOCK = 700,
@@ -171,6 +174,7 @@ static const struct option longopts[] = {
 	{ "retry-lock", required_argument, NULL, O_RETRY },
 	{ "cacert", required_argument, NULL, O_CACERT },
 	{ "s3-connections", required_argument, NULL, O_CONN },
+	{ "s3-sign-payload", no_argument, NULL, O_SIGNP },
 	{ "host", required_argument, NULL, O_HOST },
 	{ "tag", required_argument, NULL, O_TAG },
 	{ "time", required_argument, NULL, O_TIME },
@@ -300,6 +304,7 @@ int main(int argc, char **argv)
 			rc = parse_long(optarg, "--s3-connections", 1, 128, &v);
 			c.connections = (int)v;
 			break;
+		case O_SIGNP: c.sign_payload = true; break;
 		case O_HOST: c.host = optarg; break;
 		case O_TAG: rc = add_multi(c.tags, &c.ntags, optarg, "--tag"); break;
 		case O_TIME: c.time = optarg; break;

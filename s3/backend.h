@@ -90,6 +90,7 @@ struct cf_backend_opts {
 	int connections;       /* parallel requests (S3), default 6 */
 	const char *cacert;    /* extra CA bundle for TLS */
 	int max_attempts;      /* retries for transient errors, default 8 */
+	bool sign_payload;     /* S3: sign request bodies' SHA-256 over https too */
 };
 
 /* Open the backend for a location string.  *out is freed with cf_backend_free().

@@ -11,10 +11,15 @@
  * reported at once with the store's own Code and Message.  DNS and TLS
  * sessions are shared between handles through a curl share object.
  *
- * Bodies are signed with their real SHA-256 (x-amz-content-sha256), never
- * UNSIGNED-PAYLOAD, so the store rejects a body damaged in transit.  A body
- * is a list of pieces (put_iov), so a pack goes out without being copied into
- * one buffer first.
+ * Over plain http, bodies are signed with their real SHA-256
+ * (x-amz-content-sha256), so the store rejects a body damaged in transit.
+ * Over https, TLS already authenticates every byte between coffer and the
+ * TLS endpoint, and a body goes out as UNSIGNED-PAYLOAD (as restic's and the
+ * AWS SDKs' uploads do): hashing 1 GiB of packs costs ~0.5 CPU s here and
+ * the store's check as much again.  opts->sign_payload (--s3-sign-payload)
+ * signs them over https too, for a TLS endpoint that is not the store (a
+ * proxy that forwards plain http).  A body is a list of pieces (put_iov), so
+ * a pack goes out without being copied into one buffer first.
  *
  * remove_many is DeleteObjects: batches of 1000 keys, each with Content-MD5,
  * per-key errors sorted into gone already (fine), transient (sent again in
@@ -66,6 +71,7 @@ struct s3_backend {
 	char *cacert;
 	int connections, max_attempts, list_max_keys;
 	int stall_timeout; /* seconds without a byte before a transfer is retried */
+	bool sign_payload; /* bodies' SHA-256 in the signature (http, or asked for) */
 
 	pthread_mutex_t mu; /* guards the pool and region */
 	pthread_cond_t cond;
@@ -620,7 +626,9 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 	/* the caller's hash of the body (a format-2 pack's name) is not
 	 * trusted blindly: the store recomputes it and refuses a mismatch
 	 * (XAmzContentSHA256Mismatch), so a wrong one fails, never stores */
-	if (req->sha256)
+	if (req->body_len > 0 && !be->sign_payload)
+		strcpy(payload_hash, "UNSIGNED-PAYLOAD");
+	else if (req->sha256)
 		cf_hex(req->sha256, 32, payload_hash);
 	else if ((r = cf_sigv4_sha256_iov_hex(req->iov, req->niov, payload_hash)))
 		return r;
@@ -660,6 +668,9 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 			if (transient_curl(cc)) {
 				snprintf(reason, sizeof(reason), "%s", detail);
 				o = RETRY;
+			} else if (cc == CURLE_PEER_FAILED_VERIFICATION && !be->cacert) {
+				r = cf_err(CF_EIO, "%s: %s (a store with a private CA: give its certificate "
+						   "with --cacert FILE)", what, detail);
 			} else {
 				r = cf_err(CF_EIO, "%s: %s", what, detail);
 			}
@@ -1183,6 +1194,7 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 
 	be->connections = opts && opts->connections > 0 ? opts->connections : DEFAULT_CONNECTIONS;
 	be->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+	be->sign_payload = strcmp(be->loc.scheme, "https") != 0 || (opts && opts->sign_payload);
 	if (opts && opts->cacert && !(be->cacert = strdup(opts->cacert))) {
 		r = cf_err(CF_ENOMEM, "out of memory");
 		goto fail;

@@ -29,6 +29,9 @@ if [ -z "${COFFER_NO_SERVERS:-}" ]; then
 	export COFFER_TEST_MARIADB="mariadb://coffer:coffer-test@127.0.0.1:${MDB_PORT:-13306}/"
 	endpoint=$(bash "$here/tests/infra/swift-s3-up.sh" "$state/swift")
 	export COFFER_TEST_S3="$endpoint/coffer-test-$$"
+	# the same store over https (swift-s3-up.sh's second proxy)
+	export COFFER_TEST_S3_TLS="https://127.0.0.1:$((${SWIFT_PORT:-16080} + 2))/coffer-test-$$"
+	export COFFER_TEST_S3_CACERT="$state/swift/tls.crt"
 	export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 fi
 cd "$build"

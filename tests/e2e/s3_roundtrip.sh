@@ -141,6 +141,31 @@ else
 	assert_contains "$T/err" "created bucket $nb" "the bucket was still missing"
 fi
 
+# --- the same repository over https (swift-s3-up.sh's TLS proxy): bodies go
+# out as UNSIGNED-PAYLOAD (TLS authenticates them), or signed with
+# --s3-sign-payload; the self-signed certificate needs --cacert ---
+if [ -n "${COFFER_TEST_S3_TLS:-}" ] && [ -n "${COFFER_TEST_S3_CACERT:-}" ]; then
+	tls_ep=$(printf '%s' "$COFFER_TEST_S3_TLS" | sed -E 's#^(https://[^/]+)/.*#\1#')
+	RT=s3:$tls_ep/$bucket/repo
+	"$COFFER" -r "$RT" snapshots > "$T/out" 2> "$T/err"
+	rc=$?
+	cat "$T/out" "$T/err" >> "$ALL"
+	[ "$rc" != 0 ] || fail "an unknown certificate was accepted"
+	assert_one_line_err "unknown certificate"
+	assert_contains "$T/err" "--cacert" "the refusal says how to trust a private CA"
+	randfile "$S/over-https" 300000
+	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" backup --host h "$S"
+	randfile "$S/over-https-signed" 300000
+	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" --s3-sign-payload backup --host h "$S"
+	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" check --read-data
+	assert_contains "$T/out" "no errors" "check --read-data over https"
+	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" restore latest --target "$T/restore-https"
+	compare_trees "$S" "$T/restore-https$S"
+	check_eq $((N + 2)) "$(snapshot_count "$R")" "snapshots after the https backups (read over http)"
+else
+	note "COFFER_TEST_S3_TLS is not set: the https endpoint is not tested"
+fi
+
 # --- no secret in any output ---
 for s in "$SECRET" "$WRONG"; do
 	if [ "${#s}" -ge 6 ] && grep -qF -- "$s" "$ALL"; then

@@ -3,10 +3,10 @@
 # STATE_DIR (default $SWIFT_DIR or /tmp/coffer-swift), by their recorded pids.
 # Add --purge to also delete the state directory.
 D=${1:-${SWIFT_DIR:-/tmp/coffer-swift}}
-for n in proxy object container account memcached; do
+for n in proxy proxy-tls object container account memcached; do
 	[ -f "$D/$n.pid" ] && kill "$(cat "$D/$n.pid")" 2>/dev/null
 done
-for n in proxy object container account memcached; do
+for n in proxy proxy-tls object container account memcached; do
 	for _ in $(seq 50); do
 		[ -f "$D/$n.pid" ] && kill -0 "$(cat "$D/$n.pid")" 2>/dev/null || break
 		sleep 0.1

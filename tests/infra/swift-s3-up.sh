@@ -15,9 +15,16 @@
 # packages are installed with apt-get only when missing.  On success the one
 # line on stdout is the endpoint (e.g. http://127.0.0.1:16080); everything else
 # goes to stderr.  Stop it with swift-s3-down.sh STATE_DIR.
+#
+# A second proxy on the same servers serves https on 127.0.0.1:$SWIFT_TLS_PORT
+# (default SWIFT_PORT+2) with a self-signed certificate for 127.0.0.1, made
+# with openssl on the first start: STATE_DIR/tls.crt is the CA file to give
+# coffer (--cacert) and curl.  Swift's own cert_file/key_file settings, no
+# other package.
 set -euo pipefail
 D=${1:-${SWIFT_DIR:-/tmp/coffer-swift}}
 PORT=${SWIFT_PORT:-16080}
+TLS_PORT=${SWIFT_TLS_PORT:-$((PORT + 2))}
 B=$((PORT - 70)) # object, container, account servers on PORT-70..PORT-68
 ENDPOINT="http://127.0.0.1:$PORT"
 
@@ -26,12 +33,15 @@ log() { echo "swift-s3-up: $*" >&2; }
 ready() {
 	curl -sf -o /dev/null -m 2 --aws-sigv4 "aws:amz:us-east-1:s3" \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-		"http://test%3Atester:testing@127.0.0.1:$PORT/"
+		"http://test%3Atester:testing@127.0.0.1:$PORT/" &&
+		curl -sf -o /dev/null -m 2 --cacert "$D/tls.crt" --aws-sigv4 "aws:amz:us-east-1:s3" \
+			-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+			"https://test%3Atester:testing@127.0.0.1:$TLS_PORT/"
 }
 
 alive() {
 	local n
-	for n in memcached object container account proxy; do
+	for n in memcached object container account proxy proxy-tls; do
 		[ -f "$D/$n.pid" ] && kill -0 "$(cat "$D/$n.pid")" 2>/dev/null || return 1
 	done
 }
@@ -49,10 +59,11 @@ if ! command -v swift-proxy-server >/dev/null || ! command -v memcached >/dev/nu
 		swift-proxy swift-object swift-container swift-account memcached >&2
 fi
 command -v curl >/dev/null || { log "curl is needed"; exit 1; }
+command -v openssl >/dev/null || { log "openssl is needed"; exit 1; }
 
 # Half-started leftovers from an earlier run would hold the ports.
 if [ -d "$D" ]; then
-	for n in proxy object container account memcached; do
+	for n in proxy proxy-tls object container account memcached; do
 		[ -f "$D/$n.pid" ] && kill "$(cat "$D/$n.pid")" 2>/dev/null || true
 	done
 	sleep 0.3
@@ -122,17 +133,24 @@ use = egg:swift#slo
 use = egg:swift#dlo
 CONF
 
+# the https proxy: the same configuration on another port, with a certificate
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=127.0.0.1 \
+	-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+	-keyout "$D/tls.key" -out "$D/tls.crt" 2>/dev/null
+sed -e "s|^bind_port = .*|bind_port = $TLS_PORT\ncert_file = $D/tls.crt\nkey_file = $D/tls.key|" \
+	"$D/proxy-server.conf" > "$D/proxy-tls-server.conf"
+
 # setsid: the servers outlive this script and the shell that ran it.
 setsid memcached -u root -l 127.0.0.1 -p $((PORT + 1)) -m 64 \
 	> "$D/log/memcached.log" 2>&1 < /dev/null & echo $! > "$D/memcached.pid"
-for n in object container account proxy; do
-	setsid "swift-$n-server" "$D/$n-server.conf" > "$D/log/$n.log" 2>&1 < /dev/null &
+for n in object container account proxy proxy-tls; do
+	setsid "swift-${n%-tls}-server" "$D/$n-server.conf" > "$D/log/$n.log" 2>&1 < /dev/null &
 	echo $! > "$D/$n.pid"
 done
 
 for t in $(seq 150); do # about 30 s at most
 	if ready; then
-		log "ready on :$PORT after $t polls (state in $D)"
+		log "ready on :$PORT, https on :$TLS_PORT (CA file $D/tls.crt) after $t polls (state in $D)"
 		echo "$ENDPOINT"
 		exit 0
 	fi

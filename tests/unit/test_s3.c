@@ -60,7 +60,7 @@ static void fill(uint8_t *p, size_t n, uint32_t seed)
 
 static struct cf_backend *open_url(const char *url, int connections, int attempts)
 {
-	struct cf_backend_opts o = { connections, NULL, attempts };
+	struct cf_backend_opts o = { connections, NULL, attempts, false };
 	struct cf_backend *be = NULL;
 	int r = cf_backend_s3_new(url, &o, &be);
 	if (r)
@@ -350,6 +350,63 @@ static void test_put_known_hash(void **state)
 	print_message("wrong body hash: %s\n", cf_errmsg(rc));
 	assert_int_equal(cf_be_stat(be, "data/ee/wrong", NULL), CF_ENOENT);
 	ASSERT_OK(cf_be_remove(be, "data/ee/hashed"));
+	cf_buf_release(&got);
+	free(data);
+	cf_backend_free(be);
+}
+
+/* Over https (COFFER_TEST_S3_TLS, the same store through Swift's TLS proxy),
+ * bodies go out as UNSIGNED-PAYLOAD unless sign_payload is set.  Observable
+ * with a wrong known hash: unsigned, the hash is never sent and the body is
+ * stored as it is; signed, the store recomputes it and refuses the body. */
+static void test_https_payload(void **state)
+{
+	(void)state;
+	const char *tls = getenv("COFFER_TEST_S3_TLS"), *ca = getenv("COFFER_TEST_S3_CACERT");
+	if (!tls || !*tls || !ca || !*ca)
+		skip();
+	char url[600], rnd[17];
+	randhex(rnd, 8);
+	snprintf(url, sizeof(url), "%s/tls-%s", tls, rnd);
+	size_t n = 200000;
+	uint8_t *data = malloc(n), h[32];
+	assert_non_null(data);
+	fill(data, n, 9);
+	unsigned hl = 0;
+	assert_int_equal(EVP_Digest(data, n, h, &hl, EVP_sha256(), NULL), 1);
+	h[3] ^= 1; /* wrong */
+	struct iovec iov[2] = { { data, 100 }, { data + 100, n - 100 } };
+	struct cf_buf got = CF_BUF_INIT;
+
+	struct cf_backend_opts o = { 0, ca, 0, false };
+	struct cf_backend *be = NULL;
+	ASSERT_OK(cf_backend_s3_new(url, &o, &be));
+	ASSERT_OK(be->ops->create(be));
+	ASSERT_OK(cf_be_put_iov(be, "data/aa/unsigned", iov, 2, h));
+	ASSERT_OK(cf_be_get(be, "data/aa/unsigned", &got));
+	assert_int_equal(got.len, n);
+	assert_memory_equal(got.data, data, n);
+	ASSERT_OK(cf_be_put(be, "plain", data, 1000)); /* no known hash: the same */
+	ASSERT_OK(cf_be_get(be, "plain", &got));
+	assert_int_equal(got.len, 1000);
+	assert_memory_equal(got.data, data, 1000);
+	cf_backend_free(be);
+
+	o.sign_payload = true;
+	be = NULL;
+	ASSERT_OK(cf_backend_s3_new(url, &o, &be));
+	int rc = cf_be_put_iov(be, "data/aa/signed", iov, 2, h);
+	assert_int_not_equal(rc, CF_OK);
+	assert_int_not_equal(rc, CF_EAGAIN);
+	print_message("https, signed, wrong body hash: %s\n", cf_errmsg(rc));
+	assert_int_equal(cf_be_stat(be, "data/aa/signed", NULL), CF_ENOENT);
+	ASSERT_OK(cf_be_put(be, "data/aa/signed", data, n)); /* its own hash: stored */
+	ASSERT_OK(cf_be_get(be, "data/aa/signed", &got));
+	assert_int_equal(got.len, n);
+	assert_memory_equal(got.data, data, n);
+	ASSERT_OK(cf_be_remove(be, "data/aa/signed"));
+	ASSERT_OK(cf_be_remove(be, "data/aa/unsigned"));
+	ASSERT_OK(cf_be_remove(be, "plain"));
 	cf_buf_release(&got);
 	free(data);
 	cf_backend_free(be);
@@ -1058,6 +1115,7 @@ int main(void)
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_put_known_hash),
+		cmocka_unit_test(test_https_payload),
 		cmocka_unit_test(test_special_names),
 		cmocka_unit_test(test_list_many),
 		cmocka_unit_test(test_wrong_secret),
