@@ -53,13 +53,12 @@ if alive && ready; then
 fi
 
 if ! command -v swift-proxy-server >/dev/null || ! command -v memcached >/dev/null ||
-	! command -v swift-object-server >/dev/null; then
-	log "installing swift and memcached (apt-get)"
+	! command -v swift-object-server >/dev/null || ! command -v openssl >/dev/null; then
+	log "installing swift, memcached and openssl (apt-get)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-		swift-proxy swift-object swift-container swift-account memcached >&2
+		swift-proxy swift-object swift-container swift-account memcached openssl >&2
 fi
 command -v curl >/dev/null || { log "curl is needed"; exit 1; }
-command -v openssl >/dev/null || { log "openssl is needed"; exit 1; }
 
 # Half-started leftovers from an earlier run would hold the ports.
 if [ -d "$D" ]; then
