@@ -139,6 +139,67 @@ s3_fresh() { # an empty store: stop, wipe, start (http and https); sets SWIFT_TO
 	SWIFT_TOKEN=$(curl -sf -D - -o /dev/null -H "X-Auth-User: test:tester" -H "X-Auth-Key: testing" \
 		"http://127.0.0.1:$SWIFT_PORT/auth/v1.0" | tr -d '\r' | sed -n 's/^X-Auth-Token: //Ip')
 }
+# evict DIR: the pages of every file under DIR leave the page cache (clean
+# pages only: sync first)
+evict() {
+	python3 - "$1" <<'EVICT'
+import os, sys
+for d, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(d, f)
+        if os.path.isfile(p) and not os.path.islink(p):
+            fd = os.open(p, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+EVICT
+}
+
+# --- restore target: a fresh ext4 for every restore (root), else a new directory ---
+# On a file system that recently freed many inodes (the trees of the run
+# before), creating files is slow: without a journal ext4 skips every free
+# inode whose inode-table block is dirty and that was freed in the last 305 s
+# (recently_deleted), and a deletion on a file system mounted with `discard`
+# goes on in the background.  That cost both tools seconds of system time per
+# restore here (a quarter of coffer's restore samples), and more the sooner
+# after the deletion.  So, where it can (root, losetup, mkfs.ext4), every
+# restore goes onto a freshly made ext4 (default options, with a journal) on a
+# loop device over a sparse file in BENCH_DIR: what restoring into a new
+# volume is.  Otherwise restored trees stay until the next run (see below).
+loop='' mnt=$B/mnt
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null &&
+	[ "${COMPARE_NO_LOOP:-0}" != 1 ] && [ "$RUNS" -gt 0 ]; then
+	umount "$mnt" 2>/dev/null || true
+	rm -f "$B/fs.img"
+	truncate -s 16G "$B/fs.img"
+	loop=$(losetup --direct-io=on -f --show "$B/fs.img")
+	# writeback throttling as on the disk under it (a new loop device's target
+	# is 2 ms, this VM's disk 75 ms: restores slept seconds in wbt_wait)
+	dev=$(basename "$(df --output=source "$B" | tail -1)")
+	q=/sys/class/block/$dev/queue
+	[ -d "$q" ] || q=/sys/class/block/$dev/../queue
+	if [ -r "$q/wbt_lat_usec" ] && [ -w "/sys/block/$(basename "$loop")/queue/wbt_lat_usec" ]; then
+		cat "$q/wbt_lat_usec" > "/sys/block/$(basename "$loop")/queue/wbt_lat_usec"
+	fi
+	mkdir -p "$mnt"
+else
+	echo "compare.sh: not root (or COMPARE_NO_LOOP=1): restoring into directories of $B" >&2
+fi
+fresh_fs() {
+	umount "$mnt" 2>/dev/null || true
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$loop"
+	mount "$loop" "$mnt"
+}
+cleanup() {
+	[ "$do_s3" = 1 ] && s3_down
+	if [ -n "$loop" ]; then
+		umount "$mnt" 2>/dev/null || true
+		losetup -d "$loop" 2>/dev/null || true
+		rm -f "$B/fs.img"
+		rmdir "$mnt" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+
 # repo_bytes TARGET TOOL: bytes the tool's repository holds
 repo_bytes() {
 	if [ "$1" = local ]; then
