@@ -181,6 +181,26 @@ static int set_password_file(struct cf_agent_config *c, const char *key, const c
 	return r ? r : dup_str(&c->password_file, v);
 }
 
+static int set_cacert(struct cf_agent_config *c, const char *key, const char *v)
+{
+	int r = readable_file(key, v);
+	return r ? r : dup_str(&c->cacert, v);
+}
+
+static int set_s3_connections(struct cf_agent_config *c, const char *key, const char *v)
+{
+	unsigned long x = 0;
+	if (parse_uint(key, v, 128, &x) || x == 0)
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not a whole number from 1 to 128", key, v);
+	c->s3_connections = (int)x;
+	return CF_OK;
+}
+
+static int set_s3_sign_payload(struct cf_agent_config *c, const char *key, const char *v)
+{
+	return cf_parse_bool(key, v, &c->s3_sign_payload);
+}
+
 static int set_password(struct cf_agent_config *c, const char *key, const char *v)
 {
 	(void)key;
@@ -243,27 +263,16 @@ static int set_tz(struct cf_agent_config *c, const char *key, const char *v)
 	return dup_str(&c->tz, v);
 }
 
-static int parse_bool(const char *key, const char *v, bool *out)
-{
-	static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off", "" };
-	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
-		if (!strcasecmp(v, yes[i]))
-			return *out = true, CF_OK;
-	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
-		if (!strcasecmp(v, no[i]))
-			return *out = false, CF_OK;
-	return cf_err(CF_EINVAL, "%s: \"%s\" is not a boolean (use 1/0, true/false, yes/no)", key, v);
-}
 
 static int set_run_missed(struct cf_agent_config *c, const char *key, const char *v)
 {
-	return parse_bool(key, v, &c->run_missed);
+	return cf_parse_bool(key, v, &c->run_missed);
 }
 
 static int set_verbose(struct cf_agent_config *c, const char *key, const char *v)
 {
 	bool b = false;
-	int r = parse_bool(key, v, &b);
+	int r = cf_parse_bool(key, v, &b);
 	c->log_level = b ? 2 : 1;
 	return r;
 }
@@ -324,7 +333,7 @@ static int set_mariadb(struct cf_agent_config *c, const char *key, const char *v
 
 static int set_mariadb_lock(struct cf_agent_config *c, const char *key, const char *v)
 {
-	return parse_bool(key, v, &c->mariadb_lock);
+	return cf_parse_bool(key, v, &c->mariadb_lock);
 }
 
 static int set_sqlite(struct cf_agent_config *c, const char *key, const char *v)
@@ -560,6 +569,12 @@ static const struct key keys[] = {
 	{ "AWS_SESSION_TOKEN_FILE", passthrough_file, NULL, true, "file holding the S3 session token" },
 	{ "AWS_REGION", NULL, NULL, false, "S3 region (default us-east-1)" },
 	{ "AWS_DEFAULT_REGION", NULL, NULL, false, "S3 region if AWS_REGION is unset" },
+	{ "COFFER_CACERT", set_cacert, NULL, false,
+	  "file of extra CA certificates (PEM) that an https S3 endpoint may be signed by, e.g. a private MinIO's" },
+	{ "COFFER_S3_CONNECTIONS", set_s3_connections, NULL, false,
+	  "parallel S3 requests, 1-128 (default 6; a backup uploads 4 packs at once unless this is set)" },
+	{ "COFFER_S3_SIGN_PAYLOAD", set_s3_sign_payload, "0", false,
+	  "1: sign every request body's SHA-256 over https too, so the store verifies it (TLS already protects it)" },
 	{ "MARIADB_PASSWORD", NULL, NULL, true, "password for COFFER_MARIADB URLs that hold none" },
 	{ "MARIADB_PASSWORD_FILE", passthrough_file, NULL, true, "file holding that password" },
 	{ "COFFER_SCHEDULE", set_schedule, CF_CRON_DEFAULT, false,
@@ -937,6 +952,7 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	size_t nex = c->nexported;
 	free(c->config_file);
 	free(c->repository);
+	free(c->cacert);
 	free(c->password_file);
 	cf_agent_secret_free(c->password);
 	free(c->schedule);

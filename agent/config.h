@@ -43,6 +43,9 @@ struct cf_agent_stdin_cmd {
 struct cf_agent_config {
 	char *config_file;           /* COFFER_CONFIG_FILE, NULL when none */
 	char *repository;
+	char *cacert;                /* COFFER_CACERT: extra CA bundle for TLS to S3, NULL = system store */
+	int s3_connections;          /* COFFER_S3_CONNECTIONS, 0 = the backend's default */
+	bool s3_sign_payload;        /* COFFER_S3_SIGN_PAYLOAD */
 	char *password_file;         /* NULL when COFFER_PASSWORD is used */
 	char *password;              /* COFFER_PASSWORD (secret), NULL when a file is used */
 	char *schedule;

@@ -222,7 +222,7 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 
 static int open_repository(const struct cf_agent_config *c, bool exclusive, struct cf_repo **r)
 {
-	struct cf_backend_opts bo = { 0, NULL, 0, false };
+	struct cf_backend_opts bo = { c->s3_connections, c->cacert, 0, c->s3_sign_payload };
 	struct cf_backend *be = NULL;
 	char *pw = NULL;
 	int rc;
@@ -239,6 +239,8 @@ static int open_repository(const struct cf_agent_config *c, bool exclusive, stru
 	cf_agent_secret_free(pw);
 	if (rc)
 		return rc;
+	if (c->s3_connections) /* as the CLI's --s3-connections */
+		cf_repo_set_upload_threads(*r, c->s3_connections);
 	/* a prune elsewhere may hold the lock for a while: wait rather than miss the day */
 	if ((rc = cf_repo_lock(*r, exclusive, 600)) || (rc = cf_repo_load_index(*r))) {
 		cf_repo_free(*r);

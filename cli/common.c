@@ -42,10 +42,33 @@ void parse_only_done(const struct cli *c)
 	exit(EXIT_OK); /* the command has only parsed: nothing to clean up */
 }
 
+/* COFFER_S3_CONNECTIONS and COFFER_S3_SIGN_PAYLOAD, the agent's keys, when
+ * the command line does not give them */
+static int cli_env_s3_options(struct cli *c)
+{
+	const char *v;
+	if (!c->connections && (v = getenv("COFFER_S3_CONNECTIONS")) && *v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < 1 || n > 128)
+			return cf_err(CF_EINVAL, "COFFER_S3_CONNECTIONS: \"%s\" is not a whole number from 1 to 128", v);
+		c->connections = (int)n;
+	}
+	if (!c->sign_payload && (v = getenv("COFFER_S3_SIGN_PAYLOAD")))
+		return cf_parse_bool("COFFER_S3_SIGN_PAYLOAD", v, &c->sign_payload);
+	return CF_OK;
+}
+
 int open_backend(struct cli *c, struct cf_backend **be)
 {
-	struct cf_backend_opts bo = { c->connections, c->cacert, 0, c->sign_payload };
 	const char *loc = c->repo ? c->repo : getenv("COFFER_REPOSITORY");
+	int rc;
+	/* the agent's keys, so a restore container can share its env file */
+	if (!c->cacert && (c->cacert = getenv("COFFER_CACERT")) && !*c->cacert)
+		c->cacert = NULL;
+	if ((rc = cli_env_s3_options(c)))
+		return rc;
+	struct cf_backend_opts bo = { c->connections, c->cacert, 0, c->sign_payload };
 	if (c->parse_only)
 		parse_only_done(c);
 	if (!loc || !*loc)
@@ -66,17 +89,14 @@ int open_repo(struct cli *c, struct cf_repo **r, int lock /* 0 none, 1 shared, 2
 		cf_backend_free(be);
 		return rc;
 	}
-	bool remote = cf_be_remote(be);
 	rc = cf_repo_open(be, pw, strlen(pw), r);
 	cli_password_free(pw);
 	if (rc)
 		return rc;
-	/* packs in flight: a remote store wants several, a local disk a couple.
-	 * Each upload in flight holds its 8 MiB pack in memory: 4 by default
-	 * (6 cost 15-17 MiB more RSS for the same speed on loopback); other
-	 * requests (restore's GETs) keep the 6 connections.  --s3-connections
-	 * sets both. */
-	cf_repo_set_upload_threads(*r, c->connections ? c->connections : remote ? 4 : 2);
+	/* packs in flight (default: repo/pack.c): --s3-connections sets both
+	 * the uploads and the other requests (restore's GETs) */
+	if (c->connections)
+		cf_repo_set_upload_threads(*r, c->connections);
 	/* --no-lock: reading a repository on read-only storage (never for
 	 * commands that write or delete) */
 	if (lock == 1 && c->no_lock && !c->lock_needed)

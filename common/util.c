@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,4 +179,16 @@ int cf_write_atomic(const char *path, const void *p, size_t n, mode_t mode)
 		unlink(tmp);
 	free(tmp);
 	return r;
+}
+
+int cf_parse_bool(const char *key, const char *v, bool *out)
+{
+	static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off", "" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+		if (!strcasecmp(v, yes[i]))
+			return *out = true, CF_OK;
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+		if (!strcasecmp(v, no[i]))
+			return *out = false, CF_OK;
+	return cf_err(CF_EINVAL, "%s: \"%s\" is not a boolean (use 1/0, true/false, yes/no)", key, v);
 }

@@ -56,6 +56,10 @@ void cf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define cf_debug(...) cf_log(3, __VA_ARGS__)
 
 /* Monotonic seconds, and wall-clock nanoseconds since the epoch. */
+/* "1/true/yes/on" or "0/false/no/off/" (any case) into *out; else CF_EINVAL
+ * with "KEY: \"v\" is not a boolean ..." */
+int cf_parse_bool(const char *key, const char *v, bool *out);
+
 double cf_now_mono(void);
 int64_t cf_now_ns(void);
 

@@ -414,7 +414,11 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 {
 	pthread_mutex_lock(&r->mu);
 	if (!r->uploaders) {
-		int n = r->want_uploaders ? r->want_uploaders : 2;
+		/* a remote store wants several packs in flight, a local disk a
+		 * couple.  Each upload in flight holds its 8 MiB pack in memory:
+		 * 4 for S3 (6 cost 15-17 MiB more RSS for the same speed on
+		 * loopback) */
+		int n = r->want_uploaders ? r->want_uploaders : cf_be_remote(r->be) ? 4 : 2;
 		/* one pack waits while n upload: enough to keep them busy */
 		r->upq = calloc(1, sizeof(*r->upq));
 		r->uploaders = calloc((size_t)n, sizeof(*r->uploaders));

@@ -165,7 +165,8 @@ int cf_repo_lookup(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], str
 int cf_repo_open_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
 		      const struct cf_blob_loc *loc, const uint8_t *sealed, struct cf_buf *out);
 
-/* How many packs may be uploading at once (default 2; S3: the number of
+/* How many packs may be uploading at once (default 2 to a local directory,
+ * 4 to a remote store; --s3-connections sets it to the number of
  * connections).  Full packs are handed to uploader threads so that hashing,
  * compression and sealing go on while packs travel; at most this many full
  * packs wait in memory (back-pressure on the workers). */

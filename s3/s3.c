@@ -670,7 +670,7 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 				o = RETRY;
 			} else if (cc == CURLE_PEER_FAILED_VERIFICATION && !be->cacert) {
 				r = cf_err(CF_EIO, "%s: %s (a store with a private CA: give its certificate "
-						   "with --cacert FILE)", what, detail);
+						   "with --cacert FILE or COFFER_CACERT)", what, detail);
 			} else {
 				r = cf_err(CF_EIO, "%s: %s", what, detail);
 			}

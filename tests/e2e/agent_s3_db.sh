@@ -48,4 +48,33 @@ a=$(sql -N -e "CHECKSUM TABLE \`$DB\`.t EXTENDED" | cut -f2)
 b=$(sql -N -e "CHECKSUM TABLE \`${DB}_r\`.t EXTENDED" | cut -f2)
 [ -n "$a" ] && assert_eq "$a" "$b" "checksum of the table loaded back"
 cof -r "$R" check --read-data
+
+# --- the same agent against the https endpoint (swift-s3-up.sh's proxy, a
+# self-signed certificate): refused without COFFER_CACERT, with a hint;
+# with it (and the other S3 keys) the job succeeds ---
+if [ -n "${COFFER_TEST_S3_TLS:-}" ] && [ -n "${COFFER_TEST_S3_CACERT:-}" ]; then
+	tls_ep=$(printf '%s' "$COFFER_TEST_S3_TLS" | sed -E 's#^(https://[^/]+)/.*#\1#')
+	RT=s3:$tls_ep/${R#s3:http*://*/}
+	agent_https() {
+		env -i PATH="$PATH" HOME="$T" TZ=UTC COFFER_REPOSITORY="$RT" COFFER_PASSWORD_FILE="$PWFILE" \
+			AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+			AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" \
+			COFFER_BACKUP_ROOT="$T/backup" COFFER_STATE_DIR="$T/state" COFFER_DOCKER_HOST=none \
+			"$@" "$COFFER" agent --once
+	}
+	agent_https > "$T/out" 2> "$T/err"
+	rc=$?
+	[ "$rc" != 0 ] || fail "the agent accepted an unknown certificate"
+	assert_contains "$T/err" "COFFER_CACERT" "the refusal says how to trust a private CA"
+	randfile "$T/backup/app/after.bin" 2000000
+	expect_exit 0 agent_https COFFER_CACERT="$COFFER_TEST_S3_CACERT" COFFER_S3_CONNECTIONS=2 \
+		COFFER_S3_SIGN_PAYLOAD=1
+	cof -r "$R" snapshots --json
+	check_eq 2 "$(json_field "$T/out" 'len(j)')" "snapshots after the https job (read over http)"
+	rm -rf "$T/r"
+	cof -r "$R" restore latest --target "$T/r" --include "$T/backup/app"
+	compare_trees "$T/backup/app" "$T/r$T/backup/app"
+else
+	note "COFFER_TEST_S3_TLS is not set: the agent over https is not tested"
+fi
 e2e_done

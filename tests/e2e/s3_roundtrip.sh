@@ -157,9 +157,13 @@ if [ -n "${COFFER_TEST_S3_TLS:-}" ] && [ -n "${COFFER_TEST_S3_CACERT:-}" ]; then
 	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" backup --host h "$S"
 	randfile "$S/over-https-signed" 300000
 	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" --s3-sign-payload backup --host h "$S"
-	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" check --read-data
+	# the agent's keys work for the CLI too (a restore container sharing its env file)
+	COFFER_CACERT=$COFFER_TEST_S3_CACERT COFFER_S3_CONNECTIONS=2 run 0 -r "$RT" check --read-data
 	assert_contains "$T/out" "no errors" "check --read-data over https"
-	run 0 -r "$RT" --cacert "$COFFER_TEST_S3_CACERT" restore latest --target "$T/restore-https"
+	COFFER_S3_CONNECTIONS=0 run 1 -r "$RT" snapshots
+	assert_one_line_err "COFFER_S3_CONNECTIONS"
+	COFFER_CACERT=$COFFER_TEST_S3_CACERT COFFER_S3_SIGN_PAYLOAD=yes run 0 -r "$RT" restore latest \
+		--target "$T/restore-https"
 	compare_trees "$S" "$T/restore-https$S"
 	check_eq $((N + 2)) "$(snapshot_count "$R")" "snapshots after the https backups (read over http)"
 else

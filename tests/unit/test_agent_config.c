@@ -94,6 +94,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c.jitter, 0);
 	assert_int_equal(c.webhook_retries, 3);
 	assert_null(c.webhook_url);
+	assert_null(c.cacert);
+	assert_int_equal(c.s3_connections, 0);
+	assert_false(c.s3_sign_payload);
 	assert_true(cf_retention_policy_empty(&c.keep));
 	assert_string_equal(c.password_file, pwfile);
 	cf_agent_config_release(&c);
@@ -113,7 +116,8 @@ static void test_values(void **state)
 		"COFFER_DOCKER_HOST", "unix:///run/podman/podman.sock", "COFFER_STOP_LABEL", "backup.stop",
 		"COFFER_WEBHOOK_URL", "https://hooks.example/x",
 		"COFFER_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-		"COFFER_METRICS_LISTEN", ":9100", "COFFER_PRUNE_SCHEDULE", "off", NULL } };
+		"COFFER_METRICS_LISTEN", ":9100", "COFFER_PRUNE_SCHEDULE", "off",
+		"COFFER_CACERT", pwfile, "COFFER_S3_CONNECTIONS", "3", "COFFER_S3_SIGN_PAYLOAD", "true", NULL } };
 	struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
 	int r = load(&c, &e);
 	if (r)
@@ -139,6 +143,9 @@ static void test_values(void **state)
 	assert_string_equal(c.docker_socket, "/run/podman/podman.sock");
 	assert_true(c.docker_explicit);
 	assert_string_equal(c.prune_schedule, "off");
+	assert_string_equal(c.cacert, pwfile);
+	assert_int_equal(c.s3_connections, 3);
+	assert_true(c.s3_sign_payload);
 	cf_agent_config_release(&c);
 }
 
@@ -191,6 +198,11 @@ static void test_bad_values(void **state)
 		{ "COFFER_WEBHOOK_SECRET_FILE", "/nonexistent/s", "cannot use /nonexistent/s" },
 		{ "COFFER_WEBHOOK_RETRIES", "11", "not a whole number from 0 to 10" },
 		{ "COFFER_VERBOSE", "loud", "not a boolean" },
+		{ "COFFER_CACERT", "ca.pem", "not an absolute path" },
+		{ "COFFER_CACERT", "/nonexistent/ca.pem", "cannot use /nonexistent/ca.pem" },
+		{ "COFFER_S3_CONNECTIONS", "0", "not a whole number from 1 to 128" },
+		{ "COFFER_S3_CONNECTIONS", "many", "not a whole number from 1 to 128" },
+		{ "COFFER_S3_SIGN_PAYLOAD", "sure", "not a boolean" },
 		{ "AWS_SECRET_ACCESS_KEY_FILE", "/nonexistent/k", "cannot use /nonexistent/k" },
 		{ "MARIADB_PASSWORD_FILE", "relative", "not an absolute path" },
 	};
