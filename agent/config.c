@@ -570,7 +570,7 @@ static const struct key keys[] = {
 	{ "AWS_REGION", NULL, NULL, false, "S3 region (default us-east-1)" },
 	{ "AWS_DEFAULT_REGION", NULL, NULL, false, "S3 region if AWS_REGION is unset" },
 	{ "COFFER_CACERT", set_cacert, NULL, false,
-	  "file of extra CA certificates (PEM) that an https S3 endpoint may be signed by, e.g. a private MinIO's" },
+	  "file of extra CA certificates (PEM) for https to the S3 endpoint and the webhook, e.g. a private MinIO's CA" },
 	{ "COFFER_S3_CONNECTIONS", set_s3_connections, NULL, false,
 	  "parallel S3 requests, 1-128 (default 6; a backup uploads 4 packs at once unless this is set)" },
 	{ "COFFER_S3_SIGN_PAYLOAD", set_s3_sign_payload, "0", false,

@@ -705,7 +705,8 @@ out:
 
 static void post_webhook(const struct cf_agent_config *c, json_t *jj)
 {
-	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, 0, 0 };
+	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, 0, 0,
+				       c->cacert };
 	char now[40];
 	long status = 0;
 	int r;

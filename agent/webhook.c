@@ -104,7 +104,14 @@ static int attempt(const struct cf_webhook_opts *o, const char *msg_id, const ch
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)((o->timeout > 0 ? o->timeout : 30) * 1000));
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (o->cacert)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, o->cacert);
 	CURLcode cc = curl_easy_perform(curl);
+	if (cc == CURLE_PEER_FAILED_VERIFICATION) { /* will not mend by itself */
+		r = cf_err(CF_EIO, "webhook %s: %s%s", o->url, errbuf[0] ? errbuf : curl_easy_strerror(cc),
+			   o->cacert ? "" : " (a receiver with a private CA: give its certificate with COFFER_CACERT)");
+		goto out;
+	}
 	if (cc != CURLE_OK) {
 		r = cf_err(CF_EAGAIN, "webhook %s: %s", o->url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto out;

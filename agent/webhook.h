@@ -36,12 +36,14 @@ struct cf_webhook_opts {
 	unsigned retries;          /* extra attempts after the first */
 	double backoff;            /* seconds before the first retry, doubled each time (0 = 1 s) */
 	double timeout;            /* seconds per attempt (0 = 30) */
+	const char *cacert;        /* extra CA bundle (PEM) for https, NULL = the system's only */
 };
 
 /* POST the JSON body to o->url, retrying as above.  *status (may be NULL)
  * gets the last HTTP status (0 when no answer came).  CF_OK when a 2xx answer
  * came; CF_EAGAIN with a message naming the URL and the last failure
- * otherwise; CF_EINTR when interrupted; CF_EINVAL for a bad secret;
+ * otherwise (CF_EIO, not retried, for a certificate that does not verify);
+ * CF_EINTR when interrupted; CF_EINVAL for a bad secret;
  * CF_ENOMEM. */
 int cf_webhook_post(const struct cf_webhook_opts *o, const char *body, size_t n, long *status);
 

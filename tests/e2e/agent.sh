@@ -167,6 +167,11 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(204); self.end_headers()
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
+if len(sys.argv) > 5:  # https, with this certificate and key
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 PYEOF
@@ -186,6 +191,7 @@ check_eq "$(latest_id "$R")" "$(json_field "$T/hook.json" 'j["body"]["data"]["sn
 check_eq application/json "$(json_field "$T/hook.json" 'j["ctype"]')" "content type"
 json_field "$T/hook.json" 'j["id"]' | grep -q '^msg_' || soft_fail "webhook-id is not msg_..."
 assert_eq 2 "$(snapshots)" "snapshots after the webhook job"
+
 
 # --- SIGTERM during a job: prompt exit 130, no snapshot, clean repository --
 : > "$HOOKLOG"
@@ -365,4 +371,28 @@ fi
 for s in "$COFFER_SOURCE_DIR"/examples/*.sh; do
 	bash -n "$s" || soft_fail "example $s has a syntax error"
 done
+# --- an https receiver whose certificate a private CA signed: refused at
+# once (no retries) with a hint, delivered with COFFER_CACERT --------------
+if command -v openssl > /dev/null; then
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+		-addext "subjectAltName=IP:127.0.0.1" -keyout "$T/hook.key" -out "$T/hook.crt" 2> /dev/null ||
+		fail "openssl could not make a certificate"
+	: > "$T/hooks-tls.jsonl"
+	"$PY" "$T/receiver.py" "$SECRET" "$T/hooks-tls.jsonl" 0 "$T/hook.crt" "$T/hook.key" > "$T/port-tls" &
+	E2E_PIDS+=($!)
+	wait_for test -s "$T/port-tls" || fail "the https receiver did not start"
+	URL="https://127.0.0.1:$(cat "$T/port-tls")/coffer"
+	# (verbose: retries and deliveries are logged)
+	expect_exit 0 agent_env COFFER_VERBOSE=1 COFFER_WEBHOOK_URL="$URL" COFFER_WEBHOOK_SECRET="$SECRET" \
+		"$COFFER" agent --once
+	assert_contains "$T/err" "COFFER_CACERT" "the refused certificate's hint"
+	assert_not_contains "$T/err" "retrying" "a certificate that does not verify is not retried"
+	[ ! -s "$T/hooks-tls.jsonl" ] || fail "a webhook went to a receiver whose certificate did not verify"
+	expect_exit 0 agent_env COFFER_VERBOSE=1 COFFER_WEBHOOK_URL="$URL" COFFER_WEBHOOK_SECRET="$SECRET" \
+		COFFER_CACERT="$T/hook.crt" "$COFFER" agent --once
+	assert_contains "$T/err" "webhook delivered" "webhook over https with COFFER_CACERT"
+	check_eq True "$(json_field "$T/hooks-tls.jsonl" 'j["valid"]')" "webhook over https: signature valid"
+else
+	note "openssl is not installed: the https webhook is not tested"
+fi
 e2e_done

@@ -77,7 +77,7 @@ static void test_unreachable(void **state)
 {
 	(void)state;
 	/* port 1 on loopback refuses: the retries end with a message naming the URL */
-	struct cf_webhook_opts o = { "http://127.0.0.1:1/hook", NULL, 2, 0.01, 2 };
+	struct cf_webhook_opts o = { "http://127.0.0.1:1/hook", NULL, 2, 0.01, 2, NULL };
 	long status = -1;
 	int r = cf_webhook_post(&o, "{}", 2, &status);
 	assert_int_equal(r, CF_EAGAIN);
