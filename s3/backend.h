@@ -35,6 +35,10 @@ struct cf_backend;
  * pack id, without the "ab/" fan-out directory). */
 typedef int (*cf_list_fn)(const char *name, uint64_t size, void *ctx);
 
+/* Given the bytes of a streamed range in order, in pieces; a non-zero
+ * return stops the read, which then returns that value. */
+typedef int (*cf_stream_fn)(const uint8_t *p, size_t n, void *ctx);
+
 struct cf_backend_ops {
 	const char *name; /* "local", "s3", "fault" */
 	/* Create the empty layout (directories / bucket).  CF_EEXIST if a
@@ -77,6 +81,12 @@ struct cf_backend_ops {
 			 void **handle);
 	int (*put_commit)(struct cf_backend *be, void *handle);
 	void (*put_abort)(struct cf_backend *be, void *handle);
+	/* Optional (may be NULL): the len bytes at off, handed to fn in order
+	 * as they arrive, each byte once: a transfer that breaks off is resumed
+	 * where it stopped, so the caller needs no buffer for the whole range.
+	 * A short object is CF_ECORRUPT (after fn had what there was). */
+	int (*get_range_stream)(struct cf_backend *be, const char *path, uint64_t off, size_t len,
+				cf_stream_fn fn, void *ctx);
 };
 
 /* Every backend embeds this first. */
@@ -141,6 +151,12 @@ static inline int cf_be_get(struct cf_backend *be, const char *p, struct cf_buf 
 { return be->ops->get(be, p, out); }
 static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)
 { return be->ops->get_range(be, p, off, n, out); }
+static inline bool cf_be_streams(const struct cf_backend *be)
+{ return be->ops->get_range_stream != NULL; }
+/* get_range_stream, or (a store without it) get_range into buf and one call
+ * of fn; buf is the caller's scratch space, unused with a streaming store. */
+int cf_be_get_range_stream(struct cf_backend *be, const char *p, uint64_t off, size_t n, cf_stream_fn fn,
+			   void *ctx, struct cf_buf *buf);
 static inline int cf_be_stat(struct cf_backend *be, const char *p, uint64_t *size)
 { return be->ops->stat(be, p, size); }
 static inline int cf_be_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)

@@ -97,14 +97,29 @@ struct s3_req {
 	const char *range;       /* "bytes=0-9" or NULL */
 	bool head;
 	struct cf_buf *out; /* response body; NULL: discard */
+	struct s3_stream *stream; /* a streamed GET (then range is set per attempt), or NULL */
 	/* results */
 	long status;
 	int64_t content_length;
 };
 
+/* A streamed range: a 2xx answer's body goes to fn as it arrives, the
+ * first `done` bytes were handed over by earlier attempts (so the next one
+ * asks for the rest), and rc is fn's error, which ends the request. */
+struct s3_stream {
+	cf_stream_fn fn;
+	void *ctx;
+	uint64_t off, len, done;
+	int rc;
+	char range[64];
+};
+
 /* Per-attempt transfer state for the curl callbacks. */
 struct xfer {
 	const struct s3_req *req;
+	CURL *curl;
+	int body_kind;    /* streamed bodies: 0 not known yet, 1 to fn, 2 to sink (an error) */
+	uint64_t skip;    /* bytes of a whole-object answer (200) before the wanted ones */
 	int piece;        /* the body piece the next read starts in */
 	size_t piece_off; /* and where in it */
 	struct cf_buf *sink;
@@ -229,9 +244,36 @@ static void handle_put(struct s3_backend *be, struct s3_handle *h)
 
 /* ---- curl callbacks ---- */
 
+/* A 2xx answer to a streamed GET: its bytes go to the consumer, those of a
+ * store that ignored the range (200, the whole object) from the offset on. */
+static size_t stream_body(struct xfer *x, struct s3_stream *s, const char *p, size_t len)
+{
+	size_t n = len;
+	if (x->skip) {
+		size_t k = x->skip < n ? (size_t)x->skip : n;
+		x->skip -= k;
+		p += k, n -= k;
+	}
+	if (n > s->len - s->done)
+		n = (size_t)(s->len - s->done); /* beyond the range (a whole object) */
+	if (n && (s->rc = s->fn((const uint8_t *)p, n, s->ctx)))
+		return 0; /* curl stops: CURLE_WRITE_ERROR */
+	s->done += n;
+	return len;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
+	struct s3_stream *s = x->req->stream;
+	if (s && x->body_kind == 0) {
+		long st = 0;
+		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &st);
+		x->body_kind = st == 200 || st == 206 ? 1 : 2;
+		x->skip = st == 200 ? s->off + s->done : 0;
+	}
+	if (s && x->body_kind == 1)
+		return stream_body(x, s, p, size * n);
 	if (cf_buf_add(x->sink, p, size * n)) {
 		x->oom = 1;
 		return 0;
@@ -638,6 +680,12 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 		struct s3_handle *h = NULL;
 		struct xfer x = { .req = req, .sink = req->out ? req->out : &local, .server_date = -1 };
 		enum outcome o = DONE;
+		struct s3_stream *sm = req->stream;
+		if (sm) { /* the bytes not yet handed over */
+			snprintf(sm->range, sizeof(sm->range), "bytes=%" PRIu64 "-%" PRIu64, sm->off + sm->done,
+				 sm->off + sm->len - 1);
+			req->range = sm->range;
+		}
 
 		pthread_mutex_lock(&be->mu);
 		memcpy(region, be->region, sizeof(region));
@@ -654,6 +702,7 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 			goto attempt_out;
 		if ((r = setup(be, h->curl, req, &x, (char *)url.data, hdrs, errbuf)))
 			goto attempt_out;
+		x.curl = h->curl;
 		CURLcode cc = curl_easy_perform(h->curl);
 		req->status = 0;
 		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &req->status);
@@ -661,8 +710,12 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 		curl_easy_getinfo(h->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 		req->content_length = cl;
 		describe(be, req, what, sizeof(what));
-		if (x.oom) {
+		if (sm && sm->rc) {
+			r = sm->rc; /* the consumer's own error */
+		} else if (x.oom) {
 			r = cf_err(CF_ENOMEM, "%s: out of memory for the answer", what);
+		} else if (sm && cc != CURLE_OK && x.body_kind == 1 && sm->done == sm->len) {
+			o = DONE; /* everything wanted arrived before the transfer broke */
 		} else if (cc != CURLE_OK) {
 			const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
 			if (transient_curl(cc)) {
@@ -801,6 +854,20 @@ static int s3_get_range(struct cf_backend *b, const char *path, uint64_t off, si
 			      b->location, path, len, off, got);
 	}
 	return CF_OK;
+}
+
+static int s3_get_range_stream(struct cf_backend *b, const char *path, uint64_t off, size_t len,
+			       cf_stream_fn fn, void *ctx)
+{
+	if (len == 0 || off > UINT64_MAX - len)
+		return cf_err(CF_EINVAL, "S3 %s/%s: bad range of %zu bytes at %" PRIu64, b->location, path, len, off);
+	struct s3_stream sm = { .fn = fn, .ctx = ctx, .off = off, .len = len };
+	struct s3_req req = { .method = "GET", .path = path, .stream = &sm };
+	int r = s3_do(S3(b), &req);
+	if (!r && sm.done != len)
+		r = cf_err(CF_ECORRUPT, "S3 %s/%s: asked for %zu bytes at %" PRIu64 ", got %" PRIu64
+				" (object too short)", b->location, path, len, off, sm.done);
+	return r;
 }
 
 static int s3_remove(struct cf_backend *b, const char *path)
@@ -1162,6 +1229,7 @@ static const struct cf_backend_ops s3_ops = {
 	.put_iov = s3_put_iov,
 	.get = s3_get,
 	.get_range = s3_get_range,
+	.get_range_stream = s3_get_range_stream,
 	.stat = s3_stat,
 	.list = s3_list,
 	.remove = s3_remove,

@@ -151,8 +151,9 @@ for kind in pack index snapshot key config; do
 				grep -q '^coffer: ' "$T/err" || soft_fail "$name: restore fails without a 'coffer:' line"
 			fi
 			if [ "$kind" = pack ]; then
-				# b1 is named; a1 and d/a2 are restored bit-exact all the same
+				# b1 is named, with the pack; a1 and d/a2 are restored bit-exact all the same
 				names "$name" "$S/b1" "the file restore could not write"
+				names "$name" "${id:0:16}" "the damaged pack (restore)"
 				cmp -s "$S/a1" "$T/r$S/a1" && cmp -s "$S/d/a2" "$T/r$S/d/a2" ||
 					soft_fail "$name: the files of B that do not need the damaged pack are not restored"
 				[ -f "$T/r$S/b1" ] && cmp -s "$S/b1" "$T/r$S/b1" &&

@@ -254,6 +254,20 @@ static void test_create(void **state)
 	cf_backend_free(be);
 }
 
+/* A consumer of streamed bytes that keeps them. */
+struct collected {
+	struct cf_buf b;
+	int calls, fail_at; /* fail_at > 0: the fail_at-th call returns CF_EIO */
+};
+
+static int collect_bytes(const uint8_t *p, size_t n, void *ctx)
+{
+	struct collected *c = ctx;
+	if (++c->calls == c->fail_at)
+		return cf_err(CF_EIO, "the consumer gave up");
+	return cf_buf_add(&c->b, p, n);
+}
+
 static void test_roundtrip(void **state)
 {
 	(void)state;
@@ -308,6 +322,15 @@ static void test_roundtrip(void **state)
 	assert_int_equal(got.len, big);
 	assert_memory_equal(got.data, bd, big);
 	print_message("8 MiB object: PUT %.0f MiB/s, GET %.0f MiB/s\n", 8 / (t1 - t0), 8 / (t2 - t1));
+	/* streamed: the same bytes, in pieces as they arrive */
+	struct collected c = { CF_BUF_INIT, 0, 0 };
+	ASSERT_OK(cf_be_get_range_stream(be, "data/cd/big", 1000, big - 3000, collect_bytes, &c, NULL));
+	assert_int_equal(c.b.len, big - 3000);
+	assert_memory_equal(c.b.data, bd + 1000, big - 3000);
+	assert_true(c.calls > 1);
+	assert_int_equal(cf_be_get_range_stream(be, "data/cd/big", big - 10, 20, collect_bytes, &c, NULL), CF_ECORRUPT);
+	assert_int_equal(cf_be_get_range_stream(be, "data/cd/missing", 0, 20, collect_bytes, &c, NULL), CF_ENOENT);
+	cf_buf_release(&c.b);
 
 	/* Remove, then it is gone; removing again is fine. */
 	ASSERT_OK(cf_be_remove(be, "data/ab/abcdef"));
@@ -729,7 +752,8 @@ static void test_unreachable(void **state)
 
 /* Answers each connection with the next scripted reply; "RESET" closes the
  * connection without a word (as a crashed proxy would), "STALL" keeps it
- * open and silent (a hung peer).  The first requests are kept for asserts. */
+ * open and silent (a hung peer), "RAW|..." sends the rest as it is.  The
+ * first requests are kept for asserts. */
 struct responder {
 	int lfd, port, served;
 	const char *const *script;
@@ -769,7 +793,9 @@ static void *respond(void *arg)
 			stalled[nstalled++] = fd;
 			continue;
 		}
-		if (strcmp(rs->script[i], "RESET")) {
+		if (!strncmp(rs->script[i], "RAW|", 4)) { /* sent as it is, then closed */
+			assert_int_equal(cf_write_full(fd, rs->script[i] + 4, strlen(rs->script[i] + 4)), 0);
+		} else if (strcmp(rs->script[i], "RESET")) {
 			char reply[4096];
 			const char *body = strchr(rs->script[i], '|') + 1;
 			int code = atoi(rs->script[i]);
@@ -887,6 +913,79 @@ static void test_stall(void **state)
 	/* curl averages the speed over its last 5 s, so the bytes sent before
 	 * the stall hold the average up for a few seconds more. */
 	assert_true(dt >= 1.0 && dt < 9.0);
+	cf_backend_free(be);
+}
+
+/* A streamed range against scripted answers: a body cut off mid-way is
+ * resumed from the first byte not yet handed over (asked for with a new
+ * Range), a store that ignores the range is cut to it, the consumer's
+ * error ends the read at once, and a short object is corruption. */
+static void test_stream_resume(void **state)
+{
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", getenv("AWS_ACCESS_KEY_ID") ? getenv("AWS_ACCESS_KEY_ID") : "x", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", getenv("AWS_SECRET_ACCESS_KEY") ? getenv("AWS_SECRET_ACCESS_KEY") : "y", 1);
+	char url[128];
+	pthread_t t;
+	struct responder rs;
+	struct collected c = { CF_BUF_INIT, 0, 0 };
+
+	static const char *const cut[] = {
+		"RAW|HTTP/1.1 206 Partial\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabcd",
+		"RAW|HTTP/1.1 206 Partial\r\nContent-Length: 6\r\nConnection: close\r\n\r\nefghij",
+	};
+	start_responder(&rs, cut, 2, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	struct cf_backend *be = open_url(url, 0, 8);
+	assert_true(cf_be_streams(be));
+	ASSERT_OK(cf_be_get_range_stream(be, "data/ab/p", 100, 10, collect_bytes, &c, NULL));
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(rs.served, 2);
+	assert_int_equal(c.b.len, 10);
+	assert_memory_equal(c.b.data, "abcdefghij", 10);
+	assert_non_null(strcasestr(rs.req[0], "\r\nrange: bytes=100-109\r\n"));
+	assert_non_null(strcasestr(rs.req[1], "\r\nrange: bytes=104-109\r\n"));
+	cf_backend_free(be);
+
+	/* the whole object (200): only the asked-for bytes reach the consumer */
+	static const char *const whole[] = {
+		"RAW|HTTP/1.1 200 OK\r\nContent-Length: 20\r\nConnection: close\r\n\r\n0123456789ABCDEFGHIJ",
+	};
+	cf_buf_reset(&c.b);
+	start_responder(&rs, whole, 1, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	be = open_url(url, 0, 8);
+	ASSERT_OK(cf_be_get_range_stream(be, "data/ab/p", 5, 10, collect_bytes, &c, NULL));
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(c.b.len, 10);
+	assert_memory_equal(c.b.data, "56789ABCDE", 10);
+	cf_backend_free(be);
+
+	/* the consumer's error: returned as it is, no retry */
+	static const char *const one[] = {
+		"RAW|HTTP/1.1 206 Partial\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+		"RAW|HTTP/1.1 206 Partial\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+	};
+	cf_buf_reset(&c.b);
+	c.calls = 0, c.fail_at = 1;
+	start_responder(&rs, one, 2, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs.port);
+	be = open_url(url, 0, 8);
+	int r = cf_be_get_range_stream(be, "data/ab/p", 0, 4, collect_bytes, &c, NULL);
+	assert_int_equal(r, CF_EIO);
+	assert_non_null(strstr(cf_errmsg(r), "the consumer gave up"));
+	assert_int_equal(rs.served, 1);
+	/* the object is shorter than the range: corruption, after what there was */
+	c.calls = 0, c.fail_at = 0;
+	r = cf_be_get_range_stream(be, "data/ab/p", 0, 10, collect_bytes, &c, NULL);
+	pthread_join(t, NULL);
+	close(rs.lfd);
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "object too short"));
+	assert_int_equal(c.b.len, 4);
+	cf_buf_release(&c.b);
 	cf_backend_free(be);
 }
 
@@ -1109,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_stall),
+		cmocka_unit_test(test_stream_resume),
 		cmocka_unit_test(test_delete_xml),
 		cmocka_unit_test(test_remove_many_errors),
 		cmocka_unit_test(test_remove_many_local),
