@@ -2067,6 +2067,8 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	c.nthreads = o->threads > 0 ? o->threads : (cpus > 0 ? cpus : 1) + 1;
 	int nfetch = local ? FETCH_LOCAL : FETCH_REMOTE;
 	c.streaming = !local && cf_be_streams(cf_repo_backend(r));
+	if (c.streaming && o->threads > 0) /* its threads fetch and write */
+		nfetch = o->threads;
 	c.range_max = local ? RANGE_MAX_LOCAL : c.streaming ? RANGE_MAX_STREAM : RANGE_MAX;
 	raise_fd_limit();
 
