@@ -1583,7 +1583,7 @@ static void *stream_thread(void *arg)
 {
 	struct rctx *c = arg;
 	struct cf_backend *be = cf_repo_backend(c->repo);
-	struct cf_buf sealed = CF_BUF_INIT, plain = CF_BUF_INIT, scratch = CF_BUF_INIT;
+	struct cf_buf sealed = CF_BUF_INIT, plain = CF_BUF_INIT;
 	for (;;) {
 		if (cf_interrupted)
 			set_stop(c);
@@ -1596,8 +1596,7 @@ static void *stream_thread(void *arg)
 		cf_hex(c->uses[rr->i].pack, CF_ID_LEN, hex);
 		cf_backend_pack_path(hex, ppath, sizeof(ppath));
 		cf_buf_reset(&sealed);
-		int rc = cf_be_get_range_stream(be, ppath, rr->rs, (size_t)(rr->re - rr->rs), stream_bytes, &st,
-						&scratch);
+		int rc = cf_be_get_range_stream(be, ppath, rr->rs, (size_t)(rr->re - rr->rs), stream_bytes, &st);
 		if (rc == CF_ENOENT)
 			rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
 		if (atomic_load(&c->stop))
@@ -1611,7 +1610,6 @@ static void *stream_thread(void *arg)
 	}
 	cf_buf_release(&sealed);
 	cf_buf_release(&plain);
-	cf_buf_release(&scratch);
 	return NULL;
 }
 

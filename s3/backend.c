@@ -43,15 +43,6 @@ int cf_be_put_iov(struct cf_backend *be, const char *path, const struct iovec *i
 	return rc;
 }
 
-int cf_be_get_range_stream(struct cf_backend *be, const char *p, uint64_t off, size_t n, cf_stream_fn fn,
-			   void *ctx, struct cf_buf *buf)
-{
-	if (be->ops->get_range_stream)
-		return be->ops->get_range_stream(be, p, off, n, fn, ctx);
-	int rc = be->ops->get_range(be, p, off, n, buf);
-	return rc ? rc : fn(buf->data, buf->len, ctx);
-}
-
 int cf_be_remove_many(struct cf_backend *be, const char *const *paths, size_t n)
 {
 	if (be->ops->remove_many)

@@ -153,10 +153,11 @@ static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t
 { return be->ops->get_range(be, p, off, n, out); }
 static inline bool cf_be_streams(const struct cf_backend *be)
 { return be->ops->get_range_stream != NULL; }
-/* get_range_stream, or (a store without it) get_range into buf and one call
- * of fn; buf is the caller's scratch space, unused with a streaming store. */
-int cf_be_get_range_stream(struct cf_backend *be, const char *p, uint64_t off, size_t n, cf_stream_fn fn,
-			   void *ctx, struct cf_buf *buf);
+/* Only for a store that streams (cf_be_streams): callers of others read
+ * with cf_be_get_range. */
+static inline int cf_be_get_range_stream(struct cf_backend *be, const char *p, uint64_t off, size_t n,
+					 cf_stream_fn fn, void *ctx)
+{ return be->ops->get_range_stream(be, p, off, n, fn, ctx); }
 static inline int cf_be_stat(struct cf_backend *be, const char *p, uint64_t *size)
 { return be->ops->stat(be, p, size); }
 static inline int cf_be_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
