@@ -12,9 +12,14 @@ set -eu
 DEST=${DEST:-./prod-data}
 
 coffer snapshots --tag sidecar
+# restore into a new directory first: the old copy is replaced only once the
+# restore succeeded (a failed or empty restore leaves it as it was)
+NEW="$DEST.new.$$"
+rm -rf "$NEW"
+coffer restore latest --target "$NEW" --include /backup/app-data
+coffer restore latest --target "$NEW" --include /mariadb
 rm -rf "$DEST"
-coffer restore latest --target "$DEST" --include /backup/app-data
-coffer restore latest --target "$DEST" --include /mariadb
+mv "$NEW" "$DEST"
 # the application's files
 ls "$DEST/backup/app-data"
 # the database dump loads into a local MariaDB

@@ -315,7 +315,7 @@ cp -r "$EX" "$B"
 sed -i 's/"--target", "\/"/"--targt", "\/"/' "$B/docker-compose.yml"
 sed -i 's/\["agent", "--once"\]/["agent", "--onse"]/' "$B/kubernetes/cronjob.yaml"
 sed -i 's/^ExecStart=\(.*\) --once$/ExecStart=\1 --one/' "$B/systemd/coffer-backup.service"
-sed -i 's/^coffer restore latest --target "\$DEST" --include \/mariadb$/coffer restore latest --target "$DEST" --includ \/mariadb/' \
+sed -i 's/^coffer restore latest --target "\$NEW" --include \/mariadb$/coffer restore latest --target "$NEW" --includ \/mariadb/' \
 	"$B/developer-pull.sh"
 sed -i 's/^"\$coffer" check --read-data$/"$coffer" check --read-dat/' "$B/quickstart.sh"
 printf 'COFFER_KEEP_DAYLY=7\n' >> "$B/coffer.env"
