@@ -60,12 +60,18 @@ struct rfile {
 	uint64_t size;          /* sum of the blobs' lengths */
 	uint64_t end;           /* end of the last byte written (all-zero blocks are not) */
 	size_t leader;          /* F_LINK: the file it is a hard link of */
+	/* the inode restore may touch under this name: the one found there at
+	 * plan time, then the temporary file it made (F_WRITE) or the leader's
+	 * (F_LINK); anything else found under the name is left alone */
+	uint64_t dev, ino;
 };
 
 struct rdir {
 	char *rel;
 	uint32_t root;
 	struct cf_node node;
+	bool has_ino;           /* dev, ino: the directory planned (opened at plan time) */
+	uint64_t dev, ino;
 };
 
 struct rroot {
@@ -301,10 +307,12 @@ int cf_restore_node_copy(const struct cf_node *src, struct cf_node *dst)
 
 static _Atomic int no_openat2; /* the kernel or a seccomp filter refuses it */
 
-/* Open directory rel ("" = the root itself) below rootfd, one component at
- * a time with O_NOFOLLOW: a symlink anywhere on the way is an error
- * (ELOOP/ENOTDIR), never a detour.  flags: O_PATH or O_RDONLY. */
-static int open_dir_beneath(int rootfd, const char *rel, int flags)
+/* Open rel ("" = the root itself) below rootfd with flags (O_PATH,
+ * O_RDONLY, ...; O_DIRECTORY for a directory), never through a symlink: a
+ * symlink anywhere on the way, the last component included, is an error
+ * (ELOOP/ENOTDIR), never a detour, and nothing outside rootfd is reached.
+ * With O_PATH a symlink as the last component is opened as itself. */
+static int open_beneath(int rootfd, const char *rel, int flags)
 {
 	/* One openat2 where the kernel has it (5.6+) and a seccomp filter lets
 	 * it through: the same refusals (no symlink anywhere, nothing outside
@@ -312,7 +320,7 @@ static int open_dir_beneath(int rootfd, const char *rel, int flags)
 	 * for the benchmark corpus' depth (a restore made 268,000 openat). */
 	if (*rel && !no_openat2) {
 		struct open_how how = {
-			.flags = (uint64_t)(flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+			.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 		};
 		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
@@ -324,7 +332,10 @@ static int open_dir_beneath(int rootfd, const char *rel, int flags)
 			return -1;
 		/* else the walk below: it is also what names the failure */
 	}
-	int fd = openat(rootfd, ".", flags | O_DIRECTORY | O_CLOEXEC);
+	if (!*rel)
+		return openat(rootfd, ".", flags | O_CLOEXEC);
+	/* each directory on the way O_NOFOLLOW relative to the one before */
+	int fd = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	const char *p = rel;
 	char name[256];
 	while (fd >= 0 && *p) {
@@ -336,16 +347,41 @@ static int open_dir_beneath(int rootfd, const char *rel, int flags)
 		}
 		memcpy(name, p, l);
 		name[l] = 0;
-		int nfd = openat(fd, name, flags | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		p += l;
+		if (*p == '/')
+			p++;
+		int nfd = openat(fd, name, (*p ? O_PATH | O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
 		close(fd);
 		errno = e;
 		fd = nfd;
-		p += l;
-		if (*p == '/')
-			p++;
 	}
 	return fd;
+}
+
+/* Open directory rel below rootfd (see open_beneath).  flags: O_PATH or
+ * O_RDONLY. */
+static int open_dir_beneath(int rootfd, const char *rel, int flags)
+{
+	return open_beneath(rootfd, rel, flags | O_DIRECTORY);
+}
+
+/* Is st the inode planned: the same device, inode number and type? */
+static bool same_inode(const struct stat *st, uint64_t dev, uint64_t ino, mode_t type)
+{
+	return (uint64_t)st->st_dev == dev && (uint64_t)st->st_ino == ino &&
+	       (st->st_mode & S_IFMT) == (type & S_IFMT);
+}
+
+/* Open, with flags, the very inode the O_PATH descriptor pfd refers to,
+ * whatever name it has now: through its /proc/self/fd link, which leads to
+ * the inode, not to a name that could have been swapped.  -1 with errno;
+ * ENOENT when /proc is not mounted. */
+static int reopen_fd(int pfd, int flags)
+{
+	char p[32];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
+	return open(p, flags | O_CLOEXEC | O_NOCTTY);
 }
 
 /* The parent directory of a file (O_PATH: for openat, renameat, linkat). */
@@ -536,27 +572,59 @@ static void set_meta_fd(struct rctx *c, int fd, const struct cf_node *n, const c
 	}
 }
 
-/* The same for an entry that cannot be opened (symlink, fifo, device). */
-static void set_meta_at(struct rctx *c, int dirfd, const char *name, const struct cf_node *n,
-			const char *path)
+/* The same for an entry that cannot be opened for reading (symlink, fifo,
+ * device): through pfd, an O_PATH descriptor of the very node (st: its
+ * fstat), never through its name, which could be swapped for a symlink or a
+ * hard link to something outside the target between a check and the change.
+ * The owner through fchownat(AT_EMPTY_PATH); mode and times through the
+ * descriptor's /proc/self/fd link, which leads to the node itself (a symlink
+ * as itself: its link is not followed again).  Without /proc the mode is not
+ * set (a warning): chmod by name would follow a swapped symlink. */
+static void set_meta_path(struct rctx *c, int pfd, const struct stat *st, const struct cf_node *n,
+			  const char *path)
 {
-	struct stat st;
-	bool have = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (!have || st.st_uid != n->uid || st.st_gid != n->gid) {
-		if (fchownat(dirfd, name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW) < 0)
+	char proc[32];
+	bool chowned = false;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	if (st->st_uid != n->uid || st->st_gid != n->gid) {
+		if (fchownat(pfd, "", n->uid, n->gid, AT_EMPTY_PATH) < 0)
 			owner_failed(c, path);
+		else
+			chowned = true; /* may have cleared setuid bits: set the mode again */
 	}
-	if (n->type != CF_NODE_SYMLINK && (!have || (st.st_mode & 07777) != n->mode) &&
-	    fchmodat(dirfd, name, n->mode, 0) < 0)
-		cf_warn("warning: %s: cannot set mode: %s", path, strerror(errno));
-	if (!have || st.st_mtim.tv_sec != n->mtime_ns / 1000000000 ||
-	    st.st_mtim.tv_nsec != n->mtime_ns % 1000000000) {
+	if (n->type != CF_NODE_SYMLINK && (chowned || (st->st_mode & 07777) != n->mode) &&
+	    fchmodat(AT_FDCWD, proc, n->mode, 0) < 0)
+		cf_warn("warning: %s: cannot set mode: %s%s", path, strerror(errno),
+			errno == ENOENT ? " (/proc is not mounted)" : "");
+	if (st->st_mtim.tv_sec != n->mtime_ns / 1000000000 ||
+	    st->st_mtim.tv_nsec != n->mtime_ns % 1000000000) {
 		struct timespec ts[2] = {
 			{ n->atime_ns / 1000000000, n->atime_ns % 1000000000 },
 			{ n->mtime_ns / 1000000000, n->mtime_ns % 1000000000 },
 		};
-		utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+		/* AT_EMPTY_PATH: Linux 5.8+; before, the /proc link */
+		if (utimensat(pfd, "", ts, AT_EMPTY_PATH) < 0 &&
+		    (errno != EINVAL || utimensat(AT_FDCWD, proc, ts, 0) < 0))
+			cf_warn("warning: %s: cannot set times: %s", path, strerror(errno));
 	}
+}
+
+/* A node restore just made under a temporary name in dirfd: *pfd, an O_PATH
+ * descriptor of it, once its fstat (*st) shows that it is still the one made
+ * (the type asked for, this process' owner, one link: not a hard link to
+ * something elsewhere that was swapped in).  CF_OK, or an error naming path. */
+static int open_made(int dirfd, const char *tmp, mode_t type, struct stat *st, const char *path,
+		     int *pfd)
+{
+	if ((*pfd = openat(dirfd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return cf_err_errno("%s: open what was made", path);
+	if (fstat(*pfd, st) < 0 || (st->st_mode & S_IFMT) != type || st->st_nlink != 1 ||
+	    st->st_uid != geteuid()) {
+		close(*pfd);
+		*pfd = -1;
+		return cf_err(CF_EIO, "%s: replaced by something else while being restored", path);
+	}
+	return CF_OK;
 }
 
 /* ---------- comparing a file on disk with the snapshot ---------- */
@@ -600,16 +668,45 @@ static int file_matches(struct rctx *c, int fd, const struct cf_node *n, struct 
 	return CF_OK;
 }
 
-static int open_existing(struct rctx *c, const struct rfile *f)
+/* Open f's file for reading if what its name leads to now (beneath the
+ * root, through no symlink) is the regular file planned (f->dev, f->ino):
+ * looked at through an O_PATH descriptor first, so that nothing else (a
+ * fifo, a device, a hard link to a file outside the target swapped in) is
+ * ever opened, let alone read or changed.  -1 with errno; ESTALE: something
+ * else is there now. */
+static int open_planned(struct rctx *c, const struct rfile *f)
 {
-	int dfd = open_parent(c, f);
-	if (dfd < 0)
+	struct stat st;
+	int rootfd = c->roots[f->root].fd;
+	int pfd = open_beneath(rootfd, f->rel, O_PATH), fd = -1, e;
+	if (pfd < 0)
 		return -1;
-	int fd = openat(dfd, f->node.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	int e = errno;
-	close(dfd);
-	errno = e;
+	if (fstat(pfd, &st) < 0)
+		goto fail;
+	if (!same_inode(&st, f->dev, f->ino, S_IFREG)) {
+		errno = ESTALE;
+		goto fail;
+	}
+	fd = reopen_fd(pfd, O_RDONLY);
+	if (fd < 0 && errno == ENOENT) /* no /proc: by name again, checked below */
+		fd = open_beneath(rootfd, f->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!same_inode(&st, f->dev, f->ino, S_IFREG)) {
+		errno = ESTALE;
+		goto fail;
+	}
+	close(pfd);
 	return fd;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	close(pfd);
+	errno = e;
+	return -1;
 }
 
 /* ---------- parallel phases ---------- */
@@ -729,44 +826,62 @@ static int add_file(struct rctx *c, uint32_t root, const char *rel, const struct
 	return CF_OK;
 }
 
-/* Make a symlink, fifo or device node under a temporary name and rename it
- * into place (replacing whatever is there, never following it). */
+/* The inode restore may touch under f's name is the one found there (st). */
+static void set_planned(struct rfile *f, const struct stat *st)
+{
+	f->dev = (uint64_t)st->st_dev;
+	f->ino = (uint64_t)st->st_ino;
+}
+
+/* Make a symlink, fifo or device node under a temporary name, set its
+ * metadata through a descriptor of the node made (set_meta_path) and rename
+ * it into place (replacing whatever is there, never following it). */
 static int make_special(struct rctx *c, int dirfd, const char *path, const struct cf_node *n)
 {
 	char tmp[64];
+	struct stat st;
+	mode_t type;
+	int r, rc, pfd;
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-s%u", c->pid, atomic_fetch_add(&c->tmpctr, 1));
-	int r;
 	switch (n->type) {
 	case CF_NODE_SYMLINK:
+		type = S_IFLNK;
 		r = symlinkat(n->linktarget ? n->linktarget : "", dirfd, tmp);
 		break;
 	case CF_NODE_FIFO:
+		type = S_IFIFO;
 		r = mkfifoat(dirfd, tmp, n->mode);
 		break;
 	default:
-		r = mknodat(dirfd, tmp, (n->type == CF_NODE_CHARDEV ? S_IFCHR : S_IFBLK) | n->mode,
-			    (dev_t)n->rdev);
+		type = n->type == CF_NODE_CHARDEV ? S_IFCHR : S_IFBLK;
+		r = mknodat(dirfd, tmp, type | n->mode, (dev_t)n->rdev);
 		break;
 	}
 	if (r < 0)
 		return cf_err_errno("%s: create", path);
-	set_meta_at(c, dirfd, tmp, n, path);
+	if ((rc = open_made(dirfd, tmp, type, &st, path, &pfd))) {
+		unlinkat(dirfd, tmp, 0); /* the name is restore's; what it names now is not */
+		return rc;
+	}
+	set_meta_path(c, pfd, &st, n, path);
+	close(pfd);
 	if (renameat(dirfd, tmp, dirfd, n->name) < 0) {
-		int rc = cf_err_errno("%s: rename into place", path);
+		rc = cf_err_errno("%s: rename into place", path);
 		unlinkat(dirfd, tmp, 0);
 		return rc;
 	}
 	return CF_OK;
 }
 
-static bool special_same(int dirfd, const struct cf_node *n, const struct stat *st)
+/* Is the node pfd refers to (st: its fstat) the snapshot's n? */
+static bool special_same(int pfd, const struct cf_node *n, const struct stat *st)
 {
 	switch (n->type) {
 	case CF_NODE_SYMLINK: {
 		if (!S_ISLNK(st->st_mode))
 			return false;
 		char buf[4096];
-		ssize_t l = readlinkat(dirfd, n->name, buf, sizeof(buf));
+		ssize_t l = readlinkat(pfd, "", buf, sizeof(buf)); /* the link pfd is */
 		const char *want = n->linktarget ? n->linktarget : "";
 		return l >= 0 && (size_t)l == strlen(want) && !memcmp(buf, want, (size_t)l);
 	}
@@ -778,6 +893,32 @@ static bool special_same(int dirfd, const struct cf_node *n, const struct stat *
 		return S_ISBLK(st->st_mode) && st->st_rdev == (dev_t)n->rdev;
 	}
 	return false;
+}
+
+/* An existing symlink, fifo or device node where the snapshot has the same:
+ * keep it (and reset its metadata, unless dry) if the node the name leads
+ * to now is the same kind with the same target or device, has no other
+ * link (a hard link is shared with a name elsewhere: it is replaced, not
+ * changed), and needs no setuid/setgid bit it lacks.  The decision and the
+ * change are made on one O_PATH descriptor, so a name swapped meanwhile
+ * cannot turn a change onto something else.  false: replace it. */
+static bool keep_special(struct rctx *c, int dirfd, const struct cf_node *n, const char *path)
+{
+	struct stat st;
+	bool keep = false;
+	int pfd = openat(dirfd, n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
+		return false;
+	if (fstat(pfd, &st) == 0 && special_same(pfd, n, &st) && st.st_nlink == 1 &&
+	    (!(n->mode & 06000) ||
+	     ((st.st_mode & 07777) == n->mode && st.st_uid == n->uid && st.st_gid == n->gid))) {
+		keep = true;
+		list_action(c, "keep", path, false, 0);
+		if (!c->o->dry_run)
+			set_meta_path(c, pfd, &st, n, path);
+	}
+	close(pfd);
+	return keep;
 }
 
 static int plan_tree(struct rctx *c, uint32_t root, int dirfd, const char *snap, const char *rel,
@@ -819,7 +960,9 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 
 	if (n->type == CF_NODE_DIR) {
 		int sub = -1;
-		bool made = false;
+		bool made = false, opened;
+		struct stat dst;
+		memset(&dst, 0, sizeof(dst));
 		if (exists && never && !S_ISDIR(st.st_mode)) {
 			list_action(c, "keep", path, false, 0);
 			goto out;
@@ -851,6 +994,17 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 				}
 			}
 		}
+		/* the directory opened is the one whose metadata is set at the
+		 * end (set_dir_meta checks that it still is); one swapped in for
+		 * the one just made is not taken as empty */
+		if (sub >= 0 && fstat(sub, &dst) < 0) {
+			rc = cf_err_errno("%s: stat directory", path);
+			close(sub);
+			goto fail;
+		}
+		if (made && dst.st_uid != geteuid())
+			made = false;
+		opened = sub >= 0;
 		if (n->has_subtree)
 			rc = plan_tree(c, root, sub, csnap, crel, n->subtree, desc, made);
 		if (sub >= 0)
@@ -865,6 +1019,9 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 				goto out;
 			d->rel = crel;
 			d->root = root;
+			d->has_ino = opened;
+			d->dev = (uint64_t)dst.st_dev;
+			d->ino = (uint64_t)dst.st_ino;
 			crel = NULL;
 			c->ndirs++;
 			c->st->dirs++;
@@ -877,7 +1034,8 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 		if (n->type == CF_NODE_FILE) {
 			c->st->files_kept++;
 			c->st->bytes_kept += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-			rc = add_file(c, root, crel, n, F_KEEP, true, 0);
+			if (!(rc = add_file(c, root, crel, n, F_KEEP, true, 0)))
+				set_planned(&c->files[c->nfiles - 1], &st);
 		}
 		goto out;
 	}
@@ -907,19 +1065,20 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 				goto out;
 			c->hl[c->nhl++] = (struct hlent){ n->dev, n->ino, root, c->nfiles };
 		}
+		/* a file with more links than the snapshot's shares its inode
+		 * with a name elsewhere (perhaps outside the target): it is
+		 * replaced, never changed */
 		bool check = exists && S_ISREG(st.st_mode) && c->o->overwrite == CF_OVERWRITE_IF_CHANGED &&
-			     (uint64_t)st.st_size == n->size;
-		rc = add_file(c, root, crel, n, check ? F_CHECK : F_WRITE, exists, 0);
+			     (uint64_t)st.st_size == n->size &&
+			     (st.st_nlink == 1 || (n->nlink > 1 && st.st_nlink <= n->nlink));
+		if (!(rc = add_file(c, root, crel, n, check ? F_CHECK : F_WRITE, exists, 0)) && check)
+			set_planned(&c->files[c->nfiles - 1], &st);
 		goto out;
 	}
 	if (n->type == CF_NODE_SOCKET) /* nothing can use a dead socket file */
 		goto out;
-	if (exists && special_same(dirfd, n, &st)) {
-		list_action(c, "keep", path, false, 0);
-		if (!dry)
-			set_meta_at(c, dirfd, n->name, n, path);
+	if (exists && keep_special(c, dirfd, n, path))
 		goto out;
-	}
 	list_action(c, exists ? "replace" : "create", path, false, 0);
 	c->st->others++;
 	if (!dry && (rc = make_special(c, dirfd, path, n)))
@@ -1041,10 +1200,19 @@ static void check_one(struct rctx *c, size_t i, struct cf_buf bufs[2])
 	bool eq = false;
 	if (f->state != F_CHECK)
 		return;
-	int fd = open_existing(c, f);
+	int fd = open_planned(c, f);
 	if (fd >= 0) {
+		struct stat st;
 		if (file_matches(c, fd, &f->node, buf, &eq))
 			eq = false; /* unreadable: rewrite it */
+		/* setuid and setgid bits are only given to a file restore writes
+		 * itself (through the descriptor it wrote it with, after its
+		 * owner): a kept file that lacks them, or whose owner is not yet
+		 * the snapshot's, is written anew */
+		if (eq && (f->node.mode & 06000) &&
+		    (fstat(fd, &st) < 0 || (st.st_mode & 07777) != f->node.mode ||
+		     st.st_uid != f->node.uid || st.st_gid != f->node.gid))
+			eq = false;
 		if (eq && !c->o->dry_run)
 			set_meta_fd(c, fd, &f->node, f->path);
 		close(fd);
@@ -1078,14 +1246,54 @@ static void close_tmp(struct rctx *c, struct rfile *f)
 	f->fd = f->dirfd = -1;
 }
 
+/* The temporary file restore made for f, again (more than FD_CAP files were
+ * open, so its descriptor was closed): never by its name alone, which
+ * anyone who can write to the directory could have swapped for a hard link
+ * to another file.  The name is looked at through an O_PATH descriptor,
+ * which must be the inode made (f->dev, f->ino), and that inode is opened
+ * through the descriptor's /proc/self/fd link.  Without /proc, by name
+ * (O_NOFOLLOW, O_NONBLOCK) and checked before any write. */
+static int reopen_tmp(struct rfile *f, const char *tmp)
+{
+	struct stat st;
+	int pfd = openat(f->dirfd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC), fd = -1;
+	if (pfd < 0)
+		return -1;
+	if (fstat(pfd, &st) == 0 && same_inode(&st, f->dev, f->ino, S_IFREG)) {
+		fd = reopen_fd(pfd, O_WRONLY);
+		if (fd < 0 && errno == ENOENT)
+			fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0 && (fstat(fd, &st) < 0 || !same_inode(&st, f->dev, f->ino, S_IFREG))) {
+			close(fd);
+			fd = -1;
+			errno = ESTALE;
+		}
+	} else {
+		errno = ESTALE;
+	}
+	int e = errno;
+	close(pfd);
+	errno = e;
+	return fd;
+}
+
 static int open_tmp(struct rctx *c, struct rfile *f)
 {
 	char tmp[64];
+	struct stat st;
 	if (f->dirfd < 0 && (f->dirfd = open_parent(c, f)) < 0)
 		return cf_err_errno("%s: open its directory", f->path);
 	if (!f->opened)
 		f->tmpno = atomic_fetch_add(&c->tmpctr, 1);
 	tmp_name(c, f, tmp, sizeof(tmp));
+	if (f->opened) {
+		if ((f->fd = reopen_tmp(f, tmp)) < 0)
+			return errno == ESTALE ?
+				cf_err(CF_EIO, "%s: its temporary file was replaced while being written", f->path) :
+				cf_err_errno("%s: open its temporary file", f->path);
+		atomic_fetch_add(&c->open_files, 1);
+		return CF_OK;
+	}
 	/* a file everyone may read in the end is made with its mode, which
 	 * saves the fchmod (set_meta_fd); any other is made 0600 until then:
 	 * its owner is still this process', and its group that of the
@@ -1093,10 +1301,19 @@ static int open_tmp(struct rctx *c, struct rfile *f)
 	mode_t mode = f->node.mode & 07777;
 	if ((mode & 07000) || (mode & 0604) != 0604)
 		mode = 0600;
-	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC |
-		       (f->opened ? 0 : O_CREAT | O_EXCL), mode); /* less the umask: then fchmod */
+	f->fd = openat(f->dirfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_CREAT | O_EXCL,
+		       mode); /* less the umask: then fchmod */
 	if (f->fd < 0)
 		return cf_err_errno("%s: create", f->path);
+	if (fstat(f->fd, &st) < 0) {
+		int rc = cf_err_errno("%s: create", f->path);
+		close(f->fd);
+		f->fd = -1;
+		unlinkat(f->dirfd, tmp, 0);
+		return rc;
+	}
+	f->dev = (uint64_t)st.st_dev; /* from now on the only inode restore touches here */
+	f->ino = (uint64_t)st.st_ino;
 	f->opened = true;
 	atomic_fetch_add(&c->open_files, 1);
 	return CF_OK;
@@ -1150,7 +1367,13 @@ static void file_failed(struct rctx *c, struct rfile *f, int rc)
 static void place_file(struct rctx *c, struct rfile *f, int rc)
 {
 	char tmp[64];
+	struct stat st;
 	tmp_name(c, f, tmp, sizeof(tmp));
+	/* (a rename moves a name, never changes the inode it names: this only
+	 * keeps a swapped-in stranger from being counted as restored) */
+	if (!rc && (fstatat(f->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !same_inode(&st, f->dev, f->ino, S_IFREG)))
+		rc = cf_err(CF_EIO, "%s: its temporary file was replaced while being written", f->path);
 	if (!rc && renameat(f->dirfd, tmp, f->dirfd, f->node.name) < 0)
 		rc = cf_err_errno("%s: rename into place", f->path);
 	if (!rc) {
@@ -1754,12 +1977,15 @@ static int plan_writes(struct rctx *c, uint64_t *total)
 
 /* ---------- hard links, directories, verify ---------- */
 
+/* Link f to its leader: to the inode restore placed or kept under the
+ * leader's name (l->dev, l->ino), through an O_PATH descriptor of it, not
+ * to whatever the name leads to by the time of the link. */
 static void link_one(struct rctx *c, struct rfile *f)
 {
 	struct rfile *l = &c->files[f->leader];
 	struct stat a, b;
-	char tmp[64];
-	int rc = CF_OK, lfd = -1, ffd = -1;
+	char tmp[64], proc[32];
+	int rc = CF_OK, lfd = -1, ffd = -1, pfd = -1, r;
 
 	if (l->state == F_FAILED || l->failed) {
 		rc = cf_err(CF_EIO, "%s: not linked: its hard-link partner %s could not be restored",
@@ -1770,14 +1996,25 @@ static void link_one(struct rctx *c, struct rfile *f)
 		rc = cf_err_errno("%s: open its directory", f->path);
 		goto fail;
 	}
-	if (fstatat(lfd, l->node.name, &a, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    fstatat(ffd, f->node.name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
-	    a.st_ino == b.st_ino) {
+	if ((pfd = openat(lfd, l->node.name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(pfd, &a) < 0) {
+		rc = cf_err_errno("%s: cannot link to %s", f->path, l->path);
+		goto fail;
+	}
+	if (!same_inode(&a, l->dev, l->ino, S_IFREG)) {
+		rc = cf_err(CF_EIO, "%s: not linked: %s was replaced while being restored", f->path, l->path);
+		goto fail;
+	}
+	if (fstatat(ffd, f->node.name, &b, AT_SYMLINK_NOFOLLOW) == 0 && same_inode(&b, l->dev, l->ino, S_IFREG)) {
+		set_planned(f, &a);
 		add_stat(c, &c->st->files_kept, 1);
 		goto out;
 	}
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d-l%u", c->pid, atomic_fetch_add(&c->tmpctr, 1));
-	if (linkat(lfd, l->node.name, ffd, tmp, 0) < 0) {
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	r = linkat(AT_FDCWD, proc, ffd, tmp, AT_SYMLINK_FOLLOW);
+	if (r < 0 && errno == ENOENT) /* no /proc: root may link a descriptor */
+		r = linkat(pfd, "", ffd, tmp, AT_EMPTY_PATH);
+	if (r < 0) {
 		rc = cf_err_errno("%s: cannot link to %s", f->path, l->path);
 		goto fail;
 	}
@@ -1786,29 +2023,42 @@ static void link_one(struct rctx *c, struct rfile *f)
 		unlinkat(ffd, tmp, 0);
 		goto fail;
 	}
+	set_planned(f, &a);
 	add_stat(c, &c->st->files_linked, 1);
 	goto out;
 fail:
 	f->state = F_FAILED;
 	path_failed(c, f->path, rc);
 out:
+	if (pfd >= 0)
+		close(pfd);
 	if (lfd >= 0)
 		close(lfd);
 	if (ffd >= 0)
 		close(ffd);
 }
 
-static void set_dir_meta(struct rctx *c, uint32_t root, const char *rel, const struct cf_node *n)
+/* Set a directory's metadata once it is opened (beneath its root, through
+ * no symlink) and found to be the directory planned (dev, ino). */
+static void set_dir_meta(struct rctx *c, uint32_t root, const char *rel, const struct cf_node *n,
+			 uint64_t dev, uint64_t ino)
 {
 	int fd = open_dir_beneath(c->roots[root].fd, rel, O_RDONLY);
 	char *path = join(c->roots[root].dir, rel);
+	const char *p = path ? path : rel;
+	struct stat st;
 	if (fd < 0) {
-		int rc = cf_err_errno("%s: open directory", path ? path : rel);
-		path_failed(c, path ? path : rel, rc);
+		path_failed(c, p, cf_err_errno("%s: open directory", p));
+	} else if (fstat(fd, &st) < 0) {
+		path_failed(c, p, cf_err_errno("%s: stat directory", p));
+	} else if (!same_inode(&st, dev, ino, S_IFDIR)) {
+		path_failed(c, p, cf_err(CF_EIO, "%s: replaced by another directory while being restored "
+					 "(its metadata is not set)", p));
 	} else {
-		set_meta_fd(c, fd, n, path ? path : rel);
-		close(fd);
+		set_meta_fd(c, fd, n, p);
 	}
+	if (fd >= 0)
+		close(fd);
 	free(path);
 }
 
@@ -1820,9 +2070,11 @@ static void verify_one(struct rctx *c, size_t i, struct cf_buf bufs[2])
 	int rc;
 	if (f->state == F_FAILED || f->failed)
 		return;
-	int fd = open_existing(c, f);
+	int fd = open_planned(c, f);
 	if (fd < 0) {
-		rc = cf_err_errno("%s: verify: open", f->path);
+		rc = errno == ESTALE ?
+			cf_err(CF_ECORRUPT, "%s: verify: not the file restored there (replaced since)", f->path) :
+			cf_err_errno("%s: verify: open", f->path);
 	} else {
 		rc = file_matches(c, fd, &f->node, buf, &eq);
 		close(fd);
@@ -2181,10 +2433,15 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	/* directory metadata last, deepest first, so writing into a directory
 	 * does not disturb its times */
 	for (size_t i = c.ndirs; i-- > 0;)
-		set_dir_meta(&c, c.dirs[i].root, c.dirs[i].rel, &c.dirs[i].node);
-	for (size_t i = 0; i < c.nroots; i++)
-		if (c.roots[i].has_node && c.roots[i].fd >= 0)
-			set_dir_meta(&c, (uint32_t)i, "", &c.roots[i].node);
+		if (c.dirs[i].has_ino)
+			set_dir_meta(&c, c.dirs[i].root, c.dirs[i].rel, &c.dirs[i].node, c.dirs[i].dev,
+				     c.dirs[i].ino);
+	for (size_t i = 0; i < c.nroots; i++) {
+		struct stat rst;
+		if (c.roots[i].has_node && c.roots[i].fd >= 0 && fstat(c.roots[i].fd, &rst) == 0)
+			set_dir_meta(&c, (uint32_t)i, "", &c.roots[i].node, (uint64_t)rst.st_dev,
+				     (uint64_t)rst.st_ino);
+	}
 
 	if (o->verify) {
 		uint64_t nv = 0, bv = 0;
