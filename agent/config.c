@@ -1010,8 +1010,12 @@ void cf_agent_config_print(const struct cf_agent_config *c, cf_agent_getenv_fn g
 			fprintf(f, "%s=(unset)\n", k->name);
 		else if (k->secret && strstr(k->name, "_FILE") == NULL)
 			fprintf(f, "%s=(set) # %s\n", k->name, src);
-		else
-			fprintf(f, "%s=%s # %s\n", k->name, v, src);
+		else {
+			/* a URL's password or token is shown as *** */
+			char shown[4096];
+			cf_redact_url(v, shown, sizeof(shown));
+			fprintf(f, "%s=%s # %s\n", k->name, shown, src);
+		}
 	}
 	kv_free(&kv);
 }

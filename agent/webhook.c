@@ -59,10 +59,12 @@ static int attempt(const struct cf_webhook_opts *o, const char *msg_id, const ch
 {
 	struct curl_slist *h = NULL, *t;
 	struct cf_buf line = CF_BUF_INIT;
-	char errbuf[CURL_ERROR_SIZE] = "";
+	char errbuf[CURL_ERROR_SIZE] = "", shown[2048];
 	int64_t ts = (int64_t)time(NULL);
 	CURL *curl = curl_easy_init();
 	int r = CF_OK;
+
+	cf_redact_url(o->url, shown, sizeof(shown)); /* messages never show its password or token */
 
 	*status = 0;
 	if (!curl)
@@ -108,17 +110,17 @@ static int attempt(const struct cf_webhook_opts *o, const char *msg_id, const ch
 		curl_easy_setopt(curl, CURLOPT_CAINFO, o->cacert);
 	CURLcode cc = curl_easy_perform(curl);
 	if (cc == CURLE_PEER_FAILED_VERIFICATION) { /* will not mend by itself */
-		r = cf_err(CF_EIO, "webhook %s: %s%s", o->url, errbuf[0] ? errbuf : curl_easy_strerror(cc),
+		r = cf_err(CF_EIO, "webhook %s: %s%s", shown, errbuf[0] ? errbuf : curl_easy_strerror(cc),
 			   o->cacert ? "" : " (a receiver with a private CA: give its certificate with COFFER_CACERT)");
 		goto out;
 	}
 	if (cc != CURLE_OK) {
-		r = cf_err(CF_EAGAIN, "webhook %s: %s", o->url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		r = cf_err(CF_EAGAIN, "webhook %s: %s", shown, errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
 	if (*status < 200 || *status > 299)
-		r = cf_err(CF_EAGAIN, "webhook %s: the receiver answered HTTP %ld", o->url, *status);
+		r = cf_err(CF_EAGAIN, "webhook %s: the receiver answered HTTP %ld", shown, *status);
 out:
 	curl_slist_free_all(h);
 	if (line.data)
@@ -134,9 +136,11 @@ int cf_webhook_post(const struct cf_webhook_opts *o, const char *body, size_t n,
 	uint8_t rnd[16];
 	char msg_id[4 + 2 * sizeof(rnd) + 1];
 	double delay = o->backoff > 0 ? o->backoff : 1.0;
+	char shown[2048];
 	long st = 0;
 	int r;
 
+	cf_redact_url(o->url, shown, sizeof(shown));
 	pthread_once(&once, curl_once);
 	cf_random(rnd, sizeof(rnd));
 	memcpy(msg_id, "msg_", 4);
@@ -152,7 +156,7 @@ int cf_webhook_post(const struct cf_webhook_opts *o, const char *body, size_t n,
 			nanosleep(&ts, NULL);
 		}
 		if (cf_interrupted) {
-			r = cf_err(CF_EINTR, "webhook %s: interrupted", o->url);
+			r = cf_err(CF_EINTR, "webhook %s: interrupted", shown);
 			break;
 		}
 		delay *= 2;

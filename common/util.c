@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include "util.h"
 #include "error.h"
 
@@ -191,4 +192,74 @@ int cf_parse_bool(const char *key, const char *v, bool *out)
 		if (!strcasecmp(v, no[i]))
 			return *out = false, CF_OK;
 	return cf_err(CF_EINVAL, "%s: \"%s\" is not a boolean (use 1/0, true/false, yes/no)", key, v);
+}
+
+/* Is the query parameter name [p, p+len) one whose value is a secret? */
+static bool secret_param(const char *p, size_t len)
+{
+	static const char *const words[] = { "token", "secret", "pass", "key", "sig", "auth", "credential" };
+	char low[64];
+	if (len >= sizeof(low))
+		len = sizeof(low) - 1;
+	for (size_t i = 0; i < len; i++)
+		low[i] = (char)tolower((unsigned char)p[i]);
+	low[len] = 0;
+	for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+		if (strstr(low, words[i]))
+			return true;
+	return false;
+}
+
+void cf_redact_url(const char *in, char *out, size_t n)
+{
+	size_t o = 0;
+	bool in_query = false;
+#define PUT(c) do { char c_ = (c); if (o + 1 < n) out[o++] = c_; } while (0) /* c evaluated once, always */
+	if (!n)
+		return;
+	for (const char *p = in; *p;) {
+		if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+			/* an authority: userinfo ends at the last '@' before its end */
+			const char *a = p + 3, *end = a + strcspn(a, "/?# \t\n"), *at = NULL;
+			for (const char *q = a; q < end; q++)
+				if (*q == '@')
+					at = q;
+			for (const char *q = p; q < a; q++)
+				PUT(*q);
+			in_query = false;
+			if (at) {
+				const char *colon = memchr(a, ':', (size_t)(at - a));
+				for (const char *q = a; q < (colon ? colon : at); q++)
+					PUT(*q);
+				if (colon) {
+					PUT(':');
+					PUT('*'); PUT('*'); PUT('*');
+				}
+				p = at;
+			} else {
+				p = a;
+			}
+			continue;
+		}
+		if (*p == '?' || (in_query && *p == '&')) {
+			in_query = true;
+			PUT(*p++);
+			size_t nl = strcspn(p, "=&# \t\n");
+			for (size_t i = 0; i < nl; i++)
+				PUT(p[i]);
+			bool secret = p[nl] == '=' && secret_param(p, nl);
+			p += nl;
+			if (secret) {
+				PUT(*p++);
+				p += strcspn(p, "&# \t\n");
+				PUT('*'); PUT('*'); PUT('*');
+			}
+			continue;
+		}
+		if (*p == '#' || *p == ' ' || *p == '\t' || *p == '\n')
+			in_query = false;
+		PUT(*p++);
+	}
+#undef PUT
+	out[o] = 0;
 }

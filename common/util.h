@@ -63,6 +63,14 @@ int cf_parse_bool(const char *key, const char *v, bool *out);
 double cf_now_mono(void);
 int64_t cf_now_ns(void);
 
+/* Copy the URL (or any text holding URLs) in into out (n bytes, always
+ * terminated, cut when too long) with its secrets replaced by "***": the
+ * password of a "scheme://user:password@host" userinfo, and the value of a
+ * query parameter whose name says it holds a secret (token, secret, password,
+ * passwd, pass, key, sig, signature, auth, credential: any case, as part of the
+ * name).  For messages, logs and print-config; what is sent stays as it was. */
+void cf_redact_url(const char *in, char *out, size_t n);
+
 /* Set by signal handlers (SIGINT/SIGTERM); long loops check it and return CF_EINTR. */
 extern volatile int cf_interrupted;
 

@@ -169,6 +169,21 @@ if [ -n "$GCORE" ]; then
 	rm -f "$T/core.$pid"
 	wait "$pid" || soft_fail "the second dumped backup did not finish"
 fi
+# print-config shows every setting, but never a URL's password or token
+whsec=whsec_$(head -c 24 /dev/urandom | base64)
+env -i PATH="$PATH" COFFER_REPOSITORY="$R" COFFER_PASSWORD=$PASSWORD \
+	COFFER_MARIADB='mariadb://root:Hunter2pw@db/shop,mariadb://b:Other9pw@db2/x' \
+	COFFER_WEBHOOK_URL='https://hook:Whook7pw@hooks.example.com/ping?token=Tok3nvalue&n=1' \
+	COFFER_WEBHOOK_SECRET="$whsec" "$COFFER" agent --print-config > "$T/pc.out" 2>&1 ||
+	soft_fail "agent --print-config failed: $(tail -n 1 "$T/pc.out")"
+for secret in "$PASSWORD" Hunter2pw Other9pw Whook7pw Tok3nvalue "$whsec"; do
+	checks=$((checks + 1))
+	grep -qF -- "$secret" "$T/pc.out" && soft_fail "agent --print-config shows a secret: ${secret:0:4}..."
+done
+grep -qF 'COFFER_MARIADB=mariadb://root:***@db/shop,mariadb://b:***@db2/x' "$T/pc.out" ||
+	soft_fail "print-config does not show COFFER_MARIADB with its passwords as ***: $(grep COFFER_MARIADB= "$T/pc.out")"
+grep -qF 'COFFER_WEBHOOK_URL=https://hook:***@hooks.example.com/ping?token=***&n=1' "$T/pc.out" ||
+	soft_fail "print-config does not show the webhook URL redacted: $(grep COFFER_WEBHOOK_URL= "$T/pc.out")"
 cof -r "$R" check --read-data
 note "figures: $checks places checked for the password and the master key: none holds them"
 e2e_done
