@@ -287,6 +287,11 @@ static int set_stop_timeout(struct cf_agent_config *c, const char *key, const ch
 	return parse_seconds(key, v, 3600, &c->stop_timeout);
 }
 
+static int set_job_wait(struct cf_agent_config *c, const char *key, const char *v)
+{
+	return parse_seconds(key, v, 86400, &c->job_wait);
+}
+
 static int set_paths(struct cf_agent_config *c, const char *key, const char *v)
 {
 	int r = split(v, ",", &c->paths, &c->npaths);
@@ -601,7 +606,7 @@ static const struct key keys[] = {
 	{ "COFFER_SQLITE", set_sqlite, NULL, false, "comma-separated SQLite database files to copy consistently" },
 	{ "COFFER_STDIN_COMMANDS", set_stdin_commands, NULL, false,
 	  "one FILENAME=COMMAND a line: COMMAND's stdout is stored as FILENAME (e.g. postgres/app.sql=pg_dump app)" },
-	{ "COFFER_HOST", set_host, NULL, false, "host name recorded in snapshots (default: the container's)" },
+	{ "COFFER_HOST", set_host, NULL, false, "host name recorded in snapshots (default: the hostname unless it is a container id)" },
 	{ "COFFER_TAGS", set_tags, NULL, false, "comma-separated tags added to every snapshot" },
 	{ "COFFER_KEEP_LAST", set_keep_last, NULL, false, "retention: keep the N newest snapshots" },
 	{ "COFFER_KEEP_HOURLY", set_keep_hourly, NULL, false, "retention: keep the newest of each of N hours" },
@@ -624,6 +629,8 @@ static const struct key keys[] = {
 	{ "COFFER_STOP_LABEL", set_stop_label, "coffer.stop-during-backup=true", false,
 	  "containers with this label are stopped during the backup and started again" },
 	{ "COFFER_STOP_TIMEOUT", set_stop_timeout, "30", false, "seconds Docker waits for a container to stop" },
+	{ "COFFER_JOB_WAIT", set_job_wait, "600", false,
+	  "seconds a job waits while another job of this agent (same state directory) runs; then it fails with exit 11" },
 	{ "COFFER_METRICS_FILE", set_metrics_file, NULL, false,
 	  "Prometheus text file written after each job (node_exporter textfile collector)" },
 	{ "COFFER_METRICS_LISTEN", set_metrics_listen, NULL, false, "serve the metrics on [ADDRESS]:PORT at /metrics" },

@@ -76,6 +76,7 @@ struct cf_agent_config {
 	bool docker_explicit;        /* COFFER_DOCKER_HOST was set: an unreachable engine fails the job */
 	char *stop_label;            /* "key=value" or "key" */
 	unsigned stop_timeout;       /* seconds Docker waits before SIGKILL */
+	unsigned job_wait;           /* COFFER_JOB_WAIT: seconds a job waits for another job of this agent */
 	char *metrics_file, *metrics_listen;
 	char *webhook_url;
 	char *webhook_secret;        /* "whsec_<base64>" (secret) */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ static struct {
 	int64_t last_prune, last_check;
 	time_t next_run;
 	struct cf_metrics_server *server;
+	char host[256];   /* the host snapshots carry: resolve_host() */
 } g;
 
 static volatile sig_atomic_t reload_requested;
@@ -426,14 +428,126 @@ static void load_state(const struct cf_agent_config *c)
 	}
 }
 
+/* A name as Docker gives containers by default: 12 or 64 hex digits. */
+static bool looks_like_container_id(const char *h)
+{
+	size_t n = strlen(h);
+	return (n == 12 || n == 64) && strspn(h, "0123456789abcdef") == n;
+}
+
+#define HOST_FILE "host"
+#define JOB_LOCK_FILE "job.lock"
+
+/* One job at a time per agent: the daemon's scheduled job and a `coffer agent
+ * --once` beside it (docker compose exec) share the state directory, and two
+ * jobs at once would stop and start the same containers and race retention.
+ * An flock on STATE_DIR/job.lock, held for the whole job (released by the
+ * kernel if the process dies); the file names its holder for the message.
+ * Waits up to COFFER_JOB_WAIT seconds; then CF_ELOCKED (exit 11). */
+static int job_lock(const struct cf_agent_config *c, int *fdp)
+{
+	char path[4096], holder[200] = "";
+	int r, fd;
+	*fdp = -1;
+	if ((r = state_dir(c)))
+		return r;
+	snprintf(path, sizeof(path), "%s/%s", c->state_dir, JOB_LOCK_FILE);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		return cf_err_errno("cannot open the job lock %s", path);
+	double deadline = cf_now_mono() + c->job_wait;
+	bool said = false;
+	while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			r = cf_err_errno("cannot lock %s", path);
+			close(fd);
+			return r;
+		}
+		ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = 0;
+		holder[strcspn(holder, "\n")] = 0;
+		if (cf_interrupted || cf_now_mono() >= deadline) {
+			close(fd);
+			if (cf_interrupted)
+				return cf_err(CF_EINTR, "interrupted while waiting for another job");
+			return cf_err(CF_ELOCKED, "another job of this agent is running (%s; lock %s); "
+				      "waited %u s (COFFER_JOB_WAIT)", holder[0] ? holder : "holder unknown",
+				      path, c->job_wait);
+		}
+		if (!said) {
+			cf_warn("coffer agent: waiting up to %u s for another job of this agent (%s)", c->job_wait,
+				holder[0] ? holder : "holder unknown");
+			said = true;
+		}
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	char t[40], me[160];
+	utc_text(cf_now_ns(), t, sizeof(t));
+	snprintf(me, sizeof(me), "pid %ld, started %s\n", (long)getpid(), t);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, me, strlen(me), 0) < 0)
+		cf_debug("coffer agent: cannot record the job lock's holder: %s", strerror(errno));
+	*fdp = fd;
+	return CF_OK;
+}
+
+/* The host this agent's snapshots carry, stable across recreated containers:
+ * COFFER_HOST; else the hostname unless it is a container id (which changes
+ * with every `docker compose up`: retention would never forget the old
+ * container's snapshots and `--host` would match nothing); else the compose
+ * project and service of this container (asked from the Docker API); else a
+ * name kept in the state directory (made once: "coffer-" and the first
+ * container id seen).  Resolved once per process, into g.host. */
+static void resolve_host(const struct cf_agent_config *c)
+{
+	char h[256] = "", path[4096];
+	if (g.host[0])
+		return;
+	if (c->host) {
+		snprintf(g.host, sizeof(g.host), "%s", c->host);
+		return;
+	}
+	if (gethostname(h, sizeof(h)) != 0 || !h[0])
+		snprintf(h, sizeof(h), "localhost");
+	h[sizeof(h) - 1] = 0;
+	if (!looks_like_container_id(h)) {
+		snprintf(g.host, sizeof(g.host), "%s", h);
+		return;
+	}
+	if (c->docker_socket && access(c->docker_socket, F_OK) == 0 &&
+	    cf_docker_compose_name(c->docker_socket, h, g.host, sizeof(g.host)) == CF_OK) {
+		cf_warn("coffer agent: the hostname %s is a container id; snapshots carry the compose "
+			"service's name %s instead (set COFFER_HOST to choose one)", h, g.host);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", c->state_dir, HOST_FILE);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		char line[256] = "";
+		if (fgets(line, sizeof(line), f))
+			line[strcspn(line, "\r\n")] = 0;
+		fclose(f);
+		if (line[0]) {
+			snprintf(g.host, sizeof(g.host), "%s", line);
+			return;
+		}
+	}
+	snprintf(g.host, sizeof(g.host), "coffer-%.12s", h);
+	int r = state_dir(c);
+	if (!r) {
+		char text[300];
+		snprintf(text, sizeof(text), "%s\n", g.host);
+		r = cf_write_atomic(path, text, strlen(text), 0644);
+	}
+	cf_warn("coffer agent: the hostname %s is a container id, which changes when the container is "
+		"recreated; snapshots carry the host %s%s (set COFFER_HOST, or hostname: in compose)", h, g.host,
+		r ? " (it could not be kept in the state directory)" : ", kept in the state directory");
+}
+
 /* The host this agent's snapshots carry (as cf_backup_run records it). */
 static void agent_host(const struct cf_agent_config *c, char *out, size_t n)
 {
-	if (c->host)
-		snprintf(out, n, "%s", c->host);
-	else if (gethostname(out, n) != 0)
-		snprintf(out, n, "localhost");
-	out[n - 1] = 0;
+	resolve_host(c);
+	snprintf(out, n, "%s", g.host);
 }
 
 /* COFFER_KEEP_*: restic's policy over this host's snapshots, grouped by
@@ -531,11 +645,13 @@ static int retention(const struct cf_agent_config *c, struct cf_repo **repo, str
 	time_t now = time(NULL), due;
 	int rc;
 
-	if (c->prune_schedule && strcmp(c->prune_schedule, "off") && g.last_prune > 0 &&
-	    cf_cron_next(&c->prune_cron, zone(c), (time_t)g.last_prune, &due) == CF_OK && due <= now)
+	/* No record of a prune (a new agent, or a state directory that does not
+	 * persist, as in a Kubernetes CronJob's /tmp) means due: counting from
+	 * "now" would put it off at every run, and the repository would grow. */
+	if (c->prune_schedule && strcmp(c->prune_schedule, "off") &&
+	    (g.last_prune <= 0 ||
+	     (cf_cron_next(&c->prune_cron, zone(c), (time_t)g.last_prune, &due) == CF_OK && due <= now)))
 		prune_due = true;
-	if (g.last_prune <= 0)
-		g.last_prune = now; /* the first tick after the agent first ran */
 	if (cf_retention_policy_empty(&c->keep) && !prune_due)
 		return CF_OK;
 	cf_repo_free(*repo);
@@ -569,11 +685,9 @@ static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo
 	time_t now = time(NULL), due;
 	if (!c->check_schedule || !strcmp(c->check_schedule, "off"))
 		return CF_OK;
-	if (g.last_check <= 0) {
-		g.last_check = now; /* count from the first job the agent ran */
-		return CF_OK;
-	}
-	if (cf_cron_next(&c->check_cron, zone(c), (time_t)g.last_check, &due) != CF_OK || due > now)
+	/* no record of a check means due, as for prune */
+	if (g.last_check > 0 &&
+	    (cf_cron_next(&c->check_cron, zone(c), (time_t)g.last_check, &due) != CF_OK || due > now))
 		return CF_OK;
 	struct cf_check_opts o = { .subset_n = c->check_subset_n, .subset_m = c->check_subset_m,
 				   .subset_percent = c->check_subset_percent };
@@ -595,15 +709,19 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	struct cf_repo *repo = NULL;
 	char **paths = NULL;
 	size_t npaths = 0;
-	int rc;
+	int rc, lockfd = -1;
 
 	memset(job, 0, sizeof(*job));
 	memset(&snap, 0, sizeof(snap));
 	job->tick = tick;
 	job->snapshots = -1;
 	job->start_ns = cf_now_ns();
-	load_state(c);
 	cf_err_clear();
+	if ((rc = job_lock(c, &lockfd))) {
+		job_fail(job, rc, "job-lock");
+		goto done;
+	}
+	load_state(c);
 	cf_info("coffer agent: job started");
 
 	if (c->pre_command && (rc = run_hook(c, "COFFER_PRE_COMMAND", c->pre_command, NULL, NULL))) {
@@ -654,7 +772,8 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	o.npaths = npaths;
 	o.streams = src.streams;
 	o.nstreams = src.n;
-	o.host = c->host;
+	resolve_host(c);
+	o.host = g.host;
 	o.tags = (const char *const *)c->tags;
 	o.ntags = c->ntags;
 	o.excludes = (const char *const *)c->excludes;
@@ -706,6 +825,8 @@ done:
 	free(paths);
 	job->end_ns = cf_now_ns();
 	job->exit_code = exit_of(job->rc);
+	if (lockfd >= 0)
+		close(lockfd); /* after the report's figures are final; the state file is written by the caller */
 	return job->exit_code;
 }
 

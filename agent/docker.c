@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/util.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -206,4 +207,34 @@ void cf_docker_set_release(struct cf_docker_set *set)
 	free(set->ids);
 	free(set->names);
 	memset(set, 0, sizeof(*set));
+}
+
+int cf_docker_compose_name(const char *sock, const char *container, char *out, size_t n)
+{
+	struct cf_buf body = CF_BUF_INIT, path = CF_BUF_INIT;
+	long status = 0;
+	int r;
+
+	for (const char *p = container; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return CF_ENOENT; /* not a container name: nothing to ask */
+	if ((r = cf_buf_addf(&path, "/containers/%s/json", container)) != CF_OK ||
+	    (r = request(sock, "GET", (const char *)path.data, 5, &status, &body)) != CF_OK)
+		goto out;
+	r = CF_ENOENT;
+	if (status == 200) {
+		json_t *j = json_loadb((const char *)body.data, body.len, 0, NULL);
+		json_t *labels = json_object_get(json_object_get(j, "Config"), "Labels");
+		const char *proj = json_string_value(json_object_get(labels, "com.docker.compose.project"));
+		const char *svc = json_string_value(json_object_get(labels, "com.docker.compose.service"));
+		if (svc && *svc) {
+			snprintf(out, n, "%s%s%s", proj && *proj ? proj : "", proj && *proj ? "-" : "", svc);
+			r = CF_OK;
+		}
+		json_decref(j);
+	}
+out:
+	cf_buf_release(&path);
+	cf_buf_release(&body);
+	return r;
 }

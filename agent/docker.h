@@ -47,4 +47,11 @@ int cf_docker_start(const char *socket_path, const struct cf_docker_set *set);
 
 void cf_docker_set_release(struct cf_docker_set *set);
 
+/* The compose name of container (an id or name, e.g. this container's
+ * hostname): "PROJECT-SERVICE" from its com.docker.compose.project and
+ * com.docker.compose.service labels, into out (n bytes).  CF_OK; CF_ENOENT
+ * when the container has no such labels; CF_EIO when the engine cannot be
+ * asked (no message is meant for the user then: callers fall back). */
+int cf_docker_compose_name(const char *socket_path, const char *container, char *out, size_t n);
+
 #endif
