@@ -29,6 +29,20 @@
  *     them, and finishes the rest.  Blocks of zeros are not written (holes).
  *     Hard links are made after, then directory metadata (deepest first).
  *
+ * Names in the target may be swapped by whoever can write there while the
+ * restore runs (a fifo exchanged with a symlink or a hard link to a file
+ * outside).  So nothing is changed through a name that was not just made or
+ * checked: metadata of symlinks, fifos and devices goes through an
+ * O_PATH|O_NOFOLLOW descriptor of the node (the mode through its
+ * /proc/self/fd link), existing files are opened beneath the root through no
+ * symlink and only if still the inode planned (dev, ino, type), temporary
+ * files are made O_CREAT|O_EXCL|O_NOFOLLOW and reopened only through a
+ * checked O_PATH descriptor, hard links go to the checked inode of their
+ * partner, directories get their metadata only if still the one planned.  An
+ * entry that shares its inode with another name (more links than the
+ * snapshot's) is replaced, never changed; setuid/setgid bits go only to what
+ * restore wrote or made itself.
+ *
  * With `verify` every restored or kept file is read back and compared with
  * the snapshot's blob ids.  With `dry_run` nothing is changed: the actions
  * (create, replace, delete, keep, with sizes) are listed on opts.listing.
