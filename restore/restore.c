@@ -909,7 +909,9 @@ static bool keep_special(struct rctx *c, int dirfd, const struct cf_node *n, con
 	int pfd = openat(dirfd, n->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (pfd < 0)
 		return false;
-	if (fstat(pfd, &st) == 0 && special_same(pfd, n, &st) && st.st_nlink == 1 &&
+	/* (the link count first: a node shared with a name elsewhere is not
+	 * even read) */
+	if (fstat(pfd, &st) == 0 && st.st_nlink == 1 && special_same(pfd, n, &st) &&
 	    (!(n->mode & 06000) ||
 	     ((st.st_mode & 07777) == n->mode && st.st_uid == n->uid && st.st_gid == n->gid))) {
 		keep = true;
