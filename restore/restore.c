@@ -34,7 +34,9 @@
 #define FETCH_LOCAL 2  /* fetching threads: local reads in flight */
 #define FETCH_REMOTE 6 /* remote requests in flight (the S3 connections' default) */
 #define NSTRIPES 256   /* locks over files being written */
+#ifndef FD_CAP /* (a test build sets it lower: every blob reopens its file) */
 #define FD_CAP 256     /* files kept open between writes; beyond, reopened per blob */
+#endif
 #define BEHIND_FILES 128         /* written files waiting to leave the page cache */
 #define BEHIND_BYTES (64u << 20) /* and their bytes */
 /* a file this big leaves the page cache while it is written: a window
