@@ -1,7 +1,9 @@
 /*
  * check.c - verifying a repository.
  *
- * Structure (always): every index file opens and parses; every pack the
+ * Structure (always): every index file and snapshot is named by the hash of
+ * its stored bytes (doc/repo-format.md, "What check verifies about names");
+ * every index file opens and parses; every pack the
  * index names exists with exactly the size its entries imply; every snapshot
  * opens; every tree reachable from a snapshot opens and decodes; every blob a
  * tree references is in the index.  Data (--read-data): every pack is read
@@ -95,7 +97,49 @@ struct idxcheck {
 	const char *name;
 	const uint8_t *last;
 	struct packinfo *cur;
+	const uint8_t *missing;   /* the current pack, when the store lacks it */
+	uint32_t missing_entries, orphans; /* its entries; those with no copy elsewhere */
 };
+
+/* Some location of (type, id) other than pack not_in is in a pack the store
+ * has. */
+static bool copy_elsewhere(struct chk *k, int type, const uint8_t id[CF_ID_LEN],
+			   const uint8_t not_in[CF_ID_LEN])
+{
+	struct cf_ientry *m = cf_index_get(&k->r->idx, type, id), *e = m;
+	for (unsigned a = 0; e; e = cf_index_alt(&k->r->idx, m, a++)) {
+		const uint8_t *p = k->r->idx.packs[e->pack];
+		if (memcmp(p, not_in, CF_ID_LEN) && find_pack(k, p))
+			return true;
+	}
+	return false;
+}
+
+/* The entries of a missing pack are all read: an error, unless every blob
+ * it lists is in another pack the store has (an index file from before a
+ * prune, put back: stale, not damage). */
+static int missing_done(struct idxcheck *ic)
+{
+	char hex[CF_ID_HEX];
+	int rc = CF_OK;
+	if (!ic->missing)
+		return CF_OK;
+	cf_hex(ic->missing, CF_ID_LEN, hex);
+	if (!ic->orphans) {
+		cf_warn("warning: index %.16s is stale: it names pack %.16s, which is missing, but each of "
+			"the %u blobs it lists there is in another pack ('coffer prune' drops it)",
+			ic->name, hex, ic->missing_entries);
+	} else if (!cf_index_get(&ic->k->seen, 2, ic->missing)) {
+		struct cf_ientry mark = { .type = 2 };
+		memcpy(mark.id, ic->missing, CF_ID_LEN);
+		problem(ic->k, "pack %s is missing (index %.16s names it)", hex, ic->name);
+		rc = cf_index_put(&ic->k->seen, &mark);
+		if (!rc)
+			rc = mark_damaged(ic->k, ic->missing);
+	}
+	ic->missing = NULL;
+	return rc;
+}
 
 /* Sizes are summed per index file entry, not from the merged in-memory
  * index: two writers may store the same blob in two packs, and each pack
@@ -103,22 +147,15 @@ struct idxcheck {
 static int check_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_entry *e, void *ctx)
 {
 	struct idxcheck *ic = ctx;
+	int rc;
 	if (ic->last != packid) {
+		if ((rc = missing_done(ic)))
+			return rc;
 		ic->last = packid;
 		ic->cur = (struct packinfo *)find_pack(ic->k, packid);
 		if (!ic->cur) {
-			struct cf_ientry mark = { .type = 2 };
-			memcpy(mark.id, packid, CF_ID_LEN);
-			if (!cf_index_get(&ic->k->seen, 2, packid)) {
-				char hex[CF_ID_HEX];
-				cf_hex(packid, CF_ID_LEN, hex);
-				problem(ic->k, "pack %s is missing (index %.16s names it)", hex, ic->name);
-				int rc = cf_index_put(&ic->k->seen, &mark);
-				if (!rc)
-					rc = mark_damaged(ic->k, packid);
-				if (rc)
-					return rc;
-			}
+			ic->missing = packid;
+			ic->missing_entries = ic->orphans = 0;
 		} else if (ic->cur->indexed) {
 			/* the same pack in a second index file (e.g. after a re-run):
 			 * count it once */
@@ -126,6 +163,11 @@ static int check_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_ent
 		} else {
 			ic->cur->indexed = true;
 		}
+	}
+	if (ic->missing) {
+		ic->missing_entries++;
+		if (!copy_elsewhere(ic->k, e->type, e->id, packid))
+			ic->orphans++;
 	}
 	if (ic->cur) {
 		ic->cur->expect += e->length;
@@ -138,19 +180,19 @@ static int check_index_file(const char *name, uint64_t size, void *ctx)
 {
 	struct chk *k = ctx;
 	struct cf_buf b = CF_BUF_INIT;
-	char path[600];
 	(void)size;
-	snprintf(path, sizeof(path), "index/%s", name);
-	int rc = cf_repo_get_sealed(k->r, path, CF_OBJ_INDEX, &b);
+	int rc = cf_repo_get_named(k->r, "index", name, CF_OBJ_INDEX, &b);
 	if (!rc) {
-		struct idxcheck ic = { k, name, NULL, NULL };
+		struct idxcheck ic = { k, name, NULL, NULL, NULL, 0, 0 };
 		rc = cf_index_parse(name, b.data, b.len, check_entry, &ic);
+		if (!rc)
+			rc = missing_done(&ic);
 	}
 	cf_buf_release(&b);
 	if (rc == CF_ENOMEM)
 		return rc;
 	if (rc)
-		problem(k, "%s", cf_errmsg(rc));
+		problem(k, "index file %s: %s", name, cf_errmsg(rc));
 	return 0;
 }
 
@@ -312,12 +354,17 @@ struct dep {
 
 #define MAX_DEP_LINES 200
 
+/* Every location of the blob is in a damaged or missing pack (one good copy
+ * is enough: the readers try each). */
 static bool in_damaged(struct chk *k, int type, const uint8_t id[CF_ID_LEN], char phex[CF_ID_HEX])
 {
-	struct cf_ientry *e = cf_index_get(&k->r->idx, type, id);
-	if (!e || !cf_index_get(&k->damaged, 2, k->r->idx.packs[e->pack]))
+	struct cf_ientry *m = cf_index_get(&k->r->idx, type, id), *e = m;
+	if (!m)
 		return false;
-	cf_hex(k->r->idx.packs[e->pack], CF_ID_LEN, phex);
+	for (unsigned a = 0; e; e = cf_index_alt(&k->r->idx, m, a++))
+		if (!cf_index_get(&k->damaged, 2, k->r->idx.packs[e->pack]))
+			return false;
+	cf_hex(k->r->idx.packs[m->pack], CF_ID_LEN, phex);
 	return true;
 }
 

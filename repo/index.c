@@ -6,6 +6,12 @@
  * needed).  About 48 bytes per blob: a repository of 2 million 1 MiB blobs
  * (2 TiB) needs ~130 MiB at the 75% load factor.  Pack ids are stored once,
  * entries refer to them by number.
+ *
+ * A blob listed at more than one place (a replayed index file from before a
+ * prune, two writers that stored the same blob) keeps its first location in
+ * the main table and the others in a side table of the same shape, which
+ * holds only those extra locations (52 bytes each): readers try them in turn
+ * when the first fails, so one stale location cannot hide a good copy.
  */
 #include "repo_int.h"
 #include "../common/error.h"
@@ -17,6 +23,7 @@ void cf_index_release(struct cf_index *ix)
 {
 	free(ix->slots);
 	free(ix->packs);
+	free(ix->alt);
 	memset(ix, 0, sizeof(*ix));
 }
 
@@ -68,6 +75,75 @@ int cf_index_put(struct cf_index *ix, const struct cf_ientry *e)
 	insert_slot(ix->slots, ix->cap, e);
 	ix->n++;
 	return CF_OK;
+}
+
+static bool same_place(const struct cf_ientry *a, const struct cf_ientry *b)
+{
+	return a->pack == b->pack && a->offset == b->offset;
+}
+
+/* The k-th slot of the side table holding key (type, id), or NULL. */
+static struct cf_ientry *alt_find(struct cf_index *ix, int type, const uint8_t *id, unsigned k)
+{
+	if (!ix->altcap)
+		return NULL;
+	for (size_t i = slot_of(id, ix->altcap);; i = (i + 1) & (ix->altcap - 1)) {
+		struct cf_ientry *e = &ix->alt[i];
+		if (!e->used)
+			return NULL;
+		if (e->type == type && memcmp(e->id, id, CF_ID_LEN) == 0 && k-- == 0)
+			return e;
+	}
+}
+
+int cf_index_put_loc(struct cf_index *ix, const struct cf_ientry *e)
+{
+	struct cf_ientry *m = cf_index_get(ix, e->type, e->id);
+	if (!m)
+		return cf_index_put(ix, e);
+	if (same_place(m, e) || m->nalt >= CF_INDEX_MAX_ALT)
+		return CF_OK;
+	for (unsigned k = 0; k < m->nalt; k++)
+		if (same_place(alt_find(ix, e->type, e->id, k), e))
+			return CF_OK;
+	if ((ix->naltn + 1) * 4 > ix->altcap * 3) {
+		size_t cap = ix->altcap ? ix->altcap * 2 : 64;
+		struct cf_ientry *s = calloc(cap, sizeof(*s));
+		if (!s)
+			return cf_err(CF_ENOMEM, "out of memory growing the index's side table to %zu entries", cap);
+		/* the order of one key's alternates may change here: callers
+		 * never keep a number k across an insert */
+		for (size_t i = 0; i < ix->altcap; i++)
+			if (ix->alt[i].used)
+				insert_slot(s, cap, &ix->alt[i]);
+		free(ix->alt);
+		ix->alt = s;
+		ix->altcap = cap;
+	}
+	insert_slot(ix->alt, ix->altcap, e);
+	ix->naltn++;
+	m->nalt++;
+	return CF_OK;
+}
+
+struct cf_ientry *cf_index_alt(struct cf_index *ix, const struct cf_ientry *e, unsigned k)
+{
+	if (k >= e->nalt)
+		return NULL;
+	return alt_find(ix, e->type, e->id, k);
+}
+
+void cf_index_alt_swap(struct cf_index *ix, struct cf_ientry *e, unsigned k)
+{
+	struct cf_ientry *a = cf_index_alt(ix, e, k);
+	if (!a)
+		return;
+	uint32_t pack = a->pack, offset = a->offset, length = a->length, rawlen = a->rawlen;
+	uint8_t flags = a->flags;
+	a->pack = e->pack, a->offset = e->offset, a->length = e->length, a->rawlen = e->rawlen;
+	a->flags = e->flags;
+	e->pack = pack, e->offset = offset, e->length = length, e->rawlen = rawlen;
+	e->flags = flags;
 }
 
 int cf_index_add_pack(struct cf_index *ix, const uint8_t id[CF_ID_LEN], uint32_t *num)

@@ -148,14 +148,25 @@ bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN])
 
 int cf_repo_lookup(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_blob_loc *loc)
 {
+	return cf_repo_lookup_nth(r, type, id, 0, loc);
+}
+
+int cf_repo_lookup_nth(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], unsigned k,
+		       struct cf_blob_loc *loc)
+{
 	int rc = CF_OK;
 	char hex[CF_ID_HEX];
 	pthread_mutex_lock(&r->mu);
 	struct cf_ientry *e = cf_index_get(&r->idx, type, id);
+	if (e && k && !(e->flags & PENDING))
+		e = cf_index_alt(&r->idx, e, k - 1);
+	else if (k)
+		e = NULL;
 	if (!e || (e->flags & PENDING)) {
 		cf_hex(id, CF_ID_LEN, hex);
-		rc = cf_err(CF_ENOENT, "%s blob %s is not in the index",
-			    type == CF_BLOB_TREE ? "tree" : "data", hex);
+		rc = k ? CF_ENOENT
+		       : cf_err(CF_ENOENT, "%s blob %s is not in the index",
+				type == CF_BLOB_TREE ? "tree" : "data", hex);
 	} else {
 		memcpy(loc->pack, r->idx.packs[e->pack], CF_ID_LEN);
 		loc->offset = e->offset;
@@ -784,7 +795,7 @@ static int merge_entry(const uint8_t packid[CF_ID_LEN], const struct cf_pack_ent
 	struct cf_ientry e = { .pack = m->num, .offset = pe->offset, .length = pe->length,
 			       .rawlen = pe->rawlen, .type = pe->type, .flags = pe->flags };
 	memcpy(e.id, pe->id, CF_ID_LEN);
-	return cf_index_put(&m->r->idx, &e);
+	return cf_index_put_loc(&m->r->idx, &e);
 }
 
 /* Parse a decoded index file and merge it. */
@@ -803,27 +814,96 @@ static int load_one_index(const char *name, uint64_t size, void *ctx)
 {
 	struct idxload *il = ctx;
 	struct cf_buf b = CF_BUF_INIT;
-	char path[600];
 	(void)size;
-	snprintf(path, sizeof(path), "index/%s", name);
-	int rc = cf_repo_get_sealed(il->r, path, CF_OBJ_INDEX, &b);
+	/* an index file is named by the hash of its bytes: one stored under
+	 * another's name (swapped, replayed over it) is not used */
+	int rc = cf_repo_get_named(il->r, "index", name, CF_OBJ_INDEX, &b);
 	if (!rc)
 		rc = index_merge(il->r, name, b.data, b.len);
 	cf_buf_release(&b);
-	if (rc == CF_ECORRUPT) {
-		/* one damaged index must not make the rest unreadable: its packs
-		 * are still there for check to name */
-		cf_warn("warning: %s", cf_errmsg(rc));
+	if (rc && rc != CF_ENOMEM && rc != CF_EINTR) {
+		/* one damaged or unreadable index must not make the rest
+		 * unreadable: what only it knows then fails by name (blob, file),
+		 * its packs are still there for check to name.  A half-merged
+		 * file leaves only correct locations behind (each entry is
+		 * authenticated with the file), so nothing needs undoing. */
+		cf_warn("warning: index file %s skipped: %s", name, cf_errmsg(rc));
+		cf_err_clear();
 		il->bad++;
 		return 0;
 	}
 	return rc;
 }
 
+struct packlist {
+	uint8_t (*id)[CF_ID_LEN];
+	size_t n, cap;
+};
+
+static int list_pack_id(const char *name, uint64_t size, void *ctx)
+{
+	struct packlist *pl = ctx;
+	(void)size;
+	if (pl->n == pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 1024;
+		void *p = realloc(pl->id, cap * CF_ID_LEN);
+		if (!p)
+			return cf_err(CF_ENOMEM, "out of memory");
+		pl->id = p;
+		pl->cap = cap;
+	}
+	if (!cf_unhex(name, pl->id[pl->n], CF_ID_LEN))
+		pl->n++;
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, CF_ID_LEN);
+}
+
+static bool pack_listed(const struct packlist *pl, const uint8_t id[CF_ID_LEN])
+{
+	return pl->n && bsearch(id, pl->id, pl->n, CF_ID_LEN, cmp_id);
+}
+
+/* Blobs listed at several places: make a location whose pack the store has
+ * the main one, so that a replayed index from before a prune (naming packs
+ * prune deleted) costs no failed read and every planner (restore, prune)
+ * sees the copy that is there.  One listing of data/, only when some blob
+ * has more than one location. */
+static int prefer_existing_packs(struct cf_repo *r)
+{
+	struct packlist pl = { NULL, 0, 0 };
+	int rc;
+	if ((rc = cf_be_list(r->be, "data", list_pack_id, &pl)))
+		goto out;
+	if (pl.n)
+		qsort(pl.id, pl.n, CF_ID_LEN, cmp_id);
+	for (size_t i = 0; i < r->idx.cap; i++) {
+		struct cf_ientry *e = &r->idx.slots[i];
+		if (!e->used || !e->nalt || pack_listed(&pl, r->idx.packs[e->pack]))
+			continue;
+		for (unsigned k = 0; k < e->nalt; k++) {
+			struct cf_ientry *a = cf_index_alt(&r->idx, e, k);
+			if (a && pack_listed(&pl, r->idx.packs[a->pack])) {
+				cf_index_alt_swap(&r->idx, e, k);
+				break;
+			}
+		}
+	}
+out:
+	free(pl.id);
+	return rc;
+}
+
 int cf_repo_load_index(struct cf_repo *r)
 {
 	struct idxload il = { r, 0 };
-	return cf_be_list(r->be, "index", load_one_index, &il);
+	int rc = cf_be_list(r->be, "index", load_one_index, &il);
+	if (!rc && r->idx.naltn)
+		rc = prefer_existing_packs(r);
+	return rc;
 }
 
 /* ---- reading blobs ---- */
@@ -893,26 +973,78 @@ out:
 	return rc;
 }
 
-int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
+static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, struct cf_buf *sealed);
+
+/* Read and open the blob at loc (a ranged read, or from the tree-pack cache
+ * for a tree of a remote store). */
+static int load_at(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
+		   const struct cf_blob_loc *loc, struct cf_buf *sealed, struct cf_buf *out)
+{
+	char hex[CF_ID_HEX], path[128];
+	int rc;
+	if (type == CF_BLOB_TREE && cf_be_remote(r->be)) {
+		pthread_mutex_lock(&r->tc_mu);
+		rc = tree_cache_cut(r, loc, sealed);
+		pthread_mutex_unlock(&r->tc_mu);
+	} else {
+		cf_hex(loc->pack, CF_ID_LEN, hex);
+		cf_backend_pack_path(hex, path, sizeof(path));
+		if ((rc = cf_be_get_range(r->be, path, loc->offset, loc->length, sealed)) == CF_ENOENT)
+			rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
+	}
+	if (!rc)
+		rc = cf_repo_open_blob(r, type, id, loc, sealed->data, out);
+	return rc;
+}
+
+/* Try every location of the blob, the main one first, skipping those in
+ * pack skip (NULL: none), until one opens.  All failing: the first
+ * location's error, saying how many were tried. */
+int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
+			     const uint8_t *skip, struct cf_buf *out)
 {
 	struct cf_blob_loc loc;
 	struct cf_buf sealed = CF_BUF_INIT;
-	char hex[CF_ID_HEX], path[128];
-	int rc;
+	char first[512] = "", hex[CF_ID_HEX];
+	int rc = CF_OK, first_rc = CF_OK;
+	unsigned tried = 0, k;
 
-	if ((rc = cf_repo_lookup(r, type, id, &loc)))
-		return rc;
-	cf_hex(loc.pack, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_get_range(r->be, path, loc.offset, loc.length, &sealed))) {
-		if (rc == CF_ENOENT)
-			rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
-		goto out;
+	for (k = 0;; k++) {
+		if ((rc = cf_repo_lookup_nth(r, type, id, k, &loc))) {
+			if (k == 0)
+				goto out; /* not in the index: its message stands */
+			break;
+		}
+		if (skip && !memcmp(loc.pack, skip, CF_ID_LEN))
+			continue;
+		tried++;
+		if (!(rc = load_at(r, type, id, &loc, &sealed, out)))
+			goto out;
+		if (rc == CF_ENOMEM || rc == CF_EINTR)
+			goto out;
+		if (!first_rc) {
+			first_rc = rc;
+			snprintf(first, sizeof(first), "%s", cf_errmsg(rc));
+		}
+		cf_err_clear();
 	}
-	rc = cf_repo_open_blob(r, type, id, &loc, sealed.data, out);
+	cf_hex(id, CF_ID_LEN, hex);
+	if (!tried)
+		rc = cf_err(CF_ECORRUPT, "%s blob %.16s: no other copy in the index",
+			    type == CF_BLOB_TREE ? "tree" : "data", hex);
+	else if (tried == 1)
+		rc = cf_err(first_rc, "%s", first);
+	else
+		rc = cf_err(first_rc, "%s (and the %u other copies of blob %.16s failed too)", first,
+			    tried - 1, hex);
 out:
 	cf_buf_release(&sealed);
 	return rc;
+}
+
+int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
+{
+	return cf_repo_load_blob_except(r, type, id, NULL, out);
 }
 
 int cf_pack_header_parse(const uint8_t *plain, size_t plen, size_t body,
@@ -1060,21 +1192,8 @@ static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, stru
 
 static int load_tree_blob(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
 {
-	struct cf_blob_loc loc;
-	struct cf_buf sealed = CF_BUF_INIT;
-	int rc;
-
-	if (!cf_be_remote(r->be))
-		return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
-	if ((rc = cf_repo_lookup(r, CF_BLOB_TREE, id, &loc)))
-		return rc;
-	pthread_mutex_lock(&r->tc_mu);
-	rc = tree_cache_cut(r, &loc, &sealed);
-	pthread_mutex_unlock(&r->tc_mu);
-	if (!rc)
-		rc = cf_repo_open_blob(r, CF_BLOB_TREE, id, &loc, sealed.data, out);
-	cf_buf_release(&sealed);
-	return rc;
+	/* load_at takes a remote store's trees from the tree-pack cache */
+	return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
 }
 
 unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r)

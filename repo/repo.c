@@ -114,13 +114,25 @@ out:
 	return rc;
 }
 
-int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_buf *out)
+static int get_sealed(struct cf_repo *r, const char *path, const uint8_t *want, int type,
+		      struct cf_buf *out)
 {
 	struct cf_buf sealed = CF_BUF_INIT;
 	int rc;
 
 	if ((rc = cf_be_get(r->be, path, &sealed)))
 		goto out;
+	if (want) {
+		uint8_t h[CF_ID_LEN];
+		char hex[CF_ID_HEX];
+		cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h);
+		if (memcmp(h, want, CF_ID_LEN)) {
+			cf_hex(h, CF_ID_LEN, hex);
+			rc = cf_err(CF_ECORRUPT, "%s does not match its name: its content hashes to %.16s "
+				    "(another object stored under this name?)", path, hex);
+			goto out;
+		}
+	}
 	if (sealed.len < CF_SEAL_OVERHEAD) {
 		rc = cf_err(CF_ECORRUPT, "%s is damaged: %zu bytes is too short", path, sealed.len);
 		goto out;
@@ -137,6 +149,21 @@ int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_
 out:
 	cf_buf_release(&sealed);
 	return rc;
+}
+
+int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_buf *out)
+{
+	return get_sealed(r, path, NULL, type, out);
+}
+
+int cf_repo_get_named(struct cf_repo *r, const char *dir, const char *name, int type, struct cf_buf *out)
+{
+	uint8_t want[CF_ID_LEN];
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (strlen(name) != CF_ID_HEX - 1 || cf_unhex(name, want, CF_ID_LEN))
+		return cf_err(CF_ECORRUPT, "%s is not named by a content hash", path);
+	return get_sealed(r, path, want, type, out);
 }
 
 /* ---- config ---- */
@@ -434,8 +461,16 @@ static int collect_key(const char *name, uint64_t size, void *ctx)
 	ki->current = strcmp(name, kl->r->keyname) == 0;
 	snprintf(path, sizeof(path), "keys/%s", name);
 	int rc = cf_be_get(kl->r->be, path, &kf);
-	if (rc == CF_OK)
+	if (rc == CF_OK) {
+		/* a key file is named by the hash of its bytes: one moved under
+		 * another's name would be listed, and removed, as the other */
+		uint8_t h[CF_ID_LEN], want[CF_ID_LEN];
+		cf_hash_with(cf_repo_name_alg(kl->r), kf.data, kf.len, h);
+		if (cf_unhex(name, want, CF_ID_LEN) || memcmp(h, want, CF_ID_LEN))
+			cf_warn("warning: key file %s does not match its name (another key file stored "
+				"under this name?)", name);
 		rc = cf_keyfile_info(kf.data, kf.len, &ki->host, &ki->user, &ki->created);
+	}
 	cf_buf_release(&kf);
 	if (rc)
 		cf_warn("warning: key file %s: %s", name, cf_errmsg(rc));

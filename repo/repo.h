@@ -150,8 +150,14 @@ int cf_repo_seal_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf
 int cf_repo_open_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out);
 
 /* Read a blob into out (replaced).  CF_ENOENT if no index names it;
- * CF_ECORRUPT naming the pack if it fails to open. */
+ * CF_ECORRUPT naming the pack if it fails to open.  A blob that index files
+ * list at several places is tried at each (the one in a pack the store has
+ * first) before this gives up. */
 int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out);
+/* The same, skipping the locations in pack skip (a caller that already
+ * failed to read it there): CF_ECORRUPT when the blob has no other. */
+int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
+			     const uint8_t *skip, struct cf_buf *out);
 
 /* Where a blob is (for restore planning).  CF_ENOENT if unknown. */
 struct cf_blob_loc {
@@ -160,6 +166,10 @@ struct cf_blob_loc {
 	uint8_t flags;
 };
 int cf_repo_lookup(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_blob_loc *loc);
+/* Location k of a blob: 0 is cf_repo_lookup's, 1.. the other places index
+ * files list it at; CF_ENOENT (no message for k > 0) past the last. */
+int cf_repo_lookup_nth(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], unsigned k,
+		       struct cf_blob_loc *loc);
 
 /* Open one sealed blob already fetched (length loc->length) into out. */
 int cf_repo_open_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],

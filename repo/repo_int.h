@@ -13,13 +13,24 @@ struct cf_ientry {
 	uint32_t pack;    /* index into idx.packs */
 	uint32_t offset, length, rawlen;
 	uint8_t type, flags, used;
+	uint8_t nalt;     /* other locations of this blob in idx.alt (cf_index_put_loc) */
 };
+
+/* At most this many other locations are kept per blob (a blob listed by many
+ * index files at different places: a replayed index, concurrent writers). */
+#define CF_INDEX_MAX_ALT 8
 
 struct cf_index {
 	struct cf_ientry *slots;
 	size_t cap, n;             /* cap is a power of two */
 	uint8_t (*packs)[CF_ID_LEN];
 	size_t npacks, packcap;
+	/* Side table of the other locations of blobs that have more than one
+	 * (open addressing like slots, one slot per extra location, several
+	 * slots per key): empty, and costing nothing, unless some blob is
+	 * listed at two places. */
+	struct cf_ientry *alt;
+	size_t altcap, naltn;
 };
 
 void cf_index_release(struct cf_index *ix);
@@ -27,6 +38,16 @@ void cf_index_release(struct cf_index *ix);
 struct cf_ientry *cf_index_get(struct cf_index *ix, int type, const uint8_t id[CF_ID_LEN]);
 /* Insert (or keep the existing entry).  CF_OK, CF_ENOMEM. */
 int cf_index_put(struct cf_index *ix, const struct cf_ientry *e);
+/* Insert a location read from an index file: a new key as cf_index_put; a
+ * key already present at another (pack, offset) is kept as an alternate
+ * location (up to CF_INDEX_MAX_ALT), the same place again is ignored.
+ * CF_OK, CF_ENOMEM. */
+int cf_index_put_loc(struct cf_index *ix, const struct cf_ientry *e);
+/* The k-th (0-based) other location of the blob whose main entry is e, or
+ * NULL when it has no more. */
+struct cf_ientry *cf_index_alt(struct cf_index *ix, const struct cf_ientry *e, unsigned k);
+/* Swap e's main location with its k-th other one. */
+void cf_index_alt_swap(struct cf_index *ix, struct cf_ientry *e, unsigned k);
 /* Register a pack id, returning its number (dedups the same id). */
 int cf_index_add_pack(struct cf_index *ix, const uint8_t id[CF_ID_LEN], uint32_t *num);
 
@@ -138,6 +159,11 @@ int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void 
 		       char hex[CF_ID_HEX], uint8_t id[CF_ID_LEN]);
 /* Get dir/name and unseal (type, AD NULL) into out. */
 int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_buf *out);
+/* The same for an object named by the hash of its stored bytes (index files,
+ * snapshots): the bytes fetched must hash (cf_repo_name_alg) to name, so
+ * an object stored or moved under another's name is refused, CF_ECORRUPT
+ * naming dir/name and what its content hashes to. */
+int cf_repo_get_named(struct cf_repo *r, const char *dir, const char *name, int type, struct cf_buf *out);
 
 void cf_repo_lock_release(struct cf_repo *r);
 /* Stop the uploader threads (after waiting for queued packs). */

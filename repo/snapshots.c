@@ -26,7 +26,6 @@ static int load_snap(const char *name, uint64_t size, void *ctx)
 {
 	struct snaplist *sl = ctx;
 	struct cf_buf b = CF_BUF_INIT;
-	char path[600];
 	uint8_t id[CF_ID_LEN];
 	int rc;
 
@@ -41,15 +40,17 @@ static int load_snap(const char *name, uint64_t size, void *ctx)
 		sl->s = p;
 		sl->cap = cap;
 	}
-	snprintf(path, sizeof(path), "snapshots/%s", name);
 	struct cf_snapshot *s = &sl->s[sl->n];
 	memset(s, 0, sizeof(*s));
-	rc = cf_repo_get_sealed(sl->r, path, CF_OBJ_SNAPSHOT, &b);
+	/* the id is the name, so the name must be the content's hash: a
+	 * snapshot moved under another's name would otherwise be listed and
+	 * restored as that one */
+	rc = cf_repo_get_named(sl->r, "snapshots", name, CF_OBJ_SNAPSHOT, &b);
 	if (!rc && (rc = cf_snapshot_decode(b.data, b.len, s)))
 		rc = cf_err_prefix(rc, "snapshot %.8s", name);
 	cf_buf_release(&b);
 	if (rc == CF_ECORRUPT || rc == CF_ENOENT) {
-		cf_warn("warning: %s", cf_errmsg(rc));
+		cf_warn("warning: snapshot %s not used: %s", name, cf_errmsg(rc));
 		sl->bad++;
 		return 0;
 	}
