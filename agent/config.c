@@ -3,6 +3,7 @@
  */
 #include "agent/config.h"
 #include "agent/dburl.h"
+#include "agent/sources.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -857,6 +858,48 @@ static int check_unknown_env(void)
 	return CF_OK;
 }
 
+/* A COFFER_SQLITE copy or a COFFER_STDIN_COMMANDS file that the job's walk
+ * would drop (COFFER_EXCLUDES matching it, a command's file inside a walked
+ * volume) is refused at start, not lost at every job (agent/sources.h). */
+static int check_dumps(const struct cf_agent_config *c)
+{
+	const char *const *ex = (const char *const *)c->excludes;
+	char label[4200];
+	int r = CF_OK;
+	for (size_t i = 0; i < c->nsqlite && !r; i++) {
+		snprintf(label, sizeof(label), "COFFER_SQLITE %s", c->sqlite[i]);
+		r = cf_sources_check_dump(label, c->sqlite[i], (const char *const *)c->paths, c->npaths,
+					  ex, c->nexcludes);
+	}
+	for (size_t i = 0; i < c->nstdin_cmds && !r; i++) {
+		const char *f = c->stdin_cmds[i].path + strspn(c->stdin_cmds[i].path, "/");
+		snprintf(label, sizeof(label), "COFFER_STDIN_COMMANDS' %s", c->stdin_cmds[i].path);
+		if (!*f)
+			continue;
+		if (c->npaths) {
+			r = cf_sources_check_dump(label, f, (const char *const *)c->paths, c->npaths, ex,
+						  c->nexcludes);
+			continue;
+		}
+		/* no COFFER_BACKUP_PATHS: every directory under the root is walked,
+		 * so a file two levels below it lies inside one of them */
+		char vol[4200];
+		const char *root = c->backup_root ? c->backup_root + strspn(c->backup_root, "/") : "";
+		size_t rl = strlen(root);
+		while (rl && root[rl - 1] == '/')
+			rl--;
+		const char *walked[1] = { vol };
+		size_t nw = 0;
+		if (rl && !strncmp(f, root, rl) && f[rl] == '/' && strchr(f + rl + 1, '/')) {
+			snprintf(vol, sizeof(vol), "/%.*s/%.*s", (int)rl, root,
+				 (int)strcspn(f + rl + 1, "/"), f + rl + 1);
+			nw = 1;
+		}
+		r = cf_sources_check_dump(label, f, walked, nw, ex, c->nexcludes);
+	}
+	return r;
+}
+
 static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bool schedule_only)
 {
 	struct kv kv = { 0 };
@@ -922,6 +965,8 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 		r = cf_err(CF_EINVAL, "COFFER_WEBHOOK_SECRET is set but COFFER_WEBHOOK_URL is not");
 		goto out;
 	}
+	if ((r = check_dumps(c)))
+		goto out;
 out:
 	kv_free(&kv);
 	if (r) {

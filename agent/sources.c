@@ -7,6 +7,7 @@
 #include "../common/util.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -286,6 +287,86 @@ int cf_sources_add_command(struct cf_sources *s, const char *command, const char
 	}
 	if ((rc = add_item(s, &it, produce_command, 0600, NULL)))
 		item_release(&it);
+	return rc;
+}
+
+/* "/a/b" for "a//b/", made absolute against the working directory the way
+ * the backup makes its paths absolute (no symlinks resolved) */
+static char *abs_clean(const char *p, bool rel_is_root)
+{
+	char cwd[4096], *out = NULL;
+	if (p[0] == '/' || rel_is_root) {
+		if (asprintf(&out, "/%s", p) < 0)
+			return NULL;
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, p) < 0)
+			return NULL;
+	}
+	char *r = out, *w = out;
+	while (*r) {
+		if (r[0] == '/' && (r[1] == '/' || (r[1] == '.' && (r[2] == '/' || !r[2])))) {
+			r += r[1] == '/' ? 1 : 2;
+			continue;
+		}
+		*w++ = *r++;
+	}
+	*w = 0;
+	size_t len = strlen(out);
+	while (len > 1 && out[len - 1] == '/')
+		out[--len] = 0;
+	return out;
+}
+
+int cf_sources_check_dump(const char *label, const char *path, const char *const *walked,
+			  size_t nwalked, const char *const *excludes, size_t nexcludes)
+{
+	/* a dump's path is absolute (SQLite) or relative to the snapshot's
+	 * root (commands, MariaDB): both hang under "/" in the snapshot */
+	char *full = abs_clean(path, true);
+	int rc = CF_OK;
+	if (!full)
+		return cf_err(CF_ENOMEM, "out of memory");
+	/* every prefix: "/data", "/data/app.db" (the walker matches an entry's
+	 * whole path and its name; a directory left out takes the dump along) */
+	for (char *e = full + 1; !rc; e++) {
+		if (*e != '/' && *e)
+			continue;
+		char save = *e;
+		*e = 0;
+		const char *name = strrchr(full, '/') + 1;
+		for (size_t i = 0; i < nexcludes && !rc; i++)
+			if (fnmatch(excludes[i], full, 0) == 0 || fnmatch(excludes[i], name, 0) == 0)
+				rc = cf_err(CF_EINVAL, "--exclude '%s' matches %s, which holds %s: a database or "
+					    "command dump is never excluded; narrow the pattern or drop the "
+					    "source", excludes[i], full, label);
+		*e = save;
+		if (!save)
+			break;
+	}
+	for (size_t i = 0; i < nwalked && !rc && path[0] != '/'; i++) {
+		char *w = abs_clean(walked[i], false);
+		if (!w) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			break;
+		}
+		size_t l = strlen(w);
+		if (!strcmp(w, "/") || (!strncmp(full, w, l) && full[l] == '/'))
+			rc = cf_err(CF_EINVAL, "%s would be stored as %s, inside the backed-up directory %s, "
+				    "whose walk would leave it out: store it under a name outside the "
+				    "backed-up paths", label, full, w);
+		free(w);
+	}
+	free(full);
+	return rc;
+}
+
+int cf_sources_check(const struct cf_sources *s, const char *const *walked, size_t nwalked,
+		     const char *const *excludes, size_t nexcludes)
+{
+	int rc = CF_OK;
+	for (size_t i = 0; i < s->n && !rc; i++)
+		rc = cf_sources_check_dump(s->items[i].label, s->items[i].path, walked, nwalked,
+					   excludes, nexcludes);
 	return rc;
 }
 

@@ -51,6 +51,25 @@ int cf_sources_add_sqlite(struct cf_sources *s, const char *path, const char *tm
 /* Add a command run with /bin/sh -c whose stdout is stored as filename. */
 int cf_sources_add_command(struct cf_sources *s, const char *command, const char *filename);
 
+/* Would the backup drop the dump stored at snapshot path `path` (label
+ * names it for the user: "--sqlite /data/app.db")?  The walk of a backed-up
+ * directory applies the --exclude patterns to every entry, the SQLite copy
+ * that stands in for a live database file included, and it stores only
+ * absolute dump paths in place of a walked entry.  So this refuses
+ * (CF_EINVAL, one line naming the pattern and the dump):
+ *  - an exclude pattern that matches the dump's path or a directory above
+ *    it (as the walker matches: the whole absolute path, or one name);
+ *  - a relative dump path (a command's or MariaDB's file) that lies inside a
+ *    walked path, where the walk would leave it out.
+ * walked: the backup's paths (absolute, or relative to the working
+ * directory).  CF_OK when neither applies. */
+int cf_sources_check_dump(const char *label, const char *path, const char *const *walked,
+			  size_t nwalked, const char *const *excludes, size_t nexcludes);
+
+/* cf_sources_check_dump() for every source added to s. */
+int cf_sources_check(const struct cf_sources *s, const char *const *walked, size_t nwalked,
+		     const char *const *excludes, size_t nexcludes);
+
 /* Close connections, remove temporary copies, free everything. */
 void cf_sources_release(struct cf_sources *s);
 

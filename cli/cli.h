@@ -33,7 +33,9 @@ struct cli {
 	const char *mariadb[MAXV]; size_t nmariadb;
 	bool mariadb_lock;
 	const char *sqlite[MAXV]; size_t nsqlite;
-	const char *stdin_command, *stdin_filename;
+	/* --stdin-from-command / --stdin-filename: the i-th of each make a pair */
+	const char *stdin_commands[MAXV]; size_t nstdin_commands;
+	const char *stdin_filenames[MAXV]; size_t nstdin_filenames;
 	const char *databases[MAXV]; size_t ndatabases;
 	const char *renames[MAXV]; size_t nrenames;
 	/* filters (snapshot selection) */

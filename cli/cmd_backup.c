@@ -8,6 +8,7 @@
 #include "../common/error.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,15 @@ int cmd_backup(struct cli *c)
 
 	memset(&snap, 0, sizeof(snap));
 	memset(&o, 0, sizeof(o));
-	if (c->nargs < 1 && !c->nmariadb && !c->nsqlite && !c->stdin_command)
+	if (c->nargs < 1 && !c->nmariadb && !c->nsqlite && !c->nstdin_commands)
 		return fail(cf_err(CF_EINVAL, "backup: give at least one path (or --mariadb, --sqlite, "
 				   "--stdin-from-command) to back up"));
-	if (c->stdin_filename && !c->stdin_command)
-		return fail(cf_err(CF_EINVAL, "--stdin-filename needs --stdin-from-command"));
+	/* pairs in the order given: the i-th command's output is stored as the
+	 * i-th name; a name or a command without its partner is refused */
+	if (c->nstdin_filenames != c->nstdin_commands)
+		return fail(cf_err(CF_EINVAL, "backup: %zu --stdin-from-command and %zu --stdin-filename: "
+				   "give each command its own --stdin-filename NAME",
+				   c->nstdin_commands, c->nstdin_filenames));
 	o.paths = (const char *const *)c->args;
 	o.npaths = (size_t)c->nargs;
 	o.host = c->host;
@@ -82,6 +87,24 @@ int cmd_backup(struct cli *c)
 	for (size_t i = 0; i < o.npaths && !c->parse_only; i++)
 		if (access(o.paths[i], F_OK) != 0)
 			return fail(cf_err(CF_EINVAL, "backup: %s does not exist", o.paths[i]));
+	/* a dump the walk would drop (an --exclude matching it, a command's
+	 * file inside a walked directory) is refused before anything runs;
+	 * MariaDB's names are known once connected (checked again below) */
+	for (size_t i = 0; i < c->nsqlite; i++) {
+		char abs[PATH_MAX], label[PATH_MAX + 16];
+		if (!realpath(c->sqlite[i], abs))
+			continue; /* named by cf_sources_add_sqlite */
+		snprintf(label, sizeof(label), "--sqlite %s", c->sqlite[i]);
+		if ((rc = cf_sources_check_dump(label, abs, o.paths, o.npaths, o.excludes, o.nexcludes)))
+			return fail(rc);
+	}
+	for (size_t i = 0; i < c->nstdin_commands; i++) {
+		const char *f = c->stdin_filenames[i] + strspn(c->stdin_filenames[i], "/");
+		char label[512];
+		snprintf(label, sizeof(label), "--stdin-filename %s", c->stdin_filenames[i]);
+		if (*f && (rc = cf_sources_check_dump(label, f, o.paths, o.npaths, o.excludes, o.nexcludes)))
+			return fail(rc);
+	}
 	c->lock_needed = true; /* writes: --no-lock does not apply */
 	if ((rc = open_repo(c, &r, 1, true)))
 		return fail(rc);
@@ -92,8 +115,10 @@ int cmd_backup(struct cli *c)
 		rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock);
 	for (size_t i = 0; i < c->nsqlite && !rc; i++)
 		rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL);
-	if (!rc && c->stdin_command)
-		rc = cf_sources_add_command(&src, c->stdin_command, c->stdin_filename);
+	for (size_t i = 0; i < c->nstdin_commands && !rc; i++)
+		rc = cf_sources_add_command(&src, c->stdin_commands[i], c->stdin_filenames[i]);
+	if (!rc)
+		rc = cf_sources_check(&src, o.paths, o.npaths, o.excludes, o.nexcludes);
 	if (rc) {
 		cf_sources_release(&src);
 		cf_repo_free(r);

@@ -56,6 +56,33 @@ static int parse_maps(struct cli *c, struct cf_restore_map *maps)
 	return CF_OK;
 }
 
+/* Every --include must name something the snapshot has: a typo would
+ * otherwise restore nothing and exit 0.  Looked up before anything is
+ * written (the --path-map sources are checked likewise by cf_restore_run's
+ * setup, also before anything is made). */
+static int check_includes(struct cli *c, struct cf_repo *r, const struct cf_snapshot *s)
+{
+	for (size_t i = 0; i < c->nincludes; i++) {
+		const char *p = c->includes[i];
+		struct cf_node n;
+		if (p[0] != '/')
+			return cf_err(CF_EINVAL, "--include %s: give an absolute snapshot path", p);
+		if (!p[strspn(p, "/")])
+			continue; /* "/": everything */
+		int rc = cf_restore_find(r, s, p, &n);
+		if (rc == CF_ENOENT) {
+			char hex[CF_ID_HEX];
+			cf_hex(s->id, CF_ID_LEN, hex);
+			return cf_err(CF_ENOENT, "--include %s matches nothing in snapshot %.8s; nothing was "
+				      "restored (see 'coffer ls %.8s')", p, hex, hex);
+		}
+		if (rc)
+			return rc;
+		cf_node_release(&n);
+	}
+	return CF_OK;
+}
+
 static void print_summary(struct cli *c, const struct cf_snapshot *s, const struct cf_restore_stats *st)
 {
 	char hex[CF_ID_HEX], w[32], k[32], d[32];
@@ -133,6 +160,8 @@ int cmd_restore(struct cli *c)
 	if ((rc = open_repo(c, &r, 1, true)))
 		goto out;
 	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
+		goto out;
+	if ((rc = check_includes(c, r, &s)))
 		goto out;
 	rc = cf_restore_run(r, &s, &o, &st);
 	if (!c->quiet && (rc == CF_OK || rc == CF_EPARTIAL))

@@ -237,6 +237,226 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* ---------- which command takes which option ----------
+ *
+ * One getopt table parses every command line, so each command lists the
+ * options it reads: any other one (besides the global ones) is refused
+ * before anything runs, naming the option and the command.  An option that
+ * is accepted and then ignored is a slip answered with exit 0 ("snapshots
+ * --keep-daily 3" forgets nothing; "backup --dry-run" wrote a snapshot). */
+
+/* taken by every command: where the repository is and how to reach it,
+ * how much to say */
+static const char global_opts[] =
+	" repo password-file json verbose quiet retry-lock cacert s3-connections"
+	" s3-sign-payload no-lock help version ";
+
+#define FILTER_OPTS " host tag path"
+static const struct cmd_doc {
+	const char *name, *synopsis, *opts; /* opts: " a b c " */
+} cmds[] = {
+	{ "init", "init [--chunk-size MIN,AVG,MAX] [--compression N]",
+	  " chunk-size compression repo-version kdf-passes kdf-memory " },
+	{ "backup", "backup PATH... [--mariadb URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
+	  " host tag time exclude one-file-system force no-cache threads mariadb mariadb-lock sqlite"
+	  " stdin-from-command stdin-filename " },
+	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
+	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
+	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL [--database DB]...",
+	  " target include exclude path-map overwrite delete dry-run verify threads mariadb database"
+	  " rename" FILTER_OPTS " " },
+	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
+	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
+	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
+	{ "key", "key list|add|remove ID|passwd", " kdf-passes kdf-memory new-password-file " },
+	{ "unlock", "unlock [--remove-all]", " remove-all " },
+	{ "forget", "forget [ID...] [--keep-* ...] [--dry-run] [--prune]",
+	  " keep-last keep-hourly keep-daily keep-weekly keep-monthly keep-yearly keep-within"
+	  " keep-within-hourly keep-within-daily keep-within-weekly keep-within-monthly"
+	  " keep-within-yearly keep-tag group-by dry-run prune max-unused" FILTER_OPTS " " },
+	{ "prune", "prune [--max-unused N%] [--dry-run]", " max-unused dry-run " },
+	{ "copy", "copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]",
+	  " from-repo from-password-file" FILTER_OPTS " " },
+	{ "stats", "stats", " " },
+	{ "agent", "agent [--once | --print-schedule N | --healthcheck | --print-config]",
+	  " once print-schedule healthcheck print-config " },
+	{ "healthcheck", "healthcheck", " " },
+	{ "version", "version", " " },
+	{ "help", "help [COMMAND]", " " },
+};
+
+/* one line per option for 'coffer COMMAND --help' */
+static const struct { const char *name, *arg, *help; } opt_docs[] = {
+	{ "host", "NAME", "backup: hostname recorded; others: only snapshots of this host" },
+	{ "tag", "TAG", "backup: add a tag; others: only snapshots with it (repeatable)" },
+	{ "path", "PATH", "only snapshots of this path (repeatable)" },
+	{ "time", "'YYYY-MM-DD HH:MM:SS'", "snapshot time (default: now)" },
+	{ "exclude", "PATTERN", "skip paths or names matching a shell pattern (repeatable)" },
+	{ "one-file-system", NULL, "do not cross file system boundaries" },
+	{ "force", NULL, "read every file even if unchanged since the parent snapshot" },
+	{ "no-cache", NULL, "neither use nor write the local directory cache" },
+	{ "threads", "N", "worker threads" },
+	{ "mariadb", "URL", "backup: dump this server's databases; restore: load the dumps into it" },
+	{ "mariadb-lock", NULL, "FLUSH TABLES WITH READ LOCK while the snapshot starts" },
+	{ "sqlite", "PATH", "a consistent copy of a live SQLite database (repeatable)" },
+	{ "stdin-from-command", "CMD", "store CMD's stdout as a file (repeatable, each with" },
+	{ "stdin-filename", "NAME", "...its own --stdin-filename, paired in order)" },
+	{ "target", "DIR", "where to restore files" },
+	{ "include", "PATH", "restore only this snapshot path (repeatable; must exist)" },
+	{ "path-map", "SNAP_PATH=DIR", "restore SNAP_PATH's contents into DIR (repeatable)" },
+	{ "overwrite", "always|if-changed|never", "what to do with existing files (default if-changed)" },
+	{ "delete", NULL, "remove what the snapshot does not have" },
+	{ "dry-run", NULL, "only show what would be done; change nothing" },
+	{ "verify", NULL, "read the restored files back and compare" },
+	{ "database", "DB", "only this database (repeatable; must be in the snapshot)" },
+	{ "rename", "OLD=NEW", "load database OLD as NEW (OLD must be in the snapshot)" },
+	{ "archive", "tar|zip", "archive format for a directory" },
+	{ "read-data", NULL, "also read and verify every pack" },
+	{ "read-data-subset", "n/m|N%", "read bucket n of m, or N% of the packs" },
+	{ "chunk-size", "MIN,AVG,MAX", "chunk sizes in KiB" },
+	{ "compression", "N", "zstd level 0-19" },
+	{ "repo-version", "2|3", "repository format version (default 3)" },
+	{ "kdf-passes", "N", "Argon2id passes (default 3)" },
+	{ "kdf-memory", "KIB", "Argon2id memory (default 65536)" },
+	{ "new-password-file", "FILE", "the new password (key add/passwd)" },
+	{ "remove-all", NULL, "remove every lock, not only stale ones" },
+	{ "keep-last", "N", "keep the last N snapshots" },
+	{ "keep-hourly", "N", "keep one per hour for N hours" },
+	{ "keep-daily", "N", "keep one per day for N days" },
+	{ "keep-weekly", "N", "keep one per week for N weeks" },
+	{ "keep-monthly", "N", "keep one per month for N months" },
+	{ "keep-yearly", "N", "keep one per year for N years" },
+	{ "keep-within", "DURATION", "keep snapshots within DURATION of the latest" },
+	{ "keep-within-hourly", "DURATION", "one per hour within DURATION" },
+	{ "keep-within-daily", "DURATION", "one per day within DURATION" },
+	{ "keep-within-weekly", "DURATION", "one per week within DURATION" },
+	{ "keep-within-monthly", "DURATION", "one per month within DURATION" },
+	{ "keep-within-yearly", "DURATION", "one per year within DURATION" },
+	{ "keep-tag", "TAG[,TAG]", "keep snapshots with all these tags (repeatable)" },
+	{ "group-by", "host,paths,tags", "apply the policy per group" },
+	{ "prune", NULL, "prune after forgetting" },
+	{ "max-unused", "N%|unlimited", "unused space to tolerate (default 5%)" },
+	{ "from-repo", "LOCATION", "the repository to copy from" },
+	{ "from-password-file", "FILE", "its password" },
+	{ "once", NULL, "run one job now" },
+	{ "print-schedule", "N", "print the next N job times" },
+	{ "healthcheck", NULL, "exit 1 if the last job failed or one is overdue" },
+	{ "print-config", NULL, "print the configuration" },
+};
+
+static const struct cmd_doc *find_cmd(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+/* Is " name " in the space-separated list? */
+static bool in_list(const char *list, const char *name, size_t len)
+{
+	for (const char *p = list; (p = strstr(p, name)); p++)
+		if (p > list && p[-1] == ' ' && p[len] == ' ' && !strncmp(p, name, len))
+			return true;
+	return false;
+}
+
+static void cmd_help(const struct cmd_doc *d)
+{
+	printf("usage: coffer [-r REPOSITORY] %s\n", d->synopsis);
+	bool any = false;
+	for (size_t i = 0; i < sizeof(opt_docs) / sizeof(opt_docs[0]); i++) {
+		if (!in_list(d->opts, opt_docs[i].name, strlen(opt_docs[i].name)))
+			continue;
+		char lhs[64];
+		snprintf(lhs, sizeof(lhs), "--%s%s%s", opt_docs[i].name, opt_docs[i].arg ? " " : "",
+			 opt_docs[i].arg ? opt_docs[i].arg : "");
+		if (!any)
+			printf("\n%s options:\n", d->name);
+		any = true;
+		printf(strlen(lhs) < 28 ? "  %-28s%s\n" : "  %s\n  %28s%s\n", lhs,
+		       strlen(lhs) < 28 ? opt_docs[i].help : "", opt_docs[i].help);
+	}
+	printf("\nGlobal options (every command): -r/--repo, --password-file, --json, -v, -q,\n"
+	       "--retry-lock, --cacert, --s3-connections, --s3-sign-payload, --no-lock\n"
+	       "(see 'coffer --help')\n");
+}
+
+/* The command (the first argument that is not an option or an option's
+ * value), and every long option refused: unknown or abbreviated ones
+ * anywhere, and ones the command does not take.  0 = go on, else the exit
+ * code (the message is printed). */
+static int prescan(int argc, char **argv, const char **cmd_out)
+{
+	const char *cmd = NULL;
+	int seen[256], nseen = 0;
+	bool short_n = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			if (!cmd && i + 1 < argc)
+				cmd = argv[i + 1];
+			break;
+		}
+		if (!strncmp(a, "--", 2)) {
+			size_t len = strcspn(a + 2, "=");
+			const struct option *o = longopts;
+			while (o->name && !(strlen(o->name) == len && !strncmp(o->name, a + 2, len)))
+				o++;
+			/* getopt_long takes unique abbreviations ("--pass" for
+			 * "--password-file"); refuse them, so that a mistyped
+			 * "--password SECRET" is an unknown option and the secret
+			 * is never echoed back */
+			if (!o->name) {
+				fprintf(stderr, "coffer: unknown option --%.*s (see 'coffer --help'; "
+					"passwords are never taken from the command line)\n", (int)len, a + 2);
+				return EXIT_ERR;
+			}
+			if (nseen < 256)
+				seen[nseen++] = (int)(o - longopts);
+			if (o->has_arg == required_argument && !a[2 + len])
+				i++;
+			continue;
+		}
+		if (a[0] == '-' && a[1]) {
+			for (const char *p = a + 1; *p; p++) {
+				if (*p == 'n')
+					short_n = true;
+				if (*p == 'r') {
+					if (!p[1])
+						i++;
+					break;
+				}
+			}
+			continue;
+		}
+		if (!cmd)
+			cmd = a;
+	}
+	*cmd_out = cmd;
+	const struct cmd_doc *d = find_cmd(cmd);
+	if (!d)
+		return 0; /* no command or an unknown one: said later */
+	bool dry = short_n && !strcmp(d->name, "backup");
+	for (int k = 0; k < nseen && !dry; k++)
+		dry = !strcmp(d->name, "backup") && !strcmp(longopts[seen[k]].name, "dry-run");
+	if (dry) {
+		fprintf(stderr, "coffer: backup has no --dry-run yet: it would write a real snapshot, so it is "
+			"refused (nothing was read or written); 'coffer backup' without it makes the snapshot\n");
+		return EXIT_ERR;
+	}
+	for (int k = 0; k < nseen; k++) {
+		const char *name = longopts[seen[k]].name;
+		size_t len = strlen(name);
+		if (in_list(global_opts, name, len) || in_list(d->opts, name, len))
+			continue;
+		fprintf(stderr, "coffer: %s does not take --%s (see 'coffer %s --help')\n", d->name, name,
+			d->name);
+		return EXIT_ERR;
+	}
+	return 0;
+}
+
 static int add_multi(const char **arr, size_t *n, const char *v, const char *opt)
 {
 	if (*n >= MAXV)
@@ -272,22 +492,9 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	memset(&c, 0, sizeof(c));
 	c.compression = -1;
-	/* getopt_long takes unique abbreviations ("--pass" for
-	 * "--password-file"); refuse them, so that a mistyped "--password
-	 * SECRET" is an unknown option and the secret is never echoed back */
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		if (strncmp(argv[i], "--", 2) || !argv[i][2])
-			continue;
-		size_t len = strcspn(argv[i] + 2, "=");
-		bool known = false;
-		for (const struct option *o = longopts; o->name && !known; o++)
-			known = strlen(o->name) == len && !strncmp(o->name, argv[i] + 2, len);
-		if (!known) {
-			fprintf(stderr, "coffer: unknown option --%.*s (see 'coffer --help'; "
-				"passwords are never taken from the command line)\n", (int)len, argv[i] + 2);
-			return EXIT_ERR;
-		}
-	}
+	const char *cmd0 = NULL;
+	if ((rc = prescan(argc, argv, &cmd0)))
+		return rc;
 	opterr = 1;
 	while ((opt = getopt_long(argc, argv, "r:vqh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -338,12 +545,21 @@ int main(int argc, char **argv)
 		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
 		case O_MARIADB_LOCK: c.mariadb_lock = true; break;
 		case O_SQLITE: rc = add_multi(c.sqlite, &c.nsqlite, optarg, "--sqlite"); break;
-		case O_STDIN_CMD: c.stdin_command = optarg; break;
-		case O_STDIN_NAME: c.stdin_filename = optarg; break;
+		case O_STDIN_CMD:
+			rc = add_multi(c.stdin_commands, &c.nstdin_commands, optarg, "--stdin-from-command");
+			break;
+		case O_STDIN_NAME:
+			rc = add_multi(c.stdin_filenames, &c.nstdin_filenames, optarg, "--stdin-filename");
+			break;
 		case O_DATABASE: rc = add_multi(c.databases, &c.ndatabases, optarg, "--database"); break;
 		case O_RENAME: rc = add_multi(c.renames, &c.nrenames, optarg, "--rename"); break;
 		case 'h':
-		case O_HELP: fputs(usage_text, stdout); return EXIT_OK;
+		case O_HELP:
+			if (find_cmd(cmd0) && strcmp(cmd0, "help"))
+				cmd_help(find_cmd(cmd0));
+			else
+				fputs(usage_text, stdout);
+			return EXIT_OK;
 		case O_VERSION: printf("coffer %s\n", COFFER_VERSION); return EXIT_OK;
 		case O_AGENT_ONCE: c.agent_once = true; break;
 		case O_AGENT_SCHEDULE:
@@ -451,7 +667,10 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(cmd, "help")) {
-		fputs(usage_text, stdout);
+		if (c.nargs > 0 && find_cmd(c.args[0]))
+			cmd_help(find_cmd(c.args[0]));
+		else
+			fputs(usage_text, stdout);
 		return EXIT_OK;
 	}
 	fprintf(stderr, "coffer: unknown command '%s' (see 'coffer --help')\n", cmd);

@@ -164,18 +164,57 @@ out:
 	return rc;
 }
 
+/* "shop, blog, 127.0.0.1-2/shop" (cut short past what fits) */
+static void list_dumps(const struct dumps *d, char *out, size_t cap)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t j = 0; j < d->n && len < cap; j++) {
+		int k = snprintf(out + len, cap - len, "%s%s", j ? ", " : "", d->v[j].qual);
+		len += k > 0 ? (size_t)k : 0;
+	}
+	if (len >= cap && cap > 4)
+		memcpy(out + cap - 4, "...", 4);
+}
+
 /* Decide what loads where, before anything is loaded: every --database
- * must name a dump, and no two dumps may land in the same database. */
+ * and the OLD of every --rename must name a dump (a typo would load the
+ * database under its own name, over the live one), a renamed dump must be
+ * one that is loaded, and no two dumps may land in the same database. */
 static int plan(struct dumps *d, const struct cf_db_restore_opts *o, size_t *nchosen)
 {
+	char have[512];
 	*nchosen = 0;
+	list_dumps(d, have, sizeof(have));
 	for (size_t i = 0; i < o->ndatabases; i++) {
 		bool found = false;
 		for (size_t j = 0; j < d->n && !found; j++)
 			found = names(o->databases[i], &d->v[j]);
 		if (!found)
-			return cf_err(CF_ENOENT, "database %s is not in the snapshot (no /mariadb/%s.sql)",
-				      o->databases[i], o->databases[i]);
+			return cf_err(CF_ENOENT, "database %s is not in the snapshot (no /mariadb/%s.sql; it "
+				      "has: %s)", o->databases[i], o->databases[i], have);
+	}
+	for (size_t i = 0; i < o->nrenames; i++) {
+		const char *eq = strchr(o->renames[i], '=');
+		size_t l = (size_t)(eq - o->renames[i]);
+		bool found = false, chosen = false;
+		for (size_t j = 0; j < d->n; j++) {
+			const struct dump *x = &d->v[j];
+			if ((strlen(x->qual) != l || strncmp(o->renames[i], x->qual, l)) &&
+			    (strlen(x->db) != l || strncmp(o->renames[i], x->db, l)))
+				continue;
+			found = true;
+			bool want = !o->ndatabases;
+			for (size_t k = 0; k < o->ndatabases && !want; k++)
+				want = names(o->databases[k], x);
+			chosen = chosen || want;
+		}
+		if (!found)
+			return cf_err(CF_ENOENT, "--rename %s: database %.*s is not in the snapshot (it has: %s); "
+				      "nothing was loaded", o->renames[i], (int)l, o->renames[i], have);
+		if (!chosen)
+			return cf_err(CF_EINVAL, "--rename %s: database %.*s is not among the --database "
+				      "ones to load; nothing was loaded", o->renames[i], (int)l, o->renames[i]);
 	}
 	for (size_t j = 0; j < d->n; j++) {
 		struct dump *x = &d->v[j];

@@ -7,7 +7,7 @@
  * database ("shop") or, to tell two of the same name apart, by
  * "<host>-<n>/shop".  Which dump loads into which database is decided and
  * checked (every --database found, no two dumps into one database) before
- * anything is loaded.  Each chosen dump is then streamed blob by blob from
+ * anything is loaded (and every --rename's OLD found).  Each chosen dump is then streamed blob by blob from
  * the repository into the loader (restore/mariadb_load.h): nothing is staged
  * on disk, and memory does not grow with the dump's size.
  */
@@ -26,8 +26,10 @@ struct cf_db_restore_opts {
 };
 
 /* Load the dumps of snapshot s into the server.  CF_ENOENT when the snapshot
- * has no dumps or a --database names none; CF_EINVAL for a malformed
- * --rename or two dumps bound for one database (nothing loaded then).
+ * has no dumps or a --database or a --rename's OLD names none (the message
+ * lists the snapshot's databases); CF_EINVAL for a malformed --rename, one
+ * whose OLD is not among the --database ones, or two dumps bound for one
+ * database (nothing loaded then).
  * Stops at the first database that fails (its name and the failing line in
  * the message); the ones loaded before it stay loaded.  *loaded counts
  * databases loaded. */
