@@ -126,6 +126,9 @@ struct rctx {
 	int nthreads;           /* writing threads (check, verify: workers) */
 	size_t range_max;       /* RANGE_MAX, RANGE_MAX_LOCAL or RANGE_MAX_STREAM */
 	bool streaming;         /* the store streams ranges: fetch_and_write streams */
+	/* the snapshot's source paths: `delete` removes extras only beneath
+	 * them, never in the directories above (/, /backup, a sibling volume) */
+	char *const *srcpaths; size_t nsrc;
 
 	struct rroot *roots; size_t nroots;
 	struct rfile *files; size_t nfiles, filecap;
@@ -226,6 +229,15 @@ static bool under(const char *p, const char *prefix)
 	if (l == 1 && prefix[0] == '/')
 		return true;
 	return strncmp(p, prefix, l) == 0 && (p[l] == 0 || p[l] == '/');
+}
+
+/* Is snapshot path p strictly beneath one of the snapshot's source paths? */
+static bool beneath_source(const struct rctx *c, const char *p)
+{
+	for (size_t i = 0; i < c->nsrc; i++)
+		if (under(p, c->srcpaths[i]) && strcmp(p, c->srcpaths[i]) != 0)
+			return true;
+	return false;
 }
 
 static bool excluded(const struct rctx *c, const char *snap, const char *name)
@@ -1154,9 +1166,12 @@ static int plan_extras(struct rctx *c, uint32_t root, int dirfd, const char *sna
 		} else {
 			bool desc;
 			const struct rroot *rt = &c->roots[root];
-			/* with --include, only what lies inside an included tree;
-			 * excluded names are left alone */
-			if (wanted(rt, csnap, &desc) && !desc && !excluded(c, csnap, names[i]))
+			/* only beneath a source path of the snapshot (restoring
+			 * /backup/app-data to / with --delete must not remove /etc
+			 * or a sibling /backup/other), with --include only inside
+			 * an included tree; excluded names are left alone */
+			if (beneath_source(c, csnap) && wanted(rt, csnap, &desc) && !desc &&
+			    !excluded(c, csnap, names[i]))
 				delete_extra(c, dirfd, names[i], path);
 		}
 		free(csnap);
@@ -2302,6 +2317,8 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	c.repo = r;
 	c.o = o;
 	c.st = st;
+	c.srcpaths = s->paths;
+	c.nsrc = s->npaths;
 	c.is_root = geteuid() == 0;
 	c.pid = (int)getpid();
 	pthread_mutex_init(&c.mu, NULL);
