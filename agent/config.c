@@ -867,13 +867,13 @@ static int check_dumps(const struct cf_agent_config *c)
 	char label[4200];
 	int r = CF_OK;
 	for (size_t i = 0; i < c->nsqlite && !r; i++) {
-		snprintf(label, sizeof(label), "COFFER_SQLITE %s", c->sqlite[i]);
+		snprintf(label, sizeof(label), "the COFFER_SQLITE database %s", c->sqlite[i]);
 		r = cf_sources_check_dump(label, c->sqlite[i], (const char *const *)c->paths, c->npaths,
 					  ex, c->nexcludes);
 	}
 	for (size_t i = 0; i < c->nstdin_cmds && !r; i++) {
 		const char *f = c->stdin_cmds[i].path + strspn(c->stdin_cmds[i].path, "/");
-		snprintf(label, sizeof(label), "COFFER_STDIN_COMMANDS' %s", c->stdin_cmds[i].path);
+		snprintf(label, sizeof(label), "the COFFER_STDIN_COMMANDS file %s", c->stdin_cmds[i].path);
 		if (!*f)
 			continue;
 		if (c->npaths) {

@@ -336,7 +336,7 @@ int cf_sources_check_dump(const char *label, const char *path, const char *const
 		const char *name = strrchr(full, '/') + 1;
 		for (size_t i = 0; i < nexcludes && !rc; i++)
 			if (fnmatch(excludes[i], full, 0) == 0 || fnmatch(excludes[i], name, 0) == 0)
-				rc = cf_err(CF_EINVAL, "--exclude '%s' matches %s, which holds %s: a database or "
+				rc = cf_err(CF_EINVAL, "exclude pattern '%s' matches %s, which holds %s: a database or "
 					    "command dump is never excluded; narrow the pattern or drop the "
 					    "source", excludes[i], full, label);
 		*e = save;

@@ -145,5 +145,10 @@ COFFER_PARSE_ONLY=1 COFFER_REPOSITORY=$R COFFER_BACKUP_PATHS=$S/db COFFER_SQLITE
 	refused "agent: COFFER_EXCLUDES matching COFFER_SQLITE" "*.db" "$S/db/app.db" -- "$COFFER" agent
 COFFER_PARSE_ONLY=1 COFFER_REPOSITORY=$R COFFER_BACKUP_PATHS=$S/db COFFER_SQLITE=$S/db/app.db \
 	COFFER_EXCLUDES='*.tmp' COFFER_STATE_DIR=$T/state expect_exit 0 "$COFFER" agent
+# without COFFER_BACKUP_PATHS every directory under COFFER_BACKUP_ROOT is walked
+mkdir -p "$T/broot/vol"
+COFFER_PARSE_ONLY=1 COFFER_REPOSITORY=$R COFFER_BACKUP_ROOT=$T/broot COFFER_STATE_DIR=$T/state \
+	COFFER_STDIN_COMMANDS="${T#/}/broot/vol/pg.sql=echo x" \
+	refused "agent: a command's file inside a walked volume" "$T/broot/vol" -- "$COFFER" agent
 
 e2e_done
