@@ -395,8 +395,12 @@ static void cmd_help(const struct cmd_doc *d)
 static int prescan(int argc, char **argv, const char **cmd_out)
 {
 	const char *cmd = NULL;
-	int seen[256], nseen = 0;
+	int *seen = calloc((size_t)argc + 1, sizeof(*seen)), nseen = 0, code = 0;
 	bool short_n = false;
+	if (!seen) {
+		fprintf(stderr, "coffer: out of memory\n");
+		return EXIT_ERR;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--")) {
@@ -416,10 +420,10 @@ static int prescan(int argc, char **argv, const char **cmd_out)
 			if (!o->name) {
 				fprintf(stderr, "coffer: unknown option --%.*s (see 'coffer --help'; "
 					"passwords are never taken from the command line)\n", (int)len, a + 2);
+				free(seen);
 				return EXIT_ERR;
 			}
-			if (nseen < 256)
-				seen[nseen++] = (int)(o - longopts);
+			seen[nseen++] = (int)(o - longopts);
 			if (o->has_arg == required_argument && !a[2 + len])
 				i++;
 			continue;
@@ -441,14 +445,17 @@ static int prescan(int argc, char **argv, const char **cmd_out)
 	}
 	*cmd_out = cmd;
 	const struct cmd_doc *d = find_cmd(cmd);
-	if (!d)
+	if (!d) {
+		free(seen);
 		return 0; /* no command or an unknown one: said later */
+	}
 	bool dry = short_n && !strcmp(d->name, "backup");
 	for (int k = 0; k < nseen && !dry; k++)
 		dry = !strcmp(d->name, "backup") && !strcmp(longopts[seen[k]].name, "dry-run");
 	if (dry) {
 		fprintf(stderr, "coffer: backup has no --dry-run yet: it would write a real snapshot, so it is "
 			"refused (nothing was read or written); 'coffer backup' without it makes the snapshot\n");
+		free(seen);
 		return EXIT_ERR;
 	}
 	for (int k = 0; k < nseen; k++) {
@@ -458,9 +465,11 @@ static int prescan(int argc, char **argv, const char **cmd_out)
 			continue;
 		fprintf(stderr, "coffer: %s does not take --%s (see 'coffer %s --help')\n", d->name, name,
 			d->name);
-		return EXIT_ERR;
+		code = EXIT_ERR;
+		break;
 	}
-	return 0;
+	free(seen);
+	return code;
 }
 
 static int add_multi(const char **arr, size_t *n, const char *v, const char *opt)
@@ -544,8 +553,8 @@ int main(int argc, char **argv)
 			rc = parse_long(optarg, "--repo-version", 2, CF_REPO_VERSION, &v);
 			c.repo_version = (int)v;
 			break;
-		case O_KDFOPS: rc = parse_long(optarg, "--kdf-passes", 1, 100, &c.kdf_ops); break;
-		case O_KDFMEM: rc = parse_long(optarg, "--kdf-memory", 8, 4L << 20, &c.kdf_mem_kib); break;
+		case O_KDFOPS: rc = parse_long(optarg, "--kdf-passes", 1, (long)CF_KDF_OPS_MAX, &c.kdf_ops); break;
+		case O_KDFMEM: rc = parse_long(optarg, "--kdf-memory", 8, (long)(CF_KDF_MEM_MAX >> 10), &c.kdf_mem_kib); break;
 		case O_REMOVEALL: c.remove_all = true; break;
 		case O_NOLOCK: c.no_lock = true; break;
 		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
