@@ -2208,6 +2208,10 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	snap.has_summary = true;
 	snap.summary = sum;
 	progress(&c, true);
+	/* never "saved" with data a concurrent prune removed: the lock held,
+	 * the parent and every pack this run used are still there */
+	if ((rc = cf_repo_verify_session(r, have_parent ? parent.id : NULL)))
+		goto out;
 	if ((rc = cf_repo_save_snapshot(r, &snap)))
 		goto out;
 	if (use_dc)

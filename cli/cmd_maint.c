@@ -53,6 +53,11 @@ static void print_prune_plan(struct cli *c, const struct cf_prune_stats *s)
 	human(s->bytes_repack_used, b, sizeof(b));
 	printf("to repack:       %llu packs, %s (%s of used blobs rewritten)\n",
 	       (unsigned long long)s->packs_repack, a, b);
+	human(s->bytes_young, a, sizeof(a));
+	printf("kept young:      %llu packs, %s (%s: a running backup may be writing them)\n",
+	       (unsigned long long)s->packs_young, a,
+	       s->ages_unknown ? "the store gives no ages, so every unused or unindexed pack is kept"
+			       : "younger than the 1 hour safety margin");
 	printf("to keep:         %llu packs\n", (unsigned long long)s->packs_keep);
 	human(s->bytes_freed, a, sizeof(a));
 	human(s->bytes_unused_after, d, sizeof(d));
@@ -62,7 +67,7 @@ static void print_prune_plan(struct cli *c, const struct cf_prune_stats *s)
 
 static void print_prune_json(const struct cf_prune_stats *s, bool dry_run)
 {
-	json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 		"dry_run", dry_run,
 		"snapshots", (json_int_t)s->snapshots, "packs", (json_int_t)s->packs,
 		"pack_bytes", (json_int_t)s->pack_bytes,
@@ -74,7 +79,8 @@ static void print_prune_json(const struct cf_prune_stats *s, bool dry_run)
 		"packs_repack", (json_int_t)s->packs_repack, "bytes_repack", (json_int_t)s->bytes_repack,
 		"packs_keep", (json_int_t)s->packs_keep, "bytes_freed", (json_int_t)s->bytes_freed,
 		"bytes_unused_after", (json_int_t)s->bytes_unused_after,
-		"packs_written", (json_int_t)s->packs_written);
+		"packs_written", (json_int_t)s->packs_written,
+		"packs_young", (json_int_t)s->packs_young, "bytes_young", (json_int_t)s->bytes_young);
 	char *t = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
 	if (t)
 		puts(t);

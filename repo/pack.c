@@ -141,7 +141,10 @@ void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t i
 bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN])
 {
 	pthread_mutex_lock(&r->mu);
-	bool has = cf_index_get(&r->idx, type, id) != NULL;
+	struct cf_ientry *e = cf_index_get(&r->idx, type, id);
+	bool has = e != NULL;
+	if (e && !(e->flags & PENDING))
+		cf_repo_note_pack(r, e->pack); /* checked before the snapshot (lock.c) */
 	pthread_mutex_unlock(&r->mu);
 	return has;
 }
@@ -586,7 +589,10 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		pthread_mutex_unlock(&r->mu);
 		return rc;
 	}
-	if (cf_index_get(&r->idx, type, id)) {
+	struct cf_ientry *have = cf_index_get(&r->idx, type, id);
+	if (have) {
+		if (!(have->flags & PENDING))
+			cf_repo_note_pack(r, have->pack); /* deduplicated against it */
 		pthread_mutex_unlock(&r->mu);
 		return CF_OK;
 	}
@@ -656,6 +662,7 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	pk->n++;
 	struct cf_ientry *e = cf_index_get(&r->idx, type, id);
 	e->pack = pk->pending_num;
+	cf_repo_note_pack(r, pk->pending_num);
 	e->length = (uint32_t)slen;
 	e->rawlen = (uint32_t)n;
 	e->flags = flags | PENDING;

@@ -15,6 +15,12 @@
  *     delete, all used -> keep, partly used -> keep, or repack when the
  *     unused bytes of all kept packs exceed --max-unused (restic's rule:
  *     limit = p/(1-p) * used bytes, emptiest packs repacked first).
+ *     The safety margin overrides all of this: a pack whose store mtime is
+ *     younger than CF_PRUNE_MARGIN (or whose age the store cannot tell) is
+ *     kept as it is, never deleted or repacked.  Locks say no backup is
+ *     writing, but a lock can be misjudged (a suspended holder, a clock, a
+ *     bug): a running backup's packs are exactly the unindexed or unused
+ *     ones, and they are young (kopia's time-based safety, same idea).
  *
  * Run:
  *  5. the entries of every kept pack go into the repository's pending index
@@ -33,9 +39,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Packs younger than this are never deleted or repacked (doc/maintenance.md):
+ * twice the lock staleness margin, so a backup suspended for up to an hour
+ * past its last lock refresh still finds its packs; one suspended longer
+ * fails loudly at its final check (cf_repo_verify_session) instead of
+ * saving a snapshot with missing data. */
+#define CF_PRUNE_MARGIN_S 3600
+
 #define NO_FILE UINT32_MAX
 
-enum { A_KEEP, A_DELETE, A_REPACK, A_UNINDEXED };
+enum { A_KEEP, A_DELETE, A_REPACK, A_UNINDEXED, A_YOUNG /* unindexed, within the margin */ };
 
 struct ppack {
 	uint8_t id[CF_ID_LEN];
@@ -44,6 +57,8 @@ struct ppack {
 	uint32_t used, unused;
 	uint32_t src_file;   /* the index file whose entries describe it */
 	uint8_t action;
+	bool young;          /* within the safety margin (or of unknown age) */
+	int64_t mtime_ns;    /* -1: unknown */
 };
 
 struct cf_prune {
@@ -73,7 +88,21 @@ static int cmp_id(const void *a, const void *b)
 	return memcmp(a, b, CF_ID_LEN);
 }
 
-static int list_pack(const char *name, uint64_t size, void *ctx)
+static int64_t prune_margin_ns(void)
+{
+	/* test-only override (tests/e2e/prune_pidns.sh, e2e lib.sh) */
+	const char *v = getenv("COFFER_TEST_PRUNE_MARGIN_SECONDS");
+	char *end;
+	long s = CF_PRUNE_MARGIN_S;
+	if (v && *v) {
+		long t = strtol(v, &end, 10);
+		if (!*end && t >= 0)
+			s = t;
+	}
+	return (int64_t)s * 1000000000LL;
+}
+
+static int list_pack(const char *name, uint64_t size, int64_t mtime_ns, void *ctx)
 {
 	struct cf_prune *p = ctx;
 	uint8_t id[CF_ID_LEN];
@@ -92,6 +121,7 @@ static int list_pack(const char *name, uint64_t size, void *ctx)
 	memcpy(k->id, id, CF_ID_LEN);
 	k->size = size;
 	k->src_file = NO_FILE;
+	k->mtime_ns = mtime_ns;
 	return 0;
 }
 
@@ -274,6 +304,7 @@ static int classify(struct cf_prune *p)
 	struct ppack **cand = NULL;
 	size_t ncand = 0;
 	uint64_t unused_left = 0;
+	int64_t now = cf_now_ns(), margin = prune_margin_ns();
 
 	for (size_t i = 0; i < p->npacks; i++) {
 		struct ppack *k = &p->packs[i];
@@ -281,7 +312,18 @@ static int classify(struct cf_prune *p)
 		st->bytes_used += k->used_bytes;
 		st->blobs_unused += k->unused;
 		st->bytes_unused += k->unused_bytes;
-		if (k->src_file == NO_FILE) {
+		if (k->mtime_ns < 0)
+			st->ages_unknown = true;
+		k->young = margin > 0 && (k->mtime_ns < 0 || now - k->mtime_ns < margin);
+		if (k->young && (k->src_file == NO_FILE || !k->used || k->unused)) {
+			/* kept as it is: unindexed ones stay unindexed (their
+			 * writer indexes them), indexed ones keep their entries */
+			k->action = k->src_file == NO_FILE ? A_YOUNG : A_KEEP;
+			st->packs_young++;
+			st->bytes_young += k->size;
+			if (k->src_file != NO_FILE)
+				unused_left += k->unused_bytes;
+		} else if (k->src_file == NO_FILE) {
 			k->action = A_UNINDEXED;
 			st->packs_unindexed++;
 			st->bytes_unindexed += k->size;
@@ -301,7 +343,7 @@ static int classify(struct cf_prune *p)
 		return cf_err(CF_ENOMEM, "out of memory");
 	ncand = 0;
 	for (size_t i = 0; i < p->npacks; i++)
-		if (p->packs[i].action == A_KEEP && p->packs[i].unused)
+		if (p->packs[i].action == A_KEEP && p->packs[i].unused && !p->packs[i].young)
 			cand[ncand++] = &p->packs[i];
 	if (ncand)
 		qsort(cand, ncand, sizeof(*cand), by_unused_share);
@@ -316,7 +358,7 @@ static int classify(struct cf_prune *p)
 	}
 	free(cand);
 	for (size_t i = 0; i < p->npacks; i++)
-		st->packs_keep += p->packs[i].action == A_KEEP;
+		st->packs_keep += p->packs[i].action == A_KEEP || p->packs[i].action == A_YOUNG;
 	st->bytes_unused_after = unused_left;
 	st->bytes_freed = st->bytes_delete + st->bytes_unindexed + st->bytes_repack - st->bytes_repack_used;
 	return CF_OK;
@@ -334,7 +376,7 @@ int cf_prune_plan(struct cf_repo *r, const struct cf_prune_opts *o, struct cf_pr
 		return cf_err(CF_ENOMEM, "out of memory");
 	p->r = r;
 	p->opts = *o;
-	if ((rc = cf_be_list(r->be, "data", list_pack, p)) ||
+	if ((rc = cf_be_list_mtime(r->be, "data", list_pack, p)) ||
 	    (rc = cf_be_list(r->be, "index", list_index, p)))
 		goto out;
 	if (p->npacks)
@@ -604,7 +646,7 @@ static int delete_batch(struct cf_repo *r, struct cf_prune *p, bool index)
 		if (index) {
 			snprintf(buf, sizeof(buf), "index/%s", p->idxfiles[i]);
 		} else {
-			if (p->packs[i].action == A_KEEP)
+			if (p->packs[i].action == A_KEEP || p->packs[i].action == A_YOUNG)
 				continue;
 			cf_hex(p->packs[i].id, CF_ID_LEN, hex);
 			cf_backend_pack_path(hex, buf, sizeof(buf));
@@ -648,6 +690,13 @@ int cf_prune_run(struct cf_prune *p)
 		goto out;
 	if (cf_interrupted) {
 		rc = cf_err(CF_EINTR, "interrupted (new index written, nothing deleted)");
+		goto out;
+	}
+	/* the locks again, right before deleting: a live lock that appeared
+	 * since ours was taken (a holder we misjudged, now refreshed) stops
+	 * prune with nothing deleted */
+	if ((rc = cf_repo_lock_recheck(r))) {
+		rc = cf_err_prefix(rc, "prune stopped (new index written, nothing deleted)");
 		goto out;
 	}
 	/* batches: one DeleteObjects request per 1000 objects on S3 */

@@ -101,13 +101,27 @@ const char *cf_repo_key_name(const struct cf_repo *r);
 /* --- locks ------------------------------------------------------------- */
 
 /* Take a lock (shared or exclusive).  Fails with CF_ELOCKED naming the holder
- * when a conflicting lock is live; stale locks (not refreshed for 30 minutes,
- * or same host and the pid is dead) are ignored.  retry_seconds > 0 keeps
+ * when a conflicting lock is live; stale locks are ignored: not refreshed for
+ * 30 minutes, or written on this host in this boot and this PID namespace by
+ * a pid that is gone (lock.c; doc/maintenance.md).  retry_seconds > 0 keeps
  * trying that long.  The lock is refreshed in the background every 5 minutes
  * and removed by cf_repo_free(). */
 int cf_repo_lock(struct cf_repo *r, bool exclusive, double retry_seconds);
-/* Remove stale locks (all locks when all is true).  *removed counts them. */
+/* Remove stale locks (all locks when all is true).  *removed counts them;
+ * every lock kept is named on stderr with the reason. */
 int cf_repo_unlock_stale(struct cf_repo *r, bool all, int *removed);
+/* For a holder of the exclusive lock about to delete (prune): list the locks
+ * again.  CF_ELOCKED naming it when a live foreign lock appeared, or when our
+ * own lock was lost. */
+int cf_repo_lock_recheck(struct cf_repo *r);
+/* A backup's check right before it writes its snapshot (after
+ * cf_repo_flush): refreshes the lock, fails (CF_ELOCKED) when the lock was
+ * lost meanwhile (removed, or not refreshable within the margin), fails
+ * (CF_ECORRUPT) when parent (the parent snapshot's id, may be NULL) is gone,
+ * or when a pack this session wrote or deduplicated against is missing from
+ * the store (one listing of data/).  Each failure message says that no
+ * snapshot was written.  CF_OK without a lock. */
+int cf_repo_verify_session(struct cf_repo *r, const uint8_t *parent);
 
 /* --- keys -------------------------------------------------------------- */
 
@@ -286,6 +300,10 @@ struct cf_prune_stats {
 	uint64_t bytes_freed;                  /* expected net saving */
 	uint64_t bytes_unused_after;           /* unused bytes left in kept packs */
 	uint64_t packs_written;                /* by cf_prune_run */
+	/* packs that would have been deleted or repacked but are younger than
+	 * the safety margin (1 hour; doc/maintenance.md), kept as they are */
+	uint64_t packs_young, bytes_young;
+	bool ages_unknown;                     /* the store gives no mtimes: all such packs kept */
 };
 
 struct cf_prune;

@@ -166,6 +166,44 @@ int cf_repo_get_sealed(struct cf_repo *r, const char *path, int type, struct cf_
 int cf_repo_get_named(struct cf_repo *r, const char *dir, const char *name, int type, struct cf_buf *out);
 
 void cf_repo_lock_release(struct cf_repo *r);
+
+/* ---- locks (lock.c) ---- */
+
+/* Who wrote a lock: hostname, boot id (/proc/sys/kernel/random/boot_id) and
+ * the inode of the writer's PID namespace; has_ns false when unknown (an
+ * old-format lock, or no /proc). */
+struct cf_lock_id {
+	char host[256];
+	char boot_id[40];
+	uint64_t pidns;
+	bool has_ns;
+};
+struct cf_lock_info {
+	int64_t time_ns;          /* written (refreshed) at */
+	char user[64];
+	long pid;
+	bool exclusive;
+	char instance[33];        /* random per lock holder; "" in old locks */
+	struct cf_lock_id id;
+};
+enum cf_lock_state {
+	CF_LOCK_LIVE,     /* refreshed within the margin, holder not checkable here */
+	CF_LOCK_EXPIRED,  /* not refreshed for longer than stale_ns: stale */
+	CF_LOCK_LOCAL,    /* fresh, and written in this host, boot and PID namespace:
+			   * stale exactly when its pid is gone */
+};
+/* The staleness rule, a pure function (tests/unit/test_prune.c). */
+enum cf_lock_state cf_lock_judge(const struct cf_lock_info *li, const struct cf_lock_id *self,
+				 int64_t now_ns, int64_t stale_ns);
+/* This process's identity. */
+void cf_lock_self(struct cf_lock_id *self);
+/* The staleness margin: 30 minutes (COFFER_TEST_LOCK_STALE_SECONDS, test-only). */
+int64_t cf_lock_stale_ns(void);
+/* Decode a lock object's JSON (old and new formats).  CF_ECORRUPT. */
+int cf_lock_decode(const uint8_t *p, size_t n, struct cf_lock_info *li);
+/* Record that this session wrote or deduplicated against pack number num
+ * (r->idx.packs); called with r->mu held; a no-op without a lock. */
+void cf_repo_note_pack(struct cf_repo *r, uint32_t num);
 /* Stop the uploader threads (after waiting for queued packs). */
 void cf_repo_uploaders_stop(struct cf_repo *r);
 

@@ -72,3 +72,22 @@ void cf_backend_pack_path(const char *hexid, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "data/%.2s/%s", hexid, hexid);
 }
+
+struct mtime_adapter {
+	cf_list_mtime_fn fn;
+	void *ctx;
+};
+
+static int no_mtime(const char *name, uint64_t size, void *ctx)
+{
+	struct mtime_adapter *a = ctx;
+	return a->fn(name, size, -1, a->ctx);
+}
+
+int cf_be_list_mtime(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx)
+{
+	if (be->ops->list_mtime)
+		return be->ops->list_mtime(be, dir, fn, ctx);
+	struct mtime_adapter a = { fn, ctx };
+	return be->ops->list(be, dir, no_mtime, &a);
+}

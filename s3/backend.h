@@ -34,6 +34,10 @@ struct cf_backend;
  * returns that value).  name is the last path component (for "data" the
  * pack id, without the "ab/" fan-out directory). */
 typedef int (*cf_list_fn)(const char *name, uint64_t size, void *ctx);
+/* The same with the object's modification time (ns since the epoch, as the
+ * store gives it: a file's mtime, S3's LastModified), or -1 when the store
+ * cannot tell. */
+typedef int (*cf_list_mtime_fn)(const char *name, uint64_t size, int64_t mtime_ns, void *ctx);
 
 /* Given the bytes of a streamed range in order, in pieces; a non-zero
  * return stops the read, which then returns that value. */
@@ -87,6 +91,10 @@ struct cf_backend_ops {
 	 * A short object is CF_ECORRUPT (after fn had what there was). */
 	int (*get_range_stream)(struct cf_backend *be, const char *path, uint64_t off, size_t len,
 				cf_stream_fn fn, void *ctx);
+	/* Optional (may be NULL): list with each object's modification time
+	 * (prune's safety margin: packs younger than it are never deleted).
+	 * Same contract as list. */
+	int (*list_mtime)(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx);
 };
 
 /* Every backend embeds this first. */
@@ -162,6 +170,9 @@ static inline int cf_be_stat(struct cf_backend *be, const char *p, uint64_t *siz
 { return be->ops->stat(be, p, size); }
 static inline int cf_be_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
 { return be->ops->list(be, dir, fn, ctx); }
+/* list_mtime where the backend has it, else list with every mtime -1
+ * (unknown: callers must treat the object as possibly brand new). */
+int cf_be_list_mtime(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx);
 static inline int cf_be_remove(struct cf_backend *be, const char *p)
 { return be->ops->remove(be, p); }
 /* Remove paths[0..n): remove_many where the backend has it, else remove()

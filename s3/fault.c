@@ -116,6 +116,13 @@ static int f_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *c
 	return rc ? rc : done(after, cf_be_list(F(be)->inner, dir, fn, ctx));
 }
 
+/* counted as a list call; the inner store's ages, or -1 where it has none */
+static int f_list_mtime(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx)
+{
+	int after, rc = hit(F(be), F_LIST, dir, &after);
+	return rc ? rc : done(after, cf_be_list_mtime(F(be)->inner, dir, fn, ctx));
+}
+
 static int f_remove(struct cf_backend *be, const char *path)
 {
 	int after, rc = hit(F(be), F_REMOVE, path, &after);
@@ -137,6 +144,7 @@ static const struct cf_backend_ops fault_ops = {
 	.get_range = f_get_range,
 	.stat = f_stat,
 	.list = f_list,
+	.list_mtime = f_list_mtime,
 	.remove = f_remove,
 	.free = f_free,
 	.put_iov = f_put_iov,

@@ -430,7 +430,8 @@ static int local_stat(struct cf_backend *be, const char *path, uint64_t *size)
 	return CF_OK;
 }
 
-static int list_dir(const char *dirpath, int recurse, cf_list_fn fn, void *ctx)
+/* list_dir calls fn, or mfn with the file's mtime when fn is NULL */
+static int list_dir(const char *dirpath, int recurse, cf_list_fn fn, cf_list_mtime_fn mfn, void *ctx)
 {
 	DIR *d = opendir(dirpath);
 	struct dirent *e;
@@ -454,11 +455,13 @@ static int list_dir(const char *dirpath, int recurse, cf_list_fn fn, void *ctx)
 			break;
 		}
 		if (S_ISDIR(st.st_mode)) {
-			if (recurse && (r = list_dir(p, 0, fn, ctx)))
+			if (recurse && (r = list_dir(p, 0, fn, mfn, ctx)))
 				break;
 			continue;
 		}
-		if ((r = fn(e->d_name, (uint64_t)st.st_size, ctx)))
+		if ((r = fn ? fn(e->d_name, (uint64_t)st.st_size, ctx)
+			    : mfn(e->d_name, (uint64_t)st.st_size,
+				  (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, ctx)))
 			break;
 	}
 	if (!e && errno && !r)
@@ -471,7 +474,14 @@ static int local_list(struct cf_backend *be, const char *dir, cf_list_fn fn, voi
 {
 	char p[4096];
 	int r = mkpath((struct local *)be, dir, p, sizeof(p));
-	return r ? r : list_dir(p, strcmp(dir, "data") == 0, fn, ctx);
+	return r ? r : list_dir(p, strcmp(dir, "data") == 0, fn, NULL, ctx);
+}
+
+static int local_list_mtime(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx)
+{
+	char p[4096];
+	int r = mkpath((struct local *)be, dir, p, sizeof(p));
+	return r ? r : list_dir(p, strcmp(dir, "data") == 0, NULL, fn, ctx);
 }
 
 static int local_remove(struct cf_backend *be, const char *path)
@@ -551,6 +561,7 @@ static const struct cf_backend_ops local_ops = {
 	.get_range = local_get_range,
 	.stat = local_stat,
 	.list = local_list,
+	.list_mtime = local_list_mtime,
 	.remove = local_remove,
 	.remove_many = local_remove_many,
 	.free = local_free,

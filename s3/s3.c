@@ -1092,9 +1092,10 @@ struct list_ctx {
 	cf_list_fn fn;
 	void *ctx;
 	const char *location;
+	cf_list_mtime_fn mfn; /* instead of fn: list_mtime */
 };
 
-static int list_item(const char *key, uint64_t size, void *ud)
+static int list_item(const char *key, uint64_t size, int64_t mtime_ns, void *ud)
 {
 	struct list_ctx *lc = ud;
 	if (strncmp(key, lc->prefix, lc->prefix_len))
@@ -1104,10 +1105,11 @@ static int list_item(const char *key, uint64_t size, void *ud)
 	name = name ? name + 1 : key + lc->prefix_len;
 	if (!*name) /* a "directory marker" some tools create */
 		return 0;
-	return lc->fn(name, size, lc->ctx);
+	return lc->mfn ? lc->mfn(name, size, mtime_ns, lc->ctx) : lc->fn(name, size, lc->ctx);
 }
 
-static int s3_list(struct cf_backend *b, const char *dir, cf_list_fn fn, void *ctx)
+/* list and list_mtime (LastModified from the same ListObjectsV2 pages) */
+static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_list_mtime_fn mfn, void *ctx)
 {
 	struct s3_backend *be = S3(b);
 	struct cf_buf prefix = CF_BUF_INIT, page = CF_BUF_INIT, dirslash = CF_BUF_INIT;
@@ -1116,7 +1118,7 @@ static int s3_list(struct cf_backend *b, const char *dir, cf_list_fn fn, void *c
 	if ((r = cf_buf_addf(&dirslash, "%s/", dir)) || (r = cf_s3_loc_key(&be->loc, (char *)dirslash.data, &prefix)))
 		goto out;
 	snprintf(maxkeys, sizeof(maxkeys), "%d", be->list_max_keys);
-	struct list_ctx lc = { (char *)prefix.data, prefix.len, fn, ctx, b->location };
+	struct list_ctx lc = { (char *)prefix.data, prefix.len, fn, ctx, b->location, mfn };
 	do {
 		struct cf_sigv4_pair q[4] = {
 			{ "list-type", "2" },
@@ -1128,7 +1130,7 @@ static int s3_list(struct cf_backend *b, const char *dir, cf_list_fn fn, void *c
 		struct cf_s3_list_page pg;
 		if ((r = s3_do(be, &req)))
 			goto out;
-		r = cf_s3_list_parse((char *)page.data, page.len, list_item, &lc, &pg);
+		r = cf_s3_list_parse_mtime((char *)page.data, page.len, list_item, &lc, &pg);
 		free(token);
 		token = pg.next_token;
 		if (r)
@@ -1145,6 +1147,16 @@ out:
 	cf_buf_release(&page);
 	cf_buf_release(&dirslash);
 	return r;
+}
+
+static int s3_list(struct cf_backend *b, const char *dir, cf_list_fn fn, void *ctx)
+{
+	return list_any(b, dir, fn, NULL, ctx);
+}
+
+static int s3_list_mtime(struct cf_backend *b, const char *dir, cf_list_mtime_fn fn, void *ctx)
+{
+	return list_any(b, dir, NULL, fn, ctx);
 }
 
 static int s3_create(struct cf_backend *b)
@@ -1232,6 +1244,7 @@ static const struct cf_backend_ops s3_ops = {
 	.get_range_stream = s3_get_range_stream,
 	.stat = s3_stat,
 	.list = s3_list,
+	.list_mtime = s3_list_mtime,
 	.remove = s3_remove,
 	.remove_many = s3_remove_many,
 	.free = s3_free,

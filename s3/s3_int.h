@@ -49,6 +49,11 @@ struct cf_s3_list_page {
  * a token), CF_ENOMEM, or the first non-zero value fn returned. */
 int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *ctx,
 		     struct cf_s3_list_page *page);
+/* The same, with each object's LastModified in ns (-1 when absent or not
+ * an ISO 8601 UTC time). */
+typedef int (*cf_s3_list_mtime_fn)(const char *key, uint64_t size, int64_t mtime_ns, void *ctx);
+int cf_s3_list_parse_mtime(const char *xml, size_t len, cf_s3_list_mtime_fn fn, void *ctx,
+			   struct cf_s3_list_page *page);
 
 /* The fields of an S3 <Error> body the backend reports or acts upon.  Each
  * is NULL when absent; release with cf_s3_error_release(). */

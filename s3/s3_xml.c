@@ -1,7 +1,7 @@
 /* s3_xml.c - the S3 XML documents coffer reads, parsed with expat, and the
  * one it writes (a DeleteObjects request).  See s3_int.h.
  *
- * The documents are shallow: ListBucketResult/Contents/{Key,Size},
+ * The documents are shallow: ListBucketResult/Contents/{Key,Size,LastModified},
  * DeleteResult/Error/{Key,Code,Message} and Error/{Code,Message,...}.  The parser keeps the element names of the first
  * three levels and the text of the current leaf, and ignores everything else,
  * so unknown elements from newer or other stores do no harm. */
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_DEPTH 3
 #define MAX_TEXT (64 * 1024) /* keys are at most 1 KiB; anything this long is garbage */
@@ -27,11 +28,13 @@ struct xml_state {
 	const char *root;   /* expected document element */
 	/* listing */
 	cf_s3_list_item_fn fn;
+	cf_s3_list_mtime_fn mfn;  /* instead of fn: with LastModified */
 	void *ctx;
 	struct cf_s3_list_page *page;
 	char *key;
 	uint64_t size;
 	bool have_size;
+	int64_t mtime_ns;   /* LastModified, -1 when absent or unreadable */
 	/* error */
 	struct cf_s3_error *err;
 	/* delete result */
@@ -62,6 +65,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 		free(s->message);
 		s->key = s->code = s->message = NULL;
 		s->have_size = false;
+		s->mtime_ns = -1;
 	}
 }
 
@@ -105,6 +109,31 @@ static int parse_u64(const char *t, uint64_t *v)
 	return CF_OK;
 }
 
+/* LastModified: "2026-12-07T08:03:23.000Z" (ISO 8601, UTC); -1 if not that */
+static int64_t parse_mtime(const char *t)
+{
+	struct tm tm;
+	int n = 0;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec, &n) != 6 || tm.tm_mon < 1 || tm.tm_mon > 12)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	int64_t frac = 0, scale = 1000000000;
+	t += n;
+	if (*t == '.')
+		for (t++; *t >= '0' && *t <= '9'; t++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*t - '0') * scale;
+			}
+	if (strcmp(t, "Z"))
+		return -1;
+	time_t sec = timegm(&tm);
+	return sec < 0 ? -1 : (int64_t)sec * 1000000000LL + frac;
+}
+
 static void list_end(struct xml_state *s, const char *name)
 {
 	int r = CF_OK;
@@ -119,10 +148,14 @@ static void list_end(struct xml_state *s, const char *name)
 			if (parse_u64(text(s), &s->size))
 				r = cf_err(CF_ECORRUPT, "S3 listing: bad object size \"%.40s\"", text(s));
 			s->have_size = true;
+		} else if (!strcmp(name, "LastModified")) {
+			s->mtime_ns = parse_mtime(text(s));
 		}
 	} else if (s->depth == 2 && !strcmp(name, "Contents")) {
 		if (!s->key || !s->have_size)
 			r = cf_err(CF_ECORRUPT, "S3 listing: an entry without Key or Size");
+		else if (s->mfn)
+			r = s->mfn(s->key, s->size, s->mtime_ns, s->ctx);
 		else
 			r = s->fn(s->key, s->size, s->ctx);
 	}
@@ -178,7 +211,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
 	struct xml_state *s = ud;
 	if (s->root_ok && !s->r) {
-		if (s->fn)
+		if (s->fn || s->mfn)
 			list_end(s, name);
 		else if (s->del_fn)
 			delete_end(s, name);
@@ -215,10 +248,10 @@ static int run(struct xml_state *s, const char *xml, size_t len, const char *wha
 	return r;
 }
 
-int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *ctx,
-		     struct cf_s3_list_page *page)
+static int list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, cf_s3_list_mtime_fn mfn,
+		      void *ctx, struct cf_s3_list_page *page)
 {
-	struct xml_state s = { .root = "ListBucketResult", .fn = fn, .ctx = ctx, .page = page };
+	struct xml_state s = { .root = "ListBucketResult", .fn = fn, .mfn = mfn, .ctx = ctx, .page = page };
 	page->truncated = false;
 	page->next_token = NULL;
 	int r = run(&s, xml, len, "listing");
@@ -230,6 +263,18 @@ int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *c
 		page->next_token = NULL;
 	}
 	return r;
+}
+
+int cf_s3_list_parse(const char *xml, size_t len, cf_s3_list_item_fn fn, void *ctx,
+		     struct cf_s3_list_page *page)
+{
+	return list_parse(xml, len, fn, NULL, ctx, page);
+}
+
+int cf_s3_list_parse_mtime(const char *xml, size_t len, cf_s3_list_mtime_fn fn, void *ctx,
+			   struct cf_s3_list_page *page)
+{
+	return list_parse(xml, len, NULL, fn, ctx, page);
 }
 
 int cf_s3_delete_parse(const char *xml, size_t len, cf_s3_delete_error_fn fn, void *ctx)

@@ -99,6 +99,11 @@ e2e_setup()
 	printf 'correct horse battery staple\n' > "$PWFILE"
 	export COFFER_PASSWORD_FILE=$PWFILE
 	export TZ=UTC
+	# prune keeps packs younger than an hour (its safety margin against a
+	# misjudged lock); tests make their garbage seconds before pruning it,
+	# so the margin is off unless a test (prune_pidns.sh) sets it
+	export COFFER_TEST_PRUNE_MARGIN_SECONDS=0
+	unset COFFER_TEST_LOCK_STALE_SECONDS
 }
 
 assert_eq()

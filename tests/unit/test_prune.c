@@ -10,6 +10,13 @@
  * and runs check --read-data afterwards: what counts is what the next process
  * finds.  Copy: a snapshot copied between two repositories with different
  * keys has different ids, the same bytes, and records its original.
+ *
+ * Concurrency safety (issue 23): the lock staleness rule (cf_lock_judge:
+ * another PID namespace, boot or host never makes a lock stale by pid; old
+ * locks only by age); prune keeps packs younger than its margin and says so;
+ * a backup session whose packs vanished, or whose lock was removed, fails
+ * cf_repo_verify_session naming the pack.  The margin is off (0) in the
+ * other cases, as the repositories are seconds old.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -367,6 +374,174 @@ static void test_unindexed_and_duplicates(void **state)
 	free(b);
 }
 
+/* ---- issue 23: locks, the safety margin, the backup's final check ---- */
+
+static void test_lock_judge(void **state)
+{
+	(void)state;
+	const int64_t M = 30LL * 60 * 1000000000, now = 2000000000LL * 1000000000;
+	struct cf_lock_id self = { .host = "box", .boot_id = "b-1", .pidns = 4026531836u, .has_ns = true };
+	struct cf_lock_info li;
+	memset(&li, 0, sizeof(li));
+	li.id = self;
+	li.pid = 4242;
+	li.time_ns = now - 60LL * 1000000000;
+	/* same host, boot and PID namespace: the pid decides */
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LOCAL);
+	/* another PID namespace with the same hostname (containers, --uts=host):
+	 * the pid means nothing here */
+	li.id.pidns = 4026532999u;
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LIVE);
+	/* another boot of this host (the pid counter restarted) */
+	li.id = self;
+	snprintf(li.id.boot_id, sizeof(li.id.boot_id), "b-2");
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LIVE);
+	/* another host */
+	li.id = self;
+	snprintf(li.id.host, sizeof(li.id.host), "other");
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LIVE);
+	/* an old-format lock from this host: never by pid */
+	memset(&li.id, 0, sizeof(li.id));
+	snprintf(li.id.host, sizeof(li.id.host), "box");
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LIVE);
+	/* ... only by age: exactly the margin is still live, one ns more is stale */
+	li.time_ns = now - M;
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_LIVE);
+	li.time_ns = now - M - 1;
+	assert_int_equal(cf_lock_judge(&li, &self, now, M), CF_LOCK_EXPIRED);
+	/* a process that cannot read its own identity checks no pid */
+	li.id = self;
+	li.time_ns = now;
+	struct cf_lock_id unknown = { .host = "box" };
+	assert_int_equal(cf_lock_judge(&li, &unknown, now, M), CF_LOCK_LIVE);
+	/* old and new lock objects decode; the new fields come back */
+	const char *oldj = "{\"time\":\"2026-12-07T08:00:00Z\",\"hostname\":\"box\",\"username\":\"u\","
+			   "\"pid\":7,\"exclusive\":true}";
+	OK(cf_lock_decode((const uint8_t *)oldj, strlen(oldj), &li));
+	assert_false(li.id.has_ns);
+	assert_true(li.exclusive);
+	assert_int_equal(li.pid, 7);
+	const char *newj = "{\"time\":\"2026-12-07T08:00:00Z\",\"hostname\":\"box\",\"username\":\"u\","
+			   "\"pid\":7,\"exclusive\":false,\"instance\":\"00ff\",\"boot_id\":\"b-1\","
+			   "\"pidns\":4026531836}";
+	OK(cf_lock_decode((const uint8_t *)newj, strlen(newj), &li));
+	assert_true(li.id.has_ns);
+	assert_string_equal(li.id.boot_id, "b-1");
+	assert_true(li.id.pidns == 4026531836u);
+	assert_string_equal(li.instance, "00ff");
+}
+
+/* A pack no index names yet (a backup still writing) and a pack with no used
+ * blob are kept while younger than the margin, and go once it is 0. */
+static void test_young_packs_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct blob *b = calloc(3, sizeof(*b));
+	uint8_t sid[2][CF_ID_LEN];
+	struct cf_prune_stats st;
+	setup_shared_pack(f->dir, b, sid); /* ... */
+	/* an unindexed pack: flushed, then its index file removed */
+	struct cf_repo *r = reopen(f->dir, PW);
+	struct names before = list_names(r, "index");
+	struct blob *x = calloc(1, sizeof(*x));
+	make_blob(r, x, 77);
+	OK(cf_repo_flush(r));
+	struct names after = list_names(r, "index");
+	for (size_t i = 0; i < after.n; i++) {
+		bool old = false;
+		for (size_t k = 0; k < before.n; k++)
+			old |= !strcmp(after.name[i], before.name[k]);
+		if (!old) {
+			char path[128];
+			snprintf(path, sizeof(path), "index/%s", after.name[i]);
+			OK(cf_be_remove(cf_repo_backend(r), path));
+		}
+	}
+	free(before.name);
+	free(after.name);
+	cf_repo_free(r);
+
+	r = reopen(f->dir, PW);
+	size_t packs = count_objects(r, "data");
+	OK(cf_repo_lock(r, true, 0));
+	unsetenv("COFFER_TEST_PRUNE_MARGIN_SECONDS"); /* the default: 1 hour */
+	prune(r, 0, &st);
+	assert_int_equal(st.packs_unindexed, 0);
+	assert_int_equal(st.packs_repack, 0);       /* the partly used pack is young too */
+	assert_true(st.packs_young >= 2);
+	assert_true(st.bytes_young > 0);
+	assert_false(st.ages_unknown);
+	cf_repo_free(r);
+	r = reopen(f->dir, PW);
+	assert_int_equal(count_objects(r, "data"), packs);
+	check_clean(r);
+	OK(cf_repo_lock(r, true, 0));
+	setenv("COFFER_TEST_PRUNE_MARGIN_SECONDS", "0", 1);
+	prune(r, 0, &st);
+	assert_int_equal(st.packs_young, 0);
+	assert_int_equal(st.packs_unindexed, 1);
+	cf_repo_free(r);
+	r = reopen(f->dir, PW);
+	assert_true(count_objects(r, "data") < packs);
+	expect_blob(r, &b[1]);
+	expect_blob(r, &b[2]);
+	check_clean(r);
+	cf_repo_free(r);
+	free(x);
+	free(b);
+}
+
+/* A backup session: dedups against a pack that then disappears -> its final
+ * check fails naming the pack; a session whose lock was removed fails too. */
+static void test_verify_session(void **state)
+{
+	struct fixture *f = *state;
+	struct blob *b = calloc(2, sizeof(*b));
+	struct cf_repo *r = init_repo(f->dir, PW);
+	make_blob(r, &b[0], 1);
+	OK(cf_repo_flush(r));
+	cf_repo_free(r);
+
+	r = reopen(f->dir, PW);
+	OK(cf_repo_lock(r, false, 0));
+	make_blob(r, &b[1], 2);          /* a new pack of this session */
+	make_blob(r, &b[0], 1);          /* deduplicated against the old pack */
+	OK(cf_repo_flush(r));
+	OK(cf_repo_verify_session(r, NULL));
+	struct cf_blob_loc loc;
+	OK(cf_repo_lookup(r, CF_BLOB_DATA, b[0].id, &loc));
+	char hex[CF_ID_HEX], path[128];
+	cf_hex(loc.pack, CF_ID_LEN, hex);
+	cf_backend_pack_path(hex, path, sizeof(path));
+	OK(cf_be_remove(cf_repo_backend(r), path));  /* what a misjudging prune did */
+	cf_err_clear();
+	assert_int_equal(cf_repo_verify_session(r, NULL), CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(CF_ECORRUPT), hex));
+	assert_non_null(strstr(cf_errmsg(CF_ECORRUPT), "no snapshot was written"));
+	/* a parent snapshot that vanished */
+	uint8_t gone[CF_ID_LEN];
+	memset(gone, 0xab, sizeof(gone));
+	assert_int_equal(cf_repo_verify_session(r, gone), CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(CF_ECORRUPT), "parent snapshot abababab"));
+	cf_repo_free(r);
+
+	/* the lock object removed under a running session ('unlock --remove-all') */
+	r = reopen(f->dir, PW);
+	OK(cf_repo_lock(r, false, 0));
+	int removed = 0;
+	struct cf_repo *u = reopen(f->dir, PW);
+	OK(cf_repo_unlock_stale(u, false, &removed));
+	assert_int_equal(removed, 0);                 /* live: kept */
+	OK(cf_repo_unlock_stale(u, true, &removed));
+	assert_int_equal(removed, 1);
+	cf_repo_free(u);
+	cf_err_clear();
+	assert_int_equal(cf_repo_verify_session(r, NULL), CF_ELOCKED);
+	assert_non_null(strstr(cf_errmsg(CF_ELOCKED), "removed"));
+	cf_repo_free(r);
+	free(b);
+}
+
 static void test_refuses_missing_blob(void **state)
 {
 	struct fixture *f = *state;
@@ -524,7 +699,11 @@ static void test_stats_and_subset(void **state)
 int main(void)
 {
 	OK(cf_crypto_init());
+	setenv("COFFER_TEST_PRUNE_MARGIN_SECONDS", "0", 1);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lock_judge),
+		cmocka_unit_test_setup_teardown(test_young_packs_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repack_partly_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlimited_keeps_partly_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_everything_forgotten, setup, teardown),
