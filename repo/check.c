@@ -192,7 +192,7 @@ static int check_index_file(const char *name, uint64_t size, void *ctx)
 	if (rc == CF_ENOMEM)
 		return rc;
 	if (rc)
-		problem(k, "index file %s: %s", name, cf_errmsg(rc));
+		problem(k, "%s", cf_errmsg(rc));
 	return 0;
 }
 

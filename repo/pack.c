@@ -834,7 +834,7 @@ static int load_one_index(const char *name, uint64_t size, void *ctx)
 		 * its packs are still there for check to name.  A half-merged
 		 * file leaves only correct locations behind (each entry is
 		 * authenticated with the file), so nothing needs undoing. */
-		cf_warn("warning: index file %s skipped: %s", name, cf_errmsg(rc));
+		cf_warn("warning: %s (index file %.16s skipped)", cf_errmsg(rc), name);
 		cf_err_clear();
 		il->bad++;
 		return 0;

@@ -128,8 +128,8 @@ static int get_sealed(struct cf_repo *r, const char *path, const uint8_t *want, 
 		cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h);
 		if (memcmp(h, want, CF_ID_LEN)) {
 			cf_hex(h, CF_ID_LEN, hex);
-			rc = cf_err(CF_ECORRUPT, "%s does not match its name: its content hashes to %.16s "
-				    "(another object stored under this name?)", path, hex);
+			rc = cf_err(CF_ECORRUPT, "%s does not match its name: its %zu bytes hash to %.16s "
+				    "(damaged, or another object stored under this name)", path, sealed.len, hex);
 			goto out;
 		}
 	}

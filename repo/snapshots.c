@@ -50,7 +50,7 @@ static int load_snap(const char *name, uint64_t size, void *ctx)
 		rc = cf_err_prefix(rc, "snapshot %.8s", name);
 	cf_buf_release(&b);
 	if (rc == CF_ECORRUPT || rc == CF_ENOENT) {
-		cf_warn("warning: snapshot %s not used: %s", name, cf_errmsg(rc));
+		cf_warn("warning: %s (snapshot not used)", cf_errmsg(rc));
 		sl->bad++;
 		return 0;
 	}
