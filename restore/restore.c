@@ -1698,6 +1698,19 @@ static void *fetch_thread(void *arg)
 	return NULL;
 }
 
+/* A blob that failed at u's place (brc): read it from another place the
+ * index lists it at (a replayed index, a second writer's copy), if any.
+ * CF_OK with the blob in plain, or brc. */
+static int other_copy(struct rctx *c, const struct ruse *u, struct cf_buf *plain, int brc)
+{
+	if (!brc || brc == CF_ENOMEM || brc == CF_EINTR || atomic_load(&c->stop))
+		return brc;
+	if (cf_repo_load_blob_except(c->repo, CF_BLOB_DATA, u->id, u->pack, plain) == CF_OK)
+		return CF_OK;
+	cf_err_clear();
+	return brc;
+}
+
 /* Open the blobs of one fetched range (or fail them with the fetch's error)
  * and write each to every place that holds it. */
 static void write_range(struct rctx *c, const struct rrange *rr, const struct cf_buf *sealed,
@@ -1720,6 +1733,7 @@ static void write_range(struct rctx *c, const struct rrange *rr, const struct cf
 			if (brc)
 				snprintf(errmsg, sizeof(errmsg), "%s",
 					 rr->rc && rr->msg ? rr->msg : cf_errmsg(brc));
+			brc = other_copy(c, u, plain, brc);
 		}
 		write_use(c, u, plain->data, plain->len, brc, errmsg);
 	}
@@ -1788,6 +1802,7 @@ static void stream_blob(struct rstream *s)
 	int brc = cf_repo_open_blob(c->repo, CF_BLOB_DATA, u->id, &loc, s->sealed->data, s->plain);
 	if (brc)
 		snprintf(errmsg, sizeof(errmsg), "%s", cf_errmsg(brc));
+	brc = other_copy(c, u, s->plain, brc);
 	uint32_t off = u->offset;
 	for (; s->k < s->rr->j && c->uses[s->k].offset == off; s->k++)
 		write_use(c, &c->uses[s->k], s->plain->data, s->plain->len, brc, errmsg);
@@ -1846,8 +1861,13 @@ static void *stream_thread(void *arg)
 		if (rc) { /* the blobs that did not arrive fail with the read's error */
 			char errmsg[512];
 			snprintf(errmsg, sizeof(errmsg), "%s", cf_errmsg(rc));
-			for (; st.k < rr->j; st.k++)
-				write_use(c, &c->uses[st.k], NULL, 0, rc, errmsg);
+			int urc = rc;
+			for (size_t first = st.k; st.k < rr->j; st.k++) {
+				const struct ruse *u = &c->uses[st.k];
+				if (st.k == first || u->offset != c->uses[st.k - 1].offset)
+					urc = other_copy(c, u, &plain, rc);
+				write_use(c, u, urc ? NULL : plain.data, urc ? 0 : plain.len, urc, errmsg);
+			}
 		}
 	}
 	cf_buf_release(&sealed);

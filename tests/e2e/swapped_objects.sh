@@ -9,7 +9,9 @@
 # (2) Index files from before a `forget --prune` copied back into index/ (a
 #     replay naming packs prune deleted): every remaining snapshot still
 #     restores bit-exact; `check` passes or names only the replayed files;
-#     after `prune`, `check` passes.
+#     after `prune`, `check` passes.  With both the old packs and the new
+#     ones in the store and either set damaged, restore and dump read the
+#     good copy.
 # (3) Two index files' contents swapped, an index file truncated, an index
 #     file that cannot be read (as nobody, when root): each is named and
 #     skipped, snapshots that do not need it restore bit-exact, one that does
@@ -117,8 +119,9 @@ for i in 1 2 3 4 5; do
 	cp -a "$S" "$T/copy2.$i"
 	ID[$i]=$(latest_id "$R")
 done
-mkdir "$T/oldindex"
+mkdir "$T/oldindex" "$T/olddata"
 cp -a "$R/index/." "$T/oldindex/"
+cp -a "$R/data/." "$T/olddata/"
 cof -r "$R" forget --keep-last 2 --prune --max-unused 0%
 cof -r "$R" check
 packs_after=$(find "$R/data" -type f | wc -l)
@@ -150,6 +153,34 @@ if [ "$rc" != 0 ]; then
 		[ "$ok" = 1 ] || soft_fail "check after the replay blames more than a replayed index: $line"
 	done < "$T/errors"
 fi
+# (2b) both copies of the repacked blobs in the store, one of them damaged
+# (every 4 KiB of its packs flipped): whichever copy the index lists first,
+# restore and dump must read the good one.  Old packs are those prune
+# deleted, new ones those it wrote.
+damage() { local f=$1 size off; size=$(stat -c %s "$f"); for ((off = 100; off < size - 200; off += 4096)); do flip_byte "$f" "$off"; done; }
+for bad in old new; do
+	rm -rf "$T/r2b"
+	cp -a "$R" "$T/r2b"
+	nold=0 nnew=0
+	for f in $(cd "$T/olddata" && find . -type f); do
+		[ -e "$R/data/$f" ] && continue
+		cp "$T/olddata/$f" "$T/r2b/data/$f"
+		nold=$((nold + 1))
+		[ "$bad" = old ] && damage "$T/r2b/data/$f"
+	done
+	for f in $(cd "$R/data" && find . -type f); do
+		[ -e "$T/olddata/$f" ] && continue
+		nnew=$((nnew + 1))
+		[ "$bad" = new ] && damage "$T/r2b/data/$f"
+	done
+	[ "$nold" -ge 1 ] && [ "$nnew" -ge 1 ] || fail "prune deleted $nold and wrote $nnew packs: nothing to damage"
+	for i in 4 5; do
+		restore_same "$T/r2b" "${ID[$i]}" "$T/copy2.$i" "$S"
+	done
+	expect_exit 0 "$COFFER" -r "$T/r2b" dump "${ID[4]}" "$S/k1"
+	cmp -s "$T/out" "$S/k1" || soft_fail "dump of k1 with the $bad copy damaged differs"
+done
+
 cof -r "$R" prune
 cof -r "$R" check
 assert_not_contains "$T/err" "stale" "check after prune"
