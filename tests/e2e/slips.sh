@@ -94,6 +94,39 @@ refused "--rename shopp=shop_dev" "shopp" "shop" -- \
 refused "--database shopp" "shopp" "it has: shop" -- \
 	"$COFFER" -r "$R" restore latest --mariadb "mariadb://nobody@127.0.0.1:1/" --database shopp
 
+# against a real server (COFFER_TEST_MARIADB): the live database is untouched
+if [ -n "${COFFER_TEST_MARIADB:-}" ]; then
+	MURL=${COFFER_TEST_MARIADB%/}
+	eval "$(python3 - "$MURL" <<'EOF'
+import sys, urllib.parse, shlex
+u = urllib.parse.urlsplit(sys.argv[1])
+q = urllib.parse.parse_qs(u.query)
+a = ["--no-defaults", "-u", urllib.parse.unquote(u.username or "")]
+if u.password is not None:
+    a.append("-p" + urllib.parse.unquote(u.password))
+a += ["--socket", q["socket"][0]] if "socket" in q else ["-h", u.hostname, "-P", str(u.port or 3306), "--protocol=tcp"]
+print("MDB_ARGS=(%s)" % " ".join(shlex.quote(x) for x in a))
+EOF
+)"
+	mq() { mariadb "${MDB_ARGS[@]}" -N -B -e "$1"; }
+	DB=slips_$$_$RANDOM
+	trap 'mq "DROP DATABASE IF EXISTS \`$DB\`; DROP DATABASE IF EXISTS \`${DB}_dev\`" 2>/dev/null; e2e_cleanup' EXIT
+	mq "CREATE DATABASE \`$DB\`; CREATE TABLE \`$DB\`.t (v INT); INSERT INTO \`$DB\`.t VALUES (1)" ||
+		fail "cannot create the test database"
+	cof -r "$R" backup --mariadb "$MURL/$DB"
+	mq "UPDATE \`$DB\`.t SET v = 2"
+	refused "--rename typo against a live server" "${DB}x" "$DB" -- \
+		"$COFFER" -r "$R" restore latest --mariadb "$MURL/" --rename "${DB}x=${DB}_dev"
+	check_eq 2 "$(mq "SELECT v FROM \`$DB\`.t")" "the live database after a refused --rename"
+	check_eq "" "$(mq "SHOW DATABASES LIKE '${DB}_dev'")" "database made by a refused --rename"
+	# the right name loads the copy beside the live one
+	cof -r "$R" restore latest --mariadb "$MURL/" --rename "$DB=${DB}_dev"
+	check_eq 1 "$(mq "SELECT v FROM \`${DB}_dev\`.t")" "the renamed copy"
+	check_eq 2 "$(mq "SELECT v FROM \`$DB\`.t")" "the live database after --rename"
+else
+	note "COFFER_TEST_MARIADB unset: the --rename case against a live server is not run"
+fi
+
 # --- 3. two --stdin-from-command pairs: both stored ---------------------------
 cof -r "$R" backup --stdin-from-command 'echo one' --stdin-filename cmd/one.txt \
 	--stdin-from-command 'echo two' --stdin-filename cmd/two.txt
