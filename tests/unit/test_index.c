@@ -9,6 +9,7 @@
  * doc/repo-format.md written out independently of the encoder): a valid file
  * yields every entry; every truncation, a bad magic, version, type or flag,
  * and trailing bytes are CF_ECORRUPT, never a crash (run under ASan too).
+ * Locations of one blob at several places go to the side table.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +143,96 @@ static void test_index_type_and_duplicates(void **state)
 	assert_int_equal(e->pack, 1);
 	assert_int_equal(e->offset, 10);
 	cf_index_release(&ix);
+}
+
+/* Locations read from index files (cf_index_put_loc): the same place again
+ * adds nothing; another place is an alternate, kept in the side table only
+ * (the main table's count does not change); at most CF_INDEX_MAX_ALT per
+ * blob; cf_index_alt_swap exchanges the main location with one of them.
+ * 5000 blobs with two extra places each survive the side table's growth. */
+static void test_index_alternates(void **state)
+{
+	(void)state;
+	struct cf_index ix = { 0 };
+	struct cf_ientry e = { .pack = 1, .offset = 10, .length = 50, .rawlen = 7, .type = CF_BLOB_DATA };
+	memset(e.id, 0x5a, CF_ID_LEN);
+
+	assert_int_equal(cf_index_put_loc(&ix, &e), CF_OK);
+	assert_int_equal(cf_index_put_loc(&ix, &e), CF_OK);
+	assert_int_equal(ix.n, 1);
+	assert_int_equal(ix.naltn, 0);
+	assert_null(ix.alt); /* nothing duplicated, nothing allocated */
+	struct cf_ientry m = cf_index_get(&ix, CF_BLOB_DATA, e.id)[0];
+	assert_int_equal(m.nalt, 0);
+
+	struct cf_ientry o = e;
+	o.pack = 2;
+	o.offset = 99;
+	o.flags = CF_FLAG_ZSTD;
+	assert_int_equal(cf_index_put_loc(&ix, &o), CF_OK);
+	assert_int_equal(cf_index_put_loc(&ix, &o), CF_OK); /* the same other place */
+	assert_int_equal(ix.n, 1);
+	assert_int_equal(ix.naltn, 1);
+	struct cf_ientry *p = cf_index_get(&ix, CF_BLOB_DATA, e.id);
+	assert_int_equal(p->pack, 1);
+	assert_int_equal(p->nalt, 1);
+	struct cf_ientry *a = cf_index_alt(&ix, p, 0);
+	assert_non_null(a);
+	assert_int_equal(a->pack, 2);
+	assert_int_equal(a->offset, 99);
+	assert_int_equal(a->flags, CF_FLAG_ZSTD);
+	assert_null(cf_index_alt(&ix, p, 1));
+	/* the tree blob of the same id is another key */
+	assert_null(cf_index_get(&ix, CF_BLOB_TREE, e.id));
+
+	cf_index_alt_swap(&ix, p, 0);
+	assert_int_equal(p->pack, 2);
+	assert_int_equal(p->offset, 99);
+	assert_int_equal(p->flags, CF_FLAG_ZSTD);
+	a = cf_index_alt(&ix, p, 0);
+	assert_int_equal(a->pack, 1);
+	assert_int_equal(a->offset, 10);
+	assert_int_equal(a->flags, 0);
+
+	for (uint32_t k = 0; k < 3 * CF_INDEX_MAX_ALT; k++) {
+		struct cf_ientry x = e;
+		x.pack = 100 + k;
+		assert_int_equal(cf_index_put_loc(&ix, &x), CF_OK);
+	}
+	assert_int_equal(p->nalt, CF_INDEX_MAX_ALT);
+	assert_int_equal(ix.naltn, CF_INDEX_MAX_ALT);
+	cf_index_release(&ix);
+
+	rng_state = 7;
+	uint8_t (*ids)[CF_ID_LEN] = malloc(5000 * CF_ID_LEN);
+	assert_non_null(ids);
+	for (uint32_t round = 0; round < 3; round++)
+		for (uint32_t i = 0; i < 5000; i++) {
+			if (round == 0)
+				rnd_id(ids[i]);
+			struct cf_ientry x = { .pack = round, .offset = i, .length = 40, .type = CF_BLOB_DATA };
+			memcpy(x.id, ids[i], CF_ID_LEN);
+			assert_int_equal(cf_index_put_loc(&ix, &x), CF_OK);
+		}
+	assert_int_equal(ix.n, 5000);
+	assert_int_equal(ix.naltn, 10000);
+	for (uint32_t i = 0; i < 5000; i++) {
+		struct cf_ientry *q = cf_index_get(&ix, CF_BLOB_DATA, ids[i]);
+		assert_non_null(q);
+		assert_int_equal(q->pack, 0);
+		assert_int_equal(q->nalt, 2);
+		unsigned seen = 0;
+		for (unsigned k = 0; k < 2; k++) {
+			struct cf_ientry *y = cf_index_alt(&ix, q, k);
+			assert_non_null(y);
+			assert_int_equal(y->offset, i);
+			seen |= 1u << y->pack;
+		}
+		assert_int_equal(seen, 6); /* packs 1 and 2 */
+	}
+	free(ids);
+	cf_index_release(&ix);
+	assert_null(ix.alt);
 }
 
 static void test_index_colliding_prefixes(void **state)
@@ -600,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_index_empty),
 		cmocka_unit_test(test_index_type_and_duplicates),
 		cmocka_unit_test(test_index_colliding_prefixes),
+		cmocka_unit_test(test_index_alternates),
 		cmocka_unit_test(test_index_add_pack),
 		cmocka_unit_test(test_entry_roundtrip),
 		cmocka_unit_test(test_index_parse_valid),
