@@ -766,6 +766,13 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 			job_fail(job, rc, "databases");
 			goto start;
 		}
+	/* a COFFER_EXCLUDES pattern must not drop a dump (the MariaDB dumps'
+	 * names are known only now): refused, naming both */
+	if ((rc = cf_sources_check(&src, (const char *const *)paths, npaths,
+				   (const char *const *)c->excludes, c->nexcludes))) {
+		job_fail(job, rc, "sources");
+		goto start;
+	}
 	struct cf_backup_opts o;
 	memset(&o, 0, sizeof(o));
 	o.paths = (const char *const *)paths;
