@@ -998,6 +998,12 @@ void cf_agent_secret_free(char *s)
 	}
 }
 
+void cf_agent_config_done(struct cf_agent_config *c)
+{
+	cf_agent_config_release(c);
+	unexport(c);
+}
+
 void cf_agent_config_release(struct cf_agent_config *c)
 {
 	char **ex = c->exported;

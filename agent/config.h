@@ -107,6 +107,10 @@ int cf_agent_config_load_schedule(struct cf_agent_config *c, cf_agent_getenv_fn 
 
 /* Free everything (wiping secrets); c is CF_AGENT_CONFIG_INIT afterwards.
  * Keys exported by the load stay in the environment until the next load. */
+/* Release c for good: cf_agent_config_release() and also unset (and free
+ * the list of) the variables the load exported for s3.c and dburl.c.  For a
+ * process that is done with its configuration (no reload follows). */
+void cf_agent_config_done(struct cf_agent_config *c);
 void cf_agent_config_release(struct cf_agent_config *c);
 
 /* Print "KEY=value" for every key of the table, secrets as "(set)", unset

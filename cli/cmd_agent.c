@@ -33,35 +33,35 @@ int cmd_agent(struct cli *c)
 		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
 			return refuse(rc);
 		if (c->parse_only) {
-			cf_agent_config_release(&cfg);
+			cf_agent_config_done(&cfg);
 			parse_only_done(c);
 		}
 		code = cf_agent_healthcheck(cfg.state_dir, time(NULL), why, sizeof(why));
 		printf("%s: %s\n", code ? "unhealthy" : "healthy", why);
-		cf_agent_config_release(&cfg);
+		cf_agent_config_done(&cfg);
 		return code;
 	}
 	if (c->agent_print_schedule || c->agent_print_config) {
 		if ((rc = cf_agent_config_load_schedule(&cfg, NULL, NULL)))
 			return refuse(rc);
 		if (c->parse_only) {
-			cf_agent_config_release(&cfg);
+			cf_agent_config_done(&cfg);
 			parse_only_done(c);
 		}
 		if (c->agent_print_config)
 			cf_agent_config_print(&cfg, NULL, NULL, stdout);
 		if (c->agent_print_schedule &&
 		    (rc = cf_agent_print_schedule(&cfg, time(NULL), c->agent_print_schedule, stdout))) {
-			cf_agent_config_release(&cfg);
+			cf_agent_config_done(&cfg);
 			return fail(rc);
 		}
-		cf_agent_config_release(&cfg);
+		cf_agent_config_done(&cfg);
 		return EXIT_OK;
 	}
 	if ((rc = cf_agent_config_load(&cfg, NULL, NULL)))
 		return refuse(rc);
 	if (c->parse_only) {
-		cf_agent_config_release(&cfg);
+		cf_agent_config_done(&cfg);
 		parse_only_done(c);
 	}
 	if (!c->quiet && !c->verbose)
@@ -74,6 +74,6 @@ int cmd_agent(struct cli *c)
 	} else {
 		code = cf_agent_loop(&cfg);
 	}
-	cf_agent_config_release(&cfg);
+	cf_agent_config_done(&cfg);
 	return code;
 }
