@@ -73,6 +73,15 @@ void cf_backend_pack_path(const char *hexid, char *out, size_t outlen)
 	snprintf(out, outlen, "data/%.2s/%s", hexid, hexid);
 }
 
+uint64_t cf_be_object_max(const char *path)
+{
+	static const char *const small[] = { "config", "keys/", "snapshots/", "locks/" };
+	for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++)
+		if (!strncmp(path, small[i], strlen(small[i])))
+			return CF_BE_SMALL_OBJECT_MAX;
+	return CF_BE_LARGE_OBJECT_MAX;
+}
+
 struct mtime_adapter {
 	cf_list_mtime_fn fn;
 	void *ctx;

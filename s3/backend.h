@@ -130,6 +130,17 @@ int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opt
 /* Path of a pack: "data/ab/abcdef..." into out (at least 6+2+1+64+1 bytes). */
 void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
 
+/* The most bytes a whole-object read of path may return: what an object
+ * under that name can legitimately hold, so that a store answering with an
+ * endless body fails the read instead of exhausting memory.  16 MiB for
+ * "config", "keys/", "snapshots/" and "locks/"; 1 GiB for "index/" (46 bytes
+ * per blob, and prune writes one index for the whole repository: some 23
+ * million blobs) and for "data/" and anything else (a pack is closed at
+ * 8 MiB plus its last blob; its offsets are 32-bit). */
+#define CF_BE_SMALL_OBJECT_MAX ((uint64_t)16 << 20)
+#define CF_BE_LARGE_OBJECT_MAX ((uint64_t)1 << 30)
+uint64_t cf_be_object_max(const char *path);
+
 /* A store where a request costs a round trip (S3, and any wrapper around a
  * store): callers keep more requests in flight, read bigger ranges and cache
  * tree packs.  Only the local directory backend is not. */

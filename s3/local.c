@@ -351,7 +351,10 @@ static int read_direct(int fd, uint64_t off, size_t len, struct cf_buf *out)
 	return 0;
 }
 
-static int read_range(const char *p, uint64_t off, size_t len, int whole, struct cf_buf *out)
+/* whole_max 0: len bytes at off; else the whole file, which may have at
+ * most whole_max bytes (cf_be_object_max: a huge file is not read into
+ * memory). */
+static int read_range(const char *p, uint64_t off, size_t len, uint64_t whole_max, struct cf_buf *out)
 {
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -367,7 +370,12 @@ static int read_range(const char *p, uint64_t off, size_t len, int whole, struct
 		r = cf_err_errno("stat %s", p);
 		goto out;
 	}
-	if (whole) {
+	if (whole_max && (uint64_t)st.st_size > whole_max) {
+		r = cf_err(CF_ECORRUPT, "%s is %lld bytes, over the %llu MiB limit for it; not read", p,
+			   (long long)st.st_size, (unsigned long long)(whole_max >> 20));
+		goto out;
+	}
+	if (whole_max) {
 		off = 0;
 		len = (size_t)st.st_size;
 	} else if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off) {
@@ -375,7 +383,7 @@ static int read_range(const char *p, uint64_t off, size_t len, int whole, struct
 			   p, (long long)st.st_size, len, (unsigned long long)off);
 		goto out;
 	}
-	if (!whole && read_direct(fd, off, len, out) == 0) {
+	if (!whole_max && read_direct(fd, off, len, out) == 0) {
 		out->len = len;
 		out->data[len] = 0;
 		goto out;
@@ -402,7 +410,7 @@ static int local_get(struct cf_backend *be, const char *path, struct cf_buf *out
 {
 	char p[4096];
 	int r = mkpath((struct local *)be, path, p, sizeof(p));
-	return r ? r : read_range(p, 0, 0, 1, out);
+	return r ? r : read_range(p, 0, 0, cf_be_object_max(path), out);
 }
 
 static int local_get_range(struct cf_backend *be, const char *path, uint64_t off, size_t len,

@@ -56,11 +56,19 @@
 #define LIST_MAX_KEYS 1000 /* S3's own page limit */
 #define DELETE_MAX_KEYS 1000 /* and DeleteObjects' */
 #define STALL_TIMEOUT 60   /* seconds */
+#define LOW_SPEED 1024     /* bytes/s: slower than this for stall_timeout s is a stall */
+#define LIST_PAGE_MAX ((size_t)16 << 20) /* a ListObjectsV2 page (1000 keys of <= 1 KiB: ~1.5 MB) */
+#define ANSWER_MAX ((size_t)16 << 20)    /* a DeleteObjects result, a CreateBucket answer */
+#define ERROR_BODY_MAX ((size_t)16 << 10) /* an <Error> document: the rest is dropped */
+#define LIST_MAX_OBJECTS 10000000 /* more under one directory is not a repository */
+#define LIST_IDLE_PAGES 100 /* truncated pages in a row that bring no new name */
+#define POLL_MS 100        /* how often a transfer looks at cf_interrupted */
 
 int64_t cf_s3_clock_skew_for_tests;
 
 struct s3_handle {
 	CURL *curl;
+	CURLM *multi; /* drives curl, polled every POLL_MS (see perform()) */
 	struct s3_handle *next;
 };
 
@@ -70,7 +78,8 @@ struct s3_backend {
 	char *access_key, *secret_key, *session_token;
 	char *cacert;
 	int connections, max_attempts, list_max_keys;
-	int stall_timeout; /* seconds without a byte before a transfer is retried */
+	int stall_timeout; /* seconds below low_speed before a transfer is retried */
+	long low_speed;    /* bytes/s */
 	bool sign_payload; /* bodies' SHA-256 in the signature (http, or asked for) */
 
 	pthread_mutex_t mu; /* guards the pool and region */
@@ -97,6 +106,9 @@ struct s3_req {
 	const char *range;       /* "bytes=0-9" or NULL */
 	bool head;
 	struct cf_buf *out; /* response body; NULL: discard */
+	uint64_t max;       /* most bytes a 2xx body may have (0: ERROR_BODY_MAX) */
+	uint64_t range_off; /* a ranged GET into out: where the range starts (a 200 */
+	bool ranged;        /* answer, the whole object, is cut to [range_off, +max)) */
 	struct s3_stream *stream; /* a streamed GET (then range is set per attempt), or NULL */
 	/* results */
 	long status;
@@ -127,6 +139,10 @@ struct xfer {
 	int64_t sign_time;   /* the time the request was signed with */
 	int64_t server_date; /* the answer's Date header, -1 if none */
 	int oom;
+	bool too_big;  /* a 2xx body longer than req->max: the transfer was stopped */
+	bool enough;   /* all of a range arrived inside a 200 answer: stopped there */
+	bool cut;      /* an error body cut at ERROR_BODY_MAX: stopped there */
+	uint64_t max;  /* req->max, or ERROR_BODY_MAX when it is 0 */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -217,7 +233,9 @@ static int handle_get(struct s3_backend *be, struct s3_handle **out)
 	pthread_mutex_unlock(&be->mu);
 	if (!h) {
 		h = calloc(1, sizeof(*h));
-		if (h && !(h->curl = curl_easy_init())) {
+		if (h && (!(h->curl = curl_easy_init()) || !(h->multi = curl_multi_init()))) {
+			if (h->curl)
+				curl_easy_cleanup(h->curl);
 			free(h);
 			h = NULL;
 		}
@@ -245,7 +263,10 @@ static void handle_put(struct s3_backend *be, struct s3_handle *h)
 /* ---- curl callbacks ---- */
 
 /* A 2xx answer to a streamed GET: its bytes go to the consumer, those of a
- * store that ignored the range (200, the whole object) from the offset on. */
+ * store that ignored the range (200, the whole object) from the offset on.
+ * Once the range is complete the transfer stops: what follows (the rest of
+ * a whole object, or a store that sends more than it was asked for) is
+ * never waited for. */
 static size_t stream_body(struct xfer *x, struct s3_stream *s, const char *p, size_t len)
 {
 	size_t n = len;
@@ -254,31 +275,103 @@ static size_t stream_body(struct xfer *x, struct s3_stream *s, const char *p, si
 		x->skip -= k;
 		p += k, n -= k;
 	}
-	if (n > s->len - s->done)
-		n = (size_t)(s->len - s->done); /* beyond the range (a whole object) */
+	bool beyond = n > s->len - s->done;
+	if (beyond)
+		n = (size_t)(s->len - s->done);
 	if (n && (s->rc = s->fn((const uint8_t *)p, n, s->ctx)))
 		return 0; /* curl stops: CURLE_WRITE_ERROR */
 	s->done += n;
+	if (beyond) {
+		x->enough = true;
+		return 0;
+	}
 	return len;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+/* A 2xx answer into the sink, at most x->max bytes: past them the
+ * transfer stops (too_big), except in the whole object (200) a store sent
+ * for a range, which is cut to the range (enough). */
+static size_t whole_body(struct xfer *x, const char *p, size_t len)
 {
-	struct xfer *x = ud;
-	struct s3_stream *s = x->req->stream;
-	if (s && x->body_kind == 0) {
-		long st = 0;
-		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &st);
-		x->body_kind = st == 200 || st == 206 ? 1 : 2;
-		x->skip = st == 200 ? s->off + s->done : 0;
+	size_t n = len;
+	if (x->skip) {
+		size_t k = x->skip < n ? (size_t)x->skip : n;
+		x->skip -= k;
+		p += k, n -= k;
 	}
-	if (s && x->body_kind == 1)
-		return stream_body(x, s, p, size * n);
-	if (cf_buf_add(x->sink, p, size * n)) {
+	uint64_t room = x->max - x->sink->len;
+	bool over = n > room;
+	if (over && x->body_kind != 3) {
+		x->too_big = true;
+		return 0;
+	}
+	if (over)
+		n = (size_t)room;
+	if (cf_buf_add(x->sink, p, n)) {
 		x->oom = 1;
 		return 0;
 	}
-	return size * n;
+	if (over) {
+		x->enough = true;
+		return 0;
+	}
+	return len;
+}
+
+/* Every answer's body comes here.  body_kind, from the status of the
+ * first piece: 1 a 2xx body (streamed to the consumer or bounded by
+ * req->max), 3 the same for a whole object sent for a ranged GET, 2 an
+ * error body, kept up to ERROR_BODY_MAX (enough for its Code and Message;
+ * the transfer stops there, cut). */
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	const struct s3_req *req = x->req;
+	struct s3_stream *s = req->stream;
+	size_t len = size * n;
+	if (x->body_kind == 0) {
+		long st = 0;
+		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &st);
+		if (s) {
+			x->body_kind = st == 200 || st == 206 ? 1 : 2;
+			x->skip = st == 200 ? s->off + s->done : 0;
+		} else if (st >= 200 && st <= 299) {
+			x->body_kind = st == 200 && req->ranged ? 3 : 1;
+			x->skip = x->body_kind == 3 ? req->range_off : 0;
+		} else {
+			x->body_kind = 2;
+		}
+	}
+	if (x->body_kind == 2) {
+		size_t room = ERROR_BODY_MAX - x->sink->len;
+		size_t k = len < room ? len : room;
+		if (cf_buf_add(x->sink, p, k)) {
+			x->oom = 1;
+			return 0;
+		}
+		if (k < len) {
+			x->cut = true;
+			return 0;
+		}
+		return len;
+	}
+	if (s)
+		return stream_body(x, s, p, len);
+	return whole_body(x, p, len);
+}
+
+/* Requests that a signal stops at once: all but DELETE, which is what
+ * cleanup after an interruption sends (the lock's removal). */
+static bool interruptible(const struct s3_req *req)
+{
+	return strcmp(req->method, "DELETE") != 0;
+}
+
+static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	(void)dlt, (void)dln, (void)ult, (void)uln;
+	struct xfer *x = ud;
+	return cf_interrupted && interruptible(x->req); /* non-zero: CURLE_ABORTED_BY_CALLBACK */
 }
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
@@ -547,11 +640,25 @@ static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struc
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_CONNECTTIMEOUT, be->stall_timeout < 15 ? (long)be->stall_timeout : 15L);
-	/* A stalled transfer (no byte either way for stall_timeout seconds,
-	 * waiting for the answer included) is a timeout, hence retried: a
-	 * dead peer behind a NAT or a hung proxy never makes a backup hang. */
-	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+	/* A stalled transfer (fewer than low_speed bytes/s either way for
+	 * stall_timeout seconds, waiting for the answer included) is a
+	 * timeout, hence retried: a dead peer behind a NAT, a hung proxy or a
+	 * store that trickles a byte now and then never makes coffer hang. */
+	SET(CURLOPT_LOW_SPEED_LIMIT, be->low_speed);
 	SET(CURLOPT_LOW_SPEED_TIME, (long)be->stall_timeout);
+	/* A signal stops the transfer (perform() looks too, between polls). */
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+	SET(CURLOPT_XFERINFODATA, x);
+	/* An announced body longer than the answer may be is refused before
+	 * a byte of it is read (whole_body() bounds a chunked one).  Not for
+	 * ranges: a store may answer those with the whole object (200). */
+	if (req->max && !req->ranged && !req->stream && !req->head)
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
+	/* Cleanup after a signal (a DELETE) gets a few seconds, not the stall
+	 * timeout: the user asked coffer to stop. */
+	if (cf_interrupted)
+		SET(CURLOPT_TIMEOUT, 5L);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -658,6 +765,51 @@ out:
 	return r;
 }
 
+/* curl_easy_perform, but through the handle's multi handle polled every
+ * POLL_MS, so that a signal stops a transfer within that time whatever
+ * state it is in (resolving, connecting, waiting for an answer that does
+ * not come).  CURLE_ABORTED_BY_CALLBACK when it was stopped so. */
+static CURLcode perform(struct s3_handle *h, const struct s3_req *req)
+{
+	CURLcode res = CURLE_GOT_NOTHING;
+	CURLMcode mc = curl_multi_add_handle(h->multi, h->curl);
+	int running = 1, q;
+	if (mc != CURLM_OK)
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	while (running && mc == CURLM_OK) {
+		if (cf_interrupted && interruptible(req)) {
+			res = CURLE_ABORTED_BY_CALLBACK;
+			goto out;
+		}
+		mc = curl_multi_perform(h->multi, &running);
+		if (mc == CURLM_OK && running)
+			mc = curl_multi_poll(h->multi, NULL, 0, POLL_MS, NULL);
+	}
+	if (mc != CURLM_OK) {
+		res = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+		goto out;
+	}
+	for (CURLMsg *m; (m = curl_multi_info_read(h->multi, &q));)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl)
+			res = m->data.result;
+out:
+	curl_multi_remove_handle(h->multi, h->curl);
+	return res;
+}
+
+/* "16 MiB" */
+static void human_size(uint64_t n, char *out, size_t len)
+{
+	if (n >= (1u << 30) && !(n % (1u << 30)))
+		snprintf(out, len, "%" PRIu64 " GiB", n >> 30);
+	else if (n >= (1u << 20) && !(n % (1u << 20)))
+		snprintf(out, len, "%" PRIu64 " MiB", n >> 20);
+	else if (n >= (1u << 10) && !(n % (1u << 10)))
+		snprintf(out, len, "%" PRIu64 " KiB", n >> 10);
+	else
+		snprintf(out, len, "%" PRIu64 " bytes", n);
+}
+
 static int s3_do(struct s3_backend *be, struct s3_req *req)
 {
 	struct cf_buf local = CF_BUF_INIT, url = CF_BUF_INIT, host = CF_BUF_INIT, uri = CF_BUF_INIT;
@@ -678,7 +830,8 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 		char region[64];
 		struct curl_slist *hdrs = NULL;
 		struct s3_handle *h = NULL;
-		struct xfer x = { .req = req, .sink = req->out ? req->out : &local, .server_date = -1 };
+		struct xfer x = { .req = req, .sink = req->out ? req->out : &local, .server_date = -1,
+				  .max = req->max ? req->max : ERROR_BODY_MAX };
 		enum outcome o = DONE;
 		struct s3_stream *sm = req->stream;
 		if (sm) { /* the bytes not yet handed over */
@@ -687,6 +840,11 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 			req->range = sm->range;
 		}
 
+		describe(be, req, what, sizeof(what));
+		if (cf_interrupted && interruptible(req)) {
+			r = cf_err(CF_EINTR, "%s: interrupted", what);
+			break;
+		}
 		pthread_mutex_lock(&be->mu);
 		memcpy(region, be->region, sizeof(region));
 		pthread_mutex_unlock(&be->mu);
@@ -703,17 +861,33 @@ static int s3_do(struct s3_backend *be, struct s3_req *req)
 		if ((r = setup(be, h->curl, req, &x, (char *)url.data, hdrs, errbuf)))
 			goto attempt_out;
 		x.curl = h->curl;
-		CURLcode cc = curl_easy_perform(h->curl);
+		CURLcode cc = perform(h, req);
 		req->status = 0;
 		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &req->status);
 		curl_off_t cl = -1;
 		curl_easy_getinfo(h->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 		req->content_length = cl;
-		describe(be, req, what, sizeof(what));
+		if (cc == CURLE_WRITE_ERROR && (x.cut || (x.enough && !sm)))
+			cc = CURLE_OK; /* stopped on purpose: all that is needed is in */
+		char cap[32];
+		human_size(x.max, cap, sizeof(cap));
 		if (sm && sm->rc) {
 			r = sm->rc; /* the consumer's own error */
 		} else if (x.oom) {
 			r = cf_err(CF_ENOMEM, "%s: out of memory for the answer", what);
+		} else if (x.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
+			/* not a retry: the store would send the same again */
+			if (cc == CURLE_FILESIZE_EXCEEDED && cl >= 0)
+				r = cf_err(CF_ECORRUPT, "%s: the answer (HTTP %ld) announces %" PRId64 " bytes, over the "
+							"%s limit for it; not read", what, req->status, (int64_t)cl, cap);
+			else if (cc == CURLE_FILESIZE_EXCEEDED)
+				r = cf_err(CF_ECORRUPT, "%s: the answer (HTTP %ld) announces more than the %s limit for "
+							"it; not read", what, req->status, cap);
+			else
+				r = cf_err(CF_ECORRUPT, "%s: the answer (HTTP %ld) exceeds the %s limit for it; not "
+							"read further", what, req->status, cap);
+		} else if (cc == CURLE_ABORTED_BY_CALLBACK && cf_interrupted) {
+			r = cf_err(CF_EINTR, "%s: interrupted", what);
 		} else if (sm && cc != CURLE_OK && x.body_kind == 1 && sm->done == sm->len) {
 			o = DONE; /* everything wanted arrived before the transfer broke */
 		} else if (cc != CURLE_OK) {
@@ -790,7 +964,7 @@ static int s3_put(struct cf_backend *b, const char *path, const void *data, size
 
 static int s3_get(struct cf_backend *b, const char *path, struct cf_buf *out)
 {
-	struct s3_req req = { .method = "GET", .path = path, .out = out };
+	struct s3_req req = { .method = "GET", .path = path, .out = out, .max = cf_be_object_max(path) };
 	return s3_do(S3(b), &req);
 }
 
@@ -802,7 +976,8 @@ static int s3_stat(struct cf_backend *b, const char *path, uint64_t *size)
 		/* A HEAD refusal has no body: a one-byte GET fetches the store's
 		 * Code and Message so the user learns why. */
 		struct cf_buf tmp = CF_BUF_INIT;
-		struct s3_req get = { .method = "GET", .path = path, .range = "bytes=0-0", .out = &tmp };
+		struct s3_req get = { .method = "GET", .path = path, .range = "bytes=0-0", .out = &tmp,
+				      .max = 1, .ranged = true };
 		int r2 = s3_do(S3(b), &get);
 		cf_buf_release(&tmp);
 		if (r2 != CF_OK && r2 != CF_ECORRUPT)
@@ -832,21 +1007,13 @@ static int s3_get_range(struct cf_backend *b, const char *path, uint64_t off, si
 	if (off > UINT64_MAX - len)
 		return cf_err(CF_EINVAL, "S3 %s/%s: range overflows", b->location, path);
 	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, off, off + len - 1);
-	struct s3_req req = { .method = "GET", .path = path, .range = range, .out = out };
+	/* A store that ignores the range answers 200 with the whole object:
+	 * on_body keeps only the range of it, and stops there. */
+	struct s3_req req = { .method = "GET", .path = path, .range = range, .out = out, .max = len,
+			      .ranged = true, .range_off = off };
 	int r = s3_do(S3(b), &req);
 	if (r)
 		return r;
-	if (req.status == 200) {
-		/* The store ignored the range and sent everything. */
-		if (out->len < off + len) {
-			cf_buf_reset(out);
-			return cf_err(CF_ECORRUPT, "S3 %s/%s: object is %zu bytes, shorter than %" PRIu64 "+%zu",
-				      b->location, path, out->len, off, len);
-		}
-		memmove(out->data, out->data + off, len);
-		out->len = len;
-		out->data[len] = 0;
-	}
 	if (out->len != len) {
 		size_t got = out->len;
 		cf_buf_reset(out);
@@ -982,7 +1149,7 @@ static int delete_batch(struct s3_backend *be, struct del_batch *d)
 			goto out;
 		struct iovec v = { body.data, body.len };
 		struct s3_req req = { .method = "POST", .query = q, .nquery = 1, .iov = &v, .niov = 1,
-				      .body_len = body.len, .content_md5 = md5, .out = &answer };
+				      .body_len = body.len, .content_md5 = md5, .out = &answer, .max = ANSWER_MAX };
 		int rq = s3_do(be, &req);
 		if (rq == CF_ENOMEM || rq == CF_EINTR) {
 			r = rq;
@@ -1086,6 +1253,90 @@ out:
 	return r;
 }
 
+/* ---- the listing's guards ----
+ *
+ * A listing is a loop the store drives: it says when there is more and how
+ * to ask for it.  A store that repeats a continuation token, or keeps
+ * answering "more" with nothing new, would keep coffer listing forever; one
+ * that sends a key twice would have every caller see it twice.  So each
+ * listing keeps the set of names it handed over (16 bytes each: a 128-bit
+ * hash, not the name) and of the tokens it was given, merges repeated
+ * names, and stops with an error naming the directory at a token seen
+ * before, at LIST_IDLE_PAGES "more" pages in a row with no new name, or
+ * past the pages and objects a repository can have under one directory. */
+
+struct hset {
+	uint64_t (*slot)[2]; /* {0, 0}: empty; slot[i][0] is odd otherwise */
+	size_t n, cap;       /* cap: a power of two, or 0 */
+};
+
+static uint64_t fmix64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ULL;
+	k ^= k >> 33;
+	return k;
+}
+
+/* Two independent 64-bit lanes (FNV-1a, and a multiply-xorshift one). */
+static void hash128(const char *p, size_t len, uint64_t h[2])
+{
+	uint64_t a = 0xcbf29ce484222325ULL ^ len, b = 0x9e3779b97f4a7c15ULL + len;
+	for (size_t i = 0; i < len; i++) {
+		a = (a ^ (uint8_t)p[i]) * 0x100000001b3ULL;
+		b = (b + (uint8_t)p[i]) * 0xc6a4a7935bd1e995ULL;
+		b ^= b >> 29;
+	}
+	h[0] = fmix64(a) | 1;
+	h[1] = fmix64(b);
+}
+
+/* Add p[0..len) to the set; *added false when it was there.  CF_OK or
+ * CF_ENOMEM. */
+static int hset_add(struct hset *hs, const char *p, size_t len, bool *added)
+{
+	uint64_t h[2];
+	hash128(p, len, h);
+	if (2 * (hs->n + 1) > hs->cap) { /* load at most 1/2 */
+		size_t cap = hs->cap ? 2 * hs->cap : 64;
+		uint64_t(*slot)[2] = calloc(cap, sizeof(*slot));
+		if (!slot)
+			return cf_err(CF_ENOMEM, "out of memory (listing)");
+		for (size_t i = 0; i < hs->cap; i++) {
+			if (!hs->slot[i][0])
+				continue;
+			size_t j = (size_t)hs->slot[i][1] & (cap - 1);
+			while (slot[j][0])
+				j = (j + 1) & (cap - 1);
+			slot[j][0] = hs->slot[i][0];
+			slot[j][1] = hs->slot[i][1];
+		}
+		free(hs->slot);
+		hs->slot = slot;
+		hs->cap = cap;
+	}
+	size_t j = (size_t)h[1] & (hs->cap - 1);
+	for (; hs->slot[j][0]; j = (j + 1) & (hs->cap - 1))
+		if (hs->slot[j][0] == h[0] && hs->slot[j][1] == h[1]) {
+			*added = false;
+			return CF_OK;
+		}
+	hs->slot[j][0] = h[0];
+	hs->slot[j][1] = h[1];
+	hs->n++;
+	*added = true;
+	return CF_OK;
+}
+
+static void hset_release(struct hset *hs)
+{
+	free(hs->slot);
+	hs->slot = NULL;
+	hs->n = hs->cap = 0;
+}
+
 struct list_ctx {
 	const char *prefix; /* full key prefix, "pfx/data/" */
 	size_t prefix_len;
@@ -1093,7 +1344,52 @@ struct list_ctx {
 	void *ctx;
 	const char *location;
 	cf_list_mtime_fn mfn; /* instead of fn: list_mtime */
+	struct hset names;  /* handed over so far */
+	size_t fresh;       /* new names on the current page */
+	size_t dups;        /* repeated names merged, over the listing */
 };
+
+/* Whether name is new to this listing (then it is counted): CF_OK with
+ * *is_new false for one handed over before, CF_ES3 past LIST_MAX_OBJECTS,
+ * CF_ENOMEM. */
+static int list_new_name(struct list_ctx *lc, const char *name, bool *is_new)
+{
+	int r = hset_add(&lc->names, name, strlen(name), is_new);
+	if (r)
+		return r;
+	if (!*is_new) {
+		lc->dups++;
+		return CF_OK;
+	}
+	if (lc->names.n > LIST_MAX_OBJECTS)
+		return cf_err(CF_ES3, "S3 listing of %s %s: more than %d objects, more than a repository holds "
+				      "there; the store's listing does not end", lc->location, lc->prefix, LIST_MAX_OBJECTS);
+	lc->fresh++;
+	return CF_OK;
+}
+
+/* After page number `pages` said there is more (token next): CF_OK to go
+ * on, or CF_ES3 naming the directory when the listing would not end. */
+static int list_next_page(struct list_ctx *lc, struct hset *tokens, const char *token, int pages,
+			  int max_pages, int *idle)
+{
+	bool added;
+	int r = hset_add(tokens, token, strlen(token), &added);
+	if (r)
+		return r;
+	if (!added)
+		return cf_err(CF_ES3, "S3 listing of %s %s: page %d repeats a continuation token the store sent "
+				      "before; the listing would go round in circles", lc->location, lc->prefix, pages);
+	*idle = lc->fresh ? 0 : *idle + 1;
+	if (*idle >= LIST_IDLE_PAGES)
+		return cf_err(CF_ES3, "S3 listing of %s %s: %d pages in a row brought no new object, yet the store "
+				      "says there is more; the listing does not end", lc->location, lc->prefix, *idle);
+	if (pages >= max_pages)
+		return cf_err(CF_ES3, "S3 listing of %s %s: more than %d pages, more than a repository fills "
+				      "there; the store's listing does not end", lc->location, lc->prefix, max_pages);
+	return CF_OK;
+}
+
 
 static int list_item(const char *key, uint64_t size, int64_t mtime_ns, void *ud)
 {
@@ -1105,6 +1401,10 @@ static int list_item(const char *key, uint64_t size, int64_t mtime_ns, void *ud)
 	name = name ? name + 1 : key + lc->prefix_len;
 	if (!*name) /* a "directory marker" some tools create */
 		return 0;
+	bool is_new;
+	int r = list_new_name(lc, name, &is_new);
+	if (r || !is_new)
+		return r;
 	return lc->mfn ? lc->mfn(name, size, mtime_ns, lc->ctx) : lc->fn(name, size, lc->ctx);
 }
 
@@ -1113,12 +1413,16 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 {
 	struct s3_backend *be = S3(b);
 	struct cf_buf prefix = CF_BUF_INIT, page = CF_BUF_INIT, dirslash = CF_BUF_INIT;
+	struct hset tokens = { 0 };
 	char *token = NULL, maxkeys[16];
-	int r, pages = 0;
+	int r, pages = 0, idle = 0;
+	int max_pages = LIST_MAX_OBJECTS / be->list_max_keys;
+	struct list_ctx lc = { .fn = fn, .ctx = ctx, .location = b->location, .mfn = mfn };
 	if ((r = cf_buf_addf(&dirslash, "%s/", dir)) || (r = cf_s3_loc_key(&be->loc, (char *)dirslash.data, &prefix)))
 		goto out;
 	snprintf(maxkeys, sizeof(maxkeys), "%d", be->list_max_keys);
-	struct list_ctx lc = { (char *)prefix.data, prefix.len, fn, ctx, b->location, mfn };
+	lc.prefix = (char *)prefix.data;
+	lc.prefix_len = prefix.len;
 	do {
 		struct cf_sigv4_pair q[4] = {
 			{ "list-type", "2" },
@@ -1126,10 +1430,15 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 			{ "max-keys", maxkeys },
 			{ "continuation-token", token },
 		};
-		struct s3_req req = { .method = "GET", .query = q, .nquery = token ? 4 : 3, .out = &page };
+		struct s3_req req = { .method = "GET", .query = q, .nquery = token ? 4 : 3, .out = &page,
+				      .max = LIST_PAGE_MAX };
 		struct cf_s3_list_page pg;
-		if ((r = s3_do(be, &req)))
+		if ((r = s3_do(be, &req))) {
+			if (r == CF_ECORRUPT) /* a page over LIST_PAGE_MAX */
+				r = cf_err_prefix(r, "S3 listing of %s %s", b->location, (char *)prefix.data);
 			goto out;
+		}
+		lc.fresh = 0;
 		r = cf_s3_list_parse_mtime((char *)page.data, page.len, list_item, &lc, &pg);
 		free(token);
 		token = pg.next_token;
@@ -1139,9 +1448,16 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 		if (!pg.truncated) {
 			free(token);
 			token = NULL;
+		} else if ((r = list_next_page(&lc, &tokens, token, pages, max_pages, &idle))) {
+			goto out;
 		}
 	} while (token);
+	if (lc.dups)
+		cf_info("S3 listing of %s %s: the store named %zu objects more than once (merged)", b->location,
+			(char *)prefix.data, lc.dups);
 out:
+	hset_release(&lc.names);
+	hset_release(&tokens);
 	free(token);
 	cf_buf_release(&prefix);
 	cf_buf_release(&page);
@@ -1169,7 +1485,7 @@ static int s3_create(struct cf_backend *b)
 		 * listing, whose answer names it (NoSuchBucket, AccessDenied). */
 		struct cf_buf tmp = CF_BUF_INIT;
 		static const struct cf_sigv4_pair q[] = { { "list-type", "2" }, { "max-keys", "1" } };
-		struct s3_req get = { .method = "GET", .query = q, .nquery = 2, .out = &tmp };
+		struct s3_req get = { .method = "GET", .query = q, .nquery = 2, .out = &tmp, .max = LIST_PAGE_MAX };
 		r = s3_do(be, &get);
 		cf_buf_release(&tmp);
 		if (r == CF_EPERM && strstr(cf_errmsg(r), " AccessDenied"))
@@ -1216,6 +1532,7 @@ static void s3_free(struct cf_backend *b)
 	while (be->idle) {
 		struct s3_handle *h = be->idle;
 		be->idle = h->next;
+		curl_multi_cleanup(h->multi);
 		curl_easy_cleanup(h->curl);
 		free(h);
 	}
@@ -1288,6 +1605,20 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 	const char *st = getenv("COFFER_S3_STALL_TIMEOUT"); /* tests provoke stalls */
 	if (st && atoi(st) > 0 && atoi(st) < 3600)
 		be->stall_timeout = atoi(st);
+	be->low_speed = LOW_SPEED;
+	/* Tests only: "BYTES/SECONDS", the rate floor and its window, so that
+	 * a trickling store is given up on in seconds rather than minutes. */
+	const char *ls = getenv("COFFER_TEST_S3_LOW_SPEED");
+	if (ls && *ls) {
+		long bytes = 0, secs = 0;
+		char extra;
+		if (sscanf(ls, "%ld/%ld%c", &bytes, &secs, &extra) != 2 || bytes < 1 || secs < 1 || secs >= 3600) {
+			r = cf_err(CF_EINVAL, "COFFER_TEST_S3_LOW_SPEED=\"%.40s\": want BYTES/SECONDS, e.g. 1024/5", ls);
+			goto fail;
+		}
+		be->low_speed = bytes;
+		be->stall_timeout = (int)secs;
+	}
 	const char *region = getenv("AWS_REGION");
 	if (!region || !*region)
 		region = getenv("AWS_DEFAULT_REGION");

@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "s3/backend.h"
@@ -759,14 +760,62 @@ static void test_unreachable(void **state)
 
 /* Answers each connection with the next scripted reply; "RESET" closes the
  * connection without a word (as a crashed proxy would), "STALL" keeps it
- * open and silent (a hung peer), "RAW|..." sends the rest as it is.  The
- * first requests are kept for asserts. */
+ * open and silent (a hung peer), "RAW|..." sends the rest as it is,
+ * "CHUNKED|STATUS|N" a chunked answer of N bytes ('a' + i % 26), for as long
+ * as the client reads, "TRICKLE|N" a 200 announcing N bytes and sending one
+ * every 100 ms.  The first requests are kept for asserts. */
 struct responder {
 	int lfd, port, served;
 	const char *const *script;
 	int nscript;
 	char req[4][16384];
 };
+
+/* send() that reports a client gone away (no SIGPIPE) as false */
+static bool send_all(int fd, const void *p, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t k = send(fd, (const char *)p + done, n - done, MSG_NOSIGNAL);
+		if (k <= 0)
+			return false;
+		done += (size_t)k;
+	}
+	return true;
+}
+
+static void serve_chunked(int fd, int status, unsigned long long n)
+{
+	char head[128], piece[65536 + 16];
+	int hl = snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+			  status);
+	if (!send_all(fd, head, (size_t)hl))
+		return;
+	for (unsigned long long at = 0; at < n;) {
+		size_t k = n - at < 65536 ? (size_t)(n - at) : 65536;
+		int pl = snprintf(piece, 16, "%zx\r\n", k);
+		for (size_t j = 0; j < k; j++)
+			piece[pl + j] = (char)('a' + (at + j) % 26);
+		memcpy(piece + pl + k, "\r\n", 2);
+		if (!send_all(fd, piece, (size_t)pl + k + 2))
+			return; /* the client stopped reading */
+		at += k;
+	}
+	send_all(fd, "0\r\n\r\n", 5);
+}
+
+static void serve_trickle(int fd, unsigned long long n)
+{
+	char head[128];
+	int hl = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\nConnection: close\r\n\r\n", n);
+	if (!send_all(fd, head, (size_t)hl))
+		return;
+	for (unsigned long long at = 0; at < n; at++) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		if (!send_all(fd, "t", 1))
+			return;
+	}
+}
 
 static void *respond(void *arg)
 {
@@ -800,7 +849,11 @@ static void *respond(void *arg)
 			stalled[nstalled++] = fd;
 			continue;
 		}
-		if (!strncmp(rs->script[i], "RAW|", 4)) { /* sent as it is, then closed */
+		if (!strncmp(rs->script[i], "CHUNKED|", 8)) {
+			serve_chunked(fd, atoi(rs->script[i] + 8), strtoull(strchr(rs->script[i] + 8, '|') + 1, NULL, 10));
+		} else if (!strncmp(rs->script[i], "TRICKLE|", 8)) {
+			serve_trickle(fd, strtoull(rs->script[i] + 8, NULL, 10));
+		} else if (!strncmp(rs->script[i], "RAW|", 4)) { /* sent as it is, then closed */
 			assert_int_equal(cf_write_full(fd, rs->script[i] + 4, strlen(rs->script[i] + 4)), 0);
 		} else if (strcmp(rs->script[i], "RESET")) {
 			char reply[4096];
@@ -991,6 +1044,317 @@ static void test_stream_resume(void **state)
 	assert_int_equal(c.b.len, 4);
 	cf_buf_release(&c.b);
 	cf_backend_free(be);
+}
+
+/* ---- a hostile store: bounded answers, listings that must end ---- */
+
+static struct cf_backend *open_scripted(struct responder *rs, const char *const *script, int n, pthread_t *t,
+					int attempts)
+{
+	char url[128];
+	start_responder(rs, script, n, t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/b", rs->port);
+	return open_url(url, 0, attempts);
+}
+
+static void end_scripted(struct responder *rs, pthread_t t, struct cf_backend *be)
+{
+	pthread_join(t, NULL);
+	close(rs->lfd);
+	cf_backend_free(be);
+}
+
+struct names_seen {
+	int n;
+	char name[8][16];
+};
+
+static int count_names(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	int *n = ctx;
+	(*n)++;
+	(void)name;
+	return 0;
+}
+
+static int keep_names(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	struct names_seen *ns = ctx;
+	if (ns->n < 8)
+		snprintf(ns->name[ns->n], sizeof(ns->name[0]), "%s", name);
+	ns->n++;
+	return 0;
+}
+
+/* Every answer is bounded by what was asked: a whole small object by its
+ * kind's limit (announced or chunked), a range by its length, an error body
+ * by a few KiB; over the bound is an error naming the object and the
+ * bound, at once, not a retry, and no more memory than the bound. */
+static void test_bounded_answers(void **state)
+{
+	(void)state;
+	fake_credentials();
+	pthread_t t;
+	struct responder rs;
+	struct cf_buf got = CF_BUF_INIT;
+
+	/* a 634-byte snapshot answered with 2 GiB announced: refused unread */
+	static const char *const announced[] = {
+		"RAW|HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\nConnection: close\r\n\r\nxxxx",
+	};
+	struct cf_backend *be = open_scripted(&rs, announced, 1, &t, 8);
+	int r = cf_be_get(be, "snapshots/abc", &got);
+	end_scripted(&rs, t, be);
+	print_message("announced: %s\n", cf_errmsg(r));
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "snapshots/abc"));
+	assert_non_null(strstr(cf_errmsg(r), "16 MiB limit"));
+	assert_int_equal(rs.served, 1);
+	assert_int_equal(got.len, 0);
+
+	/* the same without a length (chunked, 64 MiB): stopped at the limit */
+	static const char *const chunked[] = { "CHUNKED|200|67108864" };
+	cf_buf_release(&got);
+	be = open_scripted(&rs, chunked, 1, &t, 8);
+	r = cf_be_get(be, "config", &got);
+	end_scripted(&rs, t, be);
+	print_message("chunked: %s (buffer %zu bytes)\n", cf_errmsg(r), got.cap);
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "config"));
+	assert_non_null(strstr(cf_errmsg(r), "16 MiB limit"));
+	assert_int_equal(rs.served, 1);
+	assert_true(got.cap <= 2 * CF_BE_SMALL_OBJECT_MAX + 65536); /* the buffer never grew past it */
+
+	/* a range answered with more than its length (206) */
+	static const char *const longer[] = {
+		"RAW|HTTP/1.1 206 Partial\r\nContent-Length: 20\r\nConnection: close\r\n\r\n0123456789ABCDEFGHIJ",
+	};
+	be = open_scripted(&rs, longer, 1, &t, 8);
+	r = cf_be_get_range(be, "data/ab/p", 0, 10, &got);
+	end_scripted(&rs, t, be);
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "data/ab/p"));
+	assert_non_null(strstr(cf_errmsg(r), "10 bytes limit"));
+
+	/* a range answered with an endless whole object (200): the range is
+	 * cut out of it and the rest never waited for */
+	static const char *const endless[] = { "CHUNKED|200|1000000000000" };
+	be = open_scripted(&rs, endless, 1, &t, 8);
+	ASSERT_OK(cf_be_get_range(be, "data/ab/p", 5, 10, &got));
+	assert_int_equal(got.len, 10);
+	assert_memory_equal(got.data, "fghijklmno", 10);
+	struct collected c = { CF_BUF_INIT, 0, 0 };
+	end_scripted(&rs, t, be);
+	be = open_scripted(&rs, endless, 1, &t, 8);
+	ASSERT_OK(cf_be_get_range_stream(be, "data/ab/p", 26, 4, collect_bytes, &c));
+	end_scripted(&rs, t, be);
+	assert_int_equal(c.b.len, 4);
+	assert_memory_equal(c.b.data, "abcd", 4);
+	cf_buf_release(&c.b);
+
+	/* an endless error body (503): its first KiB are enough to classify
+	 * it, and the retry gets the object */
+	static const char *const big_error[] = { "CHUNKED|503|1000000000000", "200|hello" };
+	be = open_scripted(&rs, big_error, 2, &t, 8);
+	ASSERT_OK(cf_be_get(be, "keys/k", &got));
+	end_scripted(&rs, t, be);
+	assert_int_equal(rs.served, 2);
+	assert_int_equal(got.len, 5);
+
+	/* a listing page over its limit names the directory */
+	static const char *const big_page[] = { "CHUNKED|200|33554432" };
+	be = open_scripted(&rs, big_page, 1, &t, 8);
+	int nseen = 0;
+	r = cf_be_list(be, "snapshots", count_names, &nseen);
+	end_scripted(&rs, t, be);
+	print_message("big page: %s\n", cf_errmsg(r));
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "snapshots/"));
+	assert_non_null(strstr(cf_errmsg(r), "16 MiB limit"));
+	cf_buf_release(&got);
+
+	/* a local file is held to the same limits */
+	char dir[] = "/tmp/coffer-cap-XXXXXX", path[128];
+	assert_non_null(mkdtemp(dir));
+	ASSERT_OK(cf_backend_local_new(dir, &be));
+	ASSERT_OK(be->ops->create(be));
+	snprintf(path, sizeof(path), "%s/snapshots/huge", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(ftruncate(fileno(f), (off_t)CF_BE_SMALL_OBJECT_MAX + 1), 0);
+	fclose(f);
+	r = cf_be_get(be, "snapshots/huge", &got);
+	assert_int_equal(r, CF_ECORRUPT);
+	assert_non_null(strstr(cf_errmsg(r), "snapshots/huge"));
+	assert_non_null(strstr(cf_errmsg(r), "16 MiB limit"));
+	cf_backend_free(be);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	cf_buf_release(&got);
+}
+
+/* "200|" + a ListBucketResult with keys snapshots/K for each letter of keys */
+static char *list_page(const char *keys, const char *next)
+{
+	struct cf_buf b = CF_BUF_INIT;
+	ASSERT_OK(cf_buf_adds(&b, "RAW|"));
+	struct cf_buf body = CF_BUF_INIT;
+	ASSERT_OK(cf_buf_addf(&body, "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>%s</IsTruncated>",
+			      next ? "true" : "false"));
+	if (next)
+		ASSERT_OK(cf_buf_addf(&body, "<NextContinuationToken>%s</NextContinuationToken>", next));
+	for (const char *k = keys; *k; k++)
+		ASSERT_OK(cf_buf_addf(&body, "<Contents><Key>snapshots/%c</Key><Size>1</Size></Contents>", *k));
+	ASSERT_OK(cf_buf_adds(&body, "</ListBucketResult>"));
+	ASSERT_OK(cf_buf_addf(&b, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", body.len,
+			      (char *)body.data));
+	cf_buf_release(&body);
+	return (char *)cf_buf_detach(&b, NULL);
+}
+
+/* A listing the store drives in circles ends with an error naming the
+ * directory; one that names an object twice hands it over once. */
+static void test_listing_guards(void **state)
+{
+	(void)state;
+	fake_credentials();
+	pthread_t t;
+	struct responder rs;
+
+	/* the same continuation token again */
+	char *again[3] = { list_page("a", "T1"), list_page("b", "T1"), list_page("c", NULL) };
+	struct cf_backend *be = open_scripted(&rs, (const char *const *)again, 2, &t, 8);
+	struct names_seen ns = { 0 };
+	int r = cf_be_list(be, "snapshots", keep_names, &ns);
+	end_scripted(&rs, t, be);
+	print_message("repeated token: %s\n", cf_errmsg(r));
+	assert_int_equal(r, CF_ES3);
+	assert_non_null(strstr(cf_errmsg(r), "snapshots/"));
+	assert_non_null(strstr(cf_errmsg(r), "continuation token"));
+	assert_int_equal(rs.served, 2);
+
+	/* every key twice, within a page and across pages: each name once */
+	char *dups[2] = { list_page("aab", "T1"), list_page("bbc", NULL) };
+	be = open_scripted(&rs, (const char *const *)dups, 2, &t, 8);
+	memset(&ns, 0, sizeof(ns));
+	ASSERT_OK(cf_be_list(be, "snapshots", keep_names, &ns));
+	end_scripted(&rs, t, be);
+	assert_int_equal(ns.n, 3);
+	assert_string_equal(ns.name[0], "a");
+	assert_string_equal(ns.name[1], "b");
+	assert_string_equal(ns.name[2], "c");
+
+	/* "more" for ever with nothing new (fresh tokens each time) */
+	enum { N = 101 };
+	char *idle[N];
+	idle[0] = list_page("a", "T0");
+	for (int i = 1; i < N; i++) {
+		char tok[16];
+		snprintf(tok, sizeof(tok), "T%d", i);
+		idle[i] = list_page(i % 2 ? "" : "a", tok);
+	}
+	be = open_scripted(&rs, (const char *const *)idle, N, &t, 8);
+	int n = 0;
+	r = cf_be_list(be, "snapshots", count_names, &n);
+	end_scripted(&rs, t, be);
+	print_message("no progress: %s\n", cf_errmsg(r));
+	assert_int_equal(r, CF_ES3);
+	assert_non_null(strstr(cf_errmsg(r), "snapshots/"));
+	assert_non_null(strstr(cf_errmsg(r), "brought no new object"));
+	assert_int_equal(n, 1);
+	assert_int_equal(rs.served, N);
+	for (int i = 0; i < 3; i++)
+		free(again[i]);
+	for (int i = 0; i < 2; i++)
+		free(dups[i]);
+	for (int i = 0; i < N; i++)
+		free(idle[i]);
+}
+
+static void *interrupt_later(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cf_interrupted = 1;
+	return NULL;
+}
+
+/* A signal stops a transfer that moves no byte, or one byte a second, at
+ * once (the transfer is polled every 100 ms) and no retry follows; a
+ * DELETE (cleanup: the lock's removal) still goes out. */
+static void test_interrupt_transfer(void **state)
+{
+	(void)state;
+	fake_credentials();
+	pthread_t t, killer;
+	struct responder rs;
+	struct cf_buf got = CF_BUF_INIT;
+	/* the second entry is never asked for: it keeps the responder waiting */
+	static const char *const kinds[][2] = { { "STALL", "STALL" }, { "TRICKLE|1000", "STALL" } };
+	for (int k = 0; k < 2; k++) {
+		struct cf_backend *be = open_scripted(&rs, kinds[k], 2, &t, 8);
+		assert_int_equal(pthread_create(&killer, NULL, interrupt_later, NULL), 0);
+		double t0 = cf_now_mono();
+		int r = cf_be_get(be, "snapshots/abc", &got);
+		double dt = cf_now_mono() - t0;
+		pthread_join(killer, NULL);
+		print_message("%s: %s after %.2f s\n", kinds[k][0], cf_errmsg(r), dt);
+		assert_int_equal(r, CF_EINTR);
+		assert_non_null(strstr(cf_errmsg(r), "snapshots/abc"));
+		/* 0.3 s before the signal, then at most one poll (0.1 s) */
+		assert_true(dt < 0.3 + 0.5);
+		/* no further request while interrupted, but a DELETE goes out */
+		assert_int_equal(cf_be_get(be, "snapshots/abc", &got), CF_EINTR);
+		assert_int_equal(rs.served, 1);
+		cf_interrupted = 0;
+		shutdown(rs.lfd, SHUT_RDWR); /* wakes its accept() */
+		pthread_join(t, NULL);
+		close(rs.lfd);
+		cf_backend_free(be);
+	}
+	static const char *const del[] = { "204|" };
+	struct cf_backend *be = open_scripted(&rs, del, 1, &t, 8);
+	cf_interrupted = 1;
+	int r = cf_be_remove(be, "locks/l");
+	cf_interrupted = 0;
+	end_scripted(&rs, t, be);
+	ASSERT_OK(r);
+	assert_int_equal(rs.served, 1);
+	cf_buf_release(&got);
+}
+
+/* A store that trickles (a byte every 100 ms) is below the rate floor: the
+ * transfer is abandoned and retried, and given up after the attempts. */
+static void test_rate_floor(void **state)
+{
+	(void)state;
+	fake_credentials();
+	pthread_t t;
+	struct responder rs;
+	struct cf_buf got = CF_BUF_INIT;
+	setenv("COFFER_TEST_S3_LOW_SPEED", "1024/1", 1);
+	static const char *const slow[] = { "TRICKLE|1000", "TRICKLE|1000" };
+	struct cf_backend *be = open_scripted(&rs, slow, 2, &t, 2);
+	double t0 = cf_now_mono();
+	int r = cf_be_get(be, "snapshots/abc", &got);
+	double dt = cf_now_mono() - t0;
+	end_scripted(&rs, t, be);
+	print_message("trickle: %s after %.2f s\n", cf_errmsg(r), dt);
+	assert_int_equal(r, CF_EAGAIN);
+	assert_non_null(strstr(cf_errmsg(r), "2 attempts"));
+	assert_int_equal(rs.served, 2);
+	/* a malformed setting is refused when the store is opened */
+	setenv("COFFER_TEST_S3_LOW_SPEED", "fast", 1);
+	struct cf_backend_opts o = { 0 };
+	be = NULL;
+	assert_int_equal(cf_backend_s3_new("http://127.0.0.1:1/b", &o, &be), CF_EINVAL);
+	assert_non_null(strstr(cf_errmsg(CF_EINVAL), "COFFER_TEST_S3_LOW_SPEED"));
+	unsetenv("COFFER_TEST_S3_LOW_SPEED");
+	cf_buf_release(&got);
 }
 
 static void md5_b64(const char *p, size_t n, char out[25])
@@ -1212,6 +1576,10 @@ int main(void)
 		cmocka_unit_test(test_retries),
 		cmocka_unit_test(test_stall),
 		cmocka_unit_test(test_stream_resume),
+		cmocka_unit_test(test_bounded_answers),
+		cmocka_unit_test(test_listing_guards),
+		cmocka_unit_test(test_interrupt_transfer),
+		cmocka_unit_test(test_rate_floor),
 		cmocka_unit_test(test_delete_xml),
 		cmocka_unit_test(test_remove_many_errors),
 		cmocka_unit_test(test_remove_many_local),
