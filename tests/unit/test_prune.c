@@ -38,6 +38,7 @@
 #include "repo/tree.h"
 #include "crypto/crypto.h"
 #include "s3/backend.h"
+#include "s3/s3_int.h"
 #include "testutil.h"
 
 #define PW "correct horse"
@@ -542,6 +543,38 @@ static void test_verify_session(void **state)
 	free(b);
 }
 
+/* S3 gives prune its pack ages through ListObjectsV2's LastModified */
+struct mt { int n; int64_t t[3]; };
+static int collect_mtime(const char *key, uint64_t size, int64_t mtime_ns, void *ctx)
+{
+	struct mt *m = ctx;
+	(void)key;
+	(void)size;
+	if (m->n < 3)
+		m->t[m->n] = mtime_ns;
+	m->n++;
+	return 0;
+}
+
+static void test_s3_last_modified(void **state)
+{
+	(void)state;
+	const char *page =
+		"<ListBucketResult><IsTruncated>false</IsTruncated>"
+		"<Contents><Key>p/data/a</Key><LastModified>2024-01-01T00:00:01.250Z</LastModified><Size>1</Size></Contents>"
+		"<Contents><Key>p/data/b</Key><Size>2</Size></Contents>"
+		"<Contents><Key>p/data/c</Key><Size>3</Size><LastModified>yesterday</LastModified></Contents>"
+		"</ListBucketResult>";
+	struct mt m = { 0, { 0, 0, 0 } };
+	struct cf_s3_list_page pg;
+	OK(cf_s3_list_parse_mtime(page, strlen(page), collect_mtime, &m, &pg));
+	free(pg.next_token);
+	assert_int_equal(m.n, 3);
+	assert_true(m.t[0] == 1704067201LL * 1000000000 + 250000000);
+	assert_true(m.t[1] == -1); /* absent: unknown age, kept by prune */
+	assert_true(m.t[2] == -1); /* unreadable: the same */
+}
+
 static void test_refuses_missing_blob(void **state)
 {
 	struct fixture *f = *state;
@@ -702,6 +735,7 @@ int main(void)
 	setenv("COFFER_TEST_PRUNE_MARGIN_SECONDS", "0", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lock_judge),
+		cmocka_unit_test(test_s3_last_modified),
 		cmocka_unit_test_setup_teardown(test_young_packs_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repack_partly_used, setup, teardown),
