@@ -36,6 +36,22 @@ struct cf_kdf_params {
 /* Default: 3 passes, 64 MiB (about a third of a second here). */
 #define CF_KDF_DEFAULT { 3, 64ull << 20 }
 
+/* The Argon2id limits a key file may carry (doc/repo-format.md).  The floor
+ * is Argon2id's own minimum; the ceiling is what `init` / `key add` create at
+ * most: 10 passes, 1 GiB, and passes x memory at most 4 GiB (libsodium's
+ * "sensitive" level, 4 passes of 1 GiB: about 5 s on a 2-core VM, 28x the
+ * default's cost).  A key file from the store asking for more is refused
+ * before any work, so a hostile store cannot make an open cost minutes. */
+#define CF_KDF_OPS_MIN 1ull
+#define CF_KDF_OPS_MAX 10ull
+#define CF_KDF_MEM_MIN 8192ull
+#define CF_KDF_MEM_MAX (1ull << 30)
+#define CF_KDF_COST_MAX (4ull << 30) /* opslimit * memlimit */
+
+/* CF_OK if p is within the floor and the ceiling above, else CF_EINVAL with
+ * a message naming the limit that is exceeded. */
+int cf_kdf_params_check(const struct cf_kdf_params *p);
+
 /* sodium_init(); CF_OK or CF_ECRYPTO. */
 int cf_crypto_init(void);
 
@@ -47,16 +63,16 @@ void cf_key_free(struct cf_key *k);
  * {"version":1,"kdf":"argon2id","opslimit":..,"memlimit":..,"salt":"<b64>",
  *  "hostname":..,"username":..,"created":"RFC3339","data":"<b64 sealed master>"}.
  * host/user may be NULL (stored as null); kdf NULL means CF_KDF_DEFAULT.
- * CF_EINVAL if kdf is outside what cf_keyfile_open accepts (opslimit 1..100,
- * memlimit 8 KiB..4 GiB), CF_ENOMEM. */
+ * CF_EINVAL if kdf is outside what cf_keyfile_open accepts
+ * (cf_kdf_params_check), CF_ENOMEM. */
 int cf_keyfile_seal(const struct cf_key *k, const char *password, size_t pwlen,
 		    const struct cf_kdf_params *kdf, const char *host, const char *user,
 		    struct cf_buf *out);
 
 /* Open a key file with password.  CF_EBADPASS if the password does not open
- * it, CF_ECORRUPT if the file does not parse or its limits are out of range,
- * CF_EFORMAT if its version is not 1, CF_ENOMEM.  *out freed with
- * cf_key_free(). */
+ * it, CF_ECORRUPT if the file does not parse or its limits are out of range
+ * (checked before any key derivation), CF_EFORMAT if its version is not 1,
+ * CF_ENOMEM.  *out freed with cf_key_free(). */
 int cf_keyfile_open(const void *json, size_t len, const char *password, size_t pwlen,
 		    struct cf_key **out);
 

@@ -7,8 +7,10 @@
  * XChaCha20-Poly1305 (nonce || ciphertext || tag, AD "coffer key v1").
  *
  * A key file comes from the store, which we do not trust: every field is
- * checked before use, and the Argon2id limits are bounded (at most 100 passes
- * and 4 GiB) so that a hostile file cannot make us spend hours or terabytes.
+ * checked before use, and the Argon2id limits are bounded by the ceiling of
+ * crypto.h (what init can create: 10 passes, 1 GiB, passes x memory 4 GiB)
+ * before anything is derived, so that a hostile file cannot make an open
+ * cost minutes or gigabytes.
  * Salt and limits need no MAC of their own: changing them changes the KEK,
  * and the tag then fails as for a wrong password.
  */
@@ -26,18 +28,30 @@
 #define KF_SALT_LEN crypto_pwhash_SALTBYTES
 #define KF_SEALED_LEN (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + CF_KEY_LEN + \
 		       crypto_aead_xchacha20poly1305_ietf_ABYTES)
-#define KF_OPS_MAX 100ull
-#define KF_MEM_MAX (4ull << 30)
 
 static const char kf_ad[] = "coffer key v1";
 
 _Static_assert(KF_SALT_LEN == 16, "Argon2id salt is 16 bytes");
 _Static_assert(CF_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "KEK size");
 
-static int kdf_ok(uint64_t ops, uint64_t mem)
+_Static_assert(CF_KDF_OPS_MIN >= crypto_pwhash_OPSLIMIT_MIN, "Argon2id's floor");
+_Static_assert(CF_KDF_MEM_MIN >= crypto_pwhash_MEMLIMIT_MIN, "Argon2id's floor");
+
+int cf_kdf_params_check(const struct cf_kdf_params *p)
 {
-	return ops >= crypto_pwhash_OPSLIMIT_MIN && ops <= KF_OPS_MAX &&
-	       mem >= crypto_pwhash_MEMLIMIT_MIN && mem <= KF_MEM_MAX;
+	uint64_t ops = p->opslimit, mem = p->memlimit;
+	if (ops < CF_KDF_OPS_MIN || ops > CF_KDF_OPS_MAX)
+		return cf_err(CF_EINVAL, "Argon2id opslimit %llu is out of range (%llu to %llu passes)",
+			      (unsigned long long)ops, CF_KDF_OPS_MIN, CF_KDF_OPS_MAX);
+	if (mem < CF_KDF_MEM_MIN || mem > CF_KDF_MEM_MAX)
+		return cf_err(CF_EINVAL, "Argon2id memlimit %llu is out of range (%llu to %llu bytes)",
+			      (unsigned long long)mem, CF_KDF_MEM_MIN, CF_KDF_MEM_MAX);
+	/* both are bounded above, so the product cannot overflow */
+	if (ops * mem > CF_KDF_COST_MAX)
+		return cf_err(CF_EINVAL, "Argon2id cost %llu passes x %llu MiB is above the ceiling "
+			      "(passes x memory at most %llu MiB)", (unsigned long long)ops,
+			      (unsigned long long)(mem >> 20), CF_KDF_COST_MAX >> 20);
+	return CF_OK;
 }
 
 /* Derive the KEK into guarded memory; *kek freed with sodium_free(). */
@@ -106,10 +120,8 @@ int cf_keyfile_seal(const struct cf_key *k, const char *password, size_t pwlen,
 
 	if (!kdf)
 		kdf = &def;
-	if (!kdf_ok(kdf->opslimit, kdf->memlimit))
-		return cf_err(CF_EINVAL, "Argon2id limits out of range (opslimit %llu, memlimit %llu)",
-			      (unsigned long long)kdf->opslimit,
-			      (unsigned long long)kdf->memlimit);
+	if ((r = cf_kdf_params_check(kdf)) != CF_OK)
+		return r;
 	if ((r = cf_crypto_init()) != CF_OK)
 		return r;
 	randombytes_buf(salt, sizeof(salt));
@@ -225,11 +237,14 @@ int cf_keyfile_open(const void *json, size_t len, const char *password, size_t p
 	    (r = get_b64(o, "salt", salt, sizeof(salt))) != CF_OK ||
 	    (r = get_b64(o, "data", sealed, sizeof(sealed))) != CF_OK)
 		goto out;
-	if (!kdf_ok(ops, mem)) {
-		r = cf_err(CF_ECORRUPT, "key file: Argon2id limits out of range "
-			   "(opslimit %llu, memlimit %llu)",
-			   (unsigned long long)ops, (unsigned long long)mem);
-		goto out;
+	{
+		struct cf_kdf_params kp = { ops, mem };
+		if (cf_kdf_params_check(&kp) != CF_OK) {
+			/* refused before any work: the store does not choose our cost */
+			cf_err_prefix(CF_EINVAL, "key file refused before key derivation");
+			r = CF_ECORRUPT;
+			goto out;
+		}
 	}
 	if ((r = derive_kek(password, pwlen, salt, ops, mem, &kek)) != CF_OK ||
 	    (r = cf_key_alloc(&k)) != CF_OK)

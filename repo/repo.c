@@ -3,8 +3,11 @@
  * objects addressed by their hash.
  */
 #include "repo_int.h"
+#include "../agent/dircache.h"
 #include "../common/error.h"
+#include "../common/util.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -338,7 +341,55 @@ struct keyscan {
 	int tried;
 	int unreadable;           /* key files that could not be read at all */
 	char first_error[512];    /* why the first one could not */
+	char hint[CF_ID_HEX];     /* the key file tried first ("" if none) */
 };
+
+/* The key file that opened this repository last is remembered in the local
+ * cache directory (COFFER_CACHE_DIR, as the directory cache's), under
+ * keys/<BLAKE2b of the location>: only its name, never a secret.  It is
+ * tried first, so key files a store adds that sort before it cost nothing. */
+static bool key_hint_path(const struct cf_backend *be, char *path, size_t n, char *dir, size_t dn)
+{
+	char base[4096], hex[CF_ID_HEX];
+	uint8_t h[CF_HASH_LEN];
+	if (!be->location || !cf_dc_default_dir(base, sizeof(base)))
+		return false;
+	cf_hash(be->location, strlen(be->location), h);
+	cf_hex(h, CF_ID_LEN, hex);
+	return (size_t)snprintf(dir, dn, "%s/keys", base) < dn &&
+	       (size_t)snprintf(path, n, "%s/keys/%s", base, hex) < n;
+}
+
+static void key_hint_read(const struct cf_backend *be, char name[CF_ID_HEX])
+{
+	char path[4200], dir[4200], buf[CF_ID_HEX + 1];
+	uint8_t id[CF_ID_LEN];
+	int fd;
+	ssize_t got;
+
+	name[0] = 0;
+	if (!key_hint_path(be, path, sizeof(path), dir, sizeof(dir)) ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return;
+	got = cf_read_full(fd, buf, sizeof(buf));
+	close(fd);
+	if (got >= CF_ID_HEX - 1) {
+		buf[CF_ID_HEX - 1] = 0;
+		if (!cf_unhex(buf, id, CF_ID_LEN))
+			memcpy(name, buf, CF_ID_HEX);
+	}
+}
+
+static void key_hint_write(const struct cf_backend *be, const char *name)
+{
+	char path[4200], dir[4200], line[CF_ID_HEX + 1];
+	if (!key_hint_path(be, path, sizeof(path), dir, sizeof(dir)))
+		return;
+	snprintf(line, sizeof(line), "%s\n", name);
+	/* a cache: failing to write it only costs the next open some time */
+	if (cf_mkdirs(dir, 0700) != CF_OK || cf_write_atomic(path, line, strlen(line), 0600) != CF_OK)
+		cf_err_clear();
+}
 
 static int try_key(const char *name, uint64_t size, void *ctx)
 {
@@ -348,6 +399,8 @@ static int try_key(const char *name, uint64_t size, void *ctx)
 	int rc;
 
 	(void)size;
+	if (ks->hint[0] && !strcmp(name, ks->hint))
+		return 0; /* tried first already */
 	ks->tried++;
 	snprintf(path, sizeof(path), "keys/%s", name);
 	if ((rc = cf_be_get(ks->r->be, path, &kf))) {
@@ -385,6 +438,7 @@ int cf_repo_open(struct cf_backend *be, const char *password, size_t pwlen, stru
 	struct cf_repo *r;
 	struct cf_buf cfg = CF_BUF_INIT;
 	struct keyscan ks;
+	char hint[CF_ID_HEX];
 	int rc;
 
 	*out = NULL;
@@ -403,9 +457,37 @@ int cf_repo_open(struct cf_backend *be, const char *password, size_t pwlen, stru
 		goto fail;
 	}
 	ks = (struct keyscan){ .r = r, .password = password, .pwlen = pwlen };
-	rc = cf_be_list(be, "keys", try_key, &ks);
+	key_hint_read(be, hint);
+	rc = 0;
+	if (hint[0]) {
+		/* a hint that no longer opens (key removed, password changed) is
+		 * forgotten quietly; the listing then tries every other file */
+		struct cf_buf kf = CF_BUF_INIT;
+		char path[128];
+		snprintf(path, sizeof(path), "keys/%s", hint);
+		int krc = cf_be_get(be, path, &kf);
+		if (krc == CF_OK)
+			krc = cf_keyfile_open(kf.data, kf.len, password, pwlen, &r->key);
+		if (krc == CF_OK) {
+			snprintf(r->keyname, sizeof(r->keyname), "%s", hint);
+			rc = 1;
+		} else {
+			if (krc == CF_ECORRUPT)
+				cf_warn("warning: key file %s is damaged: %s", hint, cf_errmsg(krc));
+			cf_err_clear();
+			if (krc != CF_ENOMEM) { /* not tried twice (out of memory: the listing says why) */
+				memcpy(ks.hint, hint, sizeof(hint));
+				ks.tried++;
+			}
+		}
+		cf_buf_release(&kf);
+	}
+	if (rc != 1)
+		rc = cf_be_list(be, "keys", try_key, &ks);
 	if (rc < 0 || (rc != 1 && rc != 0))
 		goto fail;
+	if (rc == 1 && strcmp(hint, r->keyname))
+		key_hint_write(be, r->keyname);
 	if (rc != 1) {
 		/* a key file we could not read might be the one that fits: say
 		 * so, rather than blaming the password */

@@ -545,7 +545,7 @@ static void test_keyfile_hostile_limits(void **state)
 	struct { const char *name; json_int_t v; } cases[] = {
 		{ "opslimit", 0 }, { "opslimit", 101 }, { "opslimit", -1 },
 		{ "opslimit", INT64_MAX },
-		{ "memlimit", 0 }, { "memlimit", 8191 }, { "memlimit", (4ll << 30) + 1 },
+		{ "memlimit", 0 }, { "memlimit", 8191 }, { "memlimit", (1ll << 30) + 1 },
 		{ "memlimit", 1ll << 40 }, { "memlimit", -8192 }, { "memlimit", INT64_MAX },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -561,6 +561,54 @@ static void test_keyfile_hostile_limits(void **state)
 	assert_int_equal(cf_keyfile_open(huge, sizeof(huge) - 1, PW, strlen(PW), &k2),
 			 CF_ECORRUPT);
 	cf_buf_release(&ed);
+	cf_buf_release(&kf);
+	cf_key_free(k);
+}
+
+/* The ceiling is what init can create (10 passes, 1 GiB, passes x memory
+ * 4 GiB), the floor Argon2id's minimum; each edge is tested on both sides,
+ * for the check, for seal and for a key file from the store. */
+static void test_kdf_ceiling_and_floor(void **state)
+{
+	struct cf_key *k = new_key(), *k2 = NULL;
+	struct cf_buf kf = CF_BUF_INIT, ed = CF_BUF_INIT, ed2 = CF_BUF_INIT;
+	(void)state;
+
+	static const struct cf_kdf_params ok[] = {
+		{ 1, 8192 }, { 3, 64ull << 20 }, { 10, 8192 }, { 1, 1ull << 30 }, { 4, 1ull << 30 },
+		{ 10, 400ull << 20 },
+	};
+	static const struct cf_kdf_params bad[] = {
+		{ 0, 8192 }, { 1, 8191 }, { 11, 8192 }, { 1, (1ull << 30) + 1 }, { 5, 1ull << 30 },
+		{ 10, 410ull << 20 }, { 100, 4ull << 30 }, { UINT64_MAX, UINT64_MAX },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_int_equal(cf_kdf_params_check(&ok[i]), CF_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(cf_kdf_params_check(&bad[i]), CF_EINVAL);
+		assert_int_equal(cf_keyfile_seal(k, PW, 3, &bad[i], NULL, NULL, &ed), CF_EINVAL);
+	}
+	assert_int_equal(cf_kdf_params_check(&bad[4]), CF_EINVAL);
+	assert_non_null(strstr(cf_errmsg(CF_EINVAL), "above the ceiling"));
+	assert_int_equal(cf_kdf_params_check(&bad[2]), CF_EINVAL);
+	assert_non_null(strstr(cf_errmsg(CF_EINVAL), "opslimit 11"));
+
+	/* a key file from the store above the ceiling: refused, said so, and
+	 * before any work (the derivation alone would take minutes) */
+	seal_keyfile(k, PW, "h", "u", &kf);
+	for (size_t i = 1; i < sizeof(bad) / sizeof(bad[0]) - 1; i++) {
+		edit_keyfile(&kf, "opslimit", json_integer((json_int_t)bad[i].opslimit), &ed);
+		edit_keyfile(&ed, "memlimit", json_integer((json_int_t)bad[i].memlimit), &ed2);
+		double t0 = cf_now_mono();
+		assert_int_equal(open_keyfile(&ed2, PW, &k2), CF_ECORRUPT);
+		assert_true(cf_now_mono() - t0 < 0.5);
+		assert_non_null(strstr(cf_errmsg(CF_ECORRUPT), "refused before key derivation"));
+	}
+	/* at the edge it is accepted (and derives: the cheapest edge, 10 x 8 KiB) */
+	edit_keyfile(&kf, "opslimit", json_integer(10), &ed);
+	assert_int_equal(open_keyfile(&ed, PW, &k2), CF_EBADPASS); /* limits are in the KEK */
+	cf_buf_release(&ed);
+	cf_buf_release(&ed2);
 	cf_buf_release(&kf);
 	cf_key_free(k);
 }
@@ -725,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_keyfile_truncated),
 		cmocka_unit_test(test_keyfile_garbage),
 		cmocka_unit_test(test_keyfile_hostile_limits),
+		cmocka_unit_test(test_kdf_ceiling_and_floor),
 		cmocka_unit_test(test_two_keyfiles_one_master),
 		cmocka_unit_test(test_gear),
 		cmocka_unit_test(test_golden_keyfile),
