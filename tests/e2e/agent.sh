@@ -24,7 +24,7 @@ echo "not a volume" > "$T/backup/stray-file"
 # the agent's environment: nothing but what a container would be given.
 # Background runs use `env -i "${AENV[@]}" ... &` directly, so that $! is the
 # agent itself and signals reach it.
-AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
+AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_TEST_PRUNE_MARGIN_SECONDS=0 COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
       COFFER_BACKUP_ROOT="$T/backup" COFFER_STATE_DIR="$T/state" COFFER_DOCKER_HOST=none)
 agent_env() { env -i "${AENV[@]}" "$@"; }
 snapshots() { "$COFFER" -r "$R" --json snapshots | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -282,7 +282,7 @@ init_repo "$R2"
 mkdir -p "$T/ret/vol"
 # another host's snapshot of the same paths: never touched by this agent
 cof -r "$R2" backup --host laptop "$T/ret/vol"
-RENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_REPOSITORY="$R2" COFFER_PASSWORD_FILE="$PWFILE"
+RENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_TEST_PRUNE_MARGIN_SECONDS=0 COFFER_REPOSITORY="$R2" COFFER_PASSWORD_FILE="$PWFILE"
       COFFER_BACKUP_PATHS="$T/ret/vol" COFFER_STATE_DIR="$T/state2" COFFER_DOCKER_HOST=none
       COFFER_HOST=agent-host COFFER_KEEP_LAST=2)
 for i in 1 2 3; do

@@ -23,7 +23,7 @@ mkdir -p "$T/backup/vol"
 echo data > "$T/backup/vol/file"
 # two ticks a minute apart, every day
 SCHEDULE="4,5 5 * * *"
-AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
+AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_TEST_PRUNE_MARGIN_SECONDS=0 COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
       COFFER_BACKUP_ROOT="$T/backup" COFFER_STATE_DIR="$T/state" COFFER_DOCKER_HOST=none
       COFFER_SCHEDULE="$SCHEDULE" COFFER_VERBOSE=1)
 snapshots() { "$COFFER" -r "$R" --json snapshots | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))'; }

@@ -17,7 +17,7 @@ R=$T/repo
 init_repo "$R"
 mkdir -p "$T/backup/app" "$T/state"
 randfile "$T/backup/app/blob" 3000000
-AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
+AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_TEST_PRUNE_MARGIN_SECONDS=0 COFFER_REPOSITORY="$R" COFFER_PASSWORD_FILE="$PWFILE"
       COFFER_BACKUP_ROOT="$T/backup" COFFER_DOCKER_HOST=none COFFER_KEEP_LAST=1)
 # run the agent once in a container-like UTS namespace whose hostname is $1
 in_container() {
