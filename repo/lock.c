@@ -550,7 +550,8 @@ int cf_repo_verify_session(struct cf_repo *r, const uint8_t *parent)
 		rc = cf_err(CF_ECORRUPT, "pack %s, which this backup wrote or deduplicated against, is "
 			    "gone from the store (%zu of %zu packs missing): a prune or 'unlock' run "
 			    "while this backup was running likely removed it; no snapshot was written "
-			    "(run the backup again)", hex, missing, checked);
+			    "(run 'coffer prune', which drops index entries of missing packs, then the "
+			    "backup again)", hex, missing, checked);
 	}
 out:
 	free(present.ids);
