@@ -25,8 +25,15 @@
  * per-key errors sorted into gone already (fine), transient (sent again in
  * the next round) and permanent (reported by name).
  *
- * No transfer may hang: connecting is bounded, and a transfer that moves no
- * byte either way for stall_timeout seconds is abandoned and retried.
+ * No transfer may hang: connecting is bounded, and a transfer that moves
+ * fewer than low_speed (1 KiB) bytes a second either way for stall_timeout
+ * seconds is abandoned and retried; SIGINT/SIGTERM stop a transfer within
+ * POLL_MS (perform()) and no retry follows.  No answer may exhaust memory:
+ * each body is held to a limit derived from the request (cf_be_object_max
+ * for a whole object, the length for a range, LIST_PAGE_MAX for a listing
+ * page, ERROR_BODY_MAX for an error), and over it is an error naming the
+ * object and the limit.  No listing may go on for ever: see "the listing's
+ * guards" below.
  */
 #include "backend.h"
 #include "s3_int.h"
@@ -1344,6 +1351,7 @@ struct list_ctx {
 	void *ctx;
 	const char *location;
 	cf_list_mtime_fn mfn; /* instead of fn: list_mtime */
+	const char *dir;    /* "snapshots", for messages */
 	struct hset names;  /* handed over so far */
 	size_t fresh;       /* new names on the current page */
 	size_t dups;        /* repeated names merged, over the listing */
@@ -1362,8 +1370,8 @@ static int list_new_name(struct list_ctx *lc, const char *name, bool *is_new)
 		return CF_OK;
 	}
 	if (lc->names.n > LIST_MAX_OBJECTS)
-		return cf_err(CF_ES3, "S3 listing of %s %s: more than %d objects, more than a repository holds "
-				      "there; the store's listing does not end", lc->location, lc->prefix, LIST_MAX_OBJECTS);
+		return cf_err(CF_ES3, "S3 listing of %s/%s/: more than %d objects, more than a repository holds "
+				      "there; the store's listing does not end", lc->location, lc->dir, LIST_MAX_OBJECTS);
 	lc->fresh++;
 	return CF_OK;
 }
@@ -1378,15 +1386,15 @@ static int list_next_page(struct list_ctx *lc, struct hset *tokens, const char *
 	if (r)
 		return r;
 	if (!added)
-		return cf_err(CF_ES3, "S3 listing of %s %s: page %d repeats a continuation token the store sent "
-				      "before; the listing would go round in circles", lc->location, lc->prefix, pages);
+		return cf_err(CF_ES3, "S3 listing of %s/%s/: page %d repeats a continuation token the store sent "
+				      "before; the listing would go round in circles", lc->location, lc->dir, pages);
 	*idle = lc->fresh ? 0 : *idle + 1;
 	if (*idle >= LIST_IDLE_PAGES)
-		return cf_err(CF_ES3, "S3 listing of %s %s: %d pages in a row brought no new object, yet the store "
-				      "says there is more; the listing does not end", lc->location, lc->prefix, *idle);
+		return cf_err(CF_ES3, "S3 listing of %s/%s/: %d pages in a row brought no new object, yet the store "
+				      "says there is more; the listing does not end", lc->location, lc->dir, *idle);
 	if (pages >= max_pages)
-		return cf_err(CF_ES3, "S3 listing of %s %s: more than %d pages, more than a repository fills "
-				      "there; the store's listing does not end", lc->location, lc->prefix, max_pages);
+		return cf_err(CF_ES3, "S3 listing of %s/%s/: more than %d pages, more than a repository fills "
+				      "there; the store's listing does not end", lc->location, lc->dir, max_pages);
 	return CF_OK;
 }
 
@@ -1417,7 +1425,7 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 	char *token = NULL, maxkeys[16];
 	int r, pages = 0, idle = 0;
 	int max_pages = LIST_MAX_OBJECTS / be->list_max_keys;
-	struct list_ctx lc = { .fn = fn, .ctx = ctx, .location = b->location, .mfn = mfn };
+	struct list_ctx lc = { .fn = fn, .ctx = ctx, .location = b->location, .mfn = mfn, .dir = dir };
 	if ((r = cf_buf_addf(&dirslash, "%s/", dir)) || (r = cf_s3_loc_key(&be->loc, (char *)dirslash.data, &prefix)))
 		goto out;
 	snprintf(maxkeys, sizeof(maxkeys), "%d", be->list_max_keys);
@@ -1435,7 +1443,7 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 		struct cf_s3_list_page pg;
 		if ((r = s3_do(be, &req))) {
 			if (r == CF_ECORRUPT) /* a page over LIST_PAGE_MAX */
-				r = cf_err_prefix(r, "S3 listing of %s %s", b->location, (char *)prefix.data);
+				r = cf_err_prefix(r, "S3 listing of %s/%s/", b->location, dir);
 			goto out;
 		}
 		lc.fresh = 0;
@@ -1453,8 +1461,8 @@ static int list_any(struct cf_backend *b, const char *dir, cf_list_fn fn, cf_lis
 		}
 	} while (token);
 	if (lc.dups)
-		cf_info("S3 listing of %s %s: the store named %zu objects more than once (merged)", b->location,
-			(char *)prefix.data, lc.dups);
+		cf_info("S3 listing of %s/%s/: the store named %zu objects more than once (merged)", b->location,
+			dir, lc.dups);
 out:
 	hset_release(&lc.names);
 	hset_release(&tokens);
