@@ -471,6 +471,97 @@ static void cs_abort(struct cstream *s)
 	s->buf = NULL;
 }
 
+/* ---------------- holes ----------------
+ *
+ * A hole of a sparse file reads as zeros, and the chunks must be exactly
+ * those of reading them (a file backed up sparse and the same bytes written
+ * out must share their blobs, and the next backup must find them).  The
+ * chunker is a function of its state and the bytes: on a run of zeros, from
+ * the state right after a cut, it cuts again at the same length zlen every
+ * time (the gear hash of zeros is constant after 64 bytes), so every chunk
+ * that lies wholly inside a hole and starts at a cut is the same blob.  So
+ * the zeros before the first cut in the hole, up to the cut that follows it
+ * and after the last whole chunk are fed through the chunker as if read
+ * (at most about three chunks' worth); the whole chunks between are not:
+ * each is one reference to the zero blob, whose id is computed once (the
+ * first of them is stored as usual, so the blob exists).  Nothing of the
+ * hole is read: 1 TiB of hole costs 131072 references. */
+
+struct zero_chunk {
+	size_t len;          /* 0: unknown yet; SIZE_MAX: the chunker never cuts zeros */
+	uint8_t id[CF_ID_LEN];
+};
+
+static int zero_chunk_learn(struct cstream *s, struct zero_chunk *z)
+{
+	struct cf_chunker ch;
+	uint8_t *zeros = calloc(1, s->c->cp.max);
+	if (!zeros)
+		return cf_err(CF_ENOMEM, "out of memory");
+	cf_chunker_init(&ch, &s->c->cp, cf_repo_gear(s->c->repo));
+	size_t k = cf_chunker_scan(&ch, zeros, s->c->cp.max);
+	if (k == CF_CHUNKER_NONE || k == 0) {
+		z->len = SIZE_MAX;
+	} else {
+		z->len = k;
+		cf_repo_blob_id(s->c->repo, zeros, k, z->id);
+	}
+	free(zeros);
+	return CF_OK;
+}
+
+/* Feed n zeros through the chunker as if read. */
+static int cs_feed_zeros(struct cstream *s, size_t n)
+{
+	uint8_t *dst = cs_space(s, n);
+	if (!dst)
+		return cf_err(CF_ENOMEM, "out of memory");
+	memset(dst, 0, n);
+	return cs_commit(s, n);
+}
+
+/* A hole of len bytes at the stream's current end. */
+static int cs_hole(struct cstream *s, struct zero_chunk *z, uint64_t len)
+{
+	bool cut = false; /* a cut inside this hole: what follows is zeros from a fresh state */
+	int rc;
+	while (len) {
+		if (!z->len && (rc = zero_chunk_learn(s, z)))
+			return rc;
+		if (cut && s->len == 0 && z->len != SIZE_MAX && len >= z->len) {
+			uint64_t n = len / z->len;
+			/* the first one stored as usual, so that the blob exists */
+			uint8_t *data = calloc(1, z->len);
+			if (!data)
+				return cf_err(CF_ENOMEM, "out of memory");
+			if ((rc = cs_emit(s, data, z->len, z->len)))
+				return rc;
+			for (uint64_t i = 1; i < n; i++) {
+				uint8_t *slot = ref_slot(s->refs);
+				if (!slot)
+					return cf_err(CF_ENOMEM, "out of memory");
+				memcpy(slot, z->id, CF_ID_LEN);
+			}
+			s->total += n * z->len;
+			len -= n * z->len;
+			continue;
+		}
+		size_t k = len < READ_SIZE ? (size_t)len : READ_SIZE;
+		/* after the first cut, stop exactly at the next one */
+		if (cut && z->len != SIZE_MAX && s->len < z->len && k > z->len - s->len)
+			k = z->len - s->len;
+		size_t before = s->refs->n;
+		if ((rc = cs_feed_zeros(s, k)))
+			return rc;
+		if (s->refs->n != before)
+			cut = true;
+		len -= k;
+		if (cf_interrupted)
+			return cf_err(CF_EINTR, "interrupted");
+	}
+	return CF_OK;
+}
+
 static int cs_sink(void *ctx, const void *p, size_t n)
 {
 	struct cstream *s = ctx;
@@ -980,25 +1071,17 @@ static int ahead_take(struct ctx *c, const uint8_t id[CF_ID_LEN], struct cf_tree
 
 /* ---------------- walking ---------------- */
 
-static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct batch *b,
-		     struct refs *refs, bool *unreadable)
+/* Read fd into s until EOF, or until limit bytes were read (*got: how
+ * many).  want: the first read's size. */
+static int read_stream(struct ctx *c, struct cstream *s, int fd, const char *path, uint64_t limit,
+		       size_t want, uint64_t *got, bool *unreadable)
 {
-	struct cstream s;
-	int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == EPERM)
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		cf_warn("error: %s: %s", path, strerror(errno));
-		*unreadable = true;
-		return CF_OK;
-	}
-	cs_init(&s, c, b, refs);
 	int rc = CF_OK;
-	/* small files get a buffer of their own size (+1 to see EOF in one
-	 * read), not a megabyte each */
-	size_t want = size_hint < READ_SIZE ? (size_t)size_hint + 1 : READ_SIZE;
-	for (;;) {
-		uint8_t *dst = cs_space(&s, want);
+	*got = 0;
+	while (*got < limit) {
+		if (want > limit - *got)
+			want = (size_t)(limit - *got);
+		uint8_t *dst = cs_space(s, want);
 		if (!dst) {
 			rc = cf_err(CF_ENOMEM, "out of memory");
 			break;
@@ -1013,8 +1096,9 @@ static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct
 		}
 		if (k == 0)
 			break;
+		*got += (uint64_t)k;
 		c->sum->total_bytes_processed += (uint64_t)k;
-		if ((rc = cs_commit(&s, (size_t)k)))
+		if ((rc = cs_commit(s, (size_t)k)))
 			break;
 		/* a short read is usually the end: ask for the rest of the
 		 * buffer (no reallocation) to see EOF; a full one means more */
@@ -1025,6 +1109,76 @@ static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct
 		}
 		progress(c, false);
 	}
+	return rc;
+}
+
+/* A sparse file's data regions are read, its holes not (cs_hole); from
+ * the last data region on (or wherever SEEK_DATA/SEEK_HOLE do not help, e.g.
+ * a file system without them) the rest is read to EOF by the caller.
+ * *pos: where that read starts (the file offset is set there). */
+static int read_sparse(struct ctx *c, struct cstream *s, int fd, const char *path, off_t *pos,
+		       bool *unreadable)
+{
+	struct zero_chunk z = { 0 };
+	struct stat st;
+	uint64_t got;
+	int rc = CF_OK;
+
+	for (;;) {
+		off_t d = lseek(fd, *pos, SEEK_DATA);
+		if (d < 0 && errno == ENXIO && fstat(fd, &st) == 0 && st.st_size > *pos)
+			d = st.st_size; /* a hole to the end (as the file is now) */
+		if (d < *pos)
+			break; /* no more data, or no SEEK_DATA: read on plainly */
+		if (d > *pos) {
+			if ((rc = cs_hole(s, &z, (uint64_t)(d - *pos))))
+				break;
+			c->sum->total_bytes_processed += (uint64_t)(d - *pos);
+			*pos = d;
+		}
+		off_t h = lseek(fd, *pos, SEEK_HOLE);
+		if (h <= *pos || fstat(fd, &st) != 0 || h >= st.st_size)
+			break; /* the last data region: read to EOF */
+		if (lseek(fd, *pos, SEEK_SET) != *pos)
+			break;
+		rc = read_stream(c, s, fd, path, (uint64_t)(h - *pos), READ_SIZE, &got, unreadable);
+		*pos += (off_t)got;
+		if (rc || *unreadable || *pos != h)
+			break; /* an error, or the file shrank: read on plainly from here */
+	}
+	if (lseek(fd, *pos, SEEK_SET) != *pos && !rc && !*unreadable) {
+		cf_warn("error: seek %s: %s", path, strerror(errno));
+		*unreadable = true;
+	}
+	return rc;
+}
+
+static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct batch *b,
+		     struct refs *refs, bool *unreadable)
+{
+	struct cstream s;
+	struct stat st;
+	uint64_t got;
+	off_t pos = 0;
+	int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		cf_warn("error: %s: %s", path, strerror(errno));
+		*unreadable = true;
+		return CF_OK;
+	}
+	cs_init(&s, c, b, refs);
+	int rc = CF_OK;
+	/* fewer blocks than the size needs: it has holes, which are not read */
+	if (size_hint > READ_SIZE && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size)
+		rc = read_sparse(c, &s, fd, path, &pos, unreadable);
+	/* small files get a buffer of their own size (+1 to see EOF in one
+	 * read), not a megabyte each */
+	size_t want = size_hint < READ_SIZE ? (size_t)size_hint + 1 : READ_SIZE;
+	if (!rc && !*unreadable)
+		rc = read_stream(c, &s, fd, path, UINT64_MAX, want, &got, unreadable);
 	close(fd);
 	if (rc || *unreadable) {
 		cs_abort(&s);
