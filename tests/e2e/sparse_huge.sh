@@ -7,7 +7,9 @@
 # 55 GB in 9.5 minutes).  The restored file has the same size, the same
 # bytes (every data region of either file compared, the rest is holes in
 # both), and stays sparse (a few MiB allocated).  A second backup of the
-# unchanged file reads it not at all (the file is unmodified).
+# unchanged file reads it not at all (the file is unmodified).  A dense copy
+# of a 200 MiB sparse file adds no blob after the sparse one: the chunks of a
+# hole not read are exactly those of reading its zeros.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -101,5 +103,21 @@ check_eq 0 "$RC2" "second backup"
 check_eq 1 "$(json_field "$T/backup2.out" 'j["summary"]["files_unmodified"]')" "unmodified files in the second backup"
 [ "$READ2" -lt $((2 * MIB)) ] || soft_fail "the second backup read $((READ2 / MIB)) MiB"
 note "second backup: read $((READ2 / 1024)) KiB"
+
+# --- the holes' chunks are exactly those of reading the zeros: a dense copy
+# of a sparse file (holes of 3 to 73 MiB, data at odd offsets) adds no blob
+mkdir -p "$T/sp" "$T/dense"
+truncate -s 200M "$T/sp/s"
+for o in 0 3 77 150 199; do
+	randfile "$T/piece" 300000
+	dd if="$T/piece" of="$T/sp/s" bs=1M seek="$o" conv=notrunc status=none
+done
+printf 'odd' | dd of="$T/sp/s" bs=1 seek=123456789 conv=notrunc status=none
+cp --sparse=never "$T/sp/s" "$T/dense/s"
+[ "$(allocated_kib "$T/sp/s")" -lt 10240 ] || soft_fail "the 200 MiB source is not sparse"
+cof -r "$R" --json backup "$T/sp"
+cof -r "$R" --json backup "$T/dense"
+check_eq "0 0" "$(json_field "$T/out" 'str(j["summary"]["data_blobs"]) + " " + str(j["summary"]["data_added"])')" \
+	"new blobs and bytes of a dense copy after its sparse original"
 
 e2e_done
