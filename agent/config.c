@@ -624,7 +624,7 @@ static const struct key keys[] = {
 	  "share of the packs a scheduled check reads back: n/m or N% (spreads full verification over days)" },
 	{ "COFFER_PRE_COMMAND", set_pre, NULL, false, "shell command run before each job; failing fails the job" },
 	{ "COFFER_POST_COMMAND", set_post, NULL, false,
-	  "shell command run after each job whose pre command ran (COFFER_JOB_STATUS is set)" },
+	  "shell command run after each job whose pre command ran (COFFER_JOB_STATUS is set, and COFFER_SNAPSHOT_ID when a snapshot was written)" },
 	{ "COFFER_DOCKER_HOST", set_docker_host, "unix:///var/run/docker.sock", false,
 	  "Docker Engine API socket (unix:///PATH), or none" },
 	{ "COFFER_STOP_LABEL", set_stop_label, "coffer.stop-during-backup=true", false,
