@@ -475,7 +475,10 @@ int cf_repo_open(struct cf_backend *be, const char *password, size_t pwlen, stru
 			if (krc == CF_ECORRUPT)
 				cf_warn("warning: key file %s is damaged: %s", hint, cf_errmsg(krc));
 			cf_err_clear();
-			if (krc != CF_ENOMEM) { /* not tried twice (out of memory: the listing says why) */
+			/* tried and refused: not tried twice.  Not read (a store
+			 * error, out of memory): the listing tries it again and says
+			 * why, rather than blaming the password */
+			if (krc == CF_EBADPASS || krc == CF_ECORRUPT) {
 				memcpy(ks.hint, hint, sizeof(hint));
 				ks.tried++;
 			}
