@@ -111,7 +111,9 @@ void cf_lock_self(struct cf_lock_id *self)
 enum cf_lock_state cf_lock_judge(const struct cf_lock_info *li, const struct cf_lock_id *self,
 				 int64_t now_ns, int64_t stale_ns)
 {
-	if (now_ns - li->time_ns > stale_ns)
+	/* (compared so that no time a lock may hold overflows; a lock from
+	 * the future stays live: a holder's clock ahead is no reason to delete) */
+	if (li->time_ns < now_ns - stale_ns)
 		return CF_LOCK_EXPIRED;
 	if (li->id.has_ns && self->has_ns && li->pid > 0 && !strcmp(li->id.host, self->host) &&
 	    !strcmp(li->id.boot_id, self->boot_id) && li->id.pidns == self->pidns)
