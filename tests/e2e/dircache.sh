@@ -105,7 +105,7 @@ backup_check settled
 assert_eq "$(ndirs)" "$(hits settled)" "after the changes: every directory from the cache again"
 
 # a damaged cache file is ignored with a warning, and the backup is right
-printf 'X' | dd of="$CF" bs=1 seek=100 conv=notrunc status=none
+flip_byte "$CF" 100 # always a change (an 'X' written over an 'X' was none)
 echo changed-while-damaged > "$S/alpha/one/leaf/t3.txt"
 backup_check damaged
 assert_contains "$T/damaged.err" "directory cache" "warning about the damaged cache"
