@@ -29,23 +29,13 @@ build=${1:-$here/build}
 build=$(cd "$build" && pwd)
 
 state=$(mktemp -d /tmp/coffer-repeat.XXXXXX)
+. "$here/tests/infra/servers.sh"
 cleanup() {
-	if [ -z "${COFFER_NO_SERVERS:-}" ]; then
-		MDB_BASE=$state/mariadb sh "$here/tests/infra/mariadb-down.sh" >/dev/null 2>&1 || true
-		bash "$here/tests/infra/swift-s3-down.sh" "$state/swift" >/dev/null 2>&1 || true
-	fi
+	servers_down "$state"
 	rm -rf "$state"
 }
 trap cleanup EXIT
-if [ -z "${COFFER_NO_SERVERS:-}" ]; then
-	MDB_BASE=$state/mariadb sh "$here/tests/infra/mariadb-up.sh" >"$state/mariadb.out"
-	export COFFER_TEST_MARIADB="mariadb://coffer:coffer-test@127.0.0.1:${MDB_PORT:-13306}/"
-	endpoint=$(bash "$here/tests/infra/swift-s3-up.sh" "$state/swift")
-	export COFFER_TEST_S3="$endpoint/coffer-repeat-$$"
-	export COFFER_TEST_S3_TLS="https://127.0.0.1:$((${SWIFT_PORT:-16080} + 2))/coffer-repeat-$$"
-	export COFFER_TEST_S3_CACERT="$state/swift/tls.crt"
-	export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
-fi
+servers_up "$state" coffer-repeat
 
 logs=$build/repeat-logs
 rm -rf "$logs"
