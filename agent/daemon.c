@@ -1148,6 +1148,7 @@ static void reload(struct cf_agent_config *c)
 		free(names);
 		*c = fresh;
 		memset(&fresh, 0, sizeof(fresh));
+		g.host[0] = 0; /* COFFER_HOST may have changed: resolved again */
 		cf_log_level = c->log_level;
 		cf_warn("coffer agent: configuration reloaded (schedule \"%s\" in %s)", c->schedule, c->tz);
 	}
