@@ -131,7 +131,10 @@ static int64_t parse_mtime(const char *t)
 	if (strcmp(t, "Z"))
 		return -1;
 	time_t sec = timegm(&tm);
-	return sec < 0 ? -1 : (int64_t)sec * 1000000000LL + frac;
+	/* beyond 2262 the nanoseconds do not fit: not a time a store can mean */
+	if (sec < 0 || (int64_t)sec > INT64_MAX / 1000000000LL - 1)
+		return -1;
+	return (int64_t)sec * 1000000000LL + frac;
 }
 
 static void list_end(struct xml_state *s, const char *name)
