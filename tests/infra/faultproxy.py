@@ -49,11 +49,9 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from proxylib import HOP_BY_HOP, ProxyHandler, Server
 
 KINDS = ("slowdown", "reset", "stall", "truncate")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
-              "trailer", "upgrade"}
 SLOWDOWN_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
                  b'<Message>Please reduce your request rate. (faultproxy)</Message></Error>')
 
@@ -138,14 +136,12 @@ class State:
         os.replace(tmp, self.args.stats)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ProxyHandler):
     server_version = "faultproxy"
 
     def setup(self):
         super().setup()
         self.state.bump("connections")
-        self.upstream_conn = None
 
     def log_message(self, fmt, *a):
         if not self.state.args.quiet:
@@ -154,31 +150,6 @@ class Handler(BaseHTTPRequestHandler):
     def note(self, msg):
         if not self.state.args.quiet:
             sys.stderr.write("faultproxy: %s %s: %s\n" % (self.command, self.path, msg))
-
-    def upstream(self):
-        if self.upstream_conn is None:
-            u = self.state.upstream
-            self.upstream_conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=300)
-        return self.upstream_conn
-
-    def forward(self, body):
-        """Send the request on; return (status, reason, headers, body)."""
-        for attempt in (1, 2):  # once more on a fresh connection if a kept one went stale
-            conn = self.upstream()
-            try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for k, v in self.headers.items():
-                    if k.lower() not in HOP_BY_HOP:
-                        conn.putheader(k, v)
-                conn.endheaders(body if body else None)
-                resp = conn.getresponse()
-                data = resp.read() if self.command != "HEAD" else b""
-                return resp.status, resp.reason, resp.getheaders(), data
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self.upstream_conn = None
-                if attempt == 2:
-                    raise
 
     def reset(self):
         # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
@@ -253,34 +224,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             st.end(method, fault)
 
-    def read_chunked(self):
-        parts = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
-
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        if self.upstream_conn:
-            self.upstream_conn.close()
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        pass  # resets and client timeouts are the point, not news
 
 
 def main():

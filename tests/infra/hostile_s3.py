@@ -40,11 +40,9 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from proxylib import HOP_BY_HOP, ProxyHandler, Server
 
 MODES = ("huge-body", "trickle", "repeat-token", "dup-keys", "endless-pages")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te",
-              "trailer", "upgrade"}
 SNAPSHOT_PATH = re.compile(r"/snapshots/[0-9a-f]{64}$")
 HOSTILE_TOKEN = "hostile-page-"
 
@@ -69,41 +67,11 @@ class State:
                 f.write(line + "\n")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ProxyHandler):
     server_version = "hostile_s3"
-
-    def setup(self):
-        super().setup()
-        self.upstream_conn = None
 
     def log_message(self, fmt, *a):
         pass
-
-    def upstream(self):
-        if self.upstream_conn is None:
-            u = self.state.upstream
-            self.upstream_conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=300)
-        return self.upstream_conn
-
-    def forward(self, body):
-        """Send the request on; return (status, reason, headers, body)."""
-        for attempt in (1, 2):  # once more on a fresh connection if a kept one went stale
-            conn = self.upstream()
-            try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for k, v in self.headers.items():
-                    if k.lower() not in HOP_BY_HOP:
-                        conn.putheader(k, v)
-                conn.endheaders(body if body else None)
-                resp = conn.getresponse()
-                data = resp.read() if self.command != "HEAD" else b""
-                return resp.status, resp.reason, resp.getheaders(), data
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self.upstream_conn = None
-                if attempt == 2:
-                    raise
 
     def head_block(self, status, reason, headers, extra=()):
         out = ["HTTP/1.1 %d %s" % (status, reason)]
@@ -232,34 +200,8 @@ class Handler(BaseHTTPRequestHandler):
                '</ListBucketResult>' % (prefix, HOSTILE_TOKEN, n)).encode()
         self.reply(200, "OK", [("Content-Type", "application/xml")], doc)
 
-    def read_chunked(self):
-        parts = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
-
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
-    def finish(self):
-        try:
-            super().finish()
-        except OSError:
-            pass
-        if self.upstream_conn:
-            self.upstream_conn.close()
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        pass  # clients that hang up on a hostile answer are the point
 
 
 def main():
