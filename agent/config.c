@@ -2,8 +2,8 @@
  * config.c - the agent's key table, the config file reader, validation.
  */
 #include "agent/config.h"
-#include "agent/dburl.h"
-#include "agent/sources.h"
+#include "sources/dburl.h"
+#include "sources/sources.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -860,7 +860,7 @@ static int check_unknown_env(void)
 
 /* A COFFER_SQLITE copy or a COFFER_STDIN_COMMANDS file that the job's walk
  * would drop (COFFER_EXCLUDES matching it, a command's file inside a walked
- * volume) is refused at start, not lost at every job (agent/sources.h). */
+ * volume) is refused at start, not lost at every job (sources/sources.h). */
 static int check_dumps(const struct cf_agent_config *c)
 {
 	const char *const *ex = (const char *const *)c->excludes;

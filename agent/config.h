@@ -33,7 +33,7 @@
 #include <stdio.h>
 
 #include "agent/cron.h"
-#include "agent/retention.h"
+#include "repo/retention.h"
 
 struct cf_agent_stdin_cmd {
 	char *path;     /* where the output appears in the snapshot */

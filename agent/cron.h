@@ -46,6 +46,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/tz.h"
+
 #define CF_CRON_DEFAULT "4 5 * * *"
 
 struct cf_cron {
@@ -76,19 +78,5 @@ int cf_cron_parse(struct cf_cron *c, const char *expr);
  */
 int cf_cron_next(const struct cf_cron *c, const char *tz, time_t after, time_t *next);
 
-/* Whether tz names a usable zone: NULL, "" or a file under $TZDIR
- * (default /usr/share/zoneinfo) that starts with the TZif magic.  CF_OK or
- * CF_EINVAL with a message naming the zone.  For validating configuration. */
-int cf_tz_check(const char *tz);
-
-/*
- * Switch the process's local time zone to tz (as cf_tz_check() accepts;
- * NULL/"" = UTC) and hold the global time zone lock, so that localtime_r()
- * and mktime() compute in that zone until cf_tz_leave() restores the
- * previous TZ and releases the lock.  Returns CF_OK (lock held), or
- * CF_EINVAL/CF_ENOMEM (lock not held).  Not reentrant: do not nest.
- */
-int cf_tz_enter(const char *tz);
-void cf_tz_leave(void);
 
 #endif

@@ -2,18 +2,18 @@
  * daemon.c - the agent's loop, its job, and the report of each job.
  */
 #include "agent/daemon.h"
-#include "agent/backup.h"
-#include "agent/dircache.h"
+#include "engine/backup.h"
+#include "engine/dircache.h"
 #include "agent/docker.h"
 #include "agent/metrics.h"
-#include "agent/sources.h"
+#include "sources/sources.h"
 #include "agent/webhook.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
 #include "repo/repo.h"
-#include "s3/backend.h"
+#include "store/backend.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -786,7 +786,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	o.excludes = (const char *const *)c->excludes;
 	o.nexcludes = c->nexcludes;
 	char cache_dir[4096];
-	if (cf_dc_default_dir(cache_dir, sizeof(cache_dir)))
+	if (cf_cache_dir_default(cache_dir, sizeof(cache_dir)))
 		o.cache_dir = cache_dir;
 	rc = cf_backup_run(repo, &o, &snap);
 	if (rc == CF_OK || rc == CF_EPARTIAL) {

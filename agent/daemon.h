@@ -29,7 +29,7 @@
  * webhook (agent/webhook.h).
  *
  * Databases (COFFER_MARIADB, COFFER_SQLITE) and commands
- * (COFFER_STDIN_COMMANDS) become stream sources through agent/sources.h, the
+ * (COFFER_STDIN_COMMANDS) become stream sources through sources/sources.h, the
  * same code `coffer backup --mariadb/--sqlite/--stdin-from-command` uses.
  */
 #ifndef CF_AGENT_DAEMON_H

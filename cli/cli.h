@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "../repo/repo.h"
+#include "repo/repo.h"
 
 #define MAXV 256
 

@@ -2,11 +2,11 @@
  * cmd_agent.c - `coffer agent` and `coffer healthcheck`: configuration from
  * the environment (agent/config.h), then the loop or one job (agent/daemon.h).
  */
-#include "cli.h"
-#include "../agent/config.h"
-#include "../agent/daemon.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "cli/cli.h"
+#include "agent/config.h"
+#include "agent/daemon.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <string.h>

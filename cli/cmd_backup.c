@@ -1,11 +1,11 @@
-#include "cli.h"
-#include "../agent/sources.h"
-#include "../agent/backup.h"
-#include "../agent/dircache.h"
-#include "../restore/restore.h"
-#include "../repo/tree.h"
-#include "../crypto/crypto.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "sources/sources.h"
+#include "engine/backup.h"
+#include "engine/dircache.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "crypto/crypto.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -79,7 +79,7 @@ int cmd_backup(struct cli *c)
 	o.threads = c->threads;
 	o.no_parent = c->force;
 	char cache_dir[4096];
-	if (!c->no_cache && cf_dc_default_dir(cache_dir, sizeof(cache_dir)))
+	if (!c->no_cache && cf_cache_dir_default(cache_dir, sizeof(cache_dir)))
 		o.cache_dir = cache_dir;
 	o.progress = !c->quiet && !c->json && isatty(2);
 	if (c->time && (rc = cf_parse_time(c->time, &o.time_ns)))

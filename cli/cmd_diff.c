@@ -6,9 +6,9 @@
  * Directories whose subtree id is the same are skipped without being read,
  * so comparing two incremental snapshots costs only what changed.
  */
-#include "cli.h"
-#include "../repo/tree.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* cmd_dump.c - `coffer dump SNAPSHOT [PATH] [--archive tar|zip]`. */
-#include "cli.h"
-#include "../restore/dump.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "restore/dump.h"
+#include "common/error.h"
 
 #include <stdio.h>
 #include <string.h>

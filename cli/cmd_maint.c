@@ -1,7 +1,7 @@
-#include "cli.h"
-#include "../agent/retention.h"
-#include "../crypto/crypto.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "repo/retention.h"
+#include "crypto/crypto.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

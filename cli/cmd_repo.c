@@ -1,9 +1,9 @@
-#include "cli.h"
-#include "../agent/backup.h"
-#include "../restore/restore.h"
-#include "../repo/tree.h"
-#include "../crypto/crypto.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "engine/backup.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "crypto/crypto.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

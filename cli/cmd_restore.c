@@ -1,10 +1,10 @@
-#include "cli.h"
-#include "../restore/db_restore.h"
-#include "../agent/backup.h"
-#include "../restore/restore.h"
-#include "../repo/tree.h"
-#include "../crypto/crypto.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "restore/db_restore.h"
+#include "engine/backup.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "crypto/crypto.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -5,12 +5,12 @@
  * sources could not be read; 10 no repository; 11 lock failed; 12 wrong
  * password; 130 interrupted.
  */
-#include "cli.h"
-#include "../agent/backup.h"
-#include "../restore/restore.h"
-#include "../repo/tree.h"
-#include "../crypto/crypto.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "engine/backup.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "crypto/crypto.h"
+#include "common/error.h"
 
 #include <getopt.h>
 #include <stdbool.h>

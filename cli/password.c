@@ -1,6 +1,6 @@
 /* password.c - where the password comes from: never from argv. */
-#include "cli.h"
-#include "../common/error.h"
+#include "cli/cli.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
-#include "buf.h"
-#include "error.h"
+#include "common/buf.h"
+#include "common/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

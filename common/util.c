@@ -1,6 +1,6 @@
 #include <ctype.h>
-#include "util.h"
-#include "error.h"
+#include "common/util.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -262,4 +262,19 @@ void cf_redact_url(const char *in, char *out, size_t n)
 	}
 #undef PUT
 	out[o] = 0;
+}
+
+bool cf_cache_dir_default(char *buf, size_t n)
+{
+	const char *d = getenv("COFFER_CACHE_DIR");
+	if (d && *d) {
+		if (!strcmp(d, "off"))
+			return false;
+		return (size_t)snprintf(buf, n, "%s", d) < n;
+	}
+	if ((d = getenv("XDG_CACHE_HOME")) && *d == '/')
+		return (size_t)snprintf(buf, n, "%s/coffer", d) < n;
+	if ((d = getenv("HOME")) && *d == '/')
+		return (size_t)snprintf(buf, n, "%s/.cache/coffer", d) < n;
+	return false;
 }

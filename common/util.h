@@ -71,6 +71,12 @@ int64_t cf_now_ns(void);
  * name).  For messages, logs and print-config; what is sent stays as it was. */
 void cf_redact_url(const char *in, char *out, size_t n);
 
+/* The cache directory: $COFFER_CACHE_DIR, else $XDG_CACHE_HOME/coffer, else
+ * $HOME/.cache/coffer; false (no cache) when none is set or
+ * COFFER_CACHE_DIR is "off". */
+bool cf_cache_dir_default(char *buf, size_t n);
+
+
 /* Set by signal handlers (SIGINT/SIGTERM); long loops check it and return CF_EINTR. */
 extern volatile int cf_interrupted;
 

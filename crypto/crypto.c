@@ -2,10 +2,10 @@
  * crypto.c - keys, blob ids, hashes, sealing, the gear table, base64.
  * Key files (Argon2id) live in keyfile.c.
  */
-#include "crypto.h"
-#include "crypto_int.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "crypto/crypto.h"
+#include "crypto/crypto_int.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <sodium.h>
 #include <openssl/evp.h>

@@ -21,7 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/buf.h"
+#include "common/buf.h"
 
 #define CF_SEAL_OVERHEAD 40
 #define CF_SEAL_NONCE 24 /* where the ciphertext starts in a sealed object */

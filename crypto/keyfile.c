@@ -14,9 +14,9 @@
  * Salt and limits need no MAC of their own: changing them changes the KEK,
  * and the tag then fails as for a wrong password.
  */
-#include "crypto.h"
-#include "crypto_int.h"
-#include "../common/error.h"
+#include "crypto/crypto.h"
+#include "crypto/crypto_int.h"
+#include "common/error.h"
 
 #include <jansson.h>
 #include <sodium.h>

@@ -13,9 +13,9 @@
  * Each problem is reported on stderr as one line naming the object; the
  * return is CF_OK when there were none, CF_ECORRUPT otherwise.
  */
-#include "repo_int.h"
-#include "tree.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -16,9 +16,9 @@
  * source's own "original" when it is itself a copy), which is how a second
  * copy recognises what is already there.
  */
-#include "repo_int.h"
-#include "tree.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,8 +13,8 @@
  * holds only those extra locations (52 bytes each): readers try them in turn
  * when the first fails, so one stale location cannot hide a good copy.
  */
-#include "repo_int.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -28,8 +28,8 @@
  * makes sure every pack the session wrote or deduplicated against
  * (cf_repo_note_pack) is still in the store.
  */
-#include "repo_int.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "common/error.h"
 
 #include <errno.h>
 #include <jansson.h>

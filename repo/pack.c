@@ -25,9 +25,9 @@
  * and rename (put_commit).  Either way a pack's blobs leave PENDING, and the
  * pack enters the list for the next index file, only after put_commit.
  */
-#include "repo_int.h"
-#include "tree.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -32,9 +32,9 @@
  * A kill before 8 leaves the old index files valid (new packs are merely
  * unindexed garbage); during 8 the new index already covers everything kept.
  */
-#include "repo_int.h"
-#include "tree.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,10 +2,9 @@
  * repo.c - creating and opening repositories: config, key files, sealed
  * objects addressed by their hash.
  */
-#include "repo_int.h"
-#include "../agent/dircache.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "repo/repo_int.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -352,7 +351,7 @@ static bool key_hint_path(const struct cf_backend *be, char *path, size_t n, cha
 {
 	char base[4096], hex[CF_ID_HEX];
 	uint8_t h[CF_HASH_LEN];
-	if (!be->location || !cf_dc_default_dir(base, sizeof(base)))
+	if (!be->location || !cf_cache_dir_default(base, sizeof(base)))
 		return false;
 	cf_hash(be->location, strlen(be->location), h);
 	cf_hex(h, CF_ID_LEN, hex);

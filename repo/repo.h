@@ -30,11 +30,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/buf.h"
-#include "../common/util.h"
-#include "../chunker/chunker.h"
-#include "../s3/backend.h"
-#include "snapshot.h"
+#include "common/buf.h"
+#include "common/util.h"
+#include "chunker/chunker.h"
+#include "store/backend.h"
+#include "repo/snapshot.h"
 
 /* Object types: the first byte of every sealed object's associated data. */
 enum cf_obj_type {

@@ -3,8 +3,8 @@
 #define CF_REPO_INT_H
 
 #include <pthread.h>
-#include "repo.h"
-#include "../crypto/crypto.h"
+#include "repo/repo.h"
+#include "crypto/crypto.h"
 
 /* ---- the in-memory index: open addressing on the id's first 8 bytes ---- */
 

@@ -22,15 +22,15 @@
  * gmtime/timegm, so any int64 nanosecond count formats and every year
  * 0000-9999 parses (then range-checked) without overflow.
  */
-#include "snapshot.h"
+#include "repo/snapshot.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../common/error.h"
-#include "tree.h"
+#include "common/error.h"
+#include "repo/tree.h"
 
 #define NS_PER_SEC 1000000000LL
 /* Bounds on list lengths so a hostile record cannot ask for absurd arrays. */

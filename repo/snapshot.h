@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
-#include "../common/buf.h"
-#include "../common/util.h"
+#include "common/buf.h"
+#include "common/util.h"
 
 struct cf_snapshot_summary {
 	int64_t backup_start_ns, backup_end_ns;

@@ -1,6 +1,6 @@
 /* snapshots.c - storing, listing and choosing snapshots. */
-#include "repo_int.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,9 +9,9 @@
  * trees; a subtree shared by snapshots is read once and its totals reused,
  * so the walk costs the number of distinct trees, not of snapshots.
  */
-#include "repo_int.h"
-#include "tree.h"
-#include "../common/error.h"
+#include "repo/repo_int.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,15 +11,15 @@
  * so they are stored as the int64 with the same bit pattern (a device number
  * above 2^63 appears negative in the JSON) and cast back when read.
  */
-#include "tree.h"
+#include "repo/tree.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/error.h"
-#include "../crypto/crypto.h"
+#include "common/error.h"
+#include "crypto/crypto.h"
 
 /* Bounds that keep allocation sizes far from overflow whatever the input
  * says; real directories and files stay well below them (2^26 content ids

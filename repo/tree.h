@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/buf.h"
-#include "../common/util.h"
+#include "common/buf.h"
+#include "common/util.h"
 
 enum cf_node_type {
 	CF_NODE_FILE = 1,

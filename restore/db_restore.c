@@ -1,10 +1,10 @@
 /* db_restore.c - see db_restore.h. */
-#include "db_restore.h"
-#include "mariadb_load.h"
-#include "../agent/dburl.h"
-#include "../repo/tree.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "restore/db_restore.h"
+#include "sources/mariadb_load.h"
+#include "sources/dburl.h"
+#include "repo/tree.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <stdbool.h>
 #include <stdio.h>

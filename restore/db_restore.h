@@ -2,13 +2,13 @@
  * db_restore.h - loading a snapshot's database dumps back into a server.
  *
  * A snapshot holds MariaDB dumps as files under /mariadb (see
- * agent/sources.h): mariadb/<db>.sql for the first server of a backup,
+ * sources/sources.h): mariadb/<db>.sql for the first server of a backup,
  * mariadb/<host>-<n>/<db>.sql for later ones.  A dump is named by its
  * database ("shop") or, to tell two of the same name apart, by
  * "<host>-<n>/shop".  Which dump loads into which database is decided and
  * checked (every --database found, no two dumps into one database) before
  * anything is loaded (and every --rename's OLD found).  Each chosen dump is then streamed blob by blob from
- * the repository into the loader (restore/mariadb_load.h): nothing is staged
+ * the repository into the loader (sources/mariadb_load.h): nothing is staged
  * on disk, and memory does not grow with the dump's size.
  */
 #ifndef CF_DB_RESTORE_H
@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "../repo/repo.h"
+#include "repo/repo.h"
 
 struct cf_db_restore_opts {
 	const char *url;                          /* mariadb://... */

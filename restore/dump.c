@@ -1,8 +1,8 @@
 /* dump.c - see dump.h. */
-#include "dump.h"
-#include "restore.h"
-#include "../repo/tree.h"
-#include "../common/error.h"
+#include "restore/dump.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -21,7 +21,7 @@
 #ifndef CF_DUMP_H
 #define CF_DUMP_H
 
-#include "../repo/repo.h"
+#include "repo/repo.h"
 
 enum cf_dump_format {
 	CF_DUMP_RAW = 0, /* one file's bytes; a directory is written as tar */

@@ -1,7 +1,7 @@
 /* restore.c - see restore.h. */
-#include "restore.h"
-#include "../repo/tree.h"
-#include "../common/error.h"
+#include "restore/restore.h"
+#include "repo/tree.h"
+#include "common/error.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -60,7 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "../repo/repo.h"
+#include "repo/repo.h"
 
 enum cf_overwrite {
 	CF_OVERWRITE_IF_CHANGED = 0, /* rewrite a file only if its size or content differs */

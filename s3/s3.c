@@ -35,11 +35,11 @@
  * object and the limit.  No listing may go on for ever: see "the listing's
  * guards" below.
  */
-#include "backend.h"
-#include "s3_int.h"
-#include "sigv4.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "store/backend.h"
+#include "s3/s3_int.h"
+#include "s3/sigv4.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/buf.h"
+#include "common/buf.h"
 
 struct cf_s3_loc {
 	char *scheme;  /* "http" or "https" */

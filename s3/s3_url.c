@@ -1,6 +1,6 @@
 /* s3_url.c - S3 repository locations.  See s3_int.h. */
-#include "s3_int.h"
-#include "../common/error.h"
+#include "s3/s3_int.h"
+#include "common/error.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>

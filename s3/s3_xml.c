@@ -5,8 +5,8 @@
  * DeleteResult/Error/{Key,Code,Message} and Error/{Code,Message,...}.  The parser keeps the element names of the first
  * three levels and the text of the current leaf, and ignores everything else,
  * so unknown elements from newer or other stores do no harm. */
-#include "s3_int.h"
-#include "../common/error.h"
+#include "s3/s3_int.h"
+#include "common/error.h"
 
 #include <expat.h>
 #include <stddef.h>

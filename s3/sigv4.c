@@ -1,7 +1,7 @@
 /* sigv4.c - AWS Signature Version 4, header form.  See sigv4.h. */
-#include "sigv4.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "s3/sigv4.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include "../common/buf.h"
+#include "common/buf.h"
 
 /* SHA-256 of nothing, the payload hash of every body-less request. */
 #define CF_SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

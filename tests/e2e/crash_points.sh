@@ -1,7 +1,7 @@
 #!/bin/bash
 # crash_points.sh - crash consistency (issue "Reliability"): coffer is
 # SIGKILLed at exact, repeatable points of a backup, a prune and a restore.
-# The points come from the fault: backend (s3/fault.c): COFFER_FAULTS=
+# The points come from the fault: backend (store/fault.c): COFFER_FAULTS=
 # "put=3:kill" dies before the 3rd put is done, "put=3:killafter" right after
 # it was done, for every kind of backend call (put, get, list, remove).
 #

@@ -2,7 +2,7 @@
 # damaged_parent.sh - a backup whose parent snapshot's directory trees cannot
 # be read (their pack has a flipped byte) still succeeds: each directory whose
 # old tree fails to load is read in full, whether the read-ahead threads
-# (agent/backup.c, "read ahead") or the walker itself loaded it, and the new
+# (engine/backup.c, "read ahead") or the walker itself loaded it, and the new
 # snapshot restores equal to the source.  The source holds only empty files,
 # so the repository's only packs are tree packs: the first backup's pack holds
 # every directory's tree, the second's only the new top directories', so

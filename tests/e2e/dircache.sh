@@ -1,5 +1,5 @@
 #!/bin/bash
-# dircache.sh - the local directory cache (agent/dircache.h): a no-change
+# dircache.sh - the local directory cache (engine/dircache.h): a no-change
 # backup takes every directory from it without loading a parent tree; every
 # kind of change below a cached directory still reaches the snapshot (each
 # snapshot restores equal to the source); the file is sealed (no names in

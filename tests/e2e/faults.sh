@@ -1,5 +1,5 @@
 #!/bin/bash
-# faults.sh - backend faults (issue 9): the fault: wrapper (s3/fault.c) fails
+# faults.sh - backend faults (issue 9): the fault: wrapper (store/fault.c) fails
 # the Nth and later calls of one kind (put, get, list, remove, stat), with
 # permanent or transient errors, during backup, restore and forget --prune.
 # Every run must either succeed or fail cleanly (exit 0/1/3/11, a one-line

@@ -185,7 +185,7 @@ else
 fi
 cmp -s "$S/sub/inc-small-01.dat" "$T/rm$S/sub/inc-small-01.dat" || fail "metadata-only change: content differs"
 
-# --- many directories: the parent's trees are read ahead (agent/backup.c) ---
+# --- many directories: the parent's trees are read ahead (engine/backup.c) ---
 # 40 x 6 directories, more than the read-ahead holds; a no-change backup
 # takes every file from the parent, a change in the last one is seen
 W=$T/data/wide

@@ -17,7 +17,7 @@
 #include "crypto/crypto.h"
 #include "repo/repo_int.h"
 #include "repo/snapshot.h"
-#include "s3/backend.h"
+#include "store/backend.h"
 
 static const char *outdir;
 static struct cf_repo *repo;

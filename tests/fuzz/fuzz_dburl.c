@@ -1,10 +1,10 @@
-/* libFuzzer target for the database URL parser (agent/dburl.c): any input
+/* libFuzzer target for the database URL parser (sources/dburl.c): any input
  * either parses into a consistent struct or fails cleanly, without leaks. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/dburl.h"
+#include "sources/dburl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/dircache.h"
+#include "engine/dircache.h"
 #include "common/buf.h"
 #include "common/error.h"
 

@@ -33,7 +33,7 @@
 #include "repo/repo_int.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
-#include "s3/backend.h"
+#include "store/backend.h"
 #include "testutil.h"
 
 #define PW "correct horse"

@@ -1,6 +1,6 @@
 /*
  * test_backend_local - the local-directory backend against the contract in
- * s3/backend.h, on real files in a private temporary directory.
+ * store/backend.h, on real files in a private temporary directory.
  *
  * The repository's crash safety stands on that contract, so each promise is
  * checked the way it could be broken: create makes the layout and refuses a
@@ -36,7 +36,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
-#include "s3/backend.h"
+#include "store/backend.h"
 
 /* ---- helpers ---- */
 

@@ -1,4 +1,4 @@
-/* Tests of agent/dburl.c: the database URL grammar and the password lookup. */
+/* Tests of sources/dburl.c: the database URL grammar and the password lookup. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/dburl.h"
+#include "sources/dburl.h"
 #include "common/error.h"
 
 static void test_full_url(void **state)

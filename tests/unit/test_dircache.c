@@ -1,5 +1,5 @@
 /*
- * test_dircache - the local directory cache's payload (agent/dircache.h):
+ * test_dircache - the local directory cache's payload (engine/dircache.h):
  * what is written parses back to the same entries, found by id; identical
  * trees listed twice count once; every kind of damage (magic, version,
  * count, truncation, an empty or NUL-holding name, subdirectories out of
@@ -16,7 +16,8 @@
 
 #include <cmocka.h>
 
-#include "agent/dircache.h"
+#include "engine/dircache.h"
+#include "common/util.h"
 #include "common/buf.h"
 #include "common/error.h"
 
@@ -157,22 +158,22 @@ static void test_default_dir(void **state)
 	(void)state;
 	char d[256];
 	setenv("COFFER_CACHE_DIR", "/x/cache", 1);
-	assert_true(cf_dc_default_dir(d, sizeof(d)));
+	assert_true(cf_cache_dir_default(d, sizeof(d)));
 	assert_string_equal(d, "/x/cache");
 	setenv("COFFER_CACHE_DIR", "off", 1);
-	assert_false(cf_dc_default_dir(d, sizeof(d)));
+	assert_false(cf_cache_dir_default(d, sizeof(d)));
 	unsetenv("COFFER_CACHE_DIR");
 	setenv("XDG_CACHE_HOME", "/xdg", 1);
-	assert_true(cf_dc_default_dir(d, sizeof(d)));
+	assert_true(cf_cache_dir_default(d, sizeof(d)));
 	assert_string_equal(d, "/xdg/coffer");
 	unsetenv("XDG_CACHE_HOME");
 	setenv("HOME", "/home/u", 1);
-	assert_true(cf_dc_default_dir(d, sizeof(d)));
+	assert_true(cf_cache_dir_default(d, sizeof(d)));
 	assert_string_equal(d, "/home/u/.cache/coffer");
 	unsetenv("HOME");
-	assert_false(cf_dc_default_dir(d, sizeof(d)));
+	assert_false(cf_cache_dir_default(d, sizeof(d)));
 	setenv("HOME", "/home/a-very-long-name", 1);
-	assert_false(cf_dc_default_dir(d, 10)); /* does not fit */
+	assert_false(cf_cache_dir_default(d, 10)); /* does not fit */
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /*
- * Tests of the MariaDB dumper (agent/mariadb.c) and loader
- * (restore/mariadb_load.c).
+ * Tests of the MariaDB dumper (sources/mariadb.c) and loader
+ * (sources/mariadb_load.c).
  *
  * The splitter tests need nothing.  Every other test runs against the real
  * server named by COFFER_TEST_MARIADB (a mariadb:// URL of a user allowed to
@@ -24,12 +24,12 @@
 
 #include <mysql.h>
 
-#include "agent/dburl.h"
-#include "agent/mariadb.h"
+#include "sources/dburl.h"
+#include "sources/mariadb.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
-#include "restore/mariadb_load.h"
+#include "sources/mariadb_load.h"
 
 /* ---- the splitter, no server needed ---- */
 

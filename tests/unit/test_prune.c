@@ -37,7 +37,7 @@
 #include "repo/snapshot.h"
 #include "repo/tree.h"
 #include "crypto/crypto.h"
-#include "s3/backend.h"
+#include "store/backend.h"
 #include "s3/s3_int.h"
 #include "testutil.h"
 

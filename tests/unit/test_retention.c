@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "agent/retention.h"
+#include "repo/retention.h"
 #include "common/buf.h"
 #include "common/error.h"
 

@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "s3/backend.h"
+#include "store/backend.h"
 #include "s3/s3_int.h"
 #include "common/error.h"
 #include "common/util.h"

@@ -1,4 +1,4 @@
-/* Tests of agent/sqlite_snap.c against real SQLite databases: a copy taken
+/* Tests of sources/sqlite_snap.c against real SQLite databases: a copy taken
  * while another thread keeps writing is a valid database holding exactly a
  * whole-transaction prefix of the writer's rows. */
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #include <sqlite3.h>
 
-#include "agent/sqlite_snap.h"
+#include "sources/sqlite_snap.h"
 #include "common/error.h"
 
 #define ROWS_PER_TX 7

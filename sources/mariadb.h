@@ -4,7 +4,7 @@
  * A copy of a running server's files is not a backup; a dump taken inside
  * one transaction is.  The calling sequence is:
  *
- *     cf_mariadb_open(&url, &db)             connect (agent/dburl.h)
+ *     cf_mariadb_open(&url, &db)             connect (sources/dburl.h)
  *     cf_mariadb_list_dbs(db, &names, &n)    the URL's list, checked, or every
  *                                            user database
  *     cf_mariadb_begin_snapshot(db, &opts)   REPEATABLE READ + START TRANSACTION
@@ -47,8 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent/dburl.h"
-#include "agent/sink.h"
+#include "sources/dburl.h"
+#include "engine/sink.h"
 
 #define CF_MARIADB_STMT_MAX (1u << 20)
 

@@ -1,4 +1,4 @@
-#include "agent/mariadb.h"
+#include "sources/mariadb.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"

@@ -1,4 +1,4 @@
-#include "restore/mariadb_load.h"
+#include "sources/mariadb_load.h"
 #include "common/error.h"
 #include "common/util.h"
 

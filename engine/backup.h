@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "sink.h"
-#include "../repo/repo.h"
+#include "engine/sink.h"
+#include "repo/repo.h"
 
 /* A stream source: produce() pushes the file's bytes into sink and returns
  * CF_OK or an error (which fails the whole backup: no snapshot). */

@@ -1,10 +1,10 @@
 /* sources.c - see sources.h. */
-#include "sources.h"
-#include "mariadb.h"
-#include "sqlite_snap.h"
-#include "dburl.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "sources/sources.h"
+#include "sources/mariadb.h"
+#include "sources/sqlite_snap.h"
+#include "sources/dburl.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fnmatch.h>

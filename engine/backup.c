@@ -14,11 +14,11 @@
  * directory but goes on walking, and finishes the directory later ("directories
  * finished later"), so the workers never run dry at directory boundaries.
  */
-#include "backup.h"
-#include "dircache.h"
-#include "../repo/tree.h"
-#include "../common/error.h"
-#include "../crypto/crypto.h"
+#include "engine/backup.h"
+#include "engine/dircache.h"
+#include "repo/tree.h"
+#include "common/error.h"
+#include "crypto/crypto.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "agent/sqlite_snap.h"
+#include "sources/sqlite_snap.h"
 #include "common/error.h"
 
 #include <errno.h>

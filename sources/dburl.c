@@ -1,4 +1,4 @@
-#include "agent/dburl.h"
+#include "sources/dburl.h"
 #include "common/buf.h"
 #include "common/error.h"
 

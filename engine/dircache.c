@@ -1,6 +1,6 @@
-/* agent/dircache.c - the local directory cache's payload (see dircache.h). */
-#include "dircache.h"
-#include "../common/error.h"
+/* engine/dircache.c - the local directory cache's payload (see dircache.h). */
+#include "engine/dircache.h"
+#include "common/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,17 +169,3 @@ void cf_dc_finish(struct cf_buf *out, const uint8_t snapshot[CF_DC_ID], uint32_t
 	put32(out->data + 8 + CF_DC_ID, count);
 }
 
-bool cf_dc_default_dir(char *buf, size_t n)
-{
-	const char *d = getenv("COFFER_CACHE_DIR");
-	if (d && *d) {
-		if (!strcmp(d, "off"))
-			return false;
-		return (size_t)snprintf(buf, n, "%s", d) < n;
-	}
-	if ((d = getenv("XDG_CACHE_HOME")) && *d == '/')
-		return (size_t)snprintf(buf, n, "%s/coffer", d) < n;
-	if ((d = getenv("HOME")) && *d == '/')
-		return (size_t)snprintf(buf, n, "%s/.cache/coffer", d) < n;
-	return false;
-}

@@ -7,7 +7,7 @@
  * left, within-rules ignore the counts) are deliberate, so that restic's own
  * golden results come out unchanged.
  */
-#include "agent/retention.h"
+#include "repo/retention.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -18,8 +18,8 @@
 
 #include <jansson.h>
 
-#include "agent/cron.h"
 #include "common/error.h"
+#include "common/tz.h"
 
 /* ------------------------------------------------------------- durations */
 

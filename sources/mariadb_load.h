@@ -13,7 +13,7 @@
  * "strings" with backslash escapes and doubled quotes, `identifiers`,
  * "-- " and "#" comments to the end of the line, block comments (the
  * executable slash-star-bang kind is kept as statement text), and
- * "DELIMITER xx" lines at the start of a statement, which agent/mariadb.c writes around routines,
+ * "DELIMITER xx" lines at the start of a statement, which sources/mariadb.c writes around routines,
  * triggers and events exactly as mysqldump does.  Comments before a
  * statement are dropped; comments inside one are kept, so routine bodies
  * load byte for byte.
@@ -31,7 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "agent/dburl.h"
+#include "sources/dburl.h"
 #include "common/buf.h"
 
 /* Fill buf with up to n bytes.  Return the count, 0 at the end of the

@@ -1,6 +1,6 @@
 /* backend.c - choosing a backend from a location string. */
-#include "backend.h"
-#include "../common/error.h"
+#include "store/backend.h"
+#include "common/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

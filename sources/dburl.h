@@ -18,7 +18,7 @@
  * cf_dburl_describe() gives the form used in messages ("user@host:port").
  *
  * cf_dburl_connect() opens a libmariadb connection from a parsed URL; both the
- * dumper (agent/mariadb.c) and the loader (restore/mariadb_load.c) use it so
+ * dumper (sources/mariadb.c) and the loader (sources/mariadb_load.c) use it so
  * that they speak to the server the same way (utf8mb4, timeouts, no option
  * files read).
  */

@@ -24,7 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "backup.h"
+#include "engine/backup.h"
 
 struct cf_src_item;
 

@@ -1,4 +1,4 @@
-/* agent/dircache.h - the local directory cache of backups.
+/* engine/dircache.h - the local directory cache of backups.
  *
  * A backup with a parent snapshot compares every directory with the
  * parent's tree of it.  Decoding those trees (JSON) costs more than the walk
@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "../common/buf.h"
+#include "common/buf.h"
 
 #define CF_DC_ID 32
 
@@ -63,9 +63,5 @@ int cf_dc_add(struct cf_buf *out, const uint8_t id[CF_DC_ID], const uint8_t dige
 int cf_dc_add_sub(struct cf_buf *out, const char *name, const uint8_t id[CF_DC_ID]);
 void cf_dc_finish(struct cf_buf *out, const uint8_t snapshot[CF_DC_ID], uint32_t count);
 
-/* The cache directory: $COFFER_CACHE_DIR, else $XDG_CACHE_HOME/coffer, else
- * $HOME/.cache/coffer; false (no cache) when none is set or
- * COFFER_CACHE_DIR is "off". */
-bool cf_dc_default_dir(char *buf, size_t n);
 
 #endif

@@ -9,9 +9,9 @@
  * ".tmp-*" file that no reader looks at.  Putting an existing object succeeds
  * without rewriting it: names are content hashes or random.
  */
-#include "backend.h"
-#include "../common/error.h"
-#include "../common/util.h"
+#include "store/backend.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #include <dirent.h>
 #include <errno.h>

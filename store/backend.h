@@ -26,7 +26,7 @@
 #include <string.h>
 #include <stdint.h>
 #include <sys/uio.h>
-#include "../common/buf.h"
+#include "common/buf.h"
 
 struct cf_backend;
 
@@ -117,13 +117,13 @@ int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
 		    struct cf_backend **out);
 void cf_backend_free(struct cf_backend *be);
 
-/* The local-directory backend (s3/local.c). */
+/* The local-directory backend (store/local.c). */
 int cf_backend_local_new(const char *dir, struct cf_backend **out);
 
 /* The S3 backend (s3/s3.c).  url is what follows "s3:". */
 int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struct cf_backend **out);
 
-/* The fault-injecting wrapper (s3/fault.c, for tests): "fault:INNER". */
+/* The fault-injecting wrapper (store/fault.c, for tests): "fault:INNER". */
 int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opts *opts,
 			 struct cf_backend **out);
 

@@ -17,8 +17,8 @@
  * repeatable point of a backup, prune or restore.
  * Never used unless a location starts with "fault:".
  */
-#include "backend.h"
-#include "../common/error.h"
+#include "store/backend.h"
+#include "common/error.h"
 
 #include <signal.h>
 #include <stdatomic.h>
