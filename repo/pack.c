@@ -678,7 +678,7 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 	/* a backend that takes a pack's bytes before making them durable
 	 * (local) gets them from this worker: the buffer is free again before
 	 * the next pack fills, and only the fsyncs wait in the queue */
-	if (full && r->be->ops->put_stage && (rc = pack_stage(r, full))) {
+	if (full && cf_be_staged(r->be) && (rc = pack_stage(r, full))) {
 		packer_free(r, full);
 		return rc;
 	}

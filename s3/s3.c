@@ -1586,6 +1586,7 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 	if (!(be = calloc(1, sizeof(*be))))
 		return cf_err(CF_ENOMEM, "out of memory");
 	be->base.ops = &s3_ops;
+	be->base.caps = CF_BE_REMOTE | CF_BE_STREAMS;
 	pthread_mutex_init(&be->mu, NULL);
 	pthread_cond_init(&be->cond, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)

@@ -97,10 +97,25 @@ struct cf_backend_ops {
 	int (*list_mtime)(struct cf_backend *be, const char *dir, cf_list_mtime_fn fn, void *ctx);
 };
 
+/* What a store can do (struct cf_backend's caps), set by each backend when
+ * it is made; a wrapper (the fault backend) passes on its inner store's, so
+ * that callers choose the same policy for it (SQLite's sqlite3_io_methods
+ * iVersion and xDeviceCharacteristics play this part there). */
+enum cf_backend_caps {
+	/* a request costs a round trip (S3): callers keep more requests in
+	 * flight, read bigger ranges and cache tree packs */
+	CF_BE_REMOTE = 1u << 0,
+	/* ops->get_range_stream: ranges handed over as they arrive */
+	CF_BE_STREAMS = 1u << 1,
+	/* ops->put_stage/put_commit/put_abort: a put in two halves */
+	CF_BE_STAGED = 1u << 2,
+};
+
 /* Every backend embeds this first. */
 struct cf_backend {
 	const struct cf_backend_ops *ops;
 	char *location; /* as the user wrote it, for messages */
+	unsigned caps;  /* enum cf_backend_caps */
 };
 
 /* Options that apply to remote backends; zero means default. */
@@ -141,11 +156,11 @@ void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
 #define CF_BE_LARGE_OBJECT_MAX ((uint64_t)1 << 30)
 uint64_t cf_be_object_max(const char *path);
 
-/* A store where a request costs a round trip (S3, and any wrapper around a
- * store): callers keep more requests in flight, read bigger ranges and cache
- * tree packs.  Only the local directory backend is not. */
+/* The capability flags (enum cf_backend_caps). */
 static inline bool cf_be_remote(const struct cf_backend *be)
-{ return strcmp(be->ops->name, "local") != 0; }
+{ return (be->caps & CF_BE_REMOTE) != 0; }
+static inline bool cf_be_staged(const struct cf_backend *be)
+{ return (be->caps & CF_BE_STAGED) != 0; }
 static inline int cf_be_put(struct cf_backend *be, const char *p, const void *d, size_t n)
 { return be->ops->put(be, p, d, n); }
 /* put_iov where the backend has it, else one put of the concatenation;
@@ -158,7 +173,7 @@ static inline int cf_be_put_stage(struct cf_backend *be, const char *p, const st
 				  const uint8_t *sha256, void **handle)
 {
 	*handle = NULL;
-	if (be->ops->put_stage)
+	if (cf_be_staged(be))
 		return be->ops->put_stage(be, p, iov, n, handle);
 	return cf_be_put_iov(be, p, iov, n, sha256);
 }
@@ -171,7 +186,7 @@ static inline int cf_be_get(struct cf_backend *be, const char *p, struct cf_buf 
 static inline int cf_be_get_range(struct cf_backend *be, const char *p, uint64_t off, size_t n, struct cf_buf *out)
 { return be->ops->get_range(be, p, off, n, out); }
 static inline bool cf_be_streams(const struct cf_backend *be)
-{ return be->ops->get_range_stream != NULL; }
+{ return (be->caps & CF_BE_STREAMS) != 0; }
 /* Only for a store that streams (cf_be_streams): callers of others read
  * with cf_be_get_range. */
 static inline int cf_be_get_range_stream(struct cf_backend *be, const char *p, uint64_t off, size_t n,

@@ -15,6 +15,10 @@
  * Nth call raises SIGKILL, before doing the call (kill) or right after the
  * inner backend returned (killafter), so a process death lands at an exact,
  * repeatable point of a backup, prune or restore.
+ *
+ * The wrapper has its inner store's capabilities (caps): it streams where
+ * the inner store streams and stages where it stages, so a test through it
+ * runs the policy the real store would get.
  * Never used unless a location starts with "fault:".
  */
 #include "store/backend.h"
@@ -129,6 +133,59 @@ static int f_remove(struct cf_backend *be, const char *path)
 	return rc ? rc : done(after, cf_be_remove(F(be)->inner, path));
 }
 
+/* counted as a get call, like get_range */
+static int f_get_range_stream(struct cf_backend *be, const char *path, uint64_t off, size_t len,
+			      cf_stream_fn fn, void *ctx)
+{
+	int after, rc = hit(F(be), F_GET, path, &after);
+	return rc ? rc : done(after, cf_be_get_range_stream(F(be)->inner, path, off, len, fn, ctx));
+}
+
+/* A staged put is counted as one put call at its commit, where the object
+ * becomes durable and visible: a failed or killed put leaves no object, and
+ * the numbering of put calls is the same as for a store that does not stage. */
+struct staged {
+	void *inner;
+	char path[];
+};
+
+static int f_put_stage(struct cf_backend *be, const char *path, const struct iovec *iov, int n,
+		       void **handle)
+{
+	size_t pl = strlen(path) + 1;
+	struct staged *s = malloc(sizeof(*s) + pl);
+	int rc;
+	*handle = NULL;
+	if (!s)
+		return cf_err(CF_ENOMEM, "out of memory");
+	memcpy(s->path, path, pl);
+	if ((rc = F(be)->inner->ops->put_stage(F(be)->inner, path, iov, n, &s->inner))) {
+		free(s);
+		return rc;
+	}
+	*handle = s;
+	return CF_OK;
+}
+
+static int f_put_commit(struct cf_backend *be, void *handle)
+{
+	struct staged *s = handle;
+	int after, rc = hit(F(be), F_PUT, s->path, &after);
+	if (rc)
+		cf_be_put_abort(F(be)->inner, s->inner);
+	else
+		rc = done(after, cf_be_put_commit(F(be)->inner, s->inner));
+	free(s);
+	return rc;
+}
+
+static void f_put_abort(struct cf_backend *be, void *handle)
+{
+	struct staged *s = handle;
+	cf_be_put_abort(F(be)->inner, s->inner);
+	free(s);
+}
+
 static void f_free(struct cf_backend *be)
 {
 	cf_backend_free(F(be)->inner);
@@ -148,6 +205,11 @@ static const struct cf_backend_ops fault_ops = {
 	.remove = f_remove,
 	.free = f_free,
 	.put_iov = f_put_iov,
+	/* called only when the inner store has them (the caps it passes on) */
+	.get_range_stream = f_get_range_stream,
+	.put_stage = f_put_stage,
+	.put_commit = f_put_commit,
+	.put_abort = f_put_abort,
 };
 
 static int parse_faults(struct fault *f, const char *spec)
@@ -199,6 +261,7 @@ int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opt
 		free(f);
 		return rc;
 	}
+	f->base.caps = f->inner->caps;
 	*out = &f->base;
 	return CF_OK;
 }

@@ -591,6 +591,7 @@ int cf_backend_local_new(const char *dir, struct cf_backend **out)
 		return cf_err(CF_ENOMEM, "out of memory");
 	}
 	l->base.ops = &local_ops;
+	l->base.caps = CF_BE_STAGED;
 	*out = &l->base;
 	return CF_OK;
 }

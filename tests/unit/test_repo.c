@@ -982,6 +982,7 @@ static struct cf_backend *counting_new(const char *location)
 		fail_msg("open %s: %s", location, cf_errmsg(rc));
 	c->base.ops = &counting_ops;
 	c->base.location = NULL;
+	c->base.caps = CF_BE_REMOTE; /* a store where requests are counted: as S3 */
 	return &c->base;
 }
 
