@@ -22,6 +22,16 @@
  * and *cap untouched) when memory or the size arithmetic runs out. */
 void *cf_array_realloc(void *arr, size_t need, size_t *cap, size_t elem);
 
-#define CF_GROW(arr, need, cap) __extension__ ({                                        	int cf_grow_rc_ = CF_OK;                                                         	if ((need) > (cap)) {                                                            		void *cf_grow_p_ = cf_array_realloc((arr), (need), &(cap), sizeof(*(arr)));		if (cf_grow_p_)                                                          			(arr) = cf_grow_p_;                                              		else                                                                     			cf_grow_rc_ = CF_ENOMEM;                                         	}                                                                                	cf_grow_rc_; })
+#define CF_GROW(arr, need, cap) __extension__ ({                              \
+	int cf_grow_rc_ = CF_OK;                                               \
+	if ((need) > (cap)) {                                                  \
+		void *cf_grow_p_ = cf_array_realloc((arr), (need), &(cap),     \
+						    sizeof(*(arr)));           \
+		if (cf_grow_p_)                                                \
+			(arr) = cf_grow_p_;                                    \
+		else                                                           \
+			cf_grow_rc_ = CF_ENOMEM;                               \
+	}                                                                      \
+	cf_grow_rc_; })
 
 #endif

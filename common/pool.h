@@ -26,8 +26,9 @@
  * Jobs may run for as long as they like: a pipeline stage that loops until
  * its input ends is one job per thread.  worker is 0..nthreads-1, so a
  * caller can keep per-thread state in an array.  A job must not call
- * cf_pool_join() or cf_pool_free() on its own pool; it may cf_pool_add()
- * (that blocks only on the budget, which another worker frees).
+ * cf_pool_join() or cf_pool_free() on its own pool; it may cf_pool_add(),
+ * which blocks as a producer's does, until another worker makes room (so
+ * not every worker may wait in cf_pool_add() on a full pool at once).
  *
  * Thread creation failure: cf_pool_new() succeeds if at least one thread
  * started (nthreads is then lower, see cf_pool_threads()); CF_ENOMEM if none.
@@ -58,10 +59,10 @@ int cf_pool_new(struct cf_pool **out, const char *name, unsigned nthreads, size_
  * arg stays the caller's). */
 int cf_pool_add(struct cf_pool *p, cf_job_fn fn, void *arg, size_t cost);
 
-/* Wait until every queued job ran (or was dropped after a failure).  rc is
- * the caller's own result: when it is not CF_OK, the pool is cancelled
- * first (queued jobs are dropped) and rc is returned with the caller's
- * message kept.  Otherwise returns CF_OK or the first job failure, whose
+/* Wait until every queued job ran.  rc is the caller's own result: when it
+ * is not CF_OK, the pool is cancelled first (cf_pool_failed() turns true for
+ * the jobs still queued or running, which still run once each) and rc is
+ * returned with the caller's message kept.  Otherwise returns CF_OK or the first job failure, whose
  * message becomes the calling thread's.  The kept failure is cleared: the
  * pool can be used again. */
 int cf_pool_join(struct cf_pool *p, int rc);

@@ -1,12 +1,20 @@
-/* Tests of common/util.c: cf_redact_url, which keeps secrets out of messages. */
+/*
+ * Tests of common/: util.c's cf_redact_url (which keeps secrets out of
+ * messages), array.h's CF_GROW and status.h's struct cf_status.  The work
+ * queue (pool.c) has its own binary, test_pool.c.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
+#include "common/error.h"
+#include "common/status.h"
 #include "common/util.h"
 
 static void redacts(const char *in, const char *want)
@@ -56,12 +64,107 @@ static void test_truncation(void **state)
 	assert_null(strstr(out, "secret"));
 }
 
+static void test_grow(void **state)
+{
+	(void)state;
+	int *a = NULL;
+	size_t cap = 0;
+	assert_int_equal(CF_GROW(a, 1, cap), CF_OK);
+	assert_non_null(a);
+	assert_int_equal(cap, 16); /* the floor */
+	for (int i = 0; i < 16; i++)
+		a[i] = i;
+	int *before = a;
+	assert_int_equal(CF_GROW(a, 16, cap), CF_OK); /* room enough: untouched */
+	assert_ptr_equal(a, before);
+	assert_int_equal(cap, 16);
+	assert_int_equal(CF_GROW(a, 17, cap), CF_OK);
+	assert_int_equal(cap, 32); /* doubled */
+	assert_int_equal(CF_GROW(a, 100, cap), CF_OK);
+	assert_int_equal(cap, 100); /* need over double: need */
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(a[i], i);
+	/* one element at a time, as callers do */
+	size_t n = 0;
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(CF_GROW(a, n + 1, cap), CF_OK);
+		a[n++] = i;
+	}
+	assert_true(cap >= 1000);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(a[i], i);
+	free(a);
+}
+
+static void test_grow_overflow(void **state)
+{
+	(void)state;
+	struct big { char x[64]; } *a = NULL;
+	size_t cap = 0;
+	assert_int_equal(CF_GROW(a, 4, cap), CF_OK);
+	struct big *before = a;
+	size_t cap_before = cap;
+	cf_err_clear();
+	/* need * 64 overflows size_t: refused, array and cap unchanged */
+	assert_int_equal(CF_GROW(a, SIZE_MAX / 64 + 1, cap), CF_ENOMEM);
+	assert_ptr_equal(a, before);
+	assert_int_equal(cap, cap_before);
+	assert_non_null(strstr(cf_errmsg(CF_ENOMEM), "out of memory"));
+	/* a cap whose double overflows is not wrapped round to a small size
+	 * (no call here reaches realloc: a sanitizer would stop at the size) */
+	size_t huge = SIZE_MAX / 2 + 1;
+	struct big *c = NULL;
+	assert_int_equal(CF_GROW(c, huge + 1, huge), CF_ENOMEM);
+	assert_null(c);
+	assert_int_equal(huge, SIZE_MAX / 2 + 1);
+	free(a);
+}
+
+static void test_status(void **state)
+{
+	(void)state;
+	struct cf_status st = CF_STATUS_INIT;
+	cf_err_clear();
+	assert_int_equal(cf_status_raise(&st), CF_OK); /* nothing kept: nothing set */
+	assert_string_equal(cf_errmsg(CF_EIO), cf_strerror(CF_EIO));
+	assert_int_equal(cf_status_keep(&st, CF_OK), CF_OK);
+	assert_int_equal(st.code, CF_OK);
+	cf_err(CF_EIO, "first: %d", 1);
+	assert_int_equal(cf_status_keep(&st, CF_EIO), CF_EIO);
+	cf_err(CF_EINVAL, "second");
+	assert_int_equal(cf_status_keep(&st, CF_EINVAL), CF_EINVAL); /* returns its code... */
+	assert_int_equal(st.code, CF_EIO);                            /* ...but the first wins */
+	assert_string_equal(st.msg, "first: 1");
+	cf_err_clear();
+	assert_int_equal(cf_status_raise(&st), CF_EIO);
+	assert_string_equal(cf_errmsg(CF_EIO), "first: 1");
+
+	/* no message set: the code's name is kept */
+	struct cf_status st2 = CF_STATUS_INIT;
+	cf_err_clear();
+	cf_status_keep(&st2, CF_ENOSPC);
+	assert_string_equal(st2.msg, cf_strerror(CF_ENOSPC));
+
+	/* a long message is cut, not overrun */
+	char longmsg[3000];
+	memset(longmsg, 'x', sizeof(longmsg) - 1);
+	longmsg[sizeof(longmsg) - 1] = 0;
+	struct cf_status st3 = CF_STATUS_INIT;
+	cf_err(CF_EIO, "%s", longmsg);
+	cf_status_keep(&st3, CF_EIO);
+	assert_true(strlen(st3.msg) < sizeof(st3.msg));
+	assert_true(strlen(st3.msg) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_userinfo),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_grow_overflow),
+		cmocka_unit_test(test_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
