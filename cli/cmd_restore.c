@@ -69,7 +69,7 @@ static int check_includes(struct cli *c, struct cf_repo *r, const struct cf_snap
 			return cf_err(CF_EINVAL, "--include %s: give an absolute snapshot path", p);
 		if (!p[strspn(p, "/")])
 			continue; /* "/": everything */
-		int rc = cf_restore_find(r, s, p, &n);
+		int rc = cf_tree_find_path(r, s->tree, p, &n);
 		if (rc == CF_ENOENT) {
 			char hex[CF_ID_HEX];
 			cf_hex(s->id, CF_ID_LEN, hex);

@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "crypto/crypto.h"
+#include "repo/repo.h"
 
 /* Bounds that keep allocation sizes far from overflow whatever the input
  * says; real directories and files stay well below them (2^26 content ids
@@ -830,4 +831,92 @@ out:
 	if (r != CF_OK)
 		cf_tree_release(t);
 	return r;
+}
+
+/* ---------- copying and finding nodes ---------- */
+
+int cf_tree_node_copy(const struct cf_node *src, struct cf_node *dst)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->user = src->user ? strdup(src->user) : NULL;
+	dst->group = src->group ? strdup(src->group) : NULL;
+	dst->linktarget = src->linktarget ? strdup(src->linktarget) : NULL;
+	dst->xattrs = NULL;
+	dst->nxattrs = 0;
+	dst->content = NULL;
+	dst->ncontent = 0;
+	bool bad = !dst->name || (src->user && !dst->user) || (src->group && !dst->group) ||
+		   (src->linktarget && !dst->linktarget);
+	if (src->ncontent) {
+		if ((dst->content = malloc(src->ncontent * CF_ID_LEN))) {
+			memcpy(dst->content, src->content, src->ncontent * CF_ID_LEN);
+			dst->ncontent = src->ncontent;
+		} else {
+			bad = true;
+		}
+	}
+	if (src->nxattrs) {
+		if (!(dst->xattrs = calloc(src->nxattrs, sizeof(*dst->xattrs))))
+			bad = true;
+		for (size_t i = 0; dst->xattrs && i < src->nxattrs; i++) {
+			struct cf_xattr *x = &dst->xattrs[dst->nxattrs++];
+			x->name = strdup(src->xattrs[i].name);
+			x->value = malloc(src->xattrs[i].len ? src->xattrs[i].len : 1);
+			x->len = src->xattrs[i].len;
+			if (!x->name || !x->value) {
+				bad = true;
+				break;
+			}
+			memcpy(x->value, src->xattrs[i].value, x->len);
+		}
+	}
+	if (bad) {
+		cf_node_release(dst);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	return CF_OK;
+}
+
+int cf_tree_find_path(struct cf_repo *r, const uint8_t root[CF_ID_LEN], const char *path,
+		      struct cf_node *out)
+{
+	struct cf_tree t = CF_TREE_INIT;
+	uint8_t id[CF_ID_LEN];
+	const char *p = path;
+	char name[4096];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(id, root, CF_ID_LEN);
+	while (*p == '/')
+		p++;
+	if (!*p)
+		return cf_err(CF_EINVAL, "%s: the snapshot's root is not an entry", path);
+	for (;;) {
+		size_t l = strcspn(p, "/");
+		if (l >= sizeof(name))
+			return cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		memcpy(name, p, l);
+		name[l] = 0;
+		p += l;
+		while (*p == '/')
+			p++;
+		if ((rc = cf_repo_load_tree(r, id, &t)))
+			return rc;
+		const struct cf_node *n = cf_tree_find(&t, name);
+		if (!n) {
+			rc = cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		} else if (!*p) {
+			rc = cf_tree_node_copy(n, out);
+		} else if (n->type != CF_NODE_DIR || !n->has_subtree) {
+			rc = cf_err(CF_ENOENT, "%s is not in the snapshot", path);
+		} else {
+			memcpy(id, n->subtree, CF_ID_LEN);
+			cf_tree_release(&t);
+			continue;
+		}
+		cf_tree_release(&t);
+		return rc;
+	}
 }

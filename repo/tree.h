@@ -104,4 +104,17 @@ bool cf_name_ok(const char *name);
  * This is the test that decides "name" versus "name_b64". */
 size_t cf_utf8_len(const uint8_t *p, size_t n);
 
+/* Copy a node with all its memory (dst is overwritten; caller frees it with
+ * cf_node_release()).  CF_OK or CF_ENOMEM. */
+int cf_tree_node_copy(const struct cf_node *src, struct cf_node *dst);
+
+/* Find the node at an absolute snapshot path ("/a/b"; "/" is not a node)
+ * below the root tree root (a snapshot's tree), loading the trees on the way
+ * from r.  The node is copied into *out (caller frees with
+ * cf_node_release()).  CF_ENOENT "<path> is not in the snapshot" when it is
+ * not there, CF_EINVAL for the root, or the error of loading a tree. */
+struct cf_repo;
+int cf_tree_find_path(struct cf_repo *r, const uint8_t root[CF_ID_LEN], const char *path,
+		      struct cf_node *out);
+
 #endif

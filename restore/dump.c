@@ -179,7 +179,7 @@ int cf_dump(struct cf_repo *r, const struct cf_snapshot *s, const char *path,
 	memset(&node, 0, sizeof(node));
 	d.repo = r;
 	d.blob = (struct cf_buf)CF_BUF_INIT;
-	if (!whole && (rc = cf_restore_find(r, s, path, &node)))
+	if (!whole && (rc = cf_tree_find_path(r, s->tree, path, &node)))
 		return rc;
 	if (fmt == CF_DUMP_RAW) {
 		if (!whole && node.type == CF_NODE_FILE) {

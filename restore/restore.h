@@ -113,15 +113,7 @@ void cf_restore_stats_release(struct cf_restore_stats *st);
 /* Parse "always", "if-changed" or "never".  CF_EINVAL with a message. */
 int cf_restore_parse_overwrite(const char *s, enum cf_overwrite *out);
 
-/* Find the node at an absolute snapshot path ("/a/b"; "/" is not a node).
- * The node is copied into *out (caller frees with cf_node_release()).
- * CF_ENOENT with a message when the path is not in the snapshot. */
-struct cf_node;
-int cf_restore_find(struct cf_repo *r, const struct cf_snapshot *s, const char *path,
-		    struct cf_node *out);
-
-/* Copy a node with all its memory (dst is overwritten; caller frees it with
- * cf_node_release()).  CF_OK or CF_ENOMEM. */
-int cf_restore_node_copy(const struct cf_node *src, struct cf_node *dst);
+/* (finding a path in a snapshot and copying a node: repo/tree.h,
+ * cf_tree_find_path() and cf_tree_node_copy()) */
 
 #endif
