@@ -5,6 +5,7 @@
 #include "sources/dburl.h"
 #include "sources/sources.h"
 #include "common/buf.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
@@ -39,12 +40,14 @@ static int dup_str(char **dst, const char *v)
 	return *dst ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
 }
 
-static int push(char ***arr, size_t *n, const char *s, size_t len)
+/* Append a copy of s[0..len) to the NULL-terminated list *arr of *n.  *cap
+ * is the room known in *arr (0 when unknown: CF_GROW then reallocates). */
+static int push(char ***arr, size_t *n, size_t *cap, const char *s, size_t len)
 {
-	char **a = realloc(*arr, (*n + 2) * sizeof(*a));
-	if (!a)
-		return cf_err(CF_ENOMEM, "out of memory");
-	*arr = a;
+	int rc;
+	if ((rc = CF_GROW(*arr, *n + 2, *cap)))
+		return rc;
+	char **a = *arr;
 	if (!(a[*n] = strndup(s, len)))
 		return cf_err(CF_ENOMEM, "out of memory");
 	a[++*n] = NULL;
@@ -62,6 +65,7 @@ static void free_list(char **a, size_t n)
 static int split(const char *v, const char *seps, char ***arr, size_t *n)
 {
 	const char *p = v;
+	size_t cap = 0; /* what *arr held before is kept by the first CF_GROW */
 	while (*p) {
 		size_t len = strcspn(p, seps);
 		const char *s = p, *e = p + len;
@@ -70,7 +74,7 @@ static int split(const char *v, const char *seps, char ***arr, size_t *n)
 		while (e > s && isspace((unsigned char)e[-1]))
 			e--;
 		if (e > s) {
-			int r = push(arr, n, s, (size_t)(e - s));
+			int r = push(arr, n, &cap, s, (size_t)(e - s));
 			if (r)
 				return r;
 		}
@@ -671,7 +675,7 @@ static const struct key *find_key(const char *name)
 
 struct kv {
 	char **k, **v;
-	size_t n;
+	size_t n, kcap, vcap;
 };
 
 static void kv_free(struct kv *kv)
@@ -785,13 +789,7 @@ static int parse_file(const char *path, struct kv *kv)
 		}
 		if (*p)
 			p++, line++;
-		char **nk = realloc(kv->k, (kv->n + 1) * sizeof(*nk));
-		if (nk)
-			kv->k = nk;
-		char **nv = realloc(kv->v, (kv->n + 1) * sizeof(*nv));
-		if (nv)
-			kv->v = nv;
-		if (!val || !nk || !nv) {
+		if (!val || CF_GROW(kv->k, kv->n + 1, kv->kcap) || CF_GROW(kv->v, kv->n + 1, kv->vcap)) {
 			free(key);
 			free(val);
 			r = cf_err(CF_ENOMEM, "out of memory");
@@ -904,6 +902,7 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 {
 	struct kv kv = { 0 };
 	const char *file;
+	size_t exportcap = 0;
 	int r = CF_OK;
 
 	/* A reload drops what the previous load exported, so that the
@@ -934,7 +933,7 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 			continue;
 		if (from_file && (!k->set || k->set == passthrough_file)) {
 			/* read by s3.c / dburl.c with getenv() */
-			if ((r = push(&c->exported, &c->nexported, k->name, strlen(k->name))))
+			if ((r = push(&c->exported, &c->nexported, &exportcap, k->name, strlen(k->name))))
 				goto out;
 			if (setenv(k->name, v, 1) != 0) {
 				r = cf_err_errno("cannot set %s", k->name);

@@ -9,6 +9,7 @@
 #include "sources/sources.h"
 #include "agent/webhook.h"
 #include "common/buf.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "crypto/crypto.h"
@@ -296,6 +297,7 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 {
 	DIR *d;
 	struct dirent *e;
+	size_t cap = 0;
 	int r = CF_OK;
 
 	*out = NULL;
@@ -324,14 +326,10 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 		snprintf(p, sizeof(p), "%s/%s", c->backup_root, e->d_name);
 		if (lstat(p, &st) != 0 || !S_ISDIR(st.st_mode))
 			continue;
-		char **a = realloc(*out, (*n + 1) * sizeof(*a));
-		if (!a || !(a[*n] = strdup(p))) {
-			if (a)
-				*out = a;
+		if (CF_GROW(*out, *n + 1, cap) || !((*out)[*n] = strdup(p))) {
 			r = cf_err(CF_ENOMEM, "out of memory");
 			break;
 		}
-		*out = a;
 		(*n)++;
 	}
 	closedir(d);

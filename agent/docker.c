@@ -4,6 +4,7 @@
  */
 #include "agent/docker.h"
 #include "common/buf.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -80,14 +81,11 @@ static int api_error(const char *sock, const char *what, long status, const stru
 
 static int set_add(struct cf_docker_set *set, const char *id, const char *name)
 {
-	char **ids = realloc(set->ids, (set->n + 1) * sizeof(*ids));
-	if (!ids)
-		return cf_err(CF_ENOMEM, "out of memory");
-	set->ids = ids;
-	char **names = realloc(set->names, (set->n + 1) * sizeof(*names));
-	if (!names)
-		return cf_err(CF_ENOMEM, "out of memory");
-	set->names = names;
+	int rc;
+	if ((rc = CF_GROW(set->ids, set->n + 1, set->idcap)) ||
+	    (rc = CF_GROW(set->names, set->n + 1, set->namecap)))
+		return rc;
+	char **ids = set->ids, **names = set->names;
 	ids[set->n] = strdup(id);
 	names[set->n] = strdup(name);
 	if (!ids[set->n] || !names[set->n]) {

@@ -29,9 +29,10 @@ struct cf_docker_set {
 	char **ids;      /* full container ids, in stop order */
 	char **names;    /* their names (for the log) */
 	size_t n;
+	size_t idcap, namecap;
 };
 
-#define CF_DOCKER_SET_INIT { NULL, NULL, 0 }
+#define CF_DOCKER_SET_INIT { NULL, NULL, 0, 0, 0 }
 
 /* Stop every running container whose labels include label ("key=value" or
  * "key").  Stopped ones are appended to *set (CF_DOCKER_SET_INIT or an

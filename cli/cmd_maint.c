@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 #include "repo/retention.h"
 #include "crypto/crypto.h"
+#include "common/array.h"
 #include "common/error.h"
 
 #include <jansson.h>
@@ -182,30 +183,23 @@ struct group {
 	size_t n, cap;
 };
 
-static int group_add(struct group **gs, size_t *ng, const char *key, size_t snap)
+static int group_add(struct group **gs, size_t *ng, size_t *gcap, const char *key, size_t snap)
 {
+	int rc;
 	struct group *g = NULL;
 	for (size_t i = 0; i < *ng && !g; i++)
 		if (!strcmp((*gs)[i].key, key))
 			g = &(*gs)[i];
 	if (!g) {
-		void *n = realloc(*gs, (*ng + 1) * sizeof(**gs));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		*gs = n;
+		if ((rc = CF_GROW(*gs, *ng + 1, *gcap)))
+			return rc;
 		g = &(*gs)[(*ng)++];
 		memset(g, 0, sizeof(*g));
 		if (!(g->key = strdup(key)))
 			return cf_err(CF_ENOMEM, "out of memory");
 	}
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 16;
-		void *n = realloc(g->idx, cap * sizeof(*g->idx));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		g->idx = n;
-		g->cap = cap;
-	}
+	if ((rc = CF_GROW(g->idx, g->n + 1, g->cap)))
+		return rc;
 	g->idx[g->n++] = snap;
 	return CF_OK;
 }
@@ -302,7 +296,7 @@ int cmd_forget(struct cli *c)
 	struct cf_buf key = CF_BUF_INIT;
 	bool *remove = NULL;
 	json_t *out = NULL;
-	size_t n = 0, ng = 0, removed = 0;
+	size_t n = 0, ng = 0, gcap = 0, removed = 0;
 	unsigned gflags = CF_GROUP_HOST | CF_GROUP_PATHS;
 	int rc;
 
@@ -342,7 +336,7 @@ int cmd_forget(struct cli *c)
 			to_rsnap(&s[i], &rs);
 			cf_buf_reset(&key);
 			if ((rc = cf_retention_group_key(gflags, &rs, &key)) ||
-			    (rc = group_add(&gs, &ng, (const char *)key.data, i)))
+			    (rc = group_add(&gs, &ng, &gcap, (const char *)key.data, i)))
 				goto out;
 		}
 		if (c->json && !(out = json_array())) {

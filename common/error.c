@@ -36,12 +36,17 @@ const char *cf_strerror(int code)
 	return names[code];
 }
 
+/* The new text is formatted aside first: an argument may be the old text
+ * itself (cf_err(rc, "...: %s", cf_errmsg(rc))), and vsnprintf() into the
+ * buffer it reads from is undefined. */
 int cf_err(int code, const char *fmt, ...)
 {
+	char tmp[sizeof(msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(msg, tmp, sizeof(msg));
 	return code;
 }
 
@@ -61,23 +66,26 @@ static int map_errno(int e)
 int cf_err_errno(const char *fmt, ...)
 {
 	int e = errno;
+	char tmp[sizeof(msg)];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(msg))
-		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(e));
+	if (n >= 0 && (size_t)n < sizeof(tmp))
+		snprintf(tmp + n, sizeof(tmp) - n, ": %s", strerror(e));
+	memcpy(msg, tmp, sizeof(msg));
 	return map_errno(e);
 }
 
 int cf_err_prefix(int code, const char *fmt, ...)
 {
-	char old[sizeof(msg)];
+	char old[sizeof(msg)], tmp[sizeof(msg)];
 	va_list ap;
 	snprintf(old, sizeof(old), "%s", msg[0] ? msg : cf_strerror(code));
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(msg, tmp, sizeof(msg));
 	if (n < 0)
 		n = 0;
 	if ((size_t)n < sizeof(msg) - 3) {

@@ -29,7 +29,9 @@
  * (cf_repo_note_pack) is still in the store.
  */
 #include "repo/repo_int.h"
+#include "common/array.h"
 #include "common/error.h"
+#include "common/status.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -58,7 +60,8 @@ struct cf_lockfile {
 	/* guarded by mu */
 	int64_t last_ok_ns;       /* when our current lock object was written */
 	bool failing;             /* the last refresh attempt failed */
-	char lost[512];           /* why the lock can no longer be trusted ("" = held) */
+	struct cf_status lost;    /* why the lock can no longer be trusted (CF_OK: held);
+				   * kept by the refresher, raised by the backup's thread */
 	/* packs this session used: one bit per r->idx.packs number (guarded by r->mu) */
 	uint8_t *used;
 	size_t used_cap;          /* bytes */
@@ -291,23 +294,24 @@ static void refresh_once(struct cf_repo *r, struct cf_lockfile *lf)
 	int64_t now = cf_now_ns(), stale = cf_lock_stale_ns();
 	int rc;
 
-	if (lf->lost[0])
+	if (lf->lost.code)
 		return;
 	snprintf(path, sizeof(path), "locks/%s", lf->name);
 	rc = cf_be_stat(r->be, path, NULL);
 	if (rc == CF_ENOENT) {
-		snprintf(lf->lost, sizeof(lf->lost), "our lock %.8s was removed from the repository "
-			 "while this run held it ('coffer unlock --remove-all', or a coffer elsewhere "
-			 "that judged it stale)", lf->name);
+		cf_status_keep(&lf->lost, cf_err(CF_ELOCKED, "our lock %.8s was removed from the repository "
+						     "while this run held it ('coffer unlock --remove-all', or a coffer "
+						     "elsewhere that judged it stale)", lf->name));
 		return;
 	}
 	if (!rc)
 		rc = write_lock(r, lf, name);
 	if (rc) {
 		if (now - lf->last_ok_ns > stale)
-			snprintf(lf->lost, sizeof(lf->lost), "our lock could not be refreshed for %lld s "
-				 "(others may have judged it stale): %s",
-				 (long long)((now - lf->last_ok_ns) / 1000000000LL), cf_errmsg(rc));
+			cf_status_keep(&lf->lost, cf_err(CF_ELOCKED, "our lock could not be refreshed for %lld s "
+							     "(others may have judged it stale): %s",
+							     (long long)((now - lf->last_ok_ns) / 1000000000LL),
+							     cf_errmsg(rc)));
 		else
 			cf_warn("warning: could not refresh the repository lock (will retry): %s", cf_errmsg(rc));
 		lf->failing = true;
@@ -433,8 +437,8 @@ int cf_repo_lock_recheck(struct cf_repo *r)
 	if (lf)
 		pthread_mutex_lock(&lf->mu); /* lf->name changes on refresh */
 	rc = cf_be_list(r->be, "locks", scan_lock, &ls);
-	if (!rc && lf && lf->lost[0])
-		rc = cf_err(CF_ELOCKED, "%s", lf->lost);
+	if (!rc && lf)
+		rc = cf_status_raise(&lf->lost);
 	if (lf)
 		pthread_mutex_unlock(&lf->mu);
 	if (!rc && ls.conflict[0])
@@ -451,19 +455,12 @@ void cf_repo_note_pack(struct cf_repo *r, uint32_t num)
 	if (!lf || lf->used_oom)
 		return;
 	size_t byte = num / 8;
-	if (byte >= lf->used_cap) {
-		size_t cap = lf->used_cap ? lf->used_cap : 64;
-		while (cap <= byte)
-			cap *= 2;
-		uint8_t *n = realloc(lf->used, cap);
-		if (!n) {
-			lf->used_oom = true; /* verify every pack instead */
-			return;
-		}
-		memset(n + lf->used_cap, 0, cap - lf->used_cap);
-		lf->used = n;
-		lf->used_cap = cap;
+	size_t old = lf->used_cap;
+	if (CF_GROW(lf->used, byte + 1, lf->used_cap)) {
+		lf->used_oom = true; /* verify every pack instead */
+		return;
 	}
+	memset(lf->used + old, 0, lf->used_cap - old);
 	lf->used[byte] |= (uint8_t)(1u << (num % 8));
 }
 
@@ -479,14 +476,9 @@ static int add_present(const char *name, uint64_t size, void *ctx)
 	(void)size;
 	if (strlen(name) != CF_ID_HEX - 1 || cf_unhex(name, id, CF_ID_LEN))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		void *n = realloc(l->ids, cap * sizeof(*l->ids));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		l->ids = n;
-		l->cap = cap;
-	}
+	int rc;
+	if ((rc = CF_GROW(l->ids, l->n + 1, l->cap)))
+		return rc;
 	memcpy(l->ids[l->n++], id, CF_ID_LEN);
 	return 0;
 }
@@ -509,12 +501,12 @@ int cf_repo_verify_session(struct cf_repo *r, const uint8_t *parent)
 	 * sees it when it re-checks the locks before deleting */
 	pthread_mutex_lock(&lf->mu);
 	refresh_once(r, lf);
-	if (!lf->lost[0] && lf->failing)
-		snprintf(lf->lost, sizeof(lf->lost), "our lock could not be refreshed: %s",
-			 cf_errmsg(CF_EIO));
-	if (lf->lost[0])
+	if (!lf->lost.code && lf->failing)
+		cf_status_keep(&lf->lost, cf_err(CF_ELOCKED, "our lock could not be refreshed: %s",
+						 cf_errmsg(CF_EIO)));
+	if (lf->lost.code)
 		rc = cf_err(CF_ELOCKED, "%s; a concurrent prune may have removed data this backup "
-			    "needs, so no snapshot was written (run the backup again)", lf->lost);
+			    "needs, so no snapshot was written (run the backup again)", lf->lost.msg);
 	pthread_mutex_unlock(&lf->mu);
 	if (rc)
 		return rc;

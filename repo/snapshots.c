@@ -1,5 +1,6 @@
 /* snapshots.c - storing, listing and choosing snapshots. */
 #include "repo/repo_int.h"
+#include "common/array.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -32,14 +33,8 @@ static int load_snap(const char *name, uint64_t size, void *ctx)
 	(void)size;
 	if (cf_unhex(name, id, CF_ID_LEN))
 		return 0; /* not ours */
-	if (sl->n == sl->cap) {
-		size_t cap = sl->cap ? sl->cap * 2 : 16;
-		void *p = realloc(sl->s, cap * sizeof(*sl->s));
-		if (!p)
-			return cf_err(CF_ENOMEM, "out of memory");
-		sl->s = p;
-		sl->cap = cap;
-	}
+	if ((rc = CF_GROW(sl->s, sl->n + 1, sl->cap)))
+		return rc;
 	struct cf_snapshot *s = &sl->s[sl->n];
 	memset(s, 0, sizeof(*s));
 	/* the id is the name, so the name must be the content's hash: a

@@ -3,6 +3,7 @@
 #include "sources/mariadb.h"
 #include "sources/sqlite_snap.h"
 #include "sources/dburl.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -32,19 +33,10 @@ struct cf_src_item {
 
 static int grow(struct cf_sources *s)
 {
-	if (s->n < s->cap)
-		return CF_OK;
-	size_t cap = s->cap ? s->cap * 2 : 8;
-	void *a = realloc(s->streams, cap * sizeof(*s->streams));
-	if (!a)
-		return cf_err(CF_ENOMEM, "out of memory");
-	s->streams = a;
-	void *b = realloc(s->items, cap * sizeof(*s->items));
-	if (!b)
-		return cf_err(CF_ENOMEM, "out of memory");
-	s->items = b;
-	s->cap = cap;
-	return CF_OK;
+	int rc;
+	if ((rc = CF_GROW(s->streams, s->n + 1, s->cap)))
+		return rc;
+	return CF_GROW(s->items, s->n + 1, s->itemcap);
 }
 
 /* Items move when the arrays grow, so streams point at them by index and
@@ -199,12 +191,8 @@ int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock)
 		rc = cf_err(CF_EDB, "mariadb %s: no databases to back up", where);
 		goto out;
 	}
-	void **sv = realloc(s->servers, (s->nservers + 1) * sizeof(*sv));
-	if (!sv) {
-		rc = cf_err(CF_ENOMEM, "out of memory");
+	if ((rc = CF_GROW(s->servers, s->nservers + 1, s->servercap)))
 		goto out;
-	}
-	s->servers = sv;
 	s->servers[s->nservers++] = db;
 	struct cf_mariadb *mine = db;
 	db = NULL; /* owned by s now */

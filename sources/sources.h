@@ -34,9 +34,10 @@ struct cf_sources {
 	struct cf_src_item *items; /* owned state, one per stream */
 	void **servers;            /* open MariaDB snapshots */
 	size_t nservers;
+	size_t itemcap, servercap; /* room in items and servers (cap: in streams) */
 };
 
-#define CF_SOURCES_INIT { NULL, 0, 0, NULL, NULL, 0 }
+#define CF_SOURCES_INIT { NULL, 0, 0, NULL, NULL, 0, 0, 0 }
 
 /* Connect to url, list its databases (or the URL's), start the consistent
  * snapshot (lock: FLUSH TABLES WITH READ LOCK around its start) and add one

@@ -139,6 +139,13 @@ static void test_status(void **state)
 	assert_int_equal(cf_status_raise(&st), CF_EIO);
 	assert_string_equal(cf_errmsg(CF_EIO), "first: 1");
 
+	/* a message built from the thread's own (formatted aside, not over itself) */
+	cf_err(CF_EIO, "inner");
+	cf_err(CF_EIO, "outer: %s", cf_errmsg(CF_EIO));
+	assert_string_equal(cf_errmsg(CF_EIO), "outer: inner");
+	cf_err_errno("again: %s", cf_errmsg(CF_EIO));
+	assert_true(strncmp(cf_errmsg(CF_EIO), "again: outer: inner: ", 21) == 0);
+
 	/* no message set: the code's name is kept */
 	struct cf_status st2 = CF_STATUS_INIT;
 	cf_err_clear();
