@@ -28,6 +28,7 @@
 #include "repo/repo_int.h"
 #include "repo/tree.h"
 #include "common/error.h"
+#include "common/status.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -980,30 +981,6 @@ out:
 	return rc;
 }
 
-static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, struct cf_buf *sealed);
-
-/* Read and open the blob at loc (a ranged read, or from the tree-pack cache
- * for a tree of a remote store). */
-static int load_at(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
-		   const struct cf_blob_loc *loc, struct cf_buf *sealed, struct cf_buf *out)
-{
-	char hex[CF_ID_HEX], path[128];
-	int rc;
-	if (type == CF_BLOB_TREE && cf_be_remote(r->be)) {
-		pthread_mutex_lock(&r->tc_mu);
-		rc = tree_cache_cut(r, loc, sealed);
-		pthread_mutex_unlock(&r->tc_mu);
-	} else {
-		cf_hex(loc->pack, CF_ID_LEN, hex);
-		cf_backend_pack_path(hex, path, sizeof(path));
-		if ((rc = cf_be_get_range(r->be, path, loc->offset, loc->length, sealed)) == CF_ENOENT)
-			rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
-	}
-	if (!rc)
-		rc = cf_repo_open_blob(r, type, id, loc, sealed->data, out);
-	return rc;
-}
-
 /* Try every location of the blob, the main one first, skipping those in
  * pack skip (NULL: none), until one opens.  All failing: the first
  * location's error, saying how many were tried. */
@@ -1011,8 +988,7 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 			     const uint8_t *skip, struct cf_buf *out)
 {
 	struct cf_blob_loc loc;
-	struct cf_buf sealed = CF_BUF_INIT;
-	char first[512] = "", hex[CF_ID_HEX];
+	char first[CF_STATUS_MSG_MAX] = "", hex[CF_ID_HEX];
 	int rc = CF_OK, first_rc = CF_OK;
 	unsigned tried = 0, k;
 
@@ -1025,7 +1001,7 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 		if (skip && !memcmp(loc.pack, skip, CF_ID_LEN))
 			continue;
 		tried++;
-		if (!(rc = load_at(r, type, id, &loc, &sealed, out)))
+		if (!(rc = cf_repo_load_at(r, type, id, &loc, out)))
 			goto out;
 		if (rc == CF_ENOMEM || rc == CF_EINTR)
 			goto out;
@@ -1045,7 +1021,6 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 		rc = cf_err(first_rc, "%s (and the %u other copies of blob %.16s failed too)", first,
 			    tried - 1, hex);
 out:
-	cf_buf_release(&sealed);
 	return rc;
 }
 
@@ -1105,110 +1080,10 @@ int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 
 /* ---- trees ---- */
 
-/*
- * A remote store charges a round trip per request, and a backup or restore
- * reads one tree per directory: 900 directories cost 900 sequential ranged
- * GETs.  Tree packs hold only trees (one open pack per blob type), so from a
- * remote store the first tree wanted from a pack brings the whole pack in
- * one GET, and later trees of that pack are cut from memory.  The cache
- * keeps whole packs, most recently used first, and drops the least recently
- * used ones beyond CF_TREE_CACHE_MAX bytes (a pack bigger than that is used
- * once and not kept).  Every blob is still unsealed and authenticated
- * against its (type, id) as a ranged read would be.  Packs are named by
- * their content, so a cached pack can never be stale.  The fetch happens
- * under tc_mu: two threads wanting the same pack cost one GET.  A local
- * repository reads its trees with pread as before (page cache speed).
- */
-void cf_repo_tree_cache_release(struct cf_repo *r)
-{
-	struct cf_tree_pack *tp = r->tc_head, *next;
-	for (; tp; tp = next) {
-		next = tp->next;
-		cf_buf_release(&tp->bytes);
-		free(tp);
-	}
-	r->tc_head = NULL;
-	r->tc_bytes = 0;
-}
-
-/* Keep tp in front; drop least recently used packs beyond the budget. */
-static void tree_cache_insert(struct cf_repo *r, struct cf_tree_pack *tp)
-{
-	tp->next = r->tc_head;
-	r->tc_head = tp;
-	r->tc_bytes += tp->bytes.len;
-	while (r->tc_bytes > CF_TREE_CACHE_MAX && r->tc_head->next) {
-		struct cf_tree_pack **pp = &r->tc_head->next;
-		while ((*pp)->next)
-			pp = &(*pp)->next;
-		r->tc_bytes -= (*pp)->bytes.len;
-		cf_buf_release(&(*pp)->bytes);
-		free(*pp);
-		*pp = NULL;
-	}
-}
-
-/* Copy the sealed bytes of the blob at loc into sealed, fetching its pack
- * whole if it is not cached.  Call with tc_mu held. */
-static int tree_cache_cut(struct cf_repo *r, const struct cf_blob_loc *loc, struct cf_buf *sealed)
-{
-	struct cf_tree_pack **pp, *tp = NULL;
-	char hex[CF_ID_HEX], path[128];
-	bool keep = true;
-	int rc;
-
-	cf_hex(loc->pack, CF_ID_LEN, hex);
-	for (pp = &r->tc_head; *pp; pp = &(*pp)->next) {
-		if (!memcmp((*pp)->id, loc->pack, CF_ID_LEN)) {
-			tp = *pp;
-			*pp = tp->next;          /* unlink; re-inserted in front */
-			r->tc_bytes -= tp->bytes.len;
-			break;
-		}
-	}
-	if (!tp) {
-		if (!(tp = calloc(1, sizeof(*tp))))
-			return cf_err(CF_ENOMEM, "out of memory");
-		memcpy(tp->id, loc->pack, CF_ID_LEN);
-		cf_backend_pack_path(hex, path, sizeof(path));
-		if ((rc = cf_be_get(r->be, path, &tp->bytes))) {
-			if (rc == CF_ENOENT)
-				rc = cf_err(CF_ECORRUPT, "pack %s is missing", hex);
-			cf_buf_release(&tp->bytes); /* a failed get may leave part of it */
-			free(tp);
-			return rc;
-		}
-		r->tc_fetches++;
-		keep = tp->bytes.len <= CF_TREE_CACHE_MAX;
-	}
-	if ((uint64_t)loc->offset + loc->length > tp->bytes.len)
-		rc = cf_err(CF_ECORRUPT, "pack %s is truncated (%zu bytes, blob at %u+%u)", hex,
-			    tp->bytes.len, loc->offset, loc->length);
-	else {
-		cf_buf_reset(sealed);
-		rc = cf_buf_add(sealed, tp->bytes.data + loc->offset, loc->length);
-	}
-	if (keep)
-		tree_cache_insert(r, tp);
-	else {
-		cf_buf_release(&tp->bytes);
-		free(tp);
-	}
-	return rc;
-}
-
 static int load_tree_blob(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_buf *out)
 {
 	/* load_at takes a remote store's trees from the tree-pack cache */
 	return cf_repo_load_blob(r, CF_BLOB_TREE, id, out);
-}
-
-unsigned long cf_repo_tree_pack_fetches(struct cf_repo *r)
-{
-	pthread_mutex_lock(&r->tc_mu);
-	unsigned long n = r->tc_fetches;
-	pthread_mutex_unlock(&r->tc_mu);
-	return n;
 }
 
 int cf_repo_load_tree(struct cf_repo *r, const uint8_t id[CF_ID_LEN], struct cf_tree *t)

@@ -147,6 +147,17 @@ static inline int cf_repo_name_alg(const struct cf_repo *r)
  * cf_repo_name_alg).  CF_ECORRUPT when the trailer gives no header. */
 int cf_pack_name(const struct cf_repo *r, const uint8_t *pack, size_t len, uint8_t id[CF_ID_LEN]);
 
+/* Where pack hexid is stored: "data/ab/abcdef..." into out (at least
+ * CF_PACK_PATH_MAX bytes).  Only repo/ knows it. */
+#define CF_PACK_PATH_MAX 80
+void cf_repo_pack_path(const char *hexid, char *out, size_t outlen);
+
+/* Read and open the blob at loc into out (pack_read.c): a ranged read, or
+ * for a tree of a remote store the tree-pack cache; no other copy is tried.
+ * CF_OK, or an error whose message names the pack and the blob. */
+int cf_repo_load_at(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
+		    const struct cf_blob_loc *loc, struct cf_buf *out);
+
 /* Drop the tree-pack cache (repo.c, cf_repo_free). */
 void cf_repo_tree_cache_release(struct cf_repo *r);
 /* How many whole tree packs this handle has fetched (for tests). */
