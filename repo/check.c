@@ -13,8 +13,10 @@
  * Each problem is reported on stderr as one line naming the object; the
  * return is CF_OK when there were none, CF_ECORRUPT otherwise.
  */
+#include "repo/pack_read.h"
 #include "repo/repo_int.h"
 #include "repo/tree.h"
+#include "common/array.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -65,14 +67,8 @@ static int collect_pack(const char *name, uint64_t size, void *ctx)
 		problem(k, "data/%s: not a pack name", name);
 		return 0;
 	}
-	if (k->npacks == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 256;
-		void *p = realloc(k->packs, cap * sizeof(*k->packs));
-		if (!p)
-			return cf_err(CF_ENOMEM, "out of memory");
-		k->packs = p;
-		k->cap = cap;
-	}
+	if (CF_GROW(k->packs, k->npacks + 1, k->cap))
+		return CF_ENOMEM;
 	memset(&k->packs[k->npacks], 0, sizeof(k->packs[k->npacks]));
 	memcpy(k->packs[k->npacks].id, id, CF_ID_LEN);
 	k->packs[k->npacks].size = size;
@@ -241,69 +237,50 @@ static int walk_tree(struct chk *k, const uint8_t id[CF_ID_LEN], const char *pat
 	return rc;
 }
 
+struct packcheck {
+	struct chk *k;
+	const char *hex;
+};
+
+/* One blob of a pack read whole: opened, and hashing to its id. */
+static int check_item(const struct cf_pack_item *it, void *ctx)
+{
+	struct packcheck *pc = ctx;
+	struct chk *k = pc->k;
+	if (it->rc == CF_ENOMEM)
+		return it->rc;
+	if (it->rc) {
+		problem(k, "%s", cf_errmsg(it->rc));
+		return CF_OK;
+	}
+	uint8_t id[CF_ID_LEN];
+	cf_blob_id(k->r->key, it->plain, it->n, id);
+	if (memcmp(id, it->e->id, CF_ID_LEN)) {
+		char bh[CF_ID_HEX];
+		cf_hex(it->e->id, CF_ID_LEN, bh);
+		problem(k, "pack %s: blob %.16s does not hash to its id", pc->hex, bh);
+	}
+	k->blobs_checked++;
+	return CF_OK;
+}
+
 static int read_pack(struct chk *k, const struct packinfo *p)
 {
 	uint64_t errors_before = k->errors;
-	struct cf_buf b = CF_BUF_INIT, blob = CF_BUF_INIT;
-	struct cf_pack_entry *e = NULL;
-	size_t n = 0;
-	char hex[CF_ID_HEX], path[128];
-	uint8_t h[CF_ID_LEN];
-	int rc;
+	char hex[CF_ID_HEX];
+	struct packcheck pc = { k, hex };
+	size_t fetched;
 
 	cf_hex(p->id, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_get(k->r->be, path, &b))) {
-		if (rc != CF_ENOMEM) {
-			problem(k, "pack %s: %s", hex, cf_errmsg(rc));
-			rc = CF_OK;
-		}
-		goto out;
-	}
-	k->packs_read++;
-	if ((rc = cf_pack_name(k->r, b.data, b.len, h))) {
-		problem(k, "pack %s is damaged: %s", hex, cf_errmsg(rc));
+	int rc = cf_repo_read_pack_all(k->r, p->id, CF_PACK_VERIFY_NAME, NULL, check_item, &pc, &fetched);
+	if (fetched)
+		k->packs_read++;
+	if (rc && rc != CF_ENOMEM) {
+		problem(k, "%s", cf_errmsg(rc));
 		rc = CF_OK;
-		goto out;
 	}
-	if (memcmp(h, p->id, CF_ID_LEN)) {
-		problem(k, "pack %s is damaged: its contents do not match its name", hex);
-		goto out;
-	}
-	if ((rc = cf_pack_parse(k->r, b.data, b.len, &e, &n))) {
-		if (rc != CF_ENOMEM) {
-			problem(k, "pack %s is damaged: %s", hex, cf_errmsg(rc));
-			rc = CF_OK;
-		}
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct cf_blob_loc loc = { .offset = e[i].offset, .length = e[i].length,
-					   .rawlen = e[i].rawlen, .flags = e[i].flags };
-		memcpy(loc.pack, p->id, CF_ID_LEN);
-		rc = cf_repo_open_blob(k->r, e[i].type, e[i].id, &loc, b.data + e[i].offset, &blob);
-		if (rc == CF_ENOMEM)
-			goto out;
-		if (rc) {
-			problem(k, "%s", cf_errmsg(rc));
-			rc = CF_OK;
-			continue;
-		}
-		uint8_t id[CF_ID_LEN];
-		cf_blob_id(k->r->key, blob.data, blob.len, id);
-		if (memcmp(id, e[i].id, CF_ID_LEN)) {
-			char bh[CF_ID_HEX];
-			cf_hex(e[i].id, CF_ID_LEN, bh);
-			problem(k, "pack %s: blob %.16s does not hash to its id", hex, bh);
-		}
-		k->blobs_checked++;
-	}
-out:
 	if (rc == CF_OK && k->errors != errors_before)
 		rc = mark_damaged(k, p->id);
-	free(e);
-	cf_buf_release(&b);
-	cf_buf_release(&blob);
 	return rc;
 }
 

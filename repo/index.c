@@ -14,6 +14,7 @@
  * when the first fails, so one stale location cannot hide a good copy.
  */
 #include "repo/repo_int.h"
+#include "common/array.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -154,14 +155,8 @@ int cf_index_add_pack(struct cf_index *ix, const uint8_t id[CF_ID_LEN], uint32_t
 		*num = (uint32_t)(ix->npacks - 1);
 		return CF_OK;
 	}
-	if (ix->npacks == ix->packcap) {
-		size_t cap = ix->packcap ? ix->packcap * 2 : 256;
-		void *p = realloc(ix->packs, cap * CF_ID_LEN);
-		if (!p)
-			return cf_err(CF_ENOMEM, "out of memory");
-		ix->packs = p;
-		ix->packcap = cap;
-	}
+	if (CF_GROW(ix->packs, ix->npacks + 1, ix->packcap))
+		return CF_ENOMEM;
 	memcpy(ix->packs[ix->npacks], id, CF_ID_LEN);
 	*num = (uint32_t)ix->npacks++;
 	return CF_OK;

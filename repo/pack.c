@@ -27,6 +27,7 @@
  */
 #include "repo/repo_int.h"
 #include "repo/tree.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/status.h"
 
@@ -299,7 +300,7 @@ static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 	hs = NULL;
 
 	cf_hex(p->packid, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	cf_repo_pack_path(hex, path, sizeof(path));
 	/* format 2's name is the body's SHA-256, which S3 signs with */
 	if ((rc = cf_be_put_stage(r->be, path, iov, (int)p->n + 2,
 				   r->cfg.version == 2 ? p->packid : NULL, &p->staged))) {
@@ -638,16 +639,9 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 			pk->buf = r->spare[--r->nspare];
 		r->packer[t] = pk;
 	}
-	if (pk->n == pk->cap) {
-		size_t cap = pk->cap ? pk->cap * 2 : 64;
-		void *ne = realloc(pk->entries, cap * sizeof(*pk->entries));
-		if (!ne) {
-			pthread_mutex_unlock(&r->mu);
-			rc = cf_err(CF_ENOMEM, "out of memory");
-			goto fail;
-		}
-		pk->entries = ne;
-		pk->cap = cap;
+	if ((rc = CF_GROW(pk->entries, pk->n + 1, pk->cap))) {
+		pthread_mutex_unlock(&r->mu);
+		goto fail;
 	}
 	struct cf_pack_entry *pe = &pk->entries[pk->n];
 	pe->type = (uint8_t)type;
@@ -852,14 +846,8 @@ static int list_pack_id(const char *name, uint64_t size, void *ctx)
 {
 	struct packlist *pl = ctx;
 	(void)size;
-	if (pl->n == pl->cap) {
-		size_t cap = pl->cap ? pl->cap * 2 : 1024;
-		void *p = realloc(pl->id, cap * CF_ID_LEN);
-		if (!p)
-			return cf_err(CF_ENOMEM, "out of memory");
-		pl->id = p;
-		pl->cap = cap;
-	}
+	if (CF_GROW(pl->id, pl->n + 1, pl->cap))
+		return CF_ENOMEM;
 	if (!cf_unhex(name, pl->id[pl->n], CF_ID_LEN))
 		pl->n++;
 	return 0;

@@ -622,3 +622,63 @@ out:
 	cf_buf_release(&own_plain);
 	return rc;
 }
+
+/* ---- whole packs ---- */
+
+int cf_repo_read_pack_all(struct cf_repo *r, const uint8_t pack[CF_ID_LEN], unsigned flags,
+			  cf_pack_pick_fn pick, cf_pack_item_fn fn, void *ctx, size_t *fetched)
+{
+	struct scratch *s = scratch_take();
+	struct cf_buf b = CF_BUF_INIT, own = CF_BUF_INIT, *plain = s ? &s->plain : &own;
+	struct cf_pack_entry *e = NULL;
+	char hex[CF_ID_HEX], path[CF_PACK_PATH_MAX];
+	uint8_t h[CF_ID_LEN];
+	size_t n = 0;
+	int rc;
+
+	if (fetched)
+		*fetched = 0;
+	cf_hex(pack, CF_ID_LEN, hex);
+	cf_repo_pack_path(hex, path, sizeof(path));
+	if ((rc = cf_be_get(r->be, path, &b))) {
+		rc = fetch_failed(rc, hex);
+		goto out;
+	}
+	if (fetched)
+		*fetched = b.len;
+	if ((flags & CF_PACK_VERIFY_NAME) && (rc = cf_pack_name(r, b.data, b.len, h))) {
+		rc = cf_err_prefix(rc, "pack %s is damaged", hex);
+		goto out;
+	}
+	if ((flags & CF_PACK_VERIFY_NAME) && memcmp(h, pack, CF_ID_LEN)) {
+		rc = cf_err(CF_ECORRUPT, "pack %s is damaged: its contents do not match its name", hex);
+		goto out;
+	}
+	if ((rc = cf_pack_parse(r, b.data, b.len, &e, &n))) {
+		if (rc != CF_ENOMEM)
+			rc = cf_err_prefix(rc, "pack %s is damaged", hex);
+		goto out;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (pick && !pick(&e[i], ctx))
+			continue;
+		if (cf_interrupted) {
+			rc = cf_err(CF_EINTR, "interrupted");
+			break;
+		}
+		struct cf_pack_want w = { .id = e[i].id, .offset = e[i].offset, .length = e[i].length,
+					  .rawlen = e[i].rawlen, .flags = e[i].flags, .type = e[i].type };
+		struct cf_pack_item it = { &e[i], b.data + e[i].offset, CF_OK, NULL, 0 };
+		if ((it.rc = open_want(r, pack, &w, it.sealed, plain)) == CF_OK) {
+			it.plain = plain->data;
+			it.n = plain->len;
+		}
+		rc = fn(&it, ctx);
+	}
+out:
+	free(e);
+	cf_buf_release(&b);
+	scratch_give(s);
+	cf_buf_release(&own);
+	return rc;
+}

@@ -23,11 +23,13 @@
  * message names the pack and the blob; a pack the store does not have is
  * CF_ECORRUPT "pack <id> is missing".
  *
- * Two ways to use it:
+ * Three ways to use it:
  *   cf_repo_read_pack()             plan, read and open: one call per pack.
  *   cf_repo_pack_ranges(),          the same in steps, for a scheduler that
  *   cf_repo_fetch_range(),          reads ahead in some threads and opens in
  *   cf_repo_open_range()            others (restore on a local store).
+ *   cf_repo_read_pack_all()         a whole pack, every entry of its header
+ *                                   (check --read-data, prune's repack).
  * cf_repo_read_concurrency() says how many reads should run at once.
  *
  * Thread-safety: every function may be called from several threads at once
@@ -105,6 +107,39 @@ int cf_repo_open_range(struct cf_repo *r, const uint8_t pack[CF_ID_LEN],
 		       const struct cf_pack_want *wanted, const struct cf_pack_range *rg,
 		       const struct cf_buf *sealed, int fetch_rc, const char *fetch_msg,
 		       cf_pack_blob_fn fn, void *ctx);
+
+/* One entry of a whole pack (cf_repo_read_pack_all), in the header's order:
+ * the entry, its sealed bytes in the pack, and the opened blob (rc CF_OK,
+ * plain[0..n), valid until the callback returns) or rc the error, the
+ * thread's message naming the pack and the blob. */
+struct cf_pack_item {
+	const struct cf_pack_entry *e;
+	const uint8_t *sealed;    /* e->length bytes */
+	int rc;
+	const uint8_t *plain;
+	size_t n;
+};
+/* Whether to open and hand over this entry (NULL: every entry). */
+typedef bool (*cf_pack_pick_fn)(const struct cf_pack_entry *e, void *ctx);
+/* Called for each entry picked; a non-zero return stops the read, which
+ * returns that value. */
+typedef int (*cf_pack_item_fn)(const struct cf_pack_item *it, void *ctx);
+
+/* cf_repo_read_pack_all flags: the pack's bytes must have its name
+ * (cf_pack_name; format 1 and 2 hash the whole pack). */
+#define CF_PACK_VERIFY_NAME 1u
+
+/* Fetch the whole of pack (check --read-data, prune's repack), verify its
+ * header (and its name with CF_PACK_VERIFY_NAME), and hand every entry that
+ * pick takes to fn with its blob opened.  No other copy is tried: the pack
+ * is what is read.  Returns CF_OK, fn's non-zero return, CF_EINTR, or the
+ * pack's failure: the get's ("pack <id> is missing", CF_ECORRUPT, for a
+ * missing one; the message names the pack), or CF_ECORRUPT "pack <id> is
+ * damaged: ..." for a pack whose name or header is wrong.  *fetched (may
+ * be NULL) is the pack's size once it was fetched, else 0.  Memory: the
+ * whole pack and one opened blob. */
+int cf_repo_read_pack_all(struct cf_repo *r, const uint8_t pack[CF_ID_LEN], unsigned flags,
+			  cf_pack_pick_fn pick, cf_pack_item_fn fn, void *ctx, size_t *fetched);
 
 /* How many reads (cf_repo_read_pack or fetch) should run at once for this
  * store: 2 for a local directory, the connection count for a remote one. */

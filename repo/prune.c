@@ -32,8 +32,10 @@
  * A kill before 8 leaves the old index files valid (new packs are merely
  * unindexed garbage); during 8 the new index already covers everything kept.
  */
+#include "repo/pack_read.h"
 #include "repo/repo_int.h"
 #include "repo/tree.h"
+#include "common/array.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -108,14 +110,8 @@ static int list_pack(const char *name, uint64_t size, int64_t mtime_ns, void *ct
 	uint8_t id[CF_ID_LEN];
 	if (strlen(name) != CF_ID_HEX - 1 || cf_unhex(name, id, CF_ID_LEN))
 		return 0; /* not a pack: not ours to delete */
-	if (p->npacks == p->packcap) {
-		size_t cap = p->packcap ? p->packcap * 2 : 256;
-		void *n = realloc(p->packs, cap * sizeof(*p->packs));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		p->packs = n;
-		p->packcap = cap;
-	}
+	if (CF_GROW(p->packs, p->npacks + 1, p->packcap))
+		return CF_ENOMEM;
 	struct ppack *k = &p->packs[p->npacks++];
 	memset(k, 0, sizeof(*k));
 	memcpy(k->id, id, CF_ID_LEN);
@@ -131,14 +127,8 @@ static int list_index(const char *name, uint64_t size, void *ctx)
 	(void)size;
 	if (strlen(name) != CF_ID_HEX - 1)
 		return 0;
-	if (p->nidx == p->idxcap) {
-		size_t cap = p->idxcap ? p->idxcap * 2 : 64;
-		void *n = realloc(p->idxfiles, cap * sizeof(*p->idxfiles));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		p->idxfiles = n;
-		p->idxcap = cap;
-	}
+	if (CF_GROW(p->idxfiles, p->nidx + 1, p->idxcap))
+		return CF_ENOMEM;
 	snprintf(p->idxfiles[p->nidx++], CF_ID_HEX, "%s", name);
 	return 0;
 }
@@ -550,7 +540,7 @@ static int repacker_finish(struct cf_prune *p, struct repacker *rp)
 	out.len += 4;
 	cf_pack_name(r, out.data, out.len, packid); /* well formed: built here */
 	cf_hex(packid, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	cf_repo_pack_path(hex, path, sizeof(path));
 	if ((rc = cf_be_put(r->be, path, out.data, out.len))) {
 		rc = cf_err_prefix(rc, "upload pack %.16s", hex);
 		goto out;
@@ -577,14 +567,8 @@ static int repacker_add(struct cf_prune *p, struct repacker *rp, const struct cf
 			const uint8_t *sealed)
 {
 	int rc;
-	if (rp->n == rp->cap) {
-		size_t cap = rp->cap ? rp->cap * 2 : 64;
-		void *n = realloc(rp->e, cap * sizeof(*rp->e));
-		if (!n)
-			return cf_err(CF_ENOMEM, "out of memory");
-		rp->e = n;
-		rp->cap = cap;
-	}
+	if (CF_GROW(rp->e, rp->n + 1, rp->cap))
+		return CF_ENOMEM;
 	rp->e[rp->n] = *e;
 	rp->e[rp->n].offset = (uint32_t)rp->buf.len;
 	if ((rc = cf_buf_add(&rp->buf, sealed, e->length)))
@@ -593,40 +577,40 @@ static int repacker_add(struct cf_prune *p, struct repacker *rp, const struct cf
 	return rp->buf.len >= CF_PACK_TARGET ? repacker_finish(p, rp) : CF_OK;
 }
 
+struct repack {
+	struct cf_prune *p;
+	const struct ppack *k;
+	struct repacker *rp;
+	bool failed;         /* a blob failed: its message is final */
+};
+
+static bool repack_pick(const struct cf_pack_entry *e, void *ctx)
+{
+	struct repack *x = ctx;
+	return entry_used(x->p, x->k->id, e);
+}
+
+/* A used blob, opened (authenticated before copying: never spread a
+ * damaged blob), copied sealed into the new pack of its type. */
+static int repack_item(const struct cf_pack_item *it, void *ctx)
+{
+	struct repack *x = ctx;
+	int rc = it->rc;
+	if (rc)
+		rc = cf_err_prefix(rc, "repacking (nothing was deleted)");
+	else
+		rc = repacker_add(x->p, &x->rp[it->e->type == CF_BLOB_TREE], it->e, it->sealed);
+	x->failed = rc != CF_OK;
+	return rc;
+}
+
 static int repack_one(struct cf_prune *p, const struct ppack *k, struct repacker rp[2])
 {
-	struct cf_buf b = CF_BUF_INIT, plain = CF_BUF_INIT;
-	struct cf_pack_entry *e = NULL;
-	size_t n = 0;
-	char hex[CF_ID_HEX], path[128];
-	int rc;
-
-	cf_hex(k->id, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
-	if ((rc = cf_be_get(p->r->be, path, &b)))
-		goto out;
-	if ((rc = cf_pack_parse(p->r, b.data, b.len, &e, &n))) {
-		rc = cf_err_prefix(rc, "pack %s (nothing was deleted)", hex);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!entry_used(p, k->id, &e[i]))
-			continue;
-		struct cf_blob_loc loc = { .offset = e[i].offset, .length = e[i].length,
-					   .rawlen = e[i].rawlen, .flags = e[i].flags };
-		memcpy(loc.pack, k->id, CF_ID_LEN);
-		/* authenticate before copying: never spread a damaged blob */
-		if ((rc = cf_repo_open_blob(p->r, e[i].type, e[i].id, &loc, b.data + e[i].offset, &plain))) {
-			rc = cf_err_prefix(rc, "repacking (nothing was deleted)");
-			goto out;
-		}
-		if ((rc = repacker_add(p, &rp[e[i].type == CF_BLOB_TREE], &e[i], b.data + e[i].offset)))
-			goto out;
-	}
-out:
-	free(e);
-	cf_buf_release(&b);
-	cf_buf_release(&plain);
+	struct repack x = { p, k, rp, false };
+	size_t fetched;
+	int rc = cf_repo_read_pack_all(p->r, k->id, 0, repack_pick, repack_item, &x, &fetched);
+	if (rc && fetched && !x.failed && rc != CF_ENOMEM && rc != CF_EINTR)
+		rc = cf_err(rc, "%s (nothing was deleted)", cf_errmsg(rc));
 	return rc;
 }
 
@@ -649,7 +633,7 @@ static int delete_batch(struct cf_repo *r, struct cf_prune *p, bool index)
 			if (p->packs[i].action == A_KEEP || p->packs[i].action == A_YOUNG)
 				continue;
 			cf_hex(p->packs[i].id, CF_ID_LEN, hex);
-			cf_backend_pack_path(hex, buf, sizeof(buf));
+			cf_repo_pack_path(hex, buf, sizeof(buf));
 		}
 		if (!(paths[k++] = strdup(buf)))
 			rc = cf_err(CF_ENOMEM, "out of memory");

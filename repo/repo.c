@@ -3,6 +3,7 @@
  * objects addressed by their hash.
  */
 #include "repo/repo_int.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -531,14 +532,8 @@ static int collect_key(const char *name, uint64_t size, void *ctx)
 	(void)size;
 	if (strlen(name) != CF_ID_HEX - 1)
 		return 0;
-	if (kl->n == kl->cap) {
-		size_t cap = kl->cap ? kl->cap * 2 : 8;
-		void *p = realloc(kl->k, cap * sizeof(*kl->k));
-		if (!p)
-			return cf_err(CF_ENOMEM, "out of memory");
-		kl->k = p;
-		kl->cap = cap;
-	}
+	if (CF_GROW(kl->k, kl->n + 1, kl->cap))
+		return CF_ENOMEM;
 	struct cf_keyinfo *ki = &kl->k[kl->n];
 	memset(ki, 0, sizeof(*ki));
 	snprintf(ki->name, sizeof(ki->name), "%s", name);

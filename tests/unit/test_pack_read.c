@@ -4,9 +4,9 @@
  * overlapping offsets), how many reads a set of wants costs, callbacks in
  * offset order with equal offsets sharing one opening, a failed get (the
  * fault backend) failing every blob of its range with the pack named, a
- * missing pack, the other-copy fallback, the fetch-then-open steps, and
+ * missing pack, the other-copy fallback, the fetch-then-open steps,
  * streaming through a store that hands bytes over in small pieces and
- * breaks off mid-way.
+ * breaks off mid-way, and whole packs (check --read-data, prune's repack).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -644,6 +644,127 @@ static void test_streamed(void **state)
 	free(s);
 }
 
+/* ---- whole packs ---- */
+
+struct allseen {
+	struct fixture *f;
+	int n, ok, bad;
+	char msg[256];
+	int pick_mod;   /* pick blobs whose number % pick_mod == 0 (0: no filter) */
+};
+
+static int blob_no(struct fixture *f, const uint8_t *id)
+{
+	for (int i = 0; i < NBLOBS; i++)
+		if (!memcmp(f->ids[i], id, CF_ID_LEN))
+			return i;
+	fail_msg("unknown blob");
+	return -1;
+}
+
+static bool all_pick(const struct cf_pack_entry *e, void *ctx)
+{
+	struct allseen *a = ctx;
+	return !a->pick_mod || blob_no(a->f, e->id) % a->pick_mod == 0;
+}
+
+static int all_item(const struct cf_pack_item *it, void *ctx)
+{
+	struct allseen *a = ctx;
+	int i = blob_no(a->f, it->e->id);
+	a->n++;
+	assert_non_null(it->sealed);
+	if (it->rc) {
+		a->bad++;
+		snprintf(a->msg, sizeof(a->msg), "%s", cf_errmsg(it->rc));
+		return CF_OK;
+	}
+	uint8_t *want = malloc(BLOB);
+	assert_non_null(want);
+	fill_random(want, blob_len(i), (uint64_t)i + 1);
+	assert_int_equal(it->n, blob_len(i));
+	assert_memory_equal(it->plain, want, it->n);
+	free(want);
+	a->ok++;
+	return CF_OK;
+}
+
+/* A whole pack: every entry (or those picked), a damaged blob handed over
+ * with its error, a damaged header, a pack under another name, a missing
+ * pack. */
+static void test_whole_pack(void **state)
+{
+	struct fixture *f = *state;
+	struct cf_pack_want w[NBLOBS];
+	uint8_t pack[CF_ID_LEN];
+	char hex[CF_ID_HEX], rel[CF_PACK_PATH_MAX], path[256];
+	size_t fetched;
+
+	struct probe *pb = probe_new(f->dir, 0);
+	struct cf_repo *r = open_on(&pb->base);
+	make_wants(r, f, 1, 1, w, pack);
+	cf_hex(pack, CF_ID_LEN, hex);
+	cf_repo_pack_path(hex, rel, sizeof(rel));
+	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
+	uint64_t size;
+	assert_int_equal(cf_be_stat(r->be, rel, &size), CF_OK);
+
+	struct allseen a = { f, 0, 0, 0, "", 0 };
+	assert_int_equal(cf_repo_read_pack_all(r, pack, CF_PACK_VERIFY_NAME, NULL, all_item, &a, &fetched),
+			 CF_OK);
+	assert_int_equal(a.ok, NBLOBS);
+	assert_int_equal(fetched, size);
+	a = (struct allseen){ f, 0, 0, 0, "", 4 };
+	assert_int_equal(cf_repo_read_pack_all(r, pack, 0, all_pick, all_item, &a, NULL), CF_OK);
+	assert_int_equal(a.ok, NBLOBS / 4);
+
+	/* a flipped byte in a blob: that blob fails, naming pack and blob;
+	 * the name (format 3: the header's hash) still holds */
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t x;
+	off_t at = (off_t)w[7].offset + 100;
+	assert_int_equal(pread(fd, &x, 1, at), 1);
+	x ^= 0x01;
+	assert_int_equal(pwrite(fd, &x, 1, at), 1);
+	a = (struct allseen){ f, 0, 0, 0, "", 0 };
+	assert_int_equal(cf_repo_read_pack_all(r, pack, CF_PACK_VERIFY_NAME, NULL, all_item, &a, NULL),
+			 CF_OK);
+	assert_int_equal(a.ok, NBLOBS - 1);
+	assert_int_equal(a.bad, 1);
+	assert_non_null(strstr(a.msg, hex));
+	assert_non_null(strstr(a.msg, "authentication"));
+
+	/* a flipped byte in the header: the name does not match; without the
+	 * name checked, the header fails authentication */
+	at = (off_t)size - 10;
+	assert_int_equal(pread(fd, &x, 1, at), 1);
+	x ^= 0x01;
+	assert_int_equal(pwrite(fd, &x, 1, at), 1);
+	close(fd);
+	a = (struct allseen){ f, 0, 0, 0, "", 0 };
+	int rc = cf_repo_read_pack_all(r, pack, CF_PACK_VERIFY_NAME, NULL, all_item, &a, &fetched);
+	assert_int_equal(rc, CF_ECORRUPT);
+	assert_int_equal(fetched, size);
+	assert_int_equal(a.n, 0);
+	char want[200];
+	snprintf(want, sizeof(want), "pack %s is damaged: its contents do not match its name", hex);
+	assert_string_equal(cf_errmsg(rc), want);
+	rc = cf_repo_read_pack_all(r, pack, 0, NULL, all_item, &a, NULL);
+	assert_int_equal(rc, CF_ECORRUPT);
+	snprintf(want, sizeof(want), "pack %s is damaged: header fails authentication", hex);
+	assert_string_equal(cf_errmsg(rc), want);
+
+	/* gone */
+	assert_int_equal(unlink(path), 0);
+	rc = cf_repo_read_pack_all(r, pack, 0, NULL, all_item, &a, &fetched);
+	assert_int_equal(rc, CF_ECORRUPT);
+	assert_int_equal(fetched, 0);
+	snprintf(want, sizeof(want), "pack %s is missing", hex);
+	assert_string_equal(cf_errmsg(rc), want);
+	cf_repo_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +774,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_whole_pack, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
