@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,15 +91,17 @@ void cf_key_free(struct cf_key *k)
 		sodium_free(k);
 }
 
-/* Blob ids are HMAC-SHA-256 under the blob-id key.  Measured here (1 MiB
- * buffers, one core): OpenSSL's HMAC-SHA-256 with the CPU's SHA extensions
- * 1.2-2.0 GB/s against libsodium's BLAKE2b 0.35-0.9 GB/s; libsodium's own
- * HMAC-SHA-256 (no SHA extensions) is the slowest of the three. */
-void cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN])
+/* Blob ids are HMAC-SHA-256 under the blob-id key, through OpenSSL: with
+ * the CPU's SHA extensions it is the fastest keyed hash at hand (the
+ * figures: doc/repo-format.md, "Blob id"). */
+int cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN])
 {
 	unsigned int len = CF_HASH_LEN;
-	if (!HMAC(EVP_sha256(), k->blob_id, sizeof(k->blob_id), p, n, id, &len))
-		abort(); /* only on allocation failure inside OpenSSL; ids must never be wrong */
+	if (!HMAC(EVP_sha256(), k->blob_id, sizeof(k->blob_id), p, n, id, &len) || len != CF_HASH_LEN) {
+		sodium_memzero(id, CF_HASH_LEN); /* only on allocation failure inside OpenSSL; */
+		return cf_err(CF_ECRYPTO, "HMAC-SHA-256 failed (libcrypto)"); /* never a wrong id */
+	}
+	return CF_OK;
 }
 
 void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN])
@@ -106,25 +109,28 @@ void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN])
 	crypto_generichash(out, CF_HASH_LEN, p, n, NULL, 0);
 }
 
-/* SHA-256 through OpenSSL: with the SHA extensions 1.8 GB/s on the
- * benchmark machine, against 0.94 GB/s for BLAKE2b (`openssl speed -evp`,
- * 1 MiB blocks); a pack is hashed as it is written, so this is CPU time of
- * every backup. */
-void cf_hash_with(int alg, const void *p, size_t n, uint8_t out[CF_HASH_LEN])
+/* SHA-256 through OpenSSL, which uses the CPU's SHA extensions: about twice
+ * BLAKE2b's speed, and a pack is hashed as it is written, so this is CPU
+ * time of every backup (doc/benchmarks.md, "Repository format 2"). */
+int cf_hash_with(int alg, const void *p, size_t n, uint8_t out[CF_HASH_LEN])
 {
 	unsigned int len = CF_HASH_LEN;
 	if (alg != CF_HASH_SHA256) {
 		cf_hash(p, n, out);
-		return;
+		return CF_OK;
 	}
-	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL))
-		abort(); /* only on allocation failure inside OpenSSL; names must never be wrong */
+	if (!EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) || len != CF_HASH_LEN) {
+		sodium_memzero(out, CF_HASH_LEN); /* never a wrong name */
+		return cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
+	}
+	return CF_OK;
 }
 
 /* libsodium declares the BLAKE2b state 64-byte aligned, more than malloc promises. */
 struct cf_hasher {
 	crypto_generichash_state st;
 	EVP_MD_CTX *md; /* SHA-256, or NULL for BLAKE2b */
+	bool failed;    /* an update failed: final fails too */
 };
 
 struct cf_hasher *cf_hasher_new_with(int alg)
@@ -136,6 +142,7 @@ struct cf_hasher *cf_hasher_new_with(int alg)
 		return NULL;
 	}
 	h->md = NULL;
+	h->failed = false;
 	if (alg == CF_HASH_SHA256) {
 		if (!(h->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(h->md, EVP_sha256(), NULL)) {
 			EVP_MD_CTX_free(h->md);
@@ -154,27 +161,36 @@ struct cf_hasher *cf_hasher_new(void)
 	return cf_hasher_new_with(CF_HASH_BLAKE2B);
 }
 
-void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n)
+int cf_hasher_update(struct cf_hasher *h, const void *p, size_t n)
 {
+	if (h->failed)
+		return cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
 	if (h->md) {
-		if (!EVP_DigestUpdate(h->md, p, n))
-			abort();
-		return;
+		if (!EVP_DigestUpdate(h->md, p, n)) {
+			h->failed = true;
+			return cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
+		}
+		return CF_OK;
 	}
 	crypto_generichash_update(&h->st, p, n);
+	return CF_OK;
 }
 
-void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN])
+int cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN])
 {
+	int rc = CF_OK;
 	if (h->md) {
 		unsigned int len = CF_HASH_LEN;
-		if (!EVP_DigestFinal_ex(h->md, out, &len))
-			abort();
+		if (h->failed || !EVP_DigestFinal_ex(h->md, out, &len) || len != CF_HASH_LEN) {
+			sodium_memzero(out, CF_HASH_LEN); /* never a wrong name */
+			rc = cf_err(CF_ECRYPTO, "SHA-256 failed (libcrypto)");
+		}
 		EVP_MD_CTX_free(h->md);
 	} else {
 		crypto_generichash_final(&h->st, out, CF_HASH_LEN);
 	}
 	free(h);
+	return rc;
 }
 
 /* The associated data binds a sealed object to what it claims to be, so the

@@ -5,8 +5,9 @@
  * keys/<id> sealed under a key-encryption key derived from a password with
  * Argon2id; several key files (passwords) may seal the same master key.
  * From the master key, subkeys are derived with crypto_kdf:
- *   - the blob-id key: blob ids are keyed BLAKE2b-256 of the plaintext, so
- *     the store cannot confirm the content of a known file;
+ *   - the blob-id key: blob ids are HMAC-SHA-256 of the plaintext under it
+ *     (OpenSSL's, for speed: doc/repo-format.md), so the store cannot
+ *     confirm the content of a known file;
  *   - the data key: every stored object is sealed with XChaCha20-Poly1305,
  *     random 24-byte nonce, associated data = type byte || 32-byte id (zeros
  *     when the object has no id), so a blob moved to another id or type fails;
@@ -15,6 +16,9 @@
  * Sealed layout: nonce(24) || ciphertext(n) || tag(16); CF_SEAL_OVERHEAD = 40.
  * Keys live in sodium_malloc'd memory and are wiped on cf_key_free().
  * Call cf_crypto_init() once before anything else (it is idempotent).
+ * Nothing here aborts: a failure inside libsodium or libcrypto (in practice
+ * an allocation inside OpenSSL) is CF_ECRYPTO with a message, and an id or
+ * hash is never handed out wrong (it is zeroed then).
  */
 #ifndef CF_CRYPTO_H
 #define CF_CRYPTO_H
@@ -81,23 +85,27 @@ int cf_keyfile_open(const void *json, size_t len, const char *password, size_t p
  * RFC 3339 text.  CF_ECORRUPT if the file does not parse, CF_ENOMEM. */
 int cf_keyfile_info(const void *json, size_t len, char **host, char **user, char **created);
 
-/* HMAC-SHA-256 of the plaintext under the blob-id key: the blob id. */
-void cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN]);
+/* HMAC-SHA-256 of the plaintext under the blob-id key: the blob id.  CF_OK,
+ * or CF_ECRYPTO with a message (id zeroed) when libcrypto fails. */
+int cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN]);
 
 /* Unkeyed hashes naming stored objects (packs, index files, snapshots, key
  * files: hashes of their stored, already-sealed bytes): BLAKE2b-256 in
  * repository format 1, SHA-256 from format 2 (doc/repo-format.md). */
 enum cf_hash_alg { CF_HASH_BLAKE2B = 1, CF_HASH_SHA256 = 2 };
-void cf_hash_with(int alg, const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
+/* CF_OK, or CF_ECRYPTO with a message (out zeroed) when libcrypto fails. */
+int cf_hash_with(int alg, const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
 /* BLAKE2b-256 (local digests, e.g. the directory cache's). */
 void cf_hash(const void *p, size_t n, uint8_t out[CF_HASH_LEN]);
 
-/* Streaming unkeyed hash; new returns NULL on ENOMEM; final frees. */
+/* Streaming unkeyed hash; new returns NULL on ENOMEM (message set).  A
+ * failed update is remembered: update returns CF_ECRYPTO (message set) and
+ * so does final, which always frees h (out zeroed on failure). */
 struct cf_hasher;
 struct cf_hasher *cf_hasher_new_with(int alg);
 struct cf_hasher *cf_hasher_new(void); /* BLAKE2b-256 */
-void cf_hasher_update(struct cf_hasher *h, const void *p, size_t n);
-void cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN]);
+int cf_hasher_update(struct cf_hasher *h, const void *p, size_t n);
+int cf_hasher_final(struct cf_hasher *h, uint8_t out[CF_HASH_LEN]);
 
 /* Seal n bytes of in into out (n + CF_SEAL_OVERHEAD bytes).  in and out may
  * not overlap, except in place: in == out + CF_SEAL_NONCE (the plaintext
