@@ -7,11 +7,13 @@
  *     pre command -> open the repository -> stop labelled containers ->
  *     back up (paths + stream sources) -> start the containers again ->
  *     post command -> retention (forget by COFFER_KEEP_*, prune when a tick
- *     of COFFER_PRUNE_SCHEDULE has passed) -> report
+ *     of COFFER_PRUNE_SCHEDULE has passed) -> check (when a tick of
+ *     COFFER_CHECK_SCHEDULE has passed) -> report
  *
  * with these guarantees:
  *   - one job at a time: ticks that pass while a job runs are skipped and
- *     logged (cf_agent_ticks_between counts them);
+ *     logged (cf_agent_ticks_between counts them), and a `coffer agent
+ *     --once` beside the loop waits for the job lock (COFFER_JOB_WAIT);
  *   - containers that were stopped are started again whatever happened
  *     after the stop (failed backup, SIGTERM);
  *   - a failing pre command fails the job before anything is touched; the
@@ -31,6 +33,9 @@
  * Databases (COFFER_MARIADB, COFFER_SQLITE) and commands
  * (COFFER_STDIN_COMMANDS) become stream sources through sources/sources.h, the
  * same code `coffer backup --mariadb/--sqlite/--stdin-from-command` uses.
+ *
+ * The loop, signals and healthcheck are daemon.c; a job job.c; the hooks
+ * hooks.c; the report report.c (their shared state: agent_int.h).
  */
 #ifndef CF_AGENT_DAEMON_H
 #define CF_AGENT_DAEMON_H

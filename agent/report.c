@@ -1,0 +1,223 @@
+/*
+ * report.c - what a finished job leaves behind: one logfmt line on stderr,
+ * the state file (state.json: the agent's counters and the last job, read
+ * by the healthcheck and the next run), the metrics (file and HTTP
+ * endpoint), and the webhook.
+ */
+#include "agent/daemon.h"
+#include "agent/agent_int.h"
+#include "engine/backup.h"
+#include "engine/dircache.h"
+#include "agent/docker.h"
+#include "agent/metrics.h"
+#include "sources/sources.h"
+#include "agent/webhook.h"
+#include "common/buf.h"
+#include "common/array.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "crypto/crypto.h"
+#include "repo/repo.h"
+#include "store/backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------- reporting */
+
+static json_t *job_json(const struct cf_agent_config *c, const struct cf_agent_job *job)
+{
+	char start[40], end[40];
+	agent_utc_text(job->start_ns, start, sizeof(start));
+	agent_utc_text(job->end_ns, end, sizeof(end));
+	json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:f, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I, s:I}",
+			      "status", agent_status_word(job->rc),
+			      "exit_code", job->exit_code,
+			      "started", start,
+			      "ended", end,
+			      "started_unix", (json_int_t)(job->start_ns / 1000000000),
+			      "ended_unix", (json_int_t)(job->end_ns / 1000000000),
+			      "duration_seconds", (double)(job->end_ns - job->start_ns) / 1e9,
+			      "snapshot_id", job->snapshot_id[0] ? job->snapshot_id : NULL,
+			      "stage", job->stage,
+			      "error", job->error[0] ? job->error : NULL,
+			      "files", (json_int_t)job->summary.total_files_processed,
+			      "bytes_processed", (json_int_t)job->summary.total_bytes_processed,
+			      "bytes_added", (json_int_t)job->summary.data_added_packed,
+			      "containers_stopped", (json_int_t)job->containers_stopped,
+			      "tick_unix", (json_int_t)job->tick);
+	if (j && job->snapshots >= 0)
+		json_object_set_new(j, "snapshots_total", json_integer(job->snapshots));
+	if (j) {
+		json_object_set_new(j, "repository", json_string(c->repository));
+		json_object_set_new(j, "snapshots_forgotten", json_integer((json_int_t)job->forgotten));
+		json_object_set_new(j, "bytes_pruned", json_integer((json_int_t)job->pruned_bytes));
+	}
+	return j;
+}
+
+/* state.json: {"agent": {...}, "last_job": {...}} */
+void agent_write_state(const struct cf_agent_config *c, const char *agent_state, json_t *last_job)
+{
+	char path[4200];
+	json_t *st = json_object();
+	json_t *a = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I, s:I}", "state", agent_state, "pid",
+			      (int)getpid(), "next_run_unix", (json_int_t)agent_g.next_run, "runs_total", (json_int_t)agent_g.runs,
+			      "errors_total", (json_int_t)agent_g.errors, "last_success_unix", agent_g.last_success,
+			      "last_tick_unix", (json_int_t)agent_g.last_tick, "last_prune_unix", (json_int_t)agent_g.last_prune,
+			      "last_check_unix", (json_int_t)agent_g.last_check);
+	char *text = NULL;
+	int r;
+
+	if (!st || !a)
+		goto oom;
+	json_object_set_new(st, "agent", a);
+	a = NULL;
+	if (last_job)
+		json_object_set(st, "last_job", last_job);
+	if (!(text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
+		goto oom;
+	snprintf(path, sizeof(path), "%s/%s", c->state_dir, STATE_FILE);
+	if ((r = agent_state_dir(c)) || (r = cf_write_atomic(path, text, strlen(text), 0644)))
+		cf_warn("coffer agent: state file: %s", cf_errmsg(r));
+	goto out;
+oom:
+	cf_warn("coffer agent: state file: out of memory");
+out:
+	free(text);
+	json_decref(a);
+	json_decref(st);
+}
+
+/* The state file's last job, kept across restarts so the healthcheck and
+ * COFFER_RUN_MISSED see the job before the restart. */
+json_t *agent_read_state(const char *state_dir)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/%s", state_dir, STATE_FILE);
+	return json_load_file(path, 0, NULL);
+}
+
+void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agent_job *job)
+{
+	struct cf_metrics_values v;
+	struct cf_buf text = CF_BUF_INIT;
+	int r;
+
+	if (!c->metrics_file && !agent_g.server)
+		return;
+	memset(&v, 0, sizeof(v));
+	v.snapshots = -1;
+	if (job) {
+		v.have_run = true;
+		v.last_run_timestamp = (double)job->end_ns / 1e9;
+		v.last_run_duration = (double)(job->end_ns - job->start_ns) / 1e9;
+		v.last_run_status = job->exit_code;
+		v.backup_files = job->summary.total_files_processed;
+		v.backup_bytes_processed = job->summary.total_bytes_processed;
+		v.backup_bytes_added = job->summary.data_added_packed;
+		v.snapshots = job->snapshots;
+		v.containers_stopped = job->containers_stopped;
+	}
+	v.last_success_timestamp = agent_g.last_success;
+	v.runs_total = agent_g.runs;
+	v.errors_total = agent_g.errors;
+	v.ticks_skipped_total = agent_g.skipped;
+	v.next_run_timestamp = (double)agent_g.next_run;
+	if ((r = cf_metrics_format(&v, &text)))
+		goto out;
+	if (c->metrics_file && (r = cf_metrics_write_file(c->metrics_file, text.data, text.len)))
+		goto out;
+	if (agent_g.server)
+		r = cf_metrics_server_update(agent_g.server, text.data, text.len);
+out:
+	if (r)
+		cf_warn("coffer agent: metrics: %s", cf_errmsg(r));
+	cf_buf_release(&text);
+}
+
+static void post_webhook(const struct cf_agent_config *c, json_t *jj)
+{
+	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, 0, 0,
+				       c->cacert };
+	char now[40];
+	long status = 0;
+	int r;
+
+	if (!c->webhook_url)
+		return;
+	agent_utc_text(cf_now_ns(), now, sizeof(now));
+	const char *st = json_string_value(json_object_get(jj, "status"));
+	json_t *body = json_pack("{s:s, s:s, s:O}", "type",
+				 st && !strcmp(st, "success") ? "coffer.job.succeeded" : "coffer.job.failed",
+				 "timestamp", now, "data", jj);
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (!text)
+		r = cf_err(CF_ENOMEM, "out of memory");
+	else
+		r = cf_webhook_post(&o, text, strlen(text), &status);
+	if (r)
+		cf_warn("coffer agent: %s", cf_errmsg(r));
+	else
+		cf_info("coffer agent: webhook delivered (HTTP %ld)", status);
+	free(text);
+	json_decref(body);
+}
+
+void cf_agent_report(const struct cf_agent_config *c, const struct cf_agent_job *job)
+{
+	char start[40], end[40], added[32];
+	double secs = (double)(job->end_ns - job->start_ns) / 1e9;
+
+	agent_g.runs++;
+	if (job->rc == CF_OK)
+		agent_g.last_success = (double)job->end_ns / 1e9;
+	else
+		agent_g.errors++;
+	if (job->tick)
+		agent_g.last_tick = job->tick;
+	agent_utc_text(job->start_ns, start, sizeof(start));
+	agent_utc_text(job->end_ns, end, sizeof(end));
+	snprintf(added, sizeof(added), "%" PRIu64, job->summary.data_added_packed);
+	/* one line a job, logfmt: easy to grep and to parse */
+	struct cf_buf line = CF_BUF_INIT;
+	cf_buf_addf(&line, "coffer agent: job start=%s end=%s result=%s exit=%d snapshot=%s files=%" PRIu64
+		    " bytes_added=%s duration=%.1fs containers_stopped=%zu forgotten=%" PRIu64,
+		    start, end, agent_status_word(job->rc), job->exit_code,
+		    job->snapshot_id[0] ? job->snapshot_id : "none", job->summary.total_files_processed, added,
+		    secs, job->containers_stopped, job->forgotten);
+	if (job->stage)
+		cf_buf_addf(&line, " stage=%s", job->stage);
+	if (job->error[0]) {
+		/* quoted as logfmt wants; messages never hold a secret */
+		cf_buf_adds(&line, " error=\"");
+		for (const char *p = job->error; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				cf_buf_add(&line, "\\", 1);
+			cf_buf_add(&line, *p == '\n' ? " " : p, 1);
+		}
+		cf_buf_adds(&line, "\"");
+	}
+	fprintf(stderr, "%s\n", line.data ? (char *)line.data : "coffer agent: job done (out of memory)");
+	cf_buf_release(&line);
+	fflush(stderr);
+	json_t *jj = job_json(c, job);
+	agent_write_state(c, "waiting", jj);
+	agent_publish_metrics(c, job);
+	if (jj)
+		post_webhook(c, jj);
+	json_decref(jj);
+}
