@@ -166,16 +166,35 @@ static void dc_save(struct ctx *c, const char *file, const uint8_t snap[CF_ID_LE
 }
 
 /* Stream src lies inside a walked directory: the walk stores it in place of
- * the entry at its path. */
+ * the entry at its path.  A stream's path may be relative to the snapshot's
+ * root ("data/app.sql") or absolute, with "//" or a trailing "/": the walk
+ * compares the path it builds, "/data/app.sql", so that is what is kept. */
 static int add_overlay(struct ctx *c, const struct cf_stream_source *src)
 {
 	if (CF_GROW(c->overlays, c->noverlays + 1, c->overlays_cap))
 		return cf_err(CF_ENOMEM, "out of memory");
 	struct overlay *ov = &c->overlays[c->noverlays];
-	if (!(ov->path = strdup(src->path)))
+	char *d = malloc(strlen(src->path) + 2);
+	if (!d)
 		return cf_err(CF_ENOMEM, "out of memory");
+	ov->path = d;
 	ov->src = src;
-	c->noverlays++;
+	c->noverlays++; /* freed with the rest, even on the error below */
+	for (const char *p = src->path; *p;) {
+		while (*p == '/')
+			p++;
+		size_t len = strcspn(p, "/");
+		if (!len)
+			break;
+		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			return cf_err(CF_EINVAL, "path %s: '.' and '..' components are not allowed",
+				      src->path);
+		*d++ = '/';
+		memcpy(d, p, len);
+		d += len;
+		p += len;
+	}
+	*d = 0;
 	return CF_OK;
 }
 

@@ -354,8 +354,8 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			goto out;
 		}
 		sprintf(sub, "%s%s%s", path, plen && path[plen - 1] == '/' ? "" : "/", names[i]);
-		if (eng_excluded(c, sub, names[i]))
-			continue;
+		/* a stream standing in for this entry first: an exclude pattern
+		 * never drops a stream (the CLI refuses such patterns, too) */
 		if (c->noverlays) {
 			bool handled = false, skip = false;
 			struct cf_node *n = cf_tree_add(tp);
@@ -375,6 +375,8 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			if (skip)
 				continue;
 		}
+		if (eng_excluded(c, sub, names[i]))
+			continue;
 		if (lstat(sub, &st) < 0) {
 			cf_warn("error: %s: %s", sub, strerror(errno));
 			c->unreadable++;
