@@ -2,7 +2,7 @@
  * config.h - the agent's settings: environment variables, plus an optional
  * file with the same keys (the Docker convention).
  *
- * Every setting is one row of a table (config.c): its key, what kind of
+ * Every setting is one row of a table (config_keys.c): its key, what kind of
  * value it takes, its default, and a one-line description that doc/agent.md
  * repeats.  cf_agent_config_load() reads each key from the environment, else
  * from the file named by COFFER_CONFIG_FILE (lines KEY=VALUE, '#' comments,

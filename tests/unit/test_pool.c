@@ -467,6 +467,18 @@ static void test_pool_free(void **state)
 	free(v);
 }
 
+/* nthreads 0 is one worker; a NULL name is allowed. */
+static void test_new_defaults(void **state)
+{
+	(void)state;
+	struct cf_pool *p;
+	assert_int_equal(cf_pool_new(&p, NULL, 0, 0, 0), CF_OK);
+	assert_int_equal(cf_pool_threads(p), 1);
+	assert_false(cf_pool_failed(p));
+	assert_int_equal(cf_pool_join(p, CF_OK), CF_OK); /* nothing queued */
+	cf_pool_free(p);
+}
+
 /* A job may queue more jobs into its own pool. */
 static struct cf_pool *self_pool;
 static int spawn_fn(void *arg, unsigned worker)
@@ -505,6 +517,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_join_with_callers_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_job_adds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_defaults, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
