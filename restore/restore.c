@@ -416,6 +416,7 @@ void rs_release(struct rctx *c)
 	free(c->incs);
 	free(c->hl);
 	free(c->uses);
+	free(c->wants);
 	free(c->groups);
 	free(c->ranges);
 	free(c->slots);

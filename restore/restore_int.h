@@ -28,7 +28,7 @@
  *   field                                 guarded by
  *   ------------------------------------  ------------------------------------
  *   repo, o, is_root, pid, nthreads,      set before any thread starts, then
- *   nfetch, range_max, streaming,         read-only
+ *   nfetch, streaming,                    read-only
  *   srcpaths, roots, incs
  *   files[], dirs[], hl[] (the arrays)    filled by the plan (one thread),
  *                                         then read-only in size
@@ -37,7 +37,7 @@
  *   files[i] write fields (failed, fd,    the file's stripe lock, stripes[i %
  *   dirfd, opened, done, remaining, end,  NSTRIPES]; `writers` > 0 keeps fd
  *   dev, ino, tmpno)                      open while a write runs unlocked
- *   uses[], groups[], ranges[] (arrays)   built before the fetch threads start
+ *   uses[], wants[], groups[], ranges[]   built before the fetch threads start
  *   ranges[k].buf, .ready; slots[].st,    rg_mu (rg_cond: a range is ready, a
  *   freebufs, nfree, fnext                buffer is free, stop)
  *   slots[b].sealed                       the thread holding buffer b
@@ -60,6 +60,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/status.h"
+#include "repo/pack_read.h"
 #include "repo/repo.h"
 #include "repo/tree.h"
 #include "restore/restore.h"
@@ -130,10 +131,11 @@ struct rgroup {
 	size_t start, end, first;
 };
 
-/* uses [i, j) of one pack, read at once: bytes [rs, re) */
+/* One range of group's wants, read at once (rg as the reader cut it,
+ * relative to the group's first want). */
 struct rrange {
-	size_t i, j;
-	uint64_t rs, re;
+	size_t group;
+	struct cf_pack_range rg;
 	int buf;        /* the pool buffer holding it, -1: none */
 	bool ready;     /* fetched (or failed: its slot's st) */
 };
@@ -161,8 +163,7 @@ struct rctx {
 	int pid;                /* in temporary names (getpid is a system call) */
 	int nthreads;           /* writing threads (check, verify: workers) */
 	int nfetch;             /* fetching threads (streaming: the only ones) */
-	size_t range_max;       /* the longest range read at once */
-	bool streaming;         /* the store streams ranges: fetch.c streams */
+	bool streaming;         /* the store streams: fetch.c reads pack by pack */
 	/* the snapshot's source paths: `delete` removes extras only beneath
 	 * them, never in the directories above (/, /backup, a sibling volume) */
 	char *const *srcpaths; size_t nsrc;
@@ -173,6 +174,7 @@ struct rctx {
 	struct rdir *dirs; size_t ndirs, dircap;
 	struct hlent *hl; size_t nhl, hlcap;
 	struct ruse *uses; size_t nuses, usecap;
+	struct cf_pack_want *wants;       /* wants[k]: uses[k] for the pack reader */
 	struct rgroup *groups; size_t ngroups, groupcap;
 	struct rrange *ranges; size_t nranges, rangecap;
 	/* fetch and write: the buffer pool, guarded by rg_mu */
@@ -184,7 +186,7 @@ struct rctx {
 
 	pthread_mutex_t mu;               /* stats, failed list, listing */
 	pthread_mutex_t stripes[NSTRIPES];
-	atomic_size_t next;               /* parallel phases: next item */
+	atomic_size_t next;               /* rs_parallel, writers, streams: next item */
 	atomic_int open_files;
 	atomic_uint tmpctr;
 	/* written files whose pages leave the page cache later (write.c) */
