@@ -29,7 +29,6 @@ static struct cf_repo *repo_alloc(struct cf_backend *be)
 	r->be = be;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->tc_mu, NULL);
-	pthread_cond_init(&r->cond, NULL);
 	return r;
 }
 
@@ -55,7 +54,6 @@ void cf_repo_free(struct cf_repo *r)
 	cf_key_free(r->key);
 	cf_backend_free(r->be);
 	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cond);
 	free(r);
 }
 

@@ -4,7 +4,10 @@
 
 #include <pthread.h>
 #include "repo/repo.h"
+#include "common/status.h"
 #include "crypto/crypto.h"
+
+struct cf_pool;
 
 /* ---- the in-memory index: open addressing on the id's first 8 bytes ---- */
 
@@ -57,6 +60,12 @@ void cf_entry_encode(const struct cf_pack_entry *e, uint8_t *p);
 void cf_entry_decode(const uint8_t *p, struct cf_pack_entry *e);
 
 #define CF_FLAG_ZSTD 1
+/* In the in-memory index only: the blob's pack is not uploaded yet (found
+ * by dedup, not by readers). */
+#define CF_FLAG_PENDING 0x80
+
+/* An index file's first 4 bytes (doc/repo-format.md). */
+#define CF_INDEX_MAGIC "CFIX"
 
 /* Parse a decoded (unsealed) index file, calling fn for every entry with its
  * pack id.  CF_ECORRUPT naming the file on malformed input.  (Exposed for the
@@ -74,6 +83,7 @@ int cf_config_decode(const uint8_t *p, size_t n, struct cf_repo_config *c);
 
 /* ---- a pack being filled ---- */
 struct cf_packer {
+	struct cf_repo *repo;
 	int type;                 /* data or tree packs */
 	struct cf_buf buf;        /* sealed blobs, in arrival order */
 	struct cf_pack_entry *entries;
@@ -89,7 +99,7 @@ struct cf_packer {
 
 struct cf_lockfile;
 
-/* Tree packs fetched whole from a remote store (pack.c, cf_repo_load_tree):
+/* Tree packs fetched whole from a remote store (pack_read.c, cf_repo_load_at):
  * one GET per pack instead of one ranged GET per tree.  Most recently used
  * first; evicted by total size. */
 struct cf_tree_pack {
@@ -107,22 +117,15 @@ struct cf_repo {
 	char keyname[CF_ID_HEX];
 
 	pthread_mutex_t mu;        /* guards idx, packers, pending lists, counters */
-	pthread_cond_t cond;
 	struct cf_index idx;
 	struct cf_packer *packer[2];   /* open pack per blob type */
-	int uploads_in_flight;         /* queued or being uploaded */
-	/* full packs waiting for an uploader thread (see pack.c) */
-	struct cf_packer **upq;
-	size_t upq_head, upq_n, upq_cap;
-	pthread_t *uploaders;
-	int nuploaders, want_uploaders;
-	bool up_stop;
+	struct cf_pool *uploads;       /* full packs being uploaded (pack.c) */
+	int want_uploaders;
 	/* spare pack buffers: a fresh 8 MiB buffer per pack costs 2048 page
 	 * faults, reusing one costs none */
 	struct cf_buf spare[2];
 	int nspare;
-	int upload_error;              /* first failed pack upload */
-	char upload_errmsg[512];
+	struct cf_status upload_st;    /* the first failed pack upload */
 	/* entries of packs written in this session, for the next index file */
 	struct cf_buf new_index;       /* encoded: pack id + count + entries, repeated */
 	size_t new_index_packs;
@@ -215,7 +218,11 @@ int cf_lock_decode(const uint8_t *p, size_t n, struct cf_lock_info *li);
 /* Record that this session wrote or deduplicated against pack number num
  * (r->idx.packs); called with r->mu held; a no-op without a lock. */
 void cf_repo_note_pack(struct cf_repo *r, uint32_t num);
-/* Stop the uploader threads (after waiting for queued packs). */
+/* Stop the upload pool (after the packs queued are uploaded). */
 void cf_repo_uploaders_stop(struct cf_repo *r);
+/* Write an index file for the packs uploaded since the last one
+ * (index_file.c); none if there are none.  Safe from upload jobs while
+ * others go on.  CF_OK or the error, "write index: ...". */
+int cf_repo_write_index(struct cf_repo *r);
 
 #endif
