@@ -312,7 +312,7 @@ static int enqueue_upload(struct cf_repo *r, struct cf_packer *p)
 	if (!r->uploads) {
 		/* several packs in flight to a remote store, a couple to a local
 		 * disk; each holds its pack in memory, so 4 for S3, where more
-		 * cost memory for no speed (doc/benchmarks.md).  One pack waits
+		 * cost memory for no speed (doc/s3.md).  One pack waits
 		 * while they upload: enough to keep them busy. */
 		int n = r->want_uploaders ? r->want_uploaders : cf_be_remote(r->be) ? 4 : 2;
 		rc = cf_pool_new(&r->uploads, "upload", (unsigned)n, 1, 0);
@@ -334,15 +334,13 @@ void cf_repo_uploaders_stop(struct cf_repo *r)
 }
 
 /* Already-compressed data (video, images, archives, encrypted files) gains
- * nothing from zstd, which still spends its full match search on it: level 3
- * runs at about 470 MB/s over random bytes, 0.75 CPU s for the benchmark's
- * 350 MiB video.  A chunk of at least PROBE_MIN bytes whose byte histogram
- * over four samples spread across it (16 KiB in all) has an entropy above
- * 7.97 bits per byte is stored as it is.  Random bytes measure 7.987-7.990
- * on such samples; text, SQL, database pages and float arrays 2.6-7.4.  On
- * the benchmark corpus the chunks this skips would have shrunk by 0.06%.
- * A chunk holding the same random bytes twice (which only zstd's matches
- * would find) is the case it gets wrong: stored larger, never wrong. */
+ * nothing from zstd, which still spends its full match search on it.  A
+ * chunk of at least PROBE_MIN bytes whose byte histogram over four samples
+ * spread across it (16 KiB in all) has an entropy above 7.97 bits per byte
+ * is stored as it is: random bytes measure just below 8, text, SQL,
+ * database pages and float arrays far less (doc/benchmarks.md).  A chunk
+ * holding the same random bytes twice (which only zstd's matches would
+ * find) is the case it gets wrong: stored larger, never wrong. */
 #define PROBE_MIN (64u << 10)
 #define PROBE_LEN 4096u
 #define PROBE_BITS 7.97
@@ -377,9 +375,9 @@ static int maybe_compress(struct cf_repo *r, struct packing *x, const void *p, s
 	if (!c)
 		return cf_err(CF_ENOMEM, "out of memory (zstd context)");
 	/* Level 3 as zstd defines it for this size, with the tables of a 1 MiB
-	 * chunk one size smaller (hashLog 16, chainLog 15 instead of 17, 16):
-	 * 384 KiB of tables stay in a core's L2 cache.  Over the benchmark
-	 * corpus in 1 MiB pieces: 18% less CPU, output 0.4% larger. */
+	 * chunk one size smaller (hashLog 16, chainLog 15 instead of 17, 16),
+	 * so they stay in a core's L2 cache: less CPU for slightly larger
+	 * output (doc/benchmarks.md). */
 	ZSTD_compressionParameters cp = ZSTD_getCParams(r->cfg.compression, n, 0);
 	if (r->cfg.compression == 3) {
 		cp.hashLog = cp.hashLog > 16 ? 16 : cp.hashLog;

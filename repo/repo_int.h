@@ -121,8 +121,8 @@ struct cf_repo {
 	struct cf_packer *packer[2];   /* open pack per blob type */
 	struct cf_pool *uploads;       /* full packs being uploaded (pack.c) */
 	int want_uploaders;
-	/* spare pack buffers: a fresh 8 MiB buffer per pack costs 2048 page
-	 * faults, reusing one costs none */
+	/* spare pack buffers: reused instead of a fresh, page-faulting one
+	 * per pack */
 	struct cf_buf spare[2];
 	int nspare;
 	struct cf_status upload_st;    /* the first failed pack upload */

@@ -513,7 +513,7 @@ static void test_verify_session(void **state)
 	OK(cf_repo_lookup(r, CF_BLOB_DATA, b[0].id, &loc));
 	char hex[CF_ID_HEX], path[128];
 	cf_hex(loc.pack, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	cf_repo_pack_path(hex, path, sizeof(path));
 	OK(cf_be_remove(cf_repo_backend(r), path));  /* what a misjudging prune did */
 	cf_err_clear();
 	assert_int_equal(cf_repo_verify_session(r, NULL), CF_ECORRUPT);

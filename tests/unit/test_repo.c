@@ -153,7 +153,7 @@ static void parse_pack(struct cf_repo *r, const char *hex, struct cf_buf *bytes,
 		       struct cf_pack_entry **e, size_t *n)
 {
 	char path[128];
-	cf_backend_pack_path(hex, path, sizeof(path));
+	cf_repo_pack_path(hex, path, sizeof(path));
 	assert_int_equal(cf_be_get(cf_repo_backend(r), path, bytes), CF_OK);
 	int rc = cf_pack_parse(r, bytes->data, bytes->len, e, n);
 	if (rc)
@@ -643,7 +643,7 @@ static void corrupt_at(const char *dir, const struct cf_blob_loc *loc)
 {
 	char hex[CF_ID_HEX], rel[128], path[256];
 	cf_hex(loc->pack, CF_ID_LEN, hex);
-	cf_backend_pack_path(hex, rel, sizeof(rel));
+	cf_repo_pack_path(hex, rel, sizeof(rel));
 	snprintf(path, sizeof(path), "%s/%s", dir, rel);
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -703,7 +703,7 @@ static void test_blob_other_copy(void **state)
 
 	/* the first place's pack gone: the other becomes the first location */
 	char rel[128], path[256];
-	cf_backend_pack_path(hex, rel, sizeof(rel));
+	cf_repo_pack_path(hex, rel, sizeof(rel));
 	snprintf(path, sizeof(path), "%s/%s", f->dir, rel);
 	assert_int_equal(unlink(path), 0);
 	r = reopen(f->dir);
@@ -1069,7 +1069,7 @@ static void trees_few_gets(const char *location)
 	struct names ns = list_names(r, "data");
 	char path[128];
 	struct cf_buf pk = CF_BUF_INIT;
-	cf_backend_pack_path(ns.name[0], path, sizeof(path));
+	cf_repo_pack_path(ns.name[0], path, sizeof(path));
 	assert_int_equal(cf_be_get(CNT(be)->inner, path, &pk), CF_OK);
 	pk.data[pk.len / 3] ^= 0x40;
 	assert_int_equal(cf_be_remove(CNT(be)->inner, path), CF_OK); /* a put of an existing name may keep it */
