@@ -65,8 +65,8 @@ int eng_store_tree(struct ctx *c, const struct cf_tree *t, uint8_t id[CF_ID_LEN]
  * subdirectories finished later are finished), then store its tree (or
  * reuse the parent's: same_tree).  pd's entries are released either way. */
 int eng_finish_tree(struct ctx *c, struct cf_tree *t, struct pending *pd, size_t npd,
-		       struct batch *b, const struct cf_tree *old, const uint8_t *old_id,
-		       uint8_t id[CF_ID_LEN])
+		    struct batch *b, const struct cf_tree *old, const uint8_t *old_id,
+		    uint8_t id[CF_ID_LEN])
 {
 	int rc = eng_batch_wait(c, b);
 	for (size_t i = 0; i < npd; i++) {
@@ -110,7 +110,7 @@ void eng_job_release(struct dirjob *j)
 /* Finish the oldest waiting directories: those whose chunks are stored,
  * and while more than DEFER_MAX wait (or all, with all) the oldest even
  * if that means waiting for its chunks.  The first failure is returned;
- * the failed job is dropped like the rest (dq_abort). */
+ * the failed job is dropped like the rest (eng_dq_abort). */
 int eng_dq_run(struct ctx *c, bool all)
 {
 	while (c->dq_head) {
@@ -122,7 +122,7 @@ int eng_dq_run(struct ctx *c, bool all)
 			c->dq_tail = NULL;
 		c->dq_n--;
 		int rc = eng_finish_tree(c, &j->t, j->pd, j->npd, &j->b, j->has_old ? &j->old : NULL,
-				     j->has_old ? j->old_id : NULL, j->id);
+					 j->has_old ? j->old_id : NULL, j->id);
 		eng_job_release(j);
 		if (rc)
 			return rc;

@@ -147,7 +147,7 @@ static bool patch_subtrees(struct cf_tree *t, const struct fast_sub *subs, size_
  * subtree ids) without walking the directory.  *done false: not the same,
  * or not sure; nothing was counted, and the caller walks it. */
 int eng_dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
-		    const struct cf_dc_entry *ce, uint8_t id[CF_ID_LEN], bool *done)
+		 const struct cf_dc_entry *ce, uint8_t id[CF_ID_LEN], bool *done)
 {
 	struct cf_snapshot_summary keep = *c->sum;
 	struct cf_tree t = CF_TREE_INIT;

@@ -154,7 +154,7 @@ int64_t eng_ts_ns(struct timespec t)
 
 /* old: the same name in the parent snapshot, or NULL */
 int eng_fill_node(const char *path, const char *name, const struct stat *st,
-		     const struct cf_node *old, struct cf_node *n)
+		  const struct cf_node *old, struct cf_node *n)
 {
 	char ub[256], gb[256];
 	n->name = strdup(name);
@@ -187,8 +187,8 @@ int eng_fill_node(const char *path, const char *name, const struct stat *st,
 			return cf_err(CF_ENOMEM, "out of memory");
 	}
 	/* Setting or removing an xattr changes the ctime: an inode that had
-	 * none in the parent snapshot and kept its ctime still has none, and
-	 * the llistxattr call (a tenth of a no-change backup) is saved. */
+	 * none in the parent snapshot and kept its ctime still has none: the
+	 * llistxattr call is saved (doc/benchmarks.md). */
 	if (old && old->nxattrs == 0 && old->type == n->type && old->ino == n->ino &&
 	    old->dev == n->dev && old->ctime_ns == n->ctime_ns)
 		return CF_OK;

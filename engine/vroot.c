@@ -117,7 +117,7 @@ static int stream_node(struct ctx *c, struct vnode *v, struct cf_node *n, struct
  * the live file (*handled).  The live database's -wal/-shm/-journal files and
  * the temporary copy are left out (*skip). */
 int eng_overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
-			 struct batch *b, struct refs *refs, bool *handled, bool *skip)
+		      struct batch *b, struct refs *refs, bool *handled, bool *skip)
 {
 	*handled = *skip = false;
 	if (!strncmp(name, "coffer-sqlite-", 14)) {

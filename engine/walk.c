@@ -155,7 +155,7 @@ static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct
 
 /* Fill node n for path (already lstat'ed into st) and everything below it. */
 int eng_save_entry(struct ctx *c, const char *path, const struct stat *st, const struct cf_node *old,
-		      struct cf_node *n, struct pending *pd, struct batch *b, bool *drop)
+		   struct cf_node *n, struct pending *pd, struct batch *b, bool *drop)
 {
 	int rc;
 	const char *name = strrchr(path, '/');
@@ -262,9 +262,9 @@ nomem:
 }
 
 /* A directory that was in the parent snapshot as tree old_id.  later: as
- * for save_dir (NULL: finish it before returning). */
+ * for eng_save_dir (NULL: finish it before returning). */
 int eng_dir_known(struct ctx *c, const char *path, const uint8_t *old_id, uint8_t id[CF_ID_LEN],
-		     struct dirjob **later)
+		  struct dirjob **later)
 {
 	const struct cf_dc_entry *ce = cf_dc_find(&c->dc, old_id);
 	bool done = false;
@@ -288,7 +288,7 @@ int eng_dir_known(struct ctx *c, const char *path, const uint8_t *old_id, uint8_
  * which the caller puts in its pending entry and frees); without, id is set
  * when this returns. */
 int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
-		    const uint8_t *old_id, uint8_t id[CF_ID_LEN], struct dirjob **later)
+		 const uint8_t *old_id, uint8_t id[CF_ID_LEN], struct dirjob **later)
 {
 	struct dirjob *j = calloc(1, sizeof(*j));
 	struct pending *pd = NULL;
