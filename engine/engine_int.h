@@ -294,5 +294,7 @@ int eng_vnode_insert(struct vnode *root, const char *path, const struct cf_strea
 int eng_overlay_entry(struct ctx *c, const char *sub, const char *name, struct cf_node *n,
 		      struct batch *b, struct refs *refs, bool *handled, bool *skip);
 int eng_save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, uint8_t id[CF_ID_LEN]);
+bool eng_overlay_below(const struct ctx *c, const char *path);
+int eng_overlay_dir(struct ctx *c, const char *path, const char *name, struct cf_node *n);
 
 #endif

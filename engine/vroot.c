@@ -141,6 +141,64 @@ int eng_overlay_entry(struct ctx *c, const char *sub, const char *name, struct c
 	return CF_OK;
 }
 
+/* Whether a stream lies below directory path (absolute, clean). */
+bool eng_overlay_below(const struct ctx *c, const char *path)
+{
+	size_t len = strlen(path);
+	for (size_t i = 0; i < c->noverlays; i++)
+		if (!strncmp(c->overlays[i].path, path, len) && c->overlays[i].path[len] == '/')
+			return true;
+	return false;
+}
+
+/* Node n for directory path (name), which an exclude pattern leaves out
+ * but which holds streams: the directory with those streams alone (and the
+ * directories on the way to them), as the root holds its sources. */
+int eng_overlay_dir(struct ctx *c, const char *path, const char *name, struct cf_node *n)
+{
+	struct vnode root;
+	struct stat st;
+	size_t len = strlen(path);
+	int rc = CF_OK;
+
+	memset(&root, 0, sizeof(root));
+	for (size_t i = 0; i < c->noverlays && !rc; i++)
+		if (!strncmp(c->overlays[i].path, path, len) && c->overlays[i].path[len] == '/')
+			rc = eng_vnode_insert(&root, c->overlays[i].path, c->overlays[i].src);
+	/* down to path's own vnode: one kid per component */
+	struct vnode *v = &root;
+	for (const char *p = path; !rc && *p;) {
+		p++;
+		size_t k = strcspn(p, "/");
+		struct vnode *next = NULL;
+		for (size_t i = 0; i < v->nkids && !next; i++)
+			if (strlen(v->kids[i].name) == k && !memcmp(v->kids[i].name, p, k))
+				next = &v->kids[i];
+		if (!next) {
+			rc = cf_err(CF_EINVAL, "%s: no stream below it", path);
+			break;
+		}
+		v = next;
+		p += k;
+	}
+	if (rc)
+		goto out;
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		rc = eng_fill_node(path, name, &st, NULL, n);
+	} else if (!(n->name = strdup(name))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+	} else {
+		n->type = CF_NODE_DIR;
+		n->mode = 0755;
+		n->mtime_ns = n->ctime_ns = n->atime_ns = cf_now_ns();
+	}
+	if (!rc && !(rc = eng_save_vdir(c, v, NULL, n->subtree)))
+		n->has_subtree = true;
+out:
+	eng_vnode_free(&root);
+	return rc;
+}
+
 static int cmp_vnode(const void *a, const void *b)
 {
 	return strcmp(((const struct vnode *)a)->name, ((const struct vnode *)b)->name);

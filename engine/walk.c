@@ -375,8 +375,21 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			if (skip)
 				continue;
 		}
-		if (eng_excluded(c, sub, names[i]))
+		if (eng_excluded(c, sub, names[i])) {
+			/* left out, but for the streams below it */
+			if (!c->noverlays || !eng_overlay_below(c, sub))
+				continue;
+			struct cf_node *n = cf_tree_add(tp);
+			if (!n) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			pd[npd].node = tp->n - 1;
+			if ((rc = eng_overlay_dir(c, sub, names[i], n)))
+				goto out;
+			npd++;
 			continue;
+		}
 		if (lstat(sub, &st) < 0) {
 			cf_warn("error: %s: %s", sub, strerror(errno));
 			c->unreadable++;

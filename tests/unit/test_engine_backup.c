@@ -3,8 +3,8 @@
  * repository in a temporary directory, for what the CLI cannot reach: a
  * stream source inside a walked directory (an "overlay", the way a SQLite
  * copy stands in for its live file) must be in the snapshot whatever the
- * exclude patterns say and whether its path is given absolute or relative
- * to the snapshot's root.  (The CLI and the agent refuse such excludes; the
+ * exclude patterns say (on it or on a directory above it) and whether its
+ * path is given absolute or relative to the snapshot's root.  (The CLI and the agent refuse such excludes; the
  * engine must not rely on that.)
  */
 #include <setjmp.h>
@@ -147,12 +147,47 @@ static void test_overlay_relative(void **state)
 	run(f, sp, NULL, 0, want);
 }
 
+/* An exclude matching a directory that holds a stream leaves the directory
+ * in with the stream alone: its other entries stay out. */
+static void test_overlay_dir_excluded(void **state)
+{
+	struct fixture *f = *state;
+	char db[160], sp[200], other[200];
+	snprintf(db, sizeof(db), "%s/db", f->data);
+	assert_int_equal(mkdir(db, 0700), 0);
+	snprintf(sp, sizeof(sp), "%s/app.db", db);
+	put_file(sp, "the live database\n");
+	snprintf(other, sizeof(other), "%s/other.txt", db);
+	put_file(other, "left out\n");
+	const char *by_name[] = { "db" };
+	run(f, sp, by_name, 1, sp);
+
+	/* the snapshot again, for what it left out */
+	const char *paths[] = { f->data };
+	struct cf_stream_source s = { .path = sp, .produce = produce, .mode = 0600 };
+	struct cf_backup_opts o = { .paths = paths, .npaths = 1, .streams = &s, .nstreams = 1,
+				    .host = "test", .excludes = by_name, .nexcludes = 1,
+				    .threads = 1, .no_parent = true };
+	struct cf_snapshot snap;
+	struct cf_node n;
+	memset(&snap, 0, sizeof(snap));
+	memset(&n, 0, sizeof(n));
+	assert_int_equal(cf_backup_run(f->r, &o, &snap), CF_OK);
+	assert_int_equal(cf_tree_find_path(f->r, snap.tree, other, &n), CF_ENOENT);
+	assert_int_equal(cf_tree_find_path(f->r, snap.tree, db, &n), CF_OK);
+	assert_int_equal(n.type, CF_NODE_DIR);
+	assert_int_equal(n.mode, 0700);
+	cf_node_release(&n);
+	cf_snapshot_release(&snap);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_overlay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlay_excluded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlay_relative, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlay_dir_excluded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
