@@ -145,8 +145,9 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 			     const uint8_t *skip, struct cf_buf *out)
 {
 	struct cf_blob_loc loc;
-	char first[CF_STATUS_MSG_MAX] = "", hex[CF_ID_HEX];
-	int rc = CF_OK, first_rc = CF_OK;
+	struct cf_status first = CF_STATUS_INIT; /* the first location's failure */
+	char hex[CF_ID_HEX];
+	int rc = CF_OK;
 	unsigned tried = 0, k;
 
 	for (k = 0;; k++) {
@@ -162,10 +163,7 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 			goto out;
 		if (rc == CF_ENOMEM || rc == CF_EINTR)
 			goto out;
-		if (!first_rc) {
-			first_rc = rc;
-			snprintf(first, sizeof(first), "%s", cf_errmsg(rc));
-		}
+		cf_status_keep(&first, rc);
 		cf_err_clear();
 	}
 	cf_hex(id, CF_ID_LEN, hex);
@@ -173,10 +171,10 @@ int cf_repo_load_blob_except(struct cf_repo *r, int type, const uint8_t id[CF_ID
 		rc = cf_err(CF_ECORRUPT, "%s blob %.16s: no other copy in the index",
 			    type == CF_BLOB_TREE ? "tree" : "data", hex);
 	else if (tried == 1)
-		rc = cf_err(first_rc, "%s", first);
+		rc = cf_status_raise(&first);
 	else
-		rc = cf_err(first_rc, "%s (and the %u other copies of blob %.16s failed too)", first,
-			    tried - 1, hex);
+		rc = cf_err(first.code, "%s (and the %u other copies of blob %.16s failed too)",
+			    first.msg, tried - 1, hex);
 out:
 	return rc;
 }

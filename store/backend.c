@@ -1,6 +1,7 @@
 /* backend.c - choosing a backend from a location string. */
 #include "store/backend.h"
 #include "common/error.h"
+#include "common/status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,18 +48,18 @@ int cf_be_remove_many(struct cf_backend *be, const char *const *paths, size_t n)
 {
 	if (be->ops->remove_many)
 		return be->ops->remove_many(be, paths, n);
-	int first = CF_OK;
+	struct cf_status first = CF_STATUS_INIT;
 	size_t failed = 0;
-	char msg[1024] = "";
 	for (size_t i = 0; i < n; i++) {
 		int rc = be->ops->remove(be, paths[i]);
-		if (rc && !failed++) {
-			first = rc;
-			snprintf(msg, sizeof(msg), "%s", cf_errmsg(rc));
+		if (rc) {
+			failed++;
+			cf_status_keep(&first, rc);
 		}
 	}
 	if (failed)
-		return cf_err(first, "%zu of %zu objects not removed; the first: %s", failed, n, msg);
+		return cf_err(first.code, "%zu of %zu objects not removed; the first: %s", failed, n,
+			      first.msg);
 	return CF_OK;
 }
 
