@@ -6,7 +6,8 @@
  * fault backend) failing every blob of its range with the pack named, a
  * missing pack, the other-copy fallback, the fetch-then-open steps,
  * streaming through a store that hands bytes over in small pieces and
- * breaks off mid-way, and whole packs (check --read-data, prune's repack).
+ * breaks off mid-way, trees of a remote store (one get per tree pack), and
+ * whole packs (check --read-data, prune's repack).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -262,6 +263,20 @@ static int record(const struct cf_pack_want *w, int rc, const uint8_t *plain, si
 	return 0;
 }
 
+/* as record, without knowing the blobs' contents: each opened */
+static int record_any(const struct cf_pack_want *w, int rc, const uint8_t *plain, size_t n, void *ctx)
+{
+	struct seen *s = ctx;
+	(void)plain;
+	(void)n;
+	assert_true(w->offset >= s->last_off);
+	s->last_off = w->offset;
+	s->rc[s->n++] = rc;
+	if (!rc)
+		s->ok++;
+	return 0;
+}
+
 static void seen_init(struct seen *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -394,6 +409,22 @@ static void test_read_coalesced(void **state)
 		assert_int_equal(s->arg[i], (int)(intptr_t)w[i].arg); /* the wants' order */
 		assert_ptr_equal(s->plain[i], s->plain[i + 1]);
 	}
+
+	/* the same in steps, as a scheduler would: fetch each range, then open */
+	struct cf_buf sealed = CF_BUF_INIT;
+	assert_int_equal(cf_repo_pack_ranges(r, w, n, CF_SPAN_HELD, &rg, &nr), CF_OK);
+	seen_init(s);
+	pb->ranges = 0;
+	for (size_t i = 0; i < nr; i++) {
+		int frc = cf_repo_fetch_range(r, pack, &rg[i], &sealed);
+		assert_int_equal(frc, CF_OK);
+		assert_int_equal(sealed.len, rg[i].len);
+		assert_int_equal(cf_repo_open_range(r, pack, w, &rg[i], &sealed, frc, NULL, record, s), CF_OK);
+	}
+	assert_int_equal(pb->ranges, (int)nr);
+	assert_int_equal(s->ok, 2 * NBLOBS);
+	free(rg);
+	cf_buf_release(&sealed);
 
 	/* a callback's non-zero return stops the read with that value */
 	seen_init(s);
@@ -644,6 +675,60 @@ static void test_streamed(void **state)
 	free(s);
 }
 
+/* Trees from a remote store: the whole tree pack in one get, kept for the
+ * next read (the tree-pack cache), however the trees are spread. */
+static void test_trees_remote(void **state)
+{
+	struct fixture *f = *state;
+	enum { NT = 30 };
+	uint8_t ids[NT][CF_ID_LEN], pack[CF_ID_LEN];
+	struct cf_pack_want w[NT];
+	uint8_t b[3000];
+
+	struct cf_backend *be;
+	struct cf_repo *r = NULL;
+	assert_int_equal(cf_backend_local_new(f->dir, &be), CF_OK);
+	assert_int_equal(cf_repo_open(be, PW, strlen(PW), &r), CF_OK);
+	for (int i = 0; i < NT; i++) {
+		fill_random(b, sizeof(b), 1000 + (uint64_t)i);
+		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_TREE, b, sizeof(b), ids[i], NULL, NULL), CF_OK);
+	}
+	assert_int_equal(cf_repo_flush(r), CF_OK);
+	cf_repo_free(r);
+
+	struct probe *pb = probe_new(f->dir, CF_BE_REMOTE | CF_BE_STREAMS);
+	r = open_on(&pb->base);
+	size_t n = 0;
+	for (int i = 0; i < NT; i += 3) {
+		struct cf_blob_loc loc;
+		assert_int_equal(cf_repo_lookup(r, CF_BLOB_TREE, ids[i], &loc), CF_OK);
+		memcpy(pack, loc.pack, CF_ID_LEN);
+		w[n++] = (struct cf_pack_want){ .id = ids[i], .offset = loc.offset, .length = loc.length,
+						.rawlen = loc.rawlen, .flags = loc.flags,
+						.type = CF_BLOB_TREE, .arg = (void *)(intptr_t)i };
+	}
+	qsort(w, n, sizeof(*w), want_cmp);
+	struct seen *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	for (int pass = 0; pass < 2; pass++) {
+		seen_init(s);
+		assert_int_equal(cf_repo_read_pack(r, pack, w, n, record_any, s), CF_OK);
+		assert_int_equal(s->ok, n);
+	}
+	assert_int_equal(pb->gets, 1);
+	assert_int_equal(pb->ranges, 0);
+	assert_int_equal(pb->streams, 0);
+	struct cf_buf out = CF_BUF_INIT;
+	assert_int_equal(cf_repo_load_blob(r, CF_BLOB_TREE, ids[1], &out), CF_OK);
+	fill_random(b, sizeof(b), 1001);
+	assert_int_equal(out.len, sizeof(b));
+	assert_memory_equal(out.data, b, sizeof(b));
+	assert_int_equal(pb->gets, 1);
+	cf_buf_release(&out);
+	cf_repo_free(r);
+	free(s);
+}
+
 /* ---- whole packs ---- */
 
 struct allseen {
@@ -774,6 +859,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_pack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trees_remote, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_whole_pack, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
