@@ -123,6 +123,8 @@ static int p_get_range_stream(struct cf_backend *be, const char *p, uint64_t off
 	struct probe *pb = PB(be);
 	struct cf_buf b = CF_BUF_INIT;
 	__atomic_add_fetch(&pb->streams, 1, __ATOMIC_SEQ_CST);
+	if (!pb->piece) /* the inner store's own stream */
+		return cf_be_get_range_stream(pb->inner, p, off, n, fn, ctx);
 	int rc = cf_be_get_range(pb->inner, p, off, n, &b);
 	for (size_t at = 0; !rc && at < b.len;) {
 		size_t k = b.len - at < pb->piece ? b.len - at : pb->piece;
@@ -729,6 +731,63 @@ static void test_trees_remote(void **state)
 	free(s);
 }
 
+/* The same through a real S3 store (COFFER_TEST_S3): its own stream. */
+static void test_s3_streamed(void **state)
+{
+	(void)state;
+	const char *u = getenv("COFFER_TEST_S3");
+	if (!u || !*u) {
+		print_message("COFFER_TEST_S3 not set: skipped\n");
+		skip();
+	}
+	char loc[600];
+	snprintf(loc, sizeof(loc), "s3:%s/packread-%ld", u, (long)getpid());
+	struct cf_repo_init_opts o = { .compression = -1, .kdf_opslimit = 1, .kdf_memlimit = 8192 };
+	struct cf_backend *be;
+	struct cf_repo *r = NULL;
+	struct fixture *f = calloc(1, sizeof(*f));
+	uint8_t *b = malloc(BLOB);
+	assert_non_null(f);
+	assert_non_null(b);
+	int rc = cf_backend_open(loc, NULL, &be);
+	if (rc)
+		fail_msg("open %s: %s", loc, cf_errmsg(rc));
+	assert_true(cf_be_streams(be));
+	if ((rc = cf_repo_init(be, PW, strlen(PW), &o, &r)))
+		fail_msg("init: %s", cf_errmsg(rc));
+	for (int i = 0; i < NBLOBS; i++) {
+		fill_random(b, blob_len(i), (uint64_t)i + 1);
+		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, b, blob_len(i), f->ids[i], NULL, NULL),
+				 CF_OK);
+	}
+	free(b);
+	assert_int_equal(cf_repo_flush(r), CF_OK);
+	cf_repo_free(r);
+
+	struct probe *pb = probe_new(loc, 0);
+	pb->base.caps = pb->inner->caps;
+	pb->piece = 0;
+	r = open_on(&pb->base);
+	struct cf_pack_want w[2 * NBLOBS];
+	uint8_t pack[CF_ID_LEN];
+	struct seen *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	size_t n = make_wants(r, f, 1, 2, w, pack);
+	seen_init(s);
+	assert_int_equal(cf_repo_read_pack(r, pack, w, n, record, s), CF_OK);
+	assert_int_equal(s->ok, 2 * NBLOBS);
+	assert_int_equal(pb->streams, 1);
+	n = make_wants(r, f, 6, 1, w, pack);
+	seen_init(s);
+	pb->streams = 0;
+	assert_int_equal(cf_repo_read_pack(r, pack, w, n, record, s), CF_OK);
+	assert_int_equal(s->ok, 7);
+	assert_int_equal(pb->streams, 7);
+	cf_repo_free(r);
+	free(s);
+	free(f);
+}
+
 /* ---- whole packs ---- */
 
 struct allseen {
@@ -860,6 +919,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trees_remote, setup, teardown),
+		cmocka_unit_test(test_s3_streamed),
 		cmocka_unit_test_setup_teardown(test_whole_pack, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
