@@ -20,6 +20,7 @@
  * changed in a dry run.
  */
 #include "restore/restore_int.h"
+#include "common/array.h"
 #include "common/pool.h"
 
 #include <errno.h>
@@ -46,12 +47,9 @@ void rs_path_failed(struct rctx *c, const char *path, int rc)
 	cf_warn("error: %s", cf_errmsg(rc));
 	pthread_mutex_lock(&c->mu);
 	c->st->errors++;
-	char **f = realloc(c->st->failed, (c->st->nfailed + 1) * sizeof(*f));
-	if (f) {
-		c->st->failed = f;
-		if ((f[c->st->nfailed] = strdup(path)))
-			c->st->nfailed++;
-	}
+	if (CF_GROW(c->st->failed, c->st->nfailed + 1, c->failedcap) == CF_OK &&
+	    (c->st->failed[c->st->nfailed] = strdup(path)))
+		c->st->nfailed++;
 	pthread_mutex_unlock(&c->mu);
 }
 

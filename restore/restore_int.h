@@ -41,7 +41,7 @@
  *   ranges[k].buf, .ready; slots[].st,    rg_mu (rg_cond: a range is ready, a
  *   freebufs, nfree, fnext                buffer is free, stop)
  *   slots[b].sealed                       the thread holding buffer b
- *   st (the caller's stats), failed list, mu (during the threaded phases; the
+ *   st (the caller's stats), failedcap,   mu (during the threaded phases; the
  *   listing output, phase, pg_stop        plan writes st unlocked: one thread)
  *   bh[], bh_head, bh_n, bh_bytes         bh_mu
  *   next, open_files, tmpctr, stop,       atomics
@@ -159,6 +159,7 @@ struct rctx {
 	struct cf_repo *repo;
 	const struct cf_restore_opts *o;
 	struct cf_restore_stats *st;
+	size_t failedcap;       /* room in st->failed */
 	bool is_root;
 	int pid;                /* in temporary names (getpid is a system call) */
 	int nthreads;           /* writing threads (check, verify: workers) */
