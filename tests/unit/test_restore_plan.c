@@ -7,7 +7,10 @@
  * restore/restore_int.h) against a real target directory.  What is asserted
  * is what a user would check: which files the plan would write (and under
  * which path), which entries it names for deletion, which name becomes a
- * hard link of which, and the bytes a restore leaves on disk.
+ * hard link of which, and the bytes a restore leaves on disk.  The helpers
+ * of common/fsat.h that keep restore beneath its target are tested here
+ * too, since restore is what they are for: a symlink swapped into the
+ * target is replaced, never followed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fsat.h"
 #include "engine/backup.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
@@ -380,6 +384,94 @@ static void test_restore_writes_the_bytes(void **state)
 	cf_restore_stats_release(&st);
 }
 
+/* ---- never through a symlink ---- */
+
+static void test_symlink_in_target_not_followed(void **state)
+{
+	struct fx *f = *state;
+	struct cf_restore_stats st;
+	char dir[256], outside[256], p[512];
+	snprintf(dir, sizeof(dir), "%s/victim", f->dir);
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	put(outside, "keep", "not the snapshot's");
+	/* where the snapshot has directory a: a symlink to outside */
+	snprintf(p, sizeof(p), "%s/a", dir);
+	assert_int_equal(symlink(outside, p), 0);
+	struct cf_restore_map m = { f->src, dir };
+	struct cf_restore_opts o = { .maps = &m, .nmaps = 1, .delete_extra = true };
+	int rc = cf_restore_run(f->r, &f->s, &o, &st);
+	if (rc)
+		fail_msg("restore: %s", cf_errmsg(rc));
+	struct stat sb;
+	assert_int_equal(lstat(p, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode)); /* the link was replaced, not followed */
+	assert_string_equal(slurp(dir, "a/one"), "first file\n");
+	assert_false(exists(outside, "one"));
+	assert_string_equal(slurp(outside, "keep"), "not the snapshot's");
+	cf_restore_stats_release(&st);
+}
+
+static void test_fsat_refuses_symlinks(void **state)
+{
+	struct fx *f = *state;
+	char p[512];
+	int root = open(f->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(root >= 0);
+	snprintf(p, sizeof(p), "%s/src", f->dir);
+	char lnk[512];
+	snprintf(lnk, sizeof(lnk), "%s/via", f->dir);
+	assert_int_equal(symlink(p, lnk), 0);
+	/* a symlink on the way or at the end is refused, never a detour */
+	assert_int_equal(cf_fsat_open(root, "via/top", O_RDONLY), -1);
+	assert_int_equal(cf_fsat_open(root, "via", O_RDONLY), -1);
+	assert_int_equal(cf_fsat_open_dir(root, "via", O_RDONLY), -1);
+	/* nor can it leave the directory */
+	assert_int_equal(cf_fsat_open(root, "../etc/passwd", O_RDONLY), -1);
+	/* the real path opens; O_PATH opens a symlink as itself */
+	int fd = cf_fsat_open(root, "src/a/one", O_RDONLY);
+	assert_true(fd >= 0);
+	struct stat a, b;
+	assert_int_equal(fstat(fd, &a), 0);
+	close(fd);
+	fd = cf_fsat_open(root, "via", O_PATH);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &b), 0);
+	assert_true(S_ISLNK(b.st_mode));
+	/* reopen: the very inode an O_PATH descriptor holds */
+	int pfd = cf_fsat_open(root, "src/a/one", O_PATH);
+	assert_true(pfd >= 0);
+	int rfd = cf_fsat_reopen(pfd, O_RDONLY);
+	assert_true(rfd >= 0);
+	assert_int_equal(fstat(rfd, &b), 0);
+	assert_true(cf_fsat_same_inode(&b, (uint64_t)a.st_dev, (uint64_t)a.st_ino, S_IFREG));
+	assert_false(cf_fsat_same_inode(&b, (uint64_t)a.st_dev, (uint64_t)a.st_ino, S_IFDIR));
+	close(rfd);
+	close(pfd);
+	close(fd);
+	close(root);
+}
+
+static void test_fsat_remove_stays_beneath(void **state)
+{
+	struct fx *f = *state;
+	char p[256], q[512];
+	snprintf(p, sizeof(p), "%s/doomed", f->dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	mkd(p, "sub");
+	put(p, "sub/file", "x");
+	snprintf(q, sizeof(q), "%s/doomed/sub/to-src", f->dir);
+	assert_int_equal(symlink(f->src, q), 0);
+	int root = open(f->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(root >= 0);
+	assert_int_equal(cf_fsat_remove(root, "doomed", p), CF_OK);
+	assert_false(exists(f->dir, "doomed"));
+	assert_true(exists(f->src, "a/one")); /* the symlink went, not what it pointed to */
+	assert_int_equal(cf_fsat_remove(root, "doomed", p), CF_OK); /* gone: fine */
+	close(root);
+}
+
 /* ---- sparse writes ---- */
 
 static int tmpfile_fd(char *path, size_t n)
@@ -446,6 +538,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_extras_only_beneath_the_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hard_link_planned_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_writes_the_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_in_target_not_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsat_refuses_symlinks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsat_remove_stays_beneath, setup, teardown),
 		cmocka_unit_test(test_sparse_zero_blocks_skipped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
