@@ -45,6 +45,7 @@ static bool beneath_source(const struct rctx *c, const char *p)
 	return false;
 }
 
+/* Does an --exclude pattern match the snapshot path or the name? */
 static bool excluded(const struct rctx *c, const char *snap, const char *name)
 {
 	for (size_t i = 0; i < c->o->nexcludes; i++)
@@ -71,6 +72,7 @@ static bool wanted(const struct rroot *rt, const char *snap, bool *descend_only)
 	return false;
 }
 
+/* Is snap the directory of a --path-map (its own root restores it)? */
 static bool is_mapped(const struct rctx *c, const char *snap)
 {
 	for (size_t i = 0; i < c->o->nmaps; i++)
@@ -186,7 +188,7 @@ static int add_file(struct rctx *c, uint32_t root, const char *rel, const struct
 }
 
 /* Make a symlink, fifo or device node under a temporary name, set its
- * metadata through a descriptor of the node made (set_meta_path) and rename
+ * metadata through a descriptor of the node made (rs_set_meta_path) and rename
  * it into place (replacing whatever is there, never following it). */
 static int make_special(struct rctx *c, int dirfd, const char *path, const struct cf_node *n)
 {
@@ -349,7 +351,7 @@ static int plan_node(struct rctx *c, uint32_t root, int dirfd, const char *snap,
 			}
 		}
 		/* the directory opened is the one whose metadata is set at the
-		 * end (set_dir_meta checks that it still is); one swapped in for
+		 * end (rs_set_dir_meta checks that it still is); one swapped in for
 		 * the one just made is not taken as empty */
 		if (sub >= 0 && fstat(sub, &dst) < 0) {
 			rc = cf_err_errno("%s: stat directory", path);
