@@ -98,7 +98,7 @@ void rs_set_meta_fd(struct rctx *c, int fd, const struct cf_node *n, const char 
  * as itself: its link is not followed again).  Without /proc the mode is not
  * set (a warning): chmod by name would follow a swapped symlink. */
 void rs_set_meta_path(struct rctx *c, int pfd, const struct stat *st, const struct cf_node *n,
-			  const char *path)
+		      const char *path)
 {
 	char proc[32];
 	bool chowned = false;
@@ -129,7 +129,7 @@ void rs_set_meta_path(struct rctx *c, int pfd, const struct stat *st, const stru
 /* Set a directory's metadata once it is opened (beneath its root, through
  * no symlink) and found to be the directory planned (dev, ino). */
 void rs_set_dir_meta(struct rctx *c, uint32_t root, const char *rel, const struct cf_node *n,
-			 uint64_t dev, uint64_t ino)
+		     uint64_t dev, uint64_t ino)
 {
 	int fd = cf_fsat_open_dir(c->roots[root].fd, rel, O_RDONLY);
 	char *path = rs_join(c->roots[root].dir, rel);

@@ -127,7 +127,7 @@ static int open_tmp(struct rctx *c, struct rfile *f)
 		return CF_OK;
 	}
 	/* a file everyone may read in the end is made with its mode, which
-	 * saves the fchmod (set_meta_fd); any other is made 0600 until then:
+	 * saves the fchmod (rs_set_meta_fd); any other is made 0600 until then:
 	 * its owner is still this process', and its group that of the
 	 * directory, not yet its own */
 	mode_t mode = f->node.mode & 07777;
