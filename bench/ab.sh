@@ -15,7 +15,10 @@
 #   SRC       what to back up (default: the benchmark corpus, made if missing)
 # Env: BENCH_DIR (default /var/tmp/coffer-bench), AB_DIR work area (default
 #      $BENCH_DIR/ab, removed at the end), AB_FS_SIZE loop file system size
-#      (default 16G; sparse).
+#      (default 16G; sparse), AB_REPO a store to put the repositories in
+#      instead of a local directory (e.g. s3:http://127.0.0.1:16080/bucket:
+#      each backup run gets a fresh prefix beneath it, the restore one; the
+#      S3 credentials come from the usual AWS_* variables).
 # Prints each run (wall, user and system seconds, peak RSS) and the median wall
 # time of each binary.  Single runs on a shared VM vary by 10-20%: use 3 pairs
 # or more and look at the spread before believing a difference of a few percent.
@@ -54,6 +57,14 @@ cleanup()
 }
 trap cleanup EXIT
 
+nrepo=0
+repo=$W/repo
+next_repo()
+{
+	nrepo=$((nrepo + 1))
+	if [ -n "${AB_REPO:-}" ]; then repo=$AB_REPO/ab-$$-$nrepo; else rm -rf "$W/repo"; repo=$W/repo; fi
+}
+
 fresh_fs()
 {
 	umount "$mnt" 2>/dev/null || true
@@ -63,8 +74,9 @@ fresh_fs()
 
 if [ "$mode" = restore ]; then
 	[ "$(id -u)" = 0 ] || { echo "bench/ab.sh restore: needs root (a loop device per run)" >&2; exit 1; }
-	"$a" -r "$W/repo" init --kdf-passes 1 --kdf-memory 64 -q >/dev/null
-	"$a" -r "$W/repo" backup -q "$src"
+	next_repo
+	"$a" -r "$repo" init --kdf-passes 1 --kdf-memory 64 -q >/dev/null
+	"$a" -r "$repo" backup -q "$src"
 	truncate -s "${AB_FS_SIZE:-16G}" "$W/fs.img"
 	loop=$(losetup --direct-io=on -f --show "$W/fs.img")
 	# the loop device throttles writeback as the disk under it does: a new
@@ -84,14 +96,15 @@ run()
 {
 	local bin=$1 tag=$2 wall user sys rss
 	if [ "$mode" = backup ]; then
-		rm -rf "$W/repo" "$W/cache"
-		"$bin" -r "$W/repo" init --kdf-passes 1 --kdf-memory 64 -q >/dev/null
+		rm -rf "$W/cache"
+		next_repo
+		"$bin" -r "$repo" init --kdf-passes 1 --kdf-memory 64 -q >/dev/null
 		sync
-		/usr/bin/time -o "$W/time" -f '%e %U %S %M' "$bin" -r "$W/repo" backup -q "$src" >/dev/null
+		/usr/bin/time -o "$W/time" -f '%e %U %S %M' "$bin" -r "$repo" backup -q "$src" >/dev/null
 	else
 		fresh_fs
 		sync
-		/usr/bin/time -o "$W/time" -f '%e %U %S %M' "$bin" -r "$W/repo" restore -q latest --target "$mnt/t" >/dev/null
+		/usr/bin/time -o "$W/time" -f '%e %U %S %M' "$bin" -r "$repo" restore -q latest --target "$mnt/t" >/dev/null
 		diff -r "$src" "$mnt/t$(realpath "$src")" >/dev/null ||
 			{ echo "bench/ab.sh: $tag restored something else than $src" >&2; exit 1; }
 	fi

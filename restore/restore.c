@@ -493,9 +493,18 @@ static int write_files(struct rctx *c)
 			rs_finish_file(c, f);
 	}
 	int wrc = rs_fetch_and_write(c);
+	bool stopped = atomic_load(&c->stop) || cf_interrupted;
 	for (size_t i = 0; i < c->nfiles; i++) {
 		struct rfile *f = &c->files[i];
-		if (f->state == F_WRITE && !f->done) { /* interrupted: leave nothing half-written */
+		if (f->state == F_WRITE && !f->done) { /* leave nothing half-written */
+			/* Interrupted, the run says so once.  Otherwise every blob
+			 * should have reached its file, failed ones with their
+			 * error: a file still waiting for data is named, never
+			 * dropped in silence. */
+			if (!stopped && !f->failed)
+				rs_path_failed(c, f->path,
+					       cf_err(CF_EIO, "%s: not restored: %zu of its blobs were never read",
+						      f->path, f->remaining));
 			f->failed = true;
 			rs_finish_file(c, f);
 		}

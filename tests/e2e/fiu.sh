@@ -14,7 +14,7 @@
 # --read-data` passes and every snapshot taken before restores bit-exact.
 #
 # What libfiu sees: calls coffer's own code makes through the PLT (open,
-# writev, pwrite, fsync, rename, ftruncate in store/local.c, restore/restore.c,
+# writev, pwrite, fsync, rename, ftruncate in store/local.c, restore/write.c,
 # common/util.c).  Calls made inside libraries (glibc's stdio, libsodium,
 # libzstd, libcurl) are not intercepted, so stdout/stderr keep working.
 . "$(dirname "$0")/lib.sh"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # restore_pagecache.sh - a restore leaves what it wrote on the disk, not in
-# the page cache (restore/restore.c, "written files leave the page cache"):
+# the page cache (restore/write.c, "written files leave the page cache"):
 # a restore of 170 MiB in big and small files comes back equal, and
 # afterwards fincore finds almost none of the restored pages cached, where an
 # ordinary write-and-close leaves every one of them there.  Needs fincore
