@@ -12,6 +12,7 @@
  * above 2^63 appears negative in the JSON) and cast back when read.
  */
 #include "repo/tree.h"
+#include "common/array.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -70,18 +71,8 @@ void cf_tree_release(struct cf_tree *t)
 
 struct cf_node *cf_tree_add(struct cf_tree *t)
 {
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? 2 * t->cap : 16;
-		struct cf_node *p;
-
-		if (cap > SIZE_MAX / sizeof(*p))
-			return NULL;
-		p = realloc(t->nodes, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		t->nodes = p;
-		t->cap = cap;
-	}
+	if (CF_GROW(t->nodes, t->n + 1, t->cap))
+		return NULL;
 	memset(&t->nodes[t->n], 0, sizeof(t->nodes[0]));
 	return &t->nodes[t->n++];
 }

@@ -1,5 +1,6 @@
 /* db_restore.c - see db_restore.h. */
 #include "restore/db_restore.h"
+#include "common/array.h"
 #include "sources/mariadb_load.h"
 #include "sources/dburl.h"
 #include "repo/tree.h"
@@ -91,14 +92,9 @@ static int add_dumps(struct dumps *d, const struct cf_tree *t, const char *sub)
 		size_t l = strlen(n->name);
 		if (n->type != CF_NODE_FILE || l < 5 || strcmp(n->name + l - 4, ".sql"))
 			continue;
-		if (d->n == d->cap) {
-			size_t cap = d->cap ? d->cap * 2 : 16;
-			void *v = realloc(d->v, cap * sizeof(*d->v));
-			if (!v)
-				return cf_err(CF_ENOMEM, "out of memory");
-			d->v = v;
-			d->cap = cap;
-		}
+		int grc = CF_GROW(d->v, d->n + 1, d->cap);
+		if (grc)
+			return grc;
 		struct dump *x = &d->v[d->n];
 		memset(x, 0, sizeof(*x));
 		x->node = n;

@@ -1,5 +1,6 @@
 /* dump.c - see dump.h. */
 #include "restore/dump.h"
+#include "common/array.h"
 #include "restore/restore.h"
 #include "repo/tree.h"
 #include "common/error.h"
@@ -110,16 +111,8 @@ static int dump_node(struct dctx *d, const struct cf_node *n, const char *path)
 					link = true;
 				}
 			if (!link) {
-				if (d->nhl == d->hlcap) {
-					size_t cap = d->hlcap ? 2 * d->hlcap : 32;
-					void *p = realloc(d->hl, cap * sizeof(*d->hl));
-					if (!p) {
-						rc = cf_err(CF_ENOMEM, "out of memory");
-						goto out;
-					}
-					d->hl = p;
-					d->hlcap = cap;
-				}
+				if ((rc = CF_GROW(d->hl, d->nhl + 1, d->hlcap)))
+					goto out;
 				if (!(d->hl[d->nhl].path = strdup(path))) {
 					rc = cf_err(CF_ENOMEM, "out of memory");
 					goto out;
