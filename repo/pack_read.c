@@ -310,7 +310,6 @@ struct reader {
 	cf_pack_blob_fn fn;
 	void *ctx;
 	struct cf_buf *plain;   /* the opened blob */
-	bool other;             /* try other copies of a blob that fails */
 };
 
 static void reader_init(struct reader *d, struct cf_repo *r, const uint8_t pack[CF_ID_LEN],
@@ -324,7 +323,6 @@ static void reader_init(struct reader *d, struct cf_repo *r, const uint8_t pack[
 	d->fn = fn;
 	d->ctx = ctx;
 	d->plain = plain;
-	d->other = true;
 }
 
 static int open_want(struct cf_repo *r, const uint8_t pack[CF_ID_LEN], const struct cf_pack_want *w,
@@ -422,7 +420,7 @@ static int fail_group(struct reader *d, size_t *k, size_t end, int rc, const cha
 		snprintf(m, sizeof(m), "%s (blob %.16s)", msg, bhex);
 	else
 		snprintf(m, sizeof(m), "%s", cf_errmsg(rc));
-	if (d->other && rc != CF_ENOMEM && rc != CF_EINTR) {
+	if (rc != CF_ENOMEM && rc != CF_EINTR) {
 		int orc = other_copy(d, w, &tried);
 		if (orc == CF_OK)
 			return deliver(d, k, end, CF_OK, NULL);
