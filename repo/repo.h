@@ -163,10 +163,13 @@ void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t i
 int cf_repo_seal_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out);
 int cf_repo_open_local(struct cf_repo *r, const void *p, size_t n, struct cf_buf *out);
 
-/* Read a blob into out (replaced).  CF_ENOENT if no index names it;
- * CF_ECORRUPT naming the pack if it fails to open.  A blob that index files
- * list at several places is tried at each (the one in a pack the store has
- * first) before this gives up. */
+/* Read a blob into out (replaced), through the pack reader (pack_read.h: a
+ * ranged read, or for a tree of a remote store the tree-pack cache).
+ * CF_ENOENT if no index names it; CF_ECORRUPT naming the pack and the blob
+ * if it fails to open or its pack is missing; the store's error, naming
+ * the pack, if the read fails.  A blob that index files list at several
+ * places is tried at each (the one in a pack the store has first) before
+ * this gives up. */
 int cf_repo_load_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], struct cf_buf *out);
 /* The same, skipping the locations in pack skip (a caller that already
  * failed to read it there): CF_ECORRUPT when the blob has no other. */
@@ -185,15 +188,19 @@ int cf_repo_lookup(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], str
 int cf_repo_lookup_nth(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN], unsigned k,
 		       struct cf_blob_loc *loc);
 
-/* Open one sealed blob already fetched (length loc->length) into out. */
+/* Open one sealed blob already fetched (length loc->length) into out
+ * (replaced, NUL-terminated): unseal it with (type, id), decompress, check
+ * its length.  CF_OK, CF_ENOMEM, or CF_ECORRUPT naming the pack and the
+ * blob.  Allocates nothing per blob (the thread keeps its buffers). */
 int cf_repo_open_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
 		      const struct cf_blob_loc *loc, const uint8_t *sealed, struct cf_buf *out);
 
 /* How many packs may be uploading at once (default 2 to a local directory,
  * 4 to a remote store; --s3-connections sets it to the number of
- * connections).  Full packs are handed to uploader threads so that hashing,
- * compression and sealing go on while packs travel; at most this many full
- * packs wait in memory (back-pressure on the workers). */
+ * connections).  Full packs are handed to an upload pool of this many
+ * threads so that hashing, compression and sealing go on while packs
+ * travel; one more full pack may wait, then save_blob waits (back-pressure
+ * on the workers).  Read when the first full pack is uploaded. */
 void cf_repo_set_upload_threads(struct cf_repo *r, int n);
 
 /* Upload open packs and write an index file naming them.  Call before
@@ -212,7 +219,8 @@ struct cf_pack_entry {
 	uint32_t offset, length, rawlen;
 };
 /* Read and parse a pack's header from its full bytes (or the tail).  Caller
- * frees *entries with free().  CF_ECORRUPT with a message. */
+ * frees *entries with free().  CF_ECORRUPT with a message.  Readers of whole
+ * packs use cf_repo_read_pack_all() (pack_read.h). */
 int cf_pack_parse(struct cf_repo *r, const uint8_t *pack, size_t len,
 		  struct cf_pack_entry **entries, size_t *n);
 
