@@ -7,8 +7,10 @@
  * index names exists with exactly the size its entries imply; every snapshot
  * opens; every tree reachable from a snapshot opens and decodes; every blob a
  * tree references is in the index.  Data (--read-data): every pack is read
- * whole, its hash must equal its name, its header must open, and every blob in
- * it must open, decompress and hash to its id.
+ * whole (cf_repo_read_pack_all), its bytes must have its name (format 3:
+ * the hash of its header and trailer; 1 and 2: of all its bytes), its
+ * header must open, and every blob in it must open, decompress and hash to
+ * its id.
  *
  * Each problem is reported on stderr as one line naming the object; the
  * return is CF_OK when there were none, CF_ECORRUPT otherwise.
