@@ -69,11 +69,6 @@ void cf_backend_free(struct cf_backend *be)
 		be->ops->free(be);
 }
 
-void cf_backend_pack_path(const char *hexid, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "data/%.2s/%s", hexid, hexid);
-}
-
 uint64_t cf_be_object_max(const char *path)
 {
 	static const char *const small[] = { "config", "keys/", "snapshots/", "locks/" };

@@ -142,11 +142,6 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 int cf_backend_fault_new(const char *inner_location, const struct cf_backend_opts *opts,
 			 struct cf_backend **out);
 
-/* Deprecated: only repo/ knows where packs are (cf_repo_pack_path in
- * repo/repo_int.h, the same path).  Kept while restore/ and the backend
- * tests still call it; to be removed with their last call. */
-void cf_backend_pack_path(const char *hexid, char *out, size_t outlen);
-
 /* The most bytes a whole-object read of path may return: what an object
  * under that name can legitimately hold, so that a store answering with an
  * endless body fails the read instead of exhausting memory.  16 MiB for

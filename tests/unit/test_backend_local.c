@@ -38,6 +38,13 @@
 #include "common/util.h"
 #include "store/backend.h"
 
+/* Where the repository keeps a pack (repo/ decides; the store only holds
+ * names): "data/ab/abcdef...". */
+static void pack_path(const char *hexid, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "data/%.2s/%.64s", hexid, hexid);
+}
+
 /* ---- helpers ---- */
 
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
@@ -265,7 +272,7 @@ static void test_put_stage_commit_abort(void **state)
 	fill(data, sizeof(data), 11);
 	memcpy(want, data, sizeof(data));
 	hexname(11, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
 	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
 	struct iovec iov[2] = { { data, 1000 }, { data + 1000, 2000 } };
@@ -282,7 +289,7 @@ static void test_put_stage_commit_abort(void **state)
 	assert_int_equal(count_prefixed(dir, ".tmp-"), 0);
 
 	hexname(12, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
 	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
 	assert_int_equal(cf_be_put_stage(f->be, path, iov, 2, NULL, &h), CF_OK);
@@ -318,7 +325,7 @@ static void test_put_stage_big(void **state)
 		off += len;
 	}
 	hexname(14, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	assert_int_equal(cf_be_put_stage(f->be, path, iov, n, NULL, &h), CF_OK);
 	assert_int_equal(cf_be_put_commit(f->be, h), CF_OK);
 	assert_int_equal(cf_be_get(f->be, path, &b), CF_OK);
@@ -326,7 +333,7 @@ static void test_put_stage_big(void **state)
 	assert_memory_equal(b.data, data, total);
 	/* one of exactly 4 MiB (no padding) too */
 	hexname(15, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	struct iovec one = { data, 4u << 20 };
 	assert_int_equal(cf_be_put_stage(f->be, path, &one, 1, NULL, &h), CF_OK);
 	assert_int_equal(cf_be_put_commit(f->be, h), CF_OK);
@@ -338,7 +345,7 @@ static void test_put_stage_big(void **state)
 	 * offset and length, the end of a file whose last block is short, into
 	 * the same buffer again and again and into a buffer not aligned */
 	hexname(14, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	const struct { size_t off, len; } rg[] = {
 		{ 0, 256u << 10 },         { 1, 300000 },          { 4095, 2u << 20 },
 		{ 4096, 1u << 20 },        { 12345, 4u << 20 },    { total - 300000, 300000 },
@@ -373,7 +380,7 @@ static void test_put_existing_keeps_file(void **state)
 
 	fill(data, sizeof(data), 3);
 	hexname(3, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
 	assert_int_equal(cf_be_put(f->be, path, data, sizeof(data)), CF_OK);
 	assert_int_equal(stat(fp, &st1), 0);
@@ -402,7 +409,7 @@ static void test_get_range(void **state)
 
 	fill(data, sizeof(data), 4);
 	hexname(4, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	assert_int_equal(cf_be_put(f->be, path, data, sizeof(data)), CF_OK);
 
 	assert_int_equal(cf_be_get_range(f->be, path, 1234, 500, &b), CF_OK);
@@ -436,7 +443,7 @@ static void test_list_data_fanout(void **state)
 
 	for (int i = 0; i < 5; i++) {
 		hexname(100 + (uint64_t)i, hex[i]);
-		cf_backend_pack_path(hex[i], path, sizeof(path));
+		pack_path(hex[i], path, sizeof(path));
 		assert_int_equal(cf_be_put(f->be, path, hex[i], (size_t)i + 1), CF_OK);
 	}
 	/* leftovers of an interrupted put, in a fan-out dir and at the top */
@@ -521,7 +528,7 @@ static void test_missing_fanout_dirs(void **state)
 	assert_int_equal(ns.n, 0);
 
 	hexname(300, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	assert_int_equal(cf_be_put(f->be, path, "pack", 4), CF_OK);
 	assert_int_equal(cf_be_get(f->be, path, &b), CF_OK);
 	assert_int_equal(b.len, 4);
@@ -562,7 +569,7 @@ static void test_put_failing_midway_leaves_nothing(void **state)
 	size_t len = 4u << 20;
 
 	hexname(6, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
 	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
 
@@ -611,7 +618,7 @@ static void test_put_readonly_dir(void **state)
 		skip();
 	}
 	hexname(7, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
 	snprintf(dir, sizeof(dir), "%s/data/%.2s", f->dir, hex);
 	assert_int_equal(chmod(dir, 0500), 0);
@@ -665,7 +672,7 @@ static void test_reader_never_sees_prefix(void **state)
 	assert_non_null(data);
 	memset(data, 0x5a, len);
 	hexname(8, hex);
-	cf_backend_pack_path(hex, path, sizeof(path));
+	pack_path(hex, path, sizeof(path));
 	struct reader rd = { .be = f->be, .path = path, .len = len, .byte = 0x5a };
 	assert_int_equal(pthread_create(&t, NULL, read_loop, &rd), 0);
 	usleep(1000);
@@ -702,7 +709,7 @@ static void *worker(void *arg)
 		size_t len = 1 + (size_t)(seed * 7919 % sizeof(data));
 		fill(data, len, seed);
 		hexname(seed, hex);
-		cf_backend_pack_path(hex, path, sizeof(path));
+		pack_path(hex, path, sizeof(path));
 		if (cf_be_put(w->be, path, data, len) != CF_OK)
 			w->errors++;
 		/* the same object again, as a retry would */
