@@ -107,8 +107,7 @@ static bool dc_file(struct cf_repo *r, const char *dir, const char *host, char *
 		ok = cf_buf_add(&k, paths[i], strlen(paths[i]) + 1) == CF_OK;
 	uint8_t h[CF_ID_LEN];
 	char rid[CF_ID_HEX], hh[CF_ID_HEX];
-	if (ok) {
-		cf_repo_blob_id(r, k.data, k.len, h);
+	if (ok && (ok = cf_repo_blob_id(r, k.data, k.len, h) == CF_OK)) {
 		cf_hex(cf_repo_config(r)->id, CF_ID_LEN, rid);
 		cf_hex(h, 16, hh);
 		ok = (size_t)snprintf(out, n, "%s/%s/dirs-%s", dir, rid, hh) < n;

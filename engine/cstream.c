@@ -175,7 +175,11 @@ static int zero_chunk_learn(struct cstream *s, struct zero_chunk *z)
 		z->len = SIZE_MAX;
 	} else {
 		z->len = k;
-		cf_repo_blob_id(s->c->repo, zeros, k, z->id);
+		int rc = cf_repo_blob_id(s->c->repo, zeros, k, z->id);
+		if (rc) {
+			free(zeros);
+			return rc;
+		}
 	}
 	free(zeros);
 	return CF_OK;

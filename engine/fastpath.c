@@ -98,7 +98,10 @@ void eng_dc_record(struct ctx *c, const struct cf_tree *t, const uint8_t id[CF_I
 		fp_add(h, t->nodes[i].name, &f);
 		nsub += t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree;
 	}
-	cf_hasher_final(h, dg);
+	if (cf_hasher_final(h, dg) != CF_OK) { /* (frees it) */
+		eng_dc_off(c);
+		return;
+	}
 	bool ok = cf_dc_add(&c->dc_out, id, dg, nsub) == CF_OK;
 	for (size_t i = 0; ok && i < t->n; i++)
 		if (t->nodes[i].type == CF_NODE_DIR && t->nodes[i].has_subtree)
@@ -232,10 +235,10 @@ int eng_dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
 		subs[nsubs].name = names[i];
 		subs[nsubs++].old = sid;
 	}
-	cf_hasher_final(h, dg);
+	int hrc = cf_hasher_final(h, dg);
 	h = NULL;
-	if (memcmp(dg, ce->digest, CF_ID_LEN))
-		goto out;
+	if (hrc != CF_OK || memcmp(dg, ce->digest, CF_ID_LEN))
+		goto out; /* (no digest: as if changed, the directory is walked) */
 
 	/* the directory's own entries are unchanged: count its files, go down */
 	c->sum->total_files_processed += files;

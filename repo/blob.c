@@ -52,9 +52,9 @@ static struct opener *thread_opener(void)
 	return o;
 }
 
-void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN])
+int cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN])
 {
-	cf_blob_id(r->key, p, n, id);
+	return cf_blob_id(r->key, p, n, id);
 }
 
 /* ---- opening and loading ---- */

@@ -256,7 +256,9 @@ static int check_item(const struct cf_pack_item *it, void *ctx)
 		return CF_OK;
 	}
 	uint8_t id[CF_ID_LEN];
-	cf_blob_id(k->r->key, it->plain, it->n, id);
+	int hrc = cf_blob_id(k->r->key, it->plain, it->n, id);
+	if (hrc)
+		return hrc;
 	if (memcmp(id, it->e->id, CF_ID_LEN)) {
 		char bh[CF_ID_HEX];
 		cf_hex(it->e->id, CF_ID_LEN, bh);

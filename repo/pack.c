@@ -128,15 +128,12 @@ static void packer_free(struct cf_repo *r, struct cf_packer *p)
 
 int cf_pack_name(const struct cf_repo *r, const uint8_t *pack, size_t len, uint8_t id[CF_ID_LEN])
 {
-	if (r->cfg.version < 3) {
-		cf_hash_with(cf_repo_name_alg(r), pack, len, id);
-		return CF_OK;
-	}
+	if (r->cfg.version < 3)
+		return cf_hash_with(cf_repo_name_alg(r), pack, len, id);
 	uint32_t hl = len >= 4 ? cf_get_le32(pack + len - 4) : 0;
 	if (len < 4 || hl > len - 4)
 		return cf_err(CF_ECORRUPT, "its last 4 bytes do not give the length of a header");
-	cf_hash_with(CF_HASH_SHA256, pack + len - 4 - hl, (size_t)hl + 4, id);
-	return CF_OK;
+	return cf_hash_with(CF_HASH_SHA256, pack + len - 4 - hl, (size_t)hl + 4, id);
 }
 
 /* First half of a pack's upload: shuffle the blobs, seal the header, name
@@ -194,8 +191,10 @@ static int pack_stage(struct cf_repo *r, struct cf_packer *p)
 	iov[p->n + 1] = (struct iovec){ trailer, 4 };
 	cf_hasher_update(hs, shdr.data, shdr.len);
 	cf_hasher_update(hs, trailer, 4);
-	cf_hasher_final(hs, p->packid);
+	rc = cf_hasher_final(hs, p->packid); /* (a failed update is remembered) */
 	hs = NULL;
+	if (rc)
+		goto out;
 
 	cf_hex(p->packid, CF_ID_LEN, hex);
 	cf_repo_pack_path(hex, path, sizeof(path));
@@ -420,7 +419,8 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 		return cf_err(CF_EINVAL, "blob of %zu bytes is too large", n);
 	if (!sc)
 		return cf_err(CF_ENOMEM, "out of memory");
-	cf_blob_id(r->key, p, n, id);
+	if ((rc = cf_blob_id(r->key, p, n, id)))
+		return rc;
 
 	pthread_mutex_lock(&r->mu);
 	if (r->upload_st.code) {

@@ -101,9 +101,9 @@ int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void 
 	char path[128];
 	int rc;
 
-	if ((rc = cf_repo_seal(r, type, NULL, p, n, &sealed)))
+	if ((rc = cf_repo_seal(r, type, NULL, p, n, &sealed)) ||
+	    (rc = cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h)))
 		goto out;
-	cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h);
 	cf_hex(h, CF_ID_LEN, hex);
 	snprintf(path, sizeof(path), "%s/%s", dir, hex);
 	if ((rc = cf_be_put(r->be, path, sealed.data, sealed.len)))
@@ -126,7 +126,8 @@ static int get_sealed(struct cf_repo *r, const char *path, const uint8_t *want, 
 	if (want) {
 		uint8_t h[CF_ID_LEN];
 		char hex[CF_ID_HEX];
-		cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h);
+		if ((rc = cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h)))
+			goto out;
 		if (memcmp(h, want, CF_ID_LEN)) {
 			cf_hex(h, CF_ID_LEN, hex);
 			rc = cf_err(CF_ECORRUPT, "%s does not match its name: its %zu bytes hash to %.16s "
@@ -254,9 +255,9 @@ static int write_keyfile(struct cf_repo *r, const char *password, size_t pwlen,
 	int rc;
 
 	whoami(host, sizeof(host), user, sizeof(user));
-	if ((rc = cf_keyfile_seal(r->key, password, pwlen, kdf, host, user, &kf)))
+	if ((rc = cf_keyfile_seal(r->key, password, pwlen, kdf, host, user, &kf)) ||
+	    (rc = cf_hash_with(cf_repo_name_alg(r), kf.data, kf.len, h)))
 		goto out;
-	cf_hash_with(cf_repo_name_alg(r), kf.data, kf.len, h);
 	cf_hex(h, CF_ID_LEN, name);
 	snprintf(path, sizeof(path), "keys/%s", name);
 	rc = cf_be_put(r->be, path, kf.data, kf.len);
@@ -542,8 +543,8 @@ static int collect_key(const char *name, uint64_t size, void *ctx)
 		/* a key file is named by the hash of its bytes: one moved under
 		 * another's name would be listed, and removed, as the other */
 		uint8_t h[CF_ID_LEN], want[CF_ID_LEN];
-		cf_hash_with(cf_repo_name_alg(kl->r), kf.data, kf.len, h);
-		if (cf_unhex(name, want, CF_ID_LEN) || memcmp(h, want, CF_ID_LEN))
+		if (cf_hash_with(cf_repo_name_alg(kl->r), kf.data, kf.len, h) != CF_OK ||
+		    cf_unhex(name, want, CF_ID_LEN) || memcmp(h, want, CF_ID_LEN))
 			cf_warn("warning: key file %s does not match its name (another key file stored "
 				"under this name?)", name);
 		rc = cf_keyfile_info(kf.data, kf.len, &ki->host, &ki->user, &ki->created);

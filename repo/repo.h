@@ -156,7 +156,7 @@ int cf_repo_save_blob(struct cf_repo *r, int type, const void *p, size_t n,
 
 /* The blob id this repository gives plaintext p (HMAC-SHA-256 under the blob-id key), e.g. to
  * see whether a file on disk already holds a snapshot's content. */
-void cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN]);
+int cf_repo_blob_id(const struct cf_repo *r, const void *p, size_t n, uint8_t id[CF_ID_LEN]);
 /* Seal bytes kept outside the repository (the local directory cache) with
  * the repository key, and open them again: CF_ECORRUPT when they were not
  * sealed by this repository's key or were changed since. */

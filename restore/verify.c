@@ -50,7 +50,9 @@ static int file_matches(struct rctx *c, int fd, const struct cf_node *n, struct 
 			return cf_err_errno("read");
 		if ((size_t)got != loc.rawlen)
 			return CF_OK;
-		cf_repo_blob_id(c->repo, buf->data, loc.rawlen, id);
+		int hrc = cf_repo_blob_id(c->repo, buf->data, loc.rawlen, id);
+		if (hrc)
+			return hrc;
 		if (memcmp(id, n->content[i], CF_ID_LEN))
 			return CF_OK;
 		off += loc.rawlen;
