@@ -37,6 +37,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "store/backend.h"
+#include "testutil.h"
 
 /* Where the repository keeps a pack (repo/ decides; the store only holds
  * names): "data/ab/abcdef...". */
@@ -71,8 +72,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cf-test-local.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	make_tmpdir(f->dir, sizeof(f->dir), "/tmp/cf-test-local.XXXXXX");
 	assert_int_equal(cf_backend_local_new(f->dir, &f->be), CF_OK);
 	assert_int_equal(f->be->ops->create(f->be), CF_OK);
 	*state = f;
@@ -88,21 +88,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static void hexname(uint64_t seed, char out[CF_ID_HEX])
 {
 	uint8_t id[CF_ID_LEN];
-	fill(id, sizeof(id), seed);
+	fill_xorshift(id, sizeof(id), seed);
 	cf_hex(id, CF_ID_LEN, out);
 }
 
@@ -209,7 +198,7 @@ static void test_put_get_roundtrip(void **state)
 	uint64_t size = 0;
 	char hex[CF_ID_HEX], path[128];
 
-	fill(data, sizeof(data), 1);
+	fill_xorshift(data, sizeof(data), 1);
 	hexname(1, hex);
 	snprintf(path, sizeof(path), "index/%s", hex);
 	assert_int_equal(cf_be_put(f->be, path, data, sizeof(data)), CF_OK);
@@ -269,7 +258,7 @@ static void test_put_stage_commit_abort(void **state)
 	uint8_t data[3000], want[3000];
 	void *h = NULL;
 
-	fill(data, sizeof(data), 11);
+	fill_xorshift(data, sizeof(data), 11);
 	memcpy(want, data, sizeof(data));
 	hexname(11, hex);
 	pack_path(hex, path, sizeof(path));
@@ -313,7 +302,7 @@ static void test_put_stage_big(void **state)
 	struct iovec iov[64];
 	void *h = NULL;
 	assert_non_null(data);
-	fill(data, total, 13);
+	fill_xorshift(data, total, 13);
 	size_t off = 0;
 	int n = 0;
 	while (off < total) { /* 63 pieces of odd sizes, the last one the rest */
@@ -378,7 +367,7 @@ static void test_put_existing_keeps_file(void **state)
 	char hex[CF_ID_HEX], path[128], fp[256];
 	uint8_t data[4096];
 
-	fill(data, sizeof(data), 3);
+	fill_xorshift(data, sizeof(data), 3);
 	hexname(3, hex);
 	pack_path(hex, path, sizeof(path));
 	snprintf(fp, sizeof(fp), "%s/%s", f->dir, path);
@@ -407,7 +396,7 @@ static void test_get_range(void **state)
 	uint8_t data[10000];
 	char hex[CF_ID_HEX], path[128];
 
-	fill(data, sizeof(data), 4);
+	fill_xorshift(data, sizeof(data), 4);
 	hexname(4, hex);
 	pack_path(hex, path, sizeof(path));
 	assert_int_equal(cf_be_put(f->be, path, data, sizeof(data)), CF_OK);
@@ -707,7 +696,7 @@ static void *worker(void *arg)
 		uint64_t seed = 1000u + (uint64_t)w->num * 1000 + (uint64_t)i;
 		char hex[CF_ID_HEX], path[128];
 		size_t len = 1 + (size_t)(seed * 7919 % sizeof(data));
-		fill(data, len, seed);
+		fill_xorshift(data, len, seed);
 		hexname(seed, hex);
 		pack_path(hex, path, sizeof(path));
 		if (cf_be_put(w->be, path, data, len) != CF_OK)

@@ -48,10 +48,8 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct cf_backend *be;
-	struct cf_repo_init_opts o = { .compression = -1, .kdf_opslimit = 1, .kdf_memlimit = 8192 };
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cf-test-engine.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	make_tmpdir(f->dir, sizeof(f->dir), "/tmp/cf-test-engine.XXXXXX");
 	snprintf(f->repo, sizeof(f->repo), "%s/repo", f->dir);
 	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
 	assert_int_equal(mkdir(f->data, 0700), 0);
@@ -61,8 +59,7 @@ static int setup(void **state)
 	snprintf(p, sizeof(p), "%s/app.db", f->data);
 	put_file(p, "the live database\n");
 	assert_int_equal(cf_backend_local_new(f->repo, &be), CF_OK);
-	assert_int_equal(cf_repo_init(be, PW, strlen(PW), &o, &f->r), CF_OK);
-	cf_repo_free(f->r);
+	cf_repo_free(init_cheap(be, PW, -1));
 	assert_int_equal(cf_backend_local_new(f->repo, &be), CF_OK);
 	assert_int_equal(cf_repo_open(be, PW, strlen(PW), &f->r), CF_OK);
 	assert_int_equal(cf_repo_lock(f->r, false, 0), CF_OK);

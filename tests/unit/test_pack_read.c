@@ -39,41 +39,34 @@ struct fixture {
 	uint8_t ids[NBLOBS][CF_ID_LEN];
 };
 
-static void fill_random(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 /* blob i: BLOB bytes, less i (blobs of different lengths) */
 static size_t blob_len(int i) { return BLOB - (size_t)i * 7; }
+
+/* Saves the NBLOBS blobs of the fixture (their ids in f->ids), flushed:
+ * incompressible data blobs in one pack. */
+static void save_blobs(struct cf_repo *r, struct fixture *f)
+{
+	uint8_t *b = malloc(BLOB);
+	assert_non_null(b);
+	for (int i = 0; i < NBLOBS; i++) {
+		fill_xorshift(b, blob_len(i), (uint64_t)i + 1);
+		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, b, blob_len(i), f->ids[i], NULL, NULL),
+				 CF_OK);
+	}
+	free(b);
+	assert_int_equal(cf_repo_flush(r), CF_OK);
+}
 
 /* A repository with NBLOBS incompressible data blobs in one pack. */
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/cf-test-packread.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	make_tmpdir(f->dir, sizeof(f->dir), "/tmp/cf-test-packread.XXXXXX");
 	struct cf_backend *be;
-	struct cf_repo *r = NULL;
-	struct cf_repo_init_opts o = { .compression = -1, .kdf_opslimit = 1, .kdf_memlimit = 8192 };
 	assert_int_equal(cf_backend_local_new(f->dir, &be), CF_OK);
-	assert_int_equal(cf_repo_init(be, PW, strlen(PW), &o, &r), CF_OK);
-	uint8_t *b = malloc(BLOB);
-	assert_non_null(b);
-	for (int i = 0; i < NBLOBS; i++) {
-		fill_random(b, blob_len(i), (uint64_t)i + 1);
-		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, b, blob_len(i), f->ids[i], NULL, NULL),
-				 CF_OK);
-	}
-	free(b);
-	assert_int_equal(cf_repo_flush(r), CF_OK);
+	struct cf_repo *r = init_cheap(be, PW, -1);
+	save_blobs(r, f);
 	cf_repo_free(r);
 	unsetenv("COFFER_FAULTS");
 	*state = f;
@@ -92,17 +85,13 @@ static int teardown(void **state)
 /* ---- a store that counts pack reads and can stream ---- */
 
 struct probe {
-	struct cf_backend base;
-	struct cf_backend *inner;
+	FWD_HEAD;
 	int ranges, streams, gets, allgets;
 	size_t piece;       /* streaming: bytes handed over per call */
 	long break_after;   /* streaming: bytes handed over before the transfer breaks (-1: never) */
 };
 #define PB(be) ((struct probe *)(be))
 
-static int p_create(struct cf_backend *be) { return PB(be)->inner->ops->create(PB(be)->inner); }
-static int p_put(struct cf_backend *be, const char *p, const void *d, size_t n)
-{ return cf_be_put(PB(be)->inner, p, d, n); }
 static int p_get(struct cf_backend *be, const char *p, struct cf_buf *out)
 {
 	__atomic_add_fetch(&PB(be)->allgets, 1, __ATOMIC_SEQ_CST);
@@ -139,19 +128,9 @@ static int p_get_range_stream(struct cf_backend *be, const char *p, uint64_t off
 	cf_buf_release(&b);
 	return rc;
 }
-static int p_stat(struct cf_backend *be, const char *p, uint64_t *size)
-{ return cf_be_stat(PB(be)->inner, p, size); }
-static int p_list(struct cf_backend *be, const char *dir, cf_list_fn fn, void *ctx)
-{ return cf_be_list(PB(be)->inner, dir, fn, ctx); }
-static int p_remove(struct cf_backend *be, const char *p) { return cf_be_remove(PB(be)->inner, p); }
-static void p_free(struct cf_backend *be)
-{
-	cf_backend_free(PB(be)->inner);
-	free(be);
-}
 static const struct cf_backend_ops probe_ops = {
-	.name = "probe", .create = p_create, .put = p_put, .get = p_get, .get_range = p_get_range,
-	.stat = p_stat, .list = p_list, .remove = p_remove, .free = p_free,
+	.name = "probe", .create = fwd_create, .put = fwd_put, .get = p_get, .get_range = p_get_range,
+	.stat = fwd_stat, .list = fwd_list, .remove = fwd_remove, .free = fwd_free,
 	.get_range_stream = p_get_range_stream,
 };
 
@@ -159,11 +138,7 @@ static struct probe *probe_new(const char *location, unsigned caps)
 {
 	struct probe *p = calloc(1, sizeof(*p));
 	assert_non_null(p);
-	int rc = cf_backend_open(location, NULL, &p->inner);
-	if (rc)
-		fail_msg("open %s: %s", location, cf_errmsg(rc));
-	p->base.ops = &probe_ops;
-	p->base.caps = caps;
+	fwd_open(&p->fwd, location, &probe_ops, caps);
 	p->piece = 1000;
 	p->break_after = -1;
 	return p;
@@ -254,7 +229,7 @@ static int record(const struct cf_pack_want *w, int rc, const uint8_t *plain, si
 	} else {
 		uint8_t *want = malloc(BLOB);
 		assert_non_null(want);
-		fill_random(want, blob_len(i), (uint64_t)i + 1);
+		fill_xorshift(want, blob_len(i), (uint64_t)i + 1);
 		assert_int_equal(n, blob_len(i));
 		assert_memory_equal(plain, want, n);
 		free(want);
@@ -564,7 +539,7 @@ static void test_other_copy(void **state)
 	assert_int_equal(cf_repo_open(be, PW, strlen(PW), &r2), CF_OK);
 	uint8_t *b = malloc(BLOB);
 	assert_non_null(b);
-	fill_random(b, blob_len(3), 4);
+	fill_xorshift(b, blob_len(3), 4);
 	assert_int_equal(cf_repo_save_blob(r2, CF_BLOB_DATA, b, blob_len(3), id, NULL, NULL), CF_OK);
 	assert_memory_equal(id, f->ids[3], CF_ID_LEN);
 	assert_int_equal(cf_repo_flush(r2), CF_OK);
@@ -692,7 +667,7 @@ static void test_trees_remote(void **state)
 	assert_int_equal(cf_backend_local_new(f->dir, &be), CF_OK);
 	assert_int_equal(cf_repo_open(be, PW, strlen(PW), &r), CF_OK);
 	for (int i = 0; i < NT; i++) {
-		fill_random(b, sizeof(b), 1000 + (uint64_t)i);
+		fill_xorshift(b, sizeof(b), 1000 + (uint64_t)i);
 		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_TREE, b, sizeof(b), ids[i], NULL, NULL), CF_OK);
 	}
 	assert_int_equal(cf_repo_flush(r), CF_OK);
@@ -722,7 +697,7 @@ static void test_trees_remote(void **state)
 	assert_int_equal(pb->streams, 0);
 	struct cf_buf out = CF_BUF_INIT;
 	assert_int_equal(cf_repo_load_blob(r, CF_BLOB_TREE, ids[1], &out), CF_OK);
-	fill_random(b, sizeof(b), 1001);
+	fill_xorshift(b, sizeof(b), 1001);
 	assert_int_equal(out.len, sizeof(b));
 	assert_memory_equal(out.data, b, sizeof(b));
 	assert_int_equal(pb->gets, 1);
@@ -742,26 +717,16 @@ static void test_s3_streamed(void **state)
 	}
 	char loc[600];
 	snprintf(loc, sizeof(loc), "s3:%s/packread-%ld", u, (long)getpid());
-	struct cf_repo_init_opts o = { .compression = -1, .kdf_opslimit = 1, .kdf_memlimit = 8192 };
 	struct cf_backend *be;
 	struct cf_repo *r = NULL;
 	struct fixture *f = calloc(1, sizeof(*f));
-	uint8_t *b = malloc(BLOB);
 	assert_non_null(f);
-	assert_non_null(b);
 	int rc = cf_backend_open(loc, NULL, &be);
 	if (rc)
 		fail_msg("open %s: %s", loc, cf_errmsg(rc));
 	assert_true(cf_be_streams(be));
-	if ((rc = cf_repo_init(be, PW, strlen(PW), &o, &r)))
-		fail_msg("init: %s", cf_errmsg(rc));
-	for (int i = 0; i < NBLOBS; i++) {
-		fill_random(b, blob_len(i), (uint64_t)i + 1);
-		assert_int_equal(cf_repo_save_blob(r, CF_BLOB_DATA, b, blob_len(i), f->ids[i], NULL, NULL),
-				 CF_OK);
-	}
-	free(b);
-	assert_int_equal(cf_repo_flush(r), CF_OK);
+	r = init_cheap(be, PW, -1);
+	save_blobs(r, f);
 	cf_repo_free(r);
 
 	struct probe *pb = probe_new(loc, 0);
@@ -825,7 +790,7 @@ static int all_item(const struct cf_pack_item *it, void *ctx)
 	}
 	uint8_t *want = malloc(BLOB);
 	assert_non_null(want);
-	fill_random(want, blob_len(i), (uint64_t)i + 1);
+	fill_xorshift(want, blob_len(i), (uint64_t)i + 1);
 	assert_int_equal(it->n, blob_len(i));
 	assert_memory_equal(it->plain, want, it->n);
 	free(want);
