@@ -453,11 +453,54 @@ static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo
 	return rc;
 }
 
+/* Record in desc what the streams src gained since `from` are: one entry per
+ * SQLite file or command dump, one per MariaDB server with a database per
+ * dump.  A server's dumps are "mariadb/<db>.sql", from the second server on
+ * "mariadb/<host>-<n>/<db>.sql" (sources.h): the directory is the entry's
+ * path and the rest, less ".sql", the database's name.  The same as
+ * cli/cmd_backup.c's, for `coffer backup`. */
+static int describe_streams(struct cf_snapshot *desc, const struct cf_sources *src, size_t from,
+			    enum cf_source_kind kind, const char *url)
+{
+	struct cf_snapshot_source *e;
+	char dir[4096] = "mariadb";
+	int rc;
+
+	if (kind != CF_SOURCE_MARIADB) {
+		for (size_t i = from; i < src->n; i++)
+			if ((rc = cf_snapshot_add_source(desc, kind, src->streams[i].path, NULL, NULL)))
+				return rc;
+		return CF_OK;
+	}
+	if (from >= src->n)
+		return CF_OK;
+	if (src->nservers > 1) {
+		const char *p = src->streams[from].path, *sl = strchr(p + strlen("mariadb/"), '/');
+		snprintf(dir, sizeof(dir), "%.*s", sl ? (int)(sl - p) : (int)strlen(p), p);
+	}
+	if ((rc = cf_snapshot_add_source(desc, CF_SOURCE_MARIADB, dir, url, &e)))
+		return rc;
+	for (size_t i = from; i < src->n; i++) {
+		const char *p = src->streams[i].path;
+		size_t dl = strlen(dir), pl = strlen(p);
+		if (pl < dl + 5 || strncmp(p, dir, dl) || p[dl] != '/' || strcmp(p + pl - 4, ".sql"))
+			return cf_err(CF_EINVAL, "agent: unexpected MariaDB dump path %s", p);
+		char *name = strndup(p + dl + 1, pl - dl - 5);
+		if (!name)
+			return cf_err(CF_ENOMEM, "out of memory");
+		rc = cf_snapshot_source_add_db(e, name, p);
+		free(name);
+		if (rc)
+			return rc;
+	}
+	return CF_OK;
+}
+
 int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_agent_job *job)
 {
 	struct cf_docker_set stopped = CF_DOCKER_SET_INIT;
 	struct cf_sources src = CF_SOURCES_INIT;
-	struct cf_snapshot snap;
+	struct cf_snapshot snap, desc; /* desc: only its sources, what the streams are */
 	struct cf_repo *repo = NULL;
 	char **paths = NULL;
 	size_t npaths = 0;
@@ -465,6 +508,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 
 	memset(job, 0, sizeof(*job));
 	memset(&snap, 0, sizeof(snap));
+	memset(&desc, 0, sizeof(desc));
 	job->tick = tick;
 	job->snapshots = -1;
 	job->start_ns = cf_now_ns();
@@ -503,18 +547,21 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	}
 	/* Databases are dumped, not stopped: their consistent snapshots start
 	 * here, as close to the file backup as possible. */
-	for (size_t i = 0; i < c->nmariadb; i++)
-		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock))) {
+	for (size_t i = 0, from = src.n; i < c->nmariadb; i++, from = src.n)
+		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)) ||
+		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}
-	for (size_t i = 0; i < c->nsqlite; i++)
-		if ((rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL))) {
+	for (size_t i = 0, from = src.n; i < c->nsqlite; i++, from = src.n)
+		if ((rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL)) ||
+		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_SQLITE, NULL))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}
-	for (size_t i = 0; i < c->nstdin_cmds; i++)
-		if ((rc = cf_sources_add_command(&src, c->stdin_cmds[i].command, c->stdin_cmds[i].path))) {
+	for (size_t i = 0, from = src.n; i < c->nstdin_cmds; i++, from = src.n)
+		if ((rc = cf_sources_add_command(&src, c->stdin_cmds[i].command, c->stdin_cmds[i].path)) ||
+		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_COMMAND, NULL))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}
@@ -531,6 +578,8 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	o.npaths = npaths;
 	o.streams = src.streams;
 	o.nstreams = src.n;
+	o.sources = desc.sources;
+	o.nsources = desc.nsources;
 	resolve_host(c);
 	o.host = agent_g.host;
 	o.tags = (const char *const *)c->tags;
@@ -577,6 +626,7 @@ post:
 done:
 	cf_repo_free(repo);
 	cf_snapshot_release(&snap);
+	cf_snapshot_release(&desc);
 	cf_docker_set_release(&stopped);
 	cf_sources_release(&src);
 	for (size_t i = 0; i < npaths; i++)

@@ -58,6 +58,25 @@ int cmd_init(struct cli *c)
 	return EXIT_OK;
 }
 
+/* Under a snapshot's rows, in the Paths column, one line per source it
+ * records (none for a snapshot written before sources were recorded):
+ * "source: volume /data/app", "source: mariadb mariadb from mariadb://db:3306
+ * (databases app, shop)", "source: sqlite /data/app.db", "source: command
+ * postgres/x.sql". */
+static void print_sources(const struct cf_snapshot *s)
+{
+	for (size_t k = 0; k < s->nsources; k++) {
+		const struct cf_snapshot_source *e = &s->sources[k];
+		printf("%-8s  %-19s  %-16s  %-16s  source: %s %s", "", "", "", "",
+		       cf_source_kind_name((int)e->kind), e->path);
+		if (e->url)
+			printf(" from %s", e->url);
+		for (size_t d = 0; d < e->ndbs; d++)
+			printf("%s%s", d ? ", " : " (databases ", e->dbs[d].name);
+		printf("%s\n", e->ndbs ? ")" : "");
+	}
+}
+
 int cmd_snapshots(struct cli *c)
 {
 	struct cf_repo *r = NULL;
@@ -101,6 +120,7 @@ int cmd_snapshots(struct cli *c)
 				printf("%-8.8s  %-19s  %-16s  %-16s  %s\n", k ? "" : hex, k ? "" : t,
 				       k ? "" : s[i].hostname, k ? "" : tags,
 				       s[i].npaths ? s[i].paths[k] : "");
+			print_sources(&s[i]);
 			shown++;
 		}
 		printf("--------------------------------------------------------------------------------\n");

@@ -306,6 +306,13 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	for (size_t i = 0; i < o->ntags; i++)
 		if ((rc = cf_snapshot_add_tag(&snap, o->tags[i])))
 			goto out;
+	/* what the snapshot holds: each walked path, then the streams as the
+	 * caller described them */
+	for (size_t i = 0; i < o->npaths; i++)
+		if ((rc = cf_snapshot_add_source(&snap, CF_SOURCE_VOLUME, abs[i], NULL, NULL)))
+			goto out;
+	if ((rc = cf_snapshot_copy_sources(&snap, o->sources, o->nsources)))
+		goto out;
 	if (have_parent) {
 		snap.has_parent = true;
 		memcpy(snap.parent, parent.id, CF_ID_LEN);

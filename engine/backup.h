@@ -54,6 +54,9 @@ struct cf_backup_opts {
 	const uint8_t *parent;            /* force a parent snapshot id (NULL = find one) */
 	bool no_parent;                   /* read everything */
 	const char *cache_dir;            /* local directory cache (dircache.h); NULL = none */
+	/* what the streams are, recorded in the snapshot's "sources" after one
+	 * "volume" entry per path (added here); NULL = the streams undescribed */
+	const struct cf_snapshot_source *sources; size_t nsources;
 };
 
 /* Run a backup into r (opened, locked, index loaded).  On success the new

@@ -198,8 +198,23 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
+static void sources_free(struct cf_snapshot_source *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < v[i].ndbs; k++) {
+			free(v[i].dbs[k].name);
+			free(v[i].dbs[k].path);
+		}
+		free(v[i].dbs);
+		free(v[i].path);
+		free(v[i].url);
+	}
+	free(v);
+}
+
 void cf_snapshot_release(struct cf_snapshot *s)
 {
+	sources_free(s->sources, s->nsources);
 	free(s->hostname);
 	free(s->username);
 	free(s->program_version);
@@ -233,6 +248,118 @@ int cf_snapshot_add_path(struct cf_snapshot *s, const char *path)
 int cf_snapshot_add_tag(struct cf_snapshot *s, const char *tag)
 {
 	return list_add(&s->tags, &s->ntags, tag);
+}
+
+/* ---- sources --------------------------------------------------------- */
+
+static const char *const kind_names[] = {
+	[CF_SOURCE_VOLUME] = "volume", [CF_SOURCE_MARIADB] = "mariadb",
+	[CF_SOURCE_SQLITE] = "sqlite", [CF_SOURCE_COMMAND] = "command",
+};
+
+const char *cf_source_kind_name(int kind)
+{
+	if (kind < CF_SOURCE_VOLUME || kind > CF_SOURCE_COMMAND)
+		return NULL;
+	return kind_names[kind];
+}
+
+static int kind_of(const char *name)
+{
+	for (int k = CF_SOURCE_VOLUME; k <= CF_SOURCE_COMMAND; k++)
+		if (!strcmp(kind_names[k], name))
+			return k;
+	return 0;
+}
+
+char *cf_snapshot_strip_url(const char *in)
+{
+	const char *sep = strstr(in, "://");
+	size_t start = sep ? (size_t)(sep - in) + 3 : 0;
+	size_t alen = strcspn(in + start, "/?#");
+	const char *at = NULL;
+	char *bare, *out;
+	size_t n;
+
+	/* userinfo ends at the last '@' of the authority (a password may hold
+	 * '@' when the writer did not percent-encode it) */
+	for (const char *q = in + start; q < in + start + alen; q++)
+		if (*q == '@')
+			at = q;
+	n = strlen(in);
+	if (!(bare = malloc(n + 1)))
+		return NULL;
+	memcpy(bare, in, start);
+	snprintf(bare + start, n + 1 - start, "%s", at ? at + 1 : in + start);
+	/* "***" is 3 bytes where a secret value may be 1: room for that */
+	n = strlen(bare) * 3 + 4;
+	if ((out = malloc(n)))
+		cf_redact_url(bare, out, n);
+	free(bare);
+	return out;
+}
+
+int cf_snapshot_add_source(struct cf_snapshot *s, enum cf_source_kind kind, const char *path,
+			   const char *url, struct cf_snapshot_source **out)
+{
+	struct cf_snapshot_source *v, *e;
+
+	if (!cf_source_kind_name((int)kind) || !path)
+		return cf_err(CF_EINVAL, "snapshot source: unknown kind %d or no path", (int)kind);
+	if (s->nsources >= MAX_LIST)
+		return cf_err(CF_EINVAL, "too many sources (%zu)", s->nsources);
+	if (!(v = realloc(s->sources, (s->nsources + 1) * sizeof(*v))))
+		return cf_err(CF_ENOMEM, "out of memory");
+	s->sources = v;
+	e = &v[s->nsources];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	if (!(e->path = strdup(path)) || (url && !(e->url = cf_snapshot_strip_url(url)))) {
+		free(e->path);
+		e->path = NULL;
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	s->nsources++;
+	if (out)
+		*out = e;
+	return CF_OK;
+}
+
+int cf_snapshot_source_add_db(struct cf_snapshot_source *src, const char *name, const char *path)
+{
+	struct cf_snapshot_db *v;
+	char *a, *b;
+
+	if (src->ndbs >= MAX_LIST)
+		return cf_err(CF_EINVAL, "too many databases (%zu)", src->ndbs);
+	a = strdup(name);
+	b = strdup(path);
+	v = a && b ? realloc(src->dbs, (src->ndbs + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(a);
+		free(b);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	src->dbs = v;
+	v[src->ndbs].name = a;
+	v[src->ndbs].path = b;
+	src->ndbs++;
+	return CF_OK;
+}
+
+int cf_snapshot_copy_sources(struct cf_snapshot *s, const struct cf_snapshot_source *v, size_t n)
+{
+	struct cf_snapshot_source *e;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((r = cf_snapshot_add_source(s, v[i].kind, v[i].path, v[i].url, &e)) != CF_OK)
+			return r;
+		for (size_t k = 0; k < v[i].ndbs; k++)
+			if ((r = cf_snapshot_source_add_db(e, v[i].dbs[k].name, v[i].dbs[k].path)) != CF_OK)
+				return r;
+	}
+	return CF_OK;
 }
 
 /* ---- encoding -------------------------------------------------------- */
@@ -345,6 +472,76 @@ out:
 	return r;
 }
 
+/* {"kind","path"[,"url"][,"databases":[{"name","path"},...]]} per source */
+static int put_sources(json_t *o, const struct cf_snapshot_source *v, size_t n)
+{
+	json_t *a = json_array(), *e = NULL, *dbs = NULL;
+	char *url = NULL;
+	int r = CF_OK;
+
+	if (!a)
+		return enomem();
+	for (size_t i = 0; i < n && r == CF_OK; i++) {
+		const char *kind = cf_source_kind_name((int)v[i].kind);
+
+		if (!kind || !v[i].path) {
+			r = cf_err(CF_EINVAL, "snapshot source %zu: unknown kind or no path", i);
+			break;
+		}
+		if (!(e = json_object())) {
+			r = enomem();
+			break;
+		}
+		if ((r = put(e, "kind", json_string(kind))) != CF_OK ||
+		    (r = put(e, "path", lossy_string(v[i].path))) != CF_OK)
+			break;
+		/* stripped again here: whatever filled the struct, no password is
+		 * ever written */
+		if (v[i].url) {
+			if (!(url = cf_snapshot_strip_url(v[i].url)) ||
+			    (r = put(e, "url", lossy_string(url))) != CF_OK) {
+				r = r != CF_OK ? r : enomem();
+				break;
+			}
+			free(url);
+			url = NULL;
+		}
+		if (v[i].ndbs) {
+			if (!(dbs = json_array())) {
+				r = enomem();
+				break;
+			}
+			for (size_t k = 0; k < v[i].ndbs && r == CF_OK; k++) {
+				json_t *d = json_object();
+
+				if (!d || json_array_append_new(dbs, d) != 0) {
+					r = enomem();
+					break;
+				}
+				if ((r = put(d, "name", lossy_string(v[i].dbs[k].name))) == CF_OK)
+					r = put(d, "path", lossy_string(v[i].dbs[k].path));
+			}
+			if (r != CF_OK)
+				break;
+			r = put(e, "databases", dbs);
+			dbs = NULL; /* put took it, also on failure */
+			if (r != CF_OK)
+				break;
+		}
+		if (json_array_append_new(a, e) != 0)
+			r = enomem();
+		e = NULL;
+	}
+	free(url);
+	json_decref(dbs);
+	json_decref(e);
+	if (r != CF_OK) {
+		json_decref(a);
+		return r;
+	}
+	return put(o, "sources", a);
+}
+
 static int build(const struct cf_snapshot *s, json_t **out)
 {
 	json_t *o;
@@ -369,7 +566,8 @@ static int build(const struct cf_snapshot *s, json_t **out)
 	    (s->program_version &&
 	     (r = put(o, "program_version", lossy_string(s->program_version))) != CF_OK) ||
 	    (s->has_summary && (r = put_summary(o, &s->summary)) != CF_OK) ||
-	    (s->has_original && (r = put_id(o, "original", s->original)) != CF_OK)) {
+	    (s->has_original && (r = put_id(o, "original", s->original)) != CF_OK) ||
+	    (s->nsources && (r = put_sources(o, s->sources, s->nsources)) != CF_OK)) {
 		json_decref(o);
 		return r;
 	}
@@ -557,10 +755,79 @@ static int get_summary(json_t *j, struct cf_snapshot_summary *m)
 	return CF_OK;
 }
 
+/* One MariaDB source's "databases". */
+static int get_dbs(json_t *a, size_t i, struct cf_snapshot_source *e)
+{
+	size_t count;
+	int r;
+
+	if (!json_is_array(a))
+		return BAD("\"sources\"[%zu].databases is not an array", i);
+	if ((count = json_array_size(a)) > MAX_LIST)
+		return BAD("\"sources\"[%zu].databases has too many entries (%zu)", i, count);
+	for (size_t k = 0; k < count; k++) {
+		json_t *d = json_array_get(a, k);
+		char *name = NULL, *path = NULL;
+
+		if (!json_is_object(d))
+			return BAD("\"sources\"[%zu].databases[%zu] is not an object", i, k);
+		if ((r = get_str(d, "name", true, &name)) != CF_OK ||
+		    (r = get_str(d, "path", true, &path)) != CF_OK ||
+		    (r = cf_snapshot_source_add_db(e, name, path)) != CF_OK) {
+			free(name);
+			free(path);
+			return r == CF_EINVAL ? BAD("\"sources\"[%zu]: too many databases", i) : r;
+		}
+		free(name);
+		free(path);
+	}
+	return CF_OK;
+}
+
+/* "sources": an entry of a kind this version does not know is skipped (a
+ * later version's source: the files are in the tree all the same); unknown
+ * keys in an entry are ignored. */
+static int get_sources(json_t *a, struct cf_snapshot *s)
+{
+	size_t count;
+	int r;
+
+	if (!json_is_array(a))
+		return BAD("\"sources\" is not an array");
+	if ((count = json_array_size(a)) > MAX_LIST)
+		return BAD("\"sources\" has too many entries (%zu)", count);
+	for (size_t i = 0; i < count; i++) {
+		json_t *o = json_array_get(a, i), *k, *dbs;
+		struct cf_snapshot_source *e;
+		char *path = NULL, *url = NULL;
+		int kind;
+
+		if (!json_is_object(o))
+			return BAD("\"sources\"[%zu] is not an object", i);
+		k = json_object_get(o, "kind");
+		if (!json_is_string(k))
+			return BAD("\"sources\"[%zu].kind is missing or not a string", i);
+		if ((r = get_str(o, "path", true, &path)) != CF_OK ||
+		    (r = get_str(o, "url", false, &url)) != CF_OK) {
+			free(path);
+			return r;
+		}
+		kind = kind_of(json_string_value(k));
+		r = kind ? cf_snapshot_add_source(s, (enum cf_source_kind)kind, path, url, &e) : CF_OK;
+		free(path);
+		free(url);
+		if (r != CF_OK)
+			return r == CF_EINVAL ? BAD("too many sources") : r;
+		if (kind && (dbs = json_object_get(o, "databases")) && (r = get_dbs(dbs, i, e)) != CF_OK)
+			return r;
+	}
+	return CF_OK;
+}
+
 int cf_snapshot_decode(const void *p, size_t n, struct cf_snapshot *s)
 {
 	json_error_t jerr;
-	json_t *root, *sum;
+	json_t *root, *sum, *src;
 	int r;
 
 	memset(&jerr, 0, sizeof(jerr));
@@ -594,6 +861,8 @@ int cf_snapshot_decode(const void *p, size_t n, struct cf_snapshot *s)
 			goto out;
 		s->has_summary = true;
 	}
+	if ((src = json_object_get(root, "sources")) != NULL && (r = get_sources(src, s)) != CF_OK)
+		goto out;
 	r = CF_OK;
 out:
 	json_decref(root);

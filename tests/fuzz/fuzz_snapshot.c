@@ -1,7 +1,9 @@
 /*
  * fuzz_snapshot - cf_snapshot_decode on arbitrary bytes must fail cleanly or
  * give a snapshot that encodes, decodes again and re-encodes to the same
- * bytes; cf_snapshot_to_json must work on it.  The input's first bytes are
+ * bytes; cf_snapshot_to_json must work on it.  Its "sources" must hold no
+ * URL with a userinfo (a password is never kept, whatever was stored); the
+ * seed sources.0 has one of each kind.  The input's first bytes are
  * also fed to cf_parse_time, whose answers must survive cf_format_time.
  */
 #include <stdint.h>
@@ -48,9 +50,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r != CF_OK) {
 		if (r != CF_ECORRUPT && r != CF_ENOMEM)
 			die("decode returned an unexpected code", r);
-		if (s.hostname || s.paths || s.tags)
+		if (s.hostname || s.paths || s.tags || s.sources || s.nsources)
 			die("failed decode left memory behind", r);
 		return 0;
+	}
+	for (size_t i = 0; i < s.nsources; i++) {
+		const char *u = s.sources[i].url, *sep = u ? strstr(u, "://") : NULL;
+		if (!cf_source_kind_name((int)s.sources[i].kind) || !s.sources[i].path)
+			die("a decoded source without a kind or path", 0);
+		if (u && memchr(sep ? sep + 3 : u, '@', strcspn(sep ? sep + 3 : u, "/?#")))
+			die("a decoded source URL kept its userinfo", 0);
 	}
 	if ((r = cf_snapshot_encode(&s, &a)) != CF_OK)
 		die("encode of a decoded snapshot", r);

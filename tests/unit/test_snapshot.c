@@ -3,7 +3,9 @@
  * summary, restic-written records read back, required fields and malformed
  * values refused, the `snapshots --json` object, and the time text (RFC 3339
  * with offsets and any fractional digits, local "YYYY-MM-DD HH:MM:SS", years
- * before 1970, the ends of the int64 nanosecond range).
+ * before 1970, the ends of the int64 nanosecond range), and the "sources"
+ * list (round trip, a golden record, older records without it, credentials
+ * never stored).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,6 +210,8 @@ static void expect_corrupt(const char *json, const char *msg_part, int line)
 	assert_null(s.hostname);
 	assert_null(s.paths);
 	assert_int_equal(s.npaths, 0);
+	assert_null(s.sources);
+	assert_int_equal(s.nsources, 0);
 }
 #define BAD(json, msg) expect_corrupt(json, msg, __LINE__)
 
@@ -327,6 +331,253 @@ static void test_encode_lossy_and_refusals(void **state)
 	assert_string_equal(d.tags[0], "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	cf_snapshot_release(&s);
 	cf_snapshot_release(&d);
+	cf_buf_release(&j);
+}
+
+/* ---- sources --------------------------------------------------------- */
+
+/* make_full plus one source of each kind; the server URL carries a password,
+ * a secret query value and a database list. */
+static void make_with_sources(struct cf_snapshot *s)
+{
+	struct cf_snapshot_source *e;
+
+	make_full(s);
+	assert_int_equal(cf_snapshot_add_source(s, CF_SOURCE_VOLUME, "/var/lib/app", NULL, NULL), CF_OK);
+	assert_int_equal(cf_snapshot_add_source(s, CF_SOURCE_MARIADB, "mariadb",
+						"mariadb://bkuser:s3cr%40t@db:3306/app,shop?socket=/run/m.sock&token=tok3n",
+						&e), CF_OK);
+	assert_int_equal(cf_snapshot_source_add_db(e, "app", "mariadb/app.sql"), CF_OK);
+	assert_int_equal(cf_snapshot_source_add_db(e, "shop", "mariadb/shop.sql"), CF_OK);
+	assert_int_equal(cf_snapshot_add_source(s, CF_SOURCE_SQLITE, "/data/app.db", NULL, NULL), CF_OK);
+	assert_int_equal(cf_snapshot_add_source(s, CF_SOURCE_COMMAND, "postgres/x.sql", NULL, NULL), CF_OK);
+}
+
+/* The sources as this version encodes them: the golden bytes of the field. */
+#define SOURCES_JSON \
+	"\"sources\":[{\"kind\":\"volume\",\"path\":\"/var/lib/app\"}," \
+	"{\"kind\":\"mariadb\",\"path\":\"mariadb\"," \
+	"\"url\":\"mariadb://db:3306/app,shop?socket=/run/m.sock&token=***\"," \
+	"\"databases\":[{\"name\":\"app\",\"path\":\"mariadb/app.sql\"}," \
+	"{\"name\":\"shop\",\"path\":\"mariadb/shop.sql\"}]}," \
+	"{\"kind\":\"sqlite\",\"path\":\"/data/app.db\"}," \
+	"{\"kind\":\"command\",\"path\":\"postgres/x.sql\"}]"
+
+static void assert_sources_equal(const struct cf_snapshot *a, const struct cf_snapshot *b)
+{
+	assert_int_equal(a->nsources, b->nsources);
+	for (size_t i = 0; i < a->nsources; i++) {
+		const struct cf_snapshot_source *x = &a->sources[i], *y = &b->sources[i];
+
+		assert_int_equal(x->kind, y->kind);
+		assert_string_equal(x->path, y->path);
+		if (x->url)
+			assert_string_equal(x->url, y->url);
+		else
+			assert_null(y->url);
+		assert_int_equal(x->ndbs, y->ndbs);
+		for (size_t k = 0; k < x->ndbs; k++) {
+			assert_string_equal(x->dbs[k].name, y->dbs[k].name);
+			assert_string_equal(x->dbs[k].path, y->dbs[k].path);
+		}
+	}
+}
+
+static void test_sources_roundtrip(void **state)
+{
+	struct cf_snapshot s, d = { 0 }, c = { 0 };
+	struct cf_buf j = CF_BUF_INIT, j2 = CF_BUF_INIT;
+	json_t *o;
+
+	(void)state;
+	make_with_sources(&s);
+	/* stored stripped, not only encoded stripped */
+	assert_string_equal(s.sources[1].url, "mariadb://db:3306/app,shop?socket=/run/m.sock&token=***");
+	assert_int_equal(cf_snapshot_encode(&s, &j), CF_OK);
+	const char *t = (const char *)j.data;
+	/* after every restic field, in the order given */
+	assert_non_null(strstr(t, "\"files_unreadable\":9}," SOURCES_JSON "}"));
+	assert_null(strstr(t, "s3cr"));
+	assert_null(strstr(t, "bkuser"));
+	assert_null(strstr(t, "tok3n"));
+	assert_int_equal(cf_snapshot_decode(j.data, j.len, &d), CF_OK);
+	assert_snapshot_equal(&s, &d);
+	assert_sources_equal(&s, &d);
+	assert_int_equal(cf_snapshot_encode(&d, &j2), CF_OK);
+	assert_int_equal(j.len, j2.len);
+	assert_memory_equal(j.data, j2.data, j.len);
+	/* `snapshots --json` shows them */
+	o = cf_snapshot_to_json(&d);
+	assert_non_null(o);
+	assert_int_equal(json_array_size(json_object_get(o, "sources")), 4);
+	json_decref(o);
+	/* a deep copy, as the backup makes of its caller's list */
+	assert_int_equal(cf_snapshot_copy_sources(&c, s.sources, s.nsources), CF_OK);
+	assert_sources_equal(&s, &c);
+	assert_ptr_not_equal(c.sources[1].dbs[0].name, s.sources[1].dbs[0].name);
+	cf_snapshot_release(&c);
+	cf_snapshot_release(&s);
+	cf_snapshot_release(&d);
+	assert_null(d.sources);
+	assert_int_equal(d.nsources, 0);
+	cf_buf_release(&j);
+	cf_buf_release(&j2);
+}
+
+/* A record written before sources existed reads as it did: no sources, and
+ * it encodes without the field. */
+static void test_sources_absent(void **state)
+{
+	struct cf_snapshot s = { 0 };
+	struct cf_buf j = CF_BUF_INIT;
+	const char *old = "{" T "," TR "," P "," H ",\"uid\":0,\"gid\":0}";
+
+	(void)state;
+	assert_int_equal(cf_snapshot_decode(old, strlen(old), &s), CF_OK);
+	assert_int_equal(s.nsources, 0);
+	assert_null(s.sources);
+	assert_int_equal(cf_snapshot_encode(&s, &j), CF_OK);
+	assert_null(strstr((const char *)j.data, "sources"));
+	cf_snapshot_release(&s);
+	cf_buf_release(&j);
+}
+
+/* A golden record with sources, bytes as this version writes them: a later
+ * version must read it the same. */
+static void test_sources_golden(void **state)
+{
+	static const char golden[] =
+		"{\"time\":\"2026-12-07T12:00:00.000000000Z\",\"tree\":\"" ID64 "\","
+		"\"paths\":[\"/var/lib/app\",\"mariadb/app.sql\",\"mariadb/shop.sql\","
+		"\"/data/app.db\",\"postgres/x.sql\"],\"hostname\":\"h\",\"uid\":0,\"gid\":0,"
+		SOURCES_JSON "}";
+	struct cf_snapshot s = { 0 };
+	struct cf_buf j = CF_BUF_INIT;
+
+	(void)state;
+	assert_int_equal(cf_snapshot_decode(golden, strlen(golden), &s), CF_OK);
+	assert_int_equal(s.nsources, 4);
+	assert_int_equal(s.sources[0].kind, CF_SOURCE_VOLUME);
+	assert_string_equal(s.sources[0].path, "/var/lib/app");
+	assert_null(s.sources[0].url);
+	assert_int_equal(s.sources[1].kind, CF_SOURCE_MARIADB);
+	assert_string_equal(s.sources[1].path, "mariadb");
+	assert_int_equal(s.sources[1].ndbs, 2);
+	assert_string_equal(s.sources[1].dbs[1].name, "shop");
+	assert_string_equal(s.sources[1].dbs[1].path, "mariadb/shop.sql");
+	assert_int_equal(s.sources[2].kind, CF_SOURCE_SQLITE);
+	assert_int_equal(s.sources[3].kind, CF_SOURCE_COMMAND);
+	assert_string_equal(s.sources[3].path, "postgres/x.sql");
+	assert_int_equal(cf_snapshot_encode(&s, &j), CF_OK);
+	assert_string_equal((const char *)j.data, golden);
+	cf_snapshot_release(&s);
+	cf_buf_release(&j);
+}
+
+static void expect_strip(const char *in, const char *want, int line)
+{
+	char *got = cf_snapshot_strip_url(in);
+
+	assert_non_null(got);
+	if (strcmp(got, want))
+		fail_msg("line %d: strip(%s) = %s, want %s", line, in, got, want);
+	free(got);
+}
+#define STRIP(in, want) expect_strip(in, want, __LINE__)
+
+static void test_sources_urls(void **state)
+{
+	struct cf_snapshot s = { 0 };
+
+	(void)state;
+	STRIP("mariadb://u:pw@db:3306/app", "mariadb://db:3306/app");
+	STRIP("mariadb://u@db", "mariadb://db");
+	STRIP("mysql://u:p@ss@w:rd@[::1]:3307/", "mysql://[::1]:3307/");  /* '@' in a raw password */
+	STRIP("mariadb://u:pw@?socket=/run/mysqld.sock", "mariadb://?socket=/run/mysqld.sock");
+	STRIP("mariadb://db:3306/a@b", "mariadb://db:3306/a@b");            /* '@' after the host */
+	STRIP("mariadb://db/x?password=hunter2&socket=/s", "mariadb://db/x?password=***&socket=/s");
+	STRIP("u:pw@db:3306", "db:3306");                                    /* no scheme */
+	STRIP("", "");
+
+	/* a stored URL that holds a password (another writer) is stripped on
+	 * reading too: it never reaches `snapshots --json` */
+	const char *j = "{" T "," TR "," P "," H ",\"sources\":[{\"kind\":\"mariadb\",\"path\":\"mariadb\","
+			"\"url\":\"mariadb://root:hunter2@db/app\",\"databases\":[]}]}";
+	assert_int_equal(cf_snapshot_decode(j, strlen(j), &s), CF_OK);
+	assert_int_equal(s.nsources, 1);
+	assert_string_equal(s.sources[0].url, "mariadb://db/app");
+	assert_int_equal(s.sources[0].ndbs, 0);
+	cf_snapshot_release(&s);
+
+	/* what the struct holds is stripped again when encoded */
+	struct cf_buf b = CF_BUF_INIT;
+	make_full(&s);
+	assert_int_equal(cf_snapshot_add_source(&s, CF_SOURCE_MARIADB, "mariadb", "mariadb://db", NULL), CF_OK);
+	free(s.sources[0].url);
+	s.sources[0].url = strdup("mariadb://u:hunter2@db");
+	assert_int_equal(cf_snapshot_encode(&s, &b), CF_OK);
+	assert_null(strstr((const char *)b.data, "hunter2"));
+	assert_non_null(strstr((const char *)b.data, "\"url\":\"mariadb://db\""));
+	cf_snapshot_release(&s);
+	cf_buf_release(&b);
+
+	/* the add functions refuse what cannot be encoded */
+	assert_int_equal(cf_snapshot_add_source(&s, 0, "/x", NULL, NULL), CF_EINVAL);
+	assert_int_equal(cf_snapshot_add_source(&s, CF_SOURCE_VOLUME, NULL, NULL, NULL), CF_EINVAL);
+	assert_int_equal(s.nsources, 0);
+	assert_null(cf_source_kind_name(0));
+	assert_null(cf_source_kind_name(CF_SOURCE_COMMAND + 1));
+	assert_string_equal(cf_source_kind_name(CF_SOURCE_SQLITE), "sqlite");
+	cf_snapshot_release(&s);
+}
+
+#define S0 "{" T "," TR "," P "," H ",\"sources\":"
+
+static void test_sources_rejects(void **state)
+{
+	struct cf_snapshot s = { 0 };
+
+	(void)state;
+	BAD(S0 "{}}", "\"sources\" is not an array");
+	BAD(S0 "[1]}", "\"sources\"[0] is not an object");
+	BAD(S0 "[{\"path\":\"/a\"}]}", "\"sources\"[0].kind");
+	BAD(S0 "[{\"kind\":7,\"path\":\"/a\"}]}", "\"sources\"[0].kind");
+	BAD(S0 "[{\"kind\":\"volume\"}]}", "missing \"path\"");
+	BAD(S0 "[{\"kind\":\"volume\",\"path\":[]}]}", "\"path\" is not a string");
+	BAD(S0 "[{\"kind\":\"mariadb\",\"path\":\"m\",\"url\":1}]}", "\"url\" is not a string");
+	BAD(S0 "[{\"kind\":\"mariadb\",\"path\":\"m\",\"databases\":{}}]}", "databases is not an array");
+	BAD(S0 "[{\"kind\":\"mariadb\",\"path\":\"m\",\"databases\":[\"app\"]}]}", "databases[0]");
+	BAD(S0 "[{\"kind\":\"mariadb\",\"path\":\"m\",\"databases\":[{\"name\":\"a\"}]}]}", "missing \"path\"");
+	/* a second bad entry after a good one: nothing is left behind */
+	BAD(S0 "[{\"kind\":\"volume\",\"path\":\"/a\"},{\"kind\":\"volume\",\"path\":\"/b\",\"url\":{}}]}", "\"url\"");
+
+	/* a kind of a later version is skipped, unknown keys are ignored */
+	const char *ok = S0 "[{\"kind\":\"postgres\",\"path\":\"pg\",\"databases\":[1]},"
+			 "{\"kind\":\"volume\",\"path\":\"/a\",\"owner\":{\"x\":1}}]}";
+	assert_int_equal(cf_snapshot_decode(ok, strlen(ok), &s), CF_OK);
+	assert_int_equal(s.nsources, 1);
+	assert_string_equal(s.sources[0].path, "/a");
+	cf_snapshot_release(&s);
+	const char *empty = S0 "[]}";
+	assert_int_equal(cf_snapshot_decode(empty, strlen(empty), &s), CF_OK);
+	assert_int_equal(s.nsources, 0);
+	cf_snapshot_release(&s);
+}
+
+static void test_sources_truncations(void **state)
+{
+	struct cf_snapshot s, d = { 0 };
+	struct cf_buf j = CF_BUF_INIT;
+
+	(void)state;
+	make_with_sources(&s);
+	assert_int_equal(cf_snapshot_encode(&s, &j), CF_OK);
+	for (size_t len = 0; len < j.len; len++) {
+		if (cf_snapshot_decode(j.data, len, &d) != CF_ECORRUPT)
+			fail_msg("prefix of %zu bytes decoded", len);
+		assert_null(d.sources);
+	}
+	cf_snapshot_release(&s);
 	cf_buf_release(&j);
 }
 
@@ -504,6 +755,12 @@ int main(void)
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_to_json),
 		cmocka_unit_test(test_encode_lossy_and_refusals),
+		cmocka_unit_test(test_sources_roundtrip),
+		cmocka_unit_test(test_sources_absent),
+		cmocka_unit_test(test_sources_golden),
+		cmocka_unit_test(test_sources_urls),
+		cmocka_unit_test(test_sources_rejects),
+		cmocka_unit_test(test_sources_truncations),
 		cmocka_unit_test(test_parse_time_rfc3339),
 		cmocka_unit_test(test_parse_time_local),
 		cmocka_unit_test(test_format_time),
