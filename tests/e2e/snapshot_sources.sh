@@ -8,7 +8,9 @@
 # MariaDB server (when COFFER_TEST_MARIADB is set) is recorded with its URL
 # without credentials and one entry per database; the golden repository
 # (written before sources existed) still lists, without sources, and
-# restores.
+# restores; tests/golden/repo-sources (written by the first version that
+# records sources) lists the sources of tests/golden/repo-sources.json and
+# restores its volumes, SQLite file and dump.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 
@@ -75,8 +77,7 @@ p = u.urlparse(sys.argv[1]); print(p.username, p.password or "", p.hostname, p.p
 	trap 'sql -e "DROP DATABASE IF EXISTS \`$DB1\`; DROP DATABASE IF EXISTS \`$DB2\`" 2>/dev/null; e2e_cleanup' EXIT
 	base=$("$PY" -c 'import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(f"{p.scheme}://{p.netloc}")' \
 		"$COFFER_TEST_MARIADB")
-	# the password in the URL (a made-up one when the server needs none: the
-	# server ignores it only if it has none, so use the real one if there is one)
+	# the URL as the test gives it: with the server's user and password
 	[ -n "$MPASS" ] || note "the test server has no password: checking that the user name is dropped"
 	cof -r "$R" backup "$T/vol/a" --mariadb "$base/$DB1,$DB2" --tag db
 	cof -r "$R" --json snapshots --tag db
@@ -109,5 +110,27 @@ assert_not_contains "$T/out" "source:" "golden: no source lines"
 assert_contains "$T/out" "/tmp/coffer-golden-v1/src" "golden: its path is listed"
 expect_exit 0 env COFFER_PASSWORD_FILE="$GPW" "$COFFER" -r "$T/golden" restore latest --target "$T/golden-restore"
 [ -f "$T/golden-restore/tmp/coffer-golden-v1/src/notes/todo.txt" ] || soft_fail "golden: restore produced no files"
+
+# --- the golden repository with sources: read as it was written -----------
+cp -r "$src/tests/golden/repo-sources" "$T/gsrc" || fail "copy tests/golden/repo-sources"
+expect_exit 0 env COFFER_PASSWORD_FILE="$GPW" "$COFFER" -r "$T/gsrc" --json snapshots
+"$PY" - "$T/out" "$src/tests/golden/repo-sources.json" <<'PY' || soft_fail "repo-sources: the sources differ from repo-sources.json"
+import json, sys
+got = json.load(open(sys.argv[1]))
+want = json.load(open(sys.argv[2]))
+assert len(got) == 1, got
+if got[0].get("sources") != want:
+    sys.exit("got %r, want %r" % (got[0].get("sources"), want))
+PY
+expect_exit 0 env COFFER_PASSWORD_FILE="$GPW" "$COFFER" -r "$T/gsrc" snapshots
+assert_contains "$T/out" "source: sqlite /tmp/coffer-golden-sources/db/app.db" "repo-sources: the SQLite line"
+expect_exit 0 env COFFER_PASSWORD_FILE="$GPW" "$COFFER" -r "$T/gsrc" restore latest --target "$T/gsrc-restore"
+G=$T/gsrc-restore/tmp/coffer-golden-sources
+check_eq "cfg page CREATE TABLE t;" \
+	"$(cat "$G/app/settings.ini" "$G/web/index.html" "$T/gsrc-restore/dumps/app.sql" | tr '\n' ' ' | sed 's/ $//')" \
+	"repo-sources: volumes and the dump restore"
+check_eq 42 "$("$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select x from t").fetchone()[0])' \
+	"$G/db/app.db")" "repo-sources: the SQLite file restores"
+expect_exit 0 env COFFER_PASSWORD_FILE="$GPW" "$COFFER" -r "$T/gsrc" check --read-data
 
 e2e_done
