@@ -193,7 +193,8 @@ int cf_repo_copy_snapshot(struct cf_repo *src, struct cf_repo *dst, const struct
 		goto out;
 	}
 	if ((rc = dup_strs(s->paths, s->npaths, cf_snapshot_add_path, &n)) ||
-	    (rc = dup_strs(s->tags, s->ntags, cf_snapshot_add_tag, &n)))
+	    (rc = dup_strs(s->tags, s->ntags, cf_snapshot_add_tag, &n)) ||
+	    (rc = cf_snapshot_copy_sources(&n, s->sources, s->nsources)))
 		goto out;
 	/* the summary describes the source run; the parent is a source id */
 	n.has_summary = s->has_summary;

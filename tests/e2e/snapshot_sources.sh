@@ -34,6 +34,13 @@ check_eq "$T/vol/a $T/vol/b $T/sq/app.db dumps/x.sql" "$(json_field "$T/snaps.js
 	"paths are as before"
 assert_not_contains "$T/snaps.json" "printf" "the command line is not stored"
 
+# a copy keeps what the snapshot holds (a restore from an offsite copy needs it)
+cof -r "$T/copyrepo" init --kdf-passes 1 --kdf-memory 64
+cof -r "$T/copyrepo" copy --from-repo "$R" --from-password-file "$COFFER_PASSWORD_FILE"
+cof -r "$T/copyrepo" --json snapshots
+check_eq "$(json_field "$T/snaps.json" 'j[0]["sources"]')" "$(json_field "$T/out" 'j[0]["sources"]')" \
+	"copy: the copied snapshot has the same sources"
+
 cof -r "$R" --json ls latest
 head -n 1 "$T/out" > "$T/ls.json"
 check_eq 4 "$(json_field "$T/ls.json" 'len(j["sources"])')" "ls --json: the snapshot line has the sources"
