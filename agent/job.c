@@ -453,49 +453,6 @@ static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo
 	return rc;
 }
 
-/* Record in desc what the streams src gained since `from` are: one entry per
- * SQLite file or command dump, one per MariaDB server with a database per
- * dump.  A server's dumps are "mariadb/<db>.sql", from the second server on
- * "mariadb/<host>-<n>/<db>.sql" (sources.h): the directory is the entry's
- * path and the rest, less ".sql", the database's name.  The same as
- * cli/cmd_backup.c's, for `coffer backup`. */
-static int describe_streams(struct cf_snapshot *desc, const struct cf_sources *src, size_t from,
-			    enum cf_source_kind kind, const char *url)
-{
-	struct cf_snapshot_source *e;
-	char dir[4096] = "mariadb";
-	int rc;
-
-	if (kind != CF_SOURCE_MARIADB) {
-		for (size_t i = from; i < src->n; i++)
-			if ((rc = cf_snapshot_add_source(desc, kind, src->streams[i].path, NULL, NULL)))
-				return rc;
-		return CF_OK;
-	}
-	if (from >= src->n)
-		return CF_OK;
-	if (src->nservers > 1) {
-		const char *p = src->streams[from].path, *sl = strchr(p + strlen("mariadb/"), '/');
-		snprintf(dir, sizeof(dir), "%.*s", sl ? (int)(sl - p) : (int)strlen(p), p);
-	}
-	if ((rc = cf_snapshot_add_source(desc, CF_SOURCE_MARIADB, dir, url, &e)))
-		return rc;
-	for (size_t i = from; i < src->n; i++) {
-		const char *p = src->streams[i].path;
-		size_t dl = strlen(dir), pl = strlen(p);
-		if (pl < dl + 5 || strncmp(p, dir, dl) || p[dl] != '/' || strcmp(p + pl - 4, ".sql"))
-			return cf_err(CF_EINVAL, "agent: unexpected MariaDB dump path %s", p);
-		char *name = strndup(p + dl + 1, pl - dl - 5);
-		if (!name)
-			return cf_err(CF_ENOMEM, "out of memory");
-		rc = cf_snapshot_source_add_db(e, name, p);
-		free(name);
-		if (rc)
-			return rc;
-	}
-	return CF_OK;
-}
-
 int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_agent_job *job)
 {
 	struct cf_docker_set stopped = CF_DOCKER_SET_INIT;
@@ -549,19 +506,19 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	 * here, as close to the file backup as possible. */
 	for (size_t i = 0, from = src.n; i < c->nmariadb; i++, from = src.n)
 		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)) ||
-		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]))) {
+		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}
 	for (size_t i = 0, from = src.n; i < c->nsqlite; i++, from = src.n)
 		if ((rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL)) ||
-		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_SQLITE, NULL))) {
+		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_SQLITE, NULL))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}
 	for (size_t i = 0, from = src.n; i < c->nstdin_cmds; i++, from = src.n)
 		if ((rc = cf_sources_add_command(&src, c->stdin_cmds[i].command, c->stdin_cmds[i].path)) ||
-		    (rc = describe_streams(&desc, &src, from, CF_SOURCE_COMMAND, NULL))) {
+		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_COMMAND, NULL))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}

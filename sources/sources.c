@@ -4,6 +4,7 @@
 #include "sources/sqlite_snap.h"
 #include "sources/dburl.h"
 #include "common/array.h"
+#include "repo/snapshot.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -368,4 +369,46 @@ void cf_sources_release(struct cf_sources *s)
 	free(s->items);
 	free(s->streams);
 	memset(s, 0, sizeof(*s));
+}
+
+/* Record in desc what the streams src gained since `from` are: one entry per
+ * SQLite file or command dump, one per MariaDB server with a database per
+ * dump.  A server's dumps are "mariadb/<db>.sql", from the second server on
+ * "mariadb/<host>-<n>/<db>.sql" (sources.h): the directory is the entry's
+ * path and the rest, less ".sql", the database's name. */
+int cf_sources_describe(struct cf_snapshot *desc, const struct cf_sources *src, size_t from,
+			enum cf_source_kind kind, const char *url)
+{
+	struct cf_snapshot_source *e;
+	char dir[4096] = "mariadb";
+	int rc;
+
+	if (kind != CF_SOURCE_MARIADB) {
+		for (size_t i = from; i < src->n; i++)
+			if ((rc = cf_snapshot_add_source(desc, kind, src->streams[i].path, NULL, NULL)))
+				return rc;
+		return CF_OK;
+	}
+	if (from >= src->n)
+		return CF_OK;
+	if (src->nservers > 1) {
+		const char *p = src->streams[from].path, *sl = strchr(p + strlen("mariadb/"), '/');
+		snprintf(dir, sizeof(dir), "%.*s", sl ? (int)(sl - p) : (int)strlen(p), p);
+	}
+	if ((rc = cf_snapshot_add_source(desc, CF_SOURCE_MARIADB, dir, url, &e)))
+		return rc;
+	for (size_t i = from; i < src->n; i++) {
+		const char *p = src->streams[i].path;
+		size_t dl = strlen(dir), pl = strlen(p);
+		if (pl < dl + 5 || strncmp(p, dir, dl) || p[dl] != '/' || strcmp(p + pl - 4, ".sql"))
+			return cf_err(CF_EINVAL, "unexpected MariaDB dump path %s", p);
+		char *name = strndup(p + dl + 1, pl - dl - 5);
+		if (!name)
+			return cf_err(CF_ENOMEM, "out of memory");
+		rc = cf_snapshot_source_add_db(e, name, p);
+		free(name);
+		if (rc)
+			return rc;
+	}
+	return CF_OK;
 }

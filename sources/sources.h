@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "engine/backup.h"
+#include "repo/snapshot.h"
 
 struct cf_src_item;
 
@@ -73,5 +74,16 @@ int cf_sources_check(const struct cf_sources *s, const char *const *walked, size
 
 /* Close connections, remove temporary copies, free everything. */
 void cf_sources_release(struct cf_sources *s);
+
+/* Record in desc (only its sources list is touched) what the streams
+ * src->streams[from..] are, added by one cf_sources_add_* call of kind:
+ * one entry per SQLite file or command dump; for MariaDB one entry for the
+ * server (url, already free of credentials or not: the snapshot strips
+ * them) with a database per dump, named from the dump paths this module
+ * makes ("mariadb/<db>.sql", from the second server on
+ * "mariadb/<host>-<n>/<db>.sql").  CF_OK, CF_ENOMEM, or CF_EINVAL for a
+ * dump path of another shape. */
+int cf_sources_describe(struct cf_snapshot *desc, const struct cf_sources *src, size_t from,
+			enum cf_source_kind kind, const char *url);
 
 #endif
