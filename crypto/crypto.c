@@ -93,7 +93,7 @@ void cf_key_free(struct cf_key *k)
 
 /* Blob ids are HMAC-SHA-256 under the blob-id key, through OpenSSL: with
  * the CPU's SHA extensions it is the fastest keyed hash at hand (the
- * figures: doc/repo-format.md, "Blob id"). */
+ * figures: doc/benchmarks.md, "Blob ids: HMAC-SHA-256 through OpenSSL"). */
 int cf_blob_id(const struct cf_key *k, const void *p, size_t n, uint8_t id[CF_HASH_LEN])
 {
 	unsigned int len = CF_HASH_LEN;
@@ -212,7 +212,8 @@ static void make_ad(uint8_t ad[AD_LEN], uint8_t type, const uint8_t *id)
  * construction, so the bytes are identical to crypto_aead_xchacha20poly1305_
  * ietf_encrypt (the golden repository proves it), but OpenSSL's vectorised
  * ChaCha20 and Poly1305 are several times faster than libsodium's portable
- * code (doc/repo-format.md, "Sealing"; bench/bench_crypto measures it).
+ * code (doc/benchmarks.md, "Sealing: ChaCha20-Poly1305 through OpenSSL";
+ * bench/bench_crypto measures it).
  */
 static _Thread_local EVP_CIPHER_CTX *tl_ctx;
 static pthread_key_t ctx_key;

@@ -6,7 +6,7 @@
  * Argon2id; several key files (passwords) may seal the same master key.
  * From the master key, subkeys are derived with crypto_kdf:
  *   - the blob-id key: blob ids are HMAC-SHA-256 of the plaintext under it
- *     (OpenSSL's, for speed: doc/repo-format.md), so the store cannot
+ *     (OpenSSL's, for speed: doc/benchmarks.md), so the store cannot
  *     confirm the content of a known file;
  *   - the data key: every stored object is sealed with XChaCha20-Poly1305,
  *     random 24-byte nonce, associated data = type byte || 32-byte id (zeros
