@@ -69,6 +69,7 @@ struct cli {
 	const char *read_data_subset;
 	/* restore (files) and dump; dry_run above is shared */
 	bool restore_delete, verify;
+	bool restore_all, yes; /* restore --all, --yes */
 	const char *overwrite;
 	const char *path_maps[MAXV]; size_t npath_maps;
 	const char *archive;

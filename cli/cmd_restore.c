@@ -5,6 +5,7 @@
 #include "repo/tree.h"
 #include "crypto/crypto.h"
 #include "common/error.h"
+#include "common/util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -118,6 +119,330 @@ static void print_summary(struct cli *c, const struct cf_snapshot *s, const stru
 		printf("verified %llu files against the snapshot\n", (unsigned long long)st->verified);
 }
 
+/* ---------- restore SNAPSHOT --all ---------- */
+
+/* Is snapshot path p at or beneath dir?  (both absolute, no trailing '/') */
+static bool path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return !strncmp(p, dir, n) && (p[n] == '/' || !p[n]);
+}
+
+/* Where snapshot directory snap goes: the --path-map whose SNAP_PATH is snap or
+ * the nearest above it (its DIR plus the rest of snap), else snap itself.
+ * malloc'd. */
+static char *mapped_dir(const struct cf_restore_map *maps, size_t nmaps, const char *snap)
+{
+	const struct cf_restore_map *best = NULL;
+	size_t bestn = 0;
+	for (size_t i = 0; i < nmaps; i++) {
+		size_t n = strlen(maps[i].snap_path);
+		while (n > 1 && maps[i].snap_path[n - 1] == '/')
+			n--;
+		if ((!best || n > bestn) && !strncmp(snap, maps[i].snap_path, n) &&
+		    (snap[n] == '/' || !snap[n])) {
+			best = &maps[i];
+			bestn = n;
+		}
+	}
+	if (!best)
+		return strdup(snap);
+	char *out = NULL;
+	return asprintf(&out, "%s%s", best->dir, snap + bestn) < 0 ? NULL : out;
+}
+
+static double secs_since(int64_t t0)
+{
+	return (double)(cf_now_ns() - t0) / 1e9;
+}
+
+/* The counts a plan and the report print alike, so that they can be compared. */
+static void print_counts(const struct cf_restore_stats *st)
+{
+	printf("%llu new, %llu replaced, %llu bytes; %llu deleted, %llu bytes; %llu unchanged",
+	       (unsigned long long)st->files_created, (unsigned long long)(st->files_replaced + st->files_linked),
+	       (unsigned long long)st->bytes_written, (unsigned long long)st->deleted,
+	       (unsigned long long)st->bytes_deleted, (unsigned long long)st->files_kept);
+}
+
+/* One part of the restore: a volume (a mirrored directory) or an SQLite file. */
+struct all_item {
+	const struct cf_snapshot_source *src;
+	char *dir;                 /* the directory restored into */
+	struct cf_restore_map map; /* the source's directory (volume) or the file's directory */
+	const char *inc;           /* SQLite: the file */
+};
+
+static int run_item(struct cli *c, struct cf_repo *r, const struct cf_snapshot *s, struct all_item *it,
+		    enum cf_overwrite ow, bool dry, struct cf_restore_stats *st)
+{
+	struct cf_restore_opts o;
+	memset(&o, 0, sizeof(o));
+	memset(st, 0, sizeof(*st));
+	o.maps = &it->map;
+	o.nmaps = 1;
+	o.includes = it->inc ? &it->inc : NULL;
+	o.nincludes = it->inc ? 1 : 0;
+	o.excludes = c->excludes;
+	o.nexcludes = c->nexcludes;
+	o.overwrite = ow;
+	o.delete_extra = !it->inc; /* a volume is mirrored; beside an SQLite file nothing is removed */
+	o.dry_run = dry;
+	o.verify = c->verify && !dry;
+	o.threads = c->threads;
+	o.progress = !dry && !c->quiet && isatty(2);
+	o.listing = dry && c->verbose ? stdout : NULL;
+	return cf_restore_run(r, s, &o, st);
+}
+
+static bool confirm(void)
+{
+	char line[64];
+	printf("restore all of this? [y/N] ");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+/* The name a dump is loaded under: --rename OLD=NEW, else its own; NULL when
+ * --database leaves it out. */
+static const char *db_target(struct cli *c, const struct cf_snapshot_db *d)
+{
+	bool chosen = !c->ndatabases;
+	for (size_t i = 0; i < c->ndatabases; i++)
+		chosen |= !strcmp(c->databases[i], d->name);
+	if (!chosen)
+		return NULL;
+	for (size_t i = 0; i < c->nrenames; i++) {
+		const char *eq = strchr(c->renames[i], '=');
+		if (eq && (size_t)(eq - c->renames[i]) == strlen(d->name) &&
+		    !strncmp(c->renames[i], d->name, strlen(d->name)))
+			return eq + 1;
+	}
+	return d->name;
+}
+
+static int restore_all(struct cli *c)
+{
+	struct cf_repo *r = NULL;
+	struct cf_snapshot s;
+	struct cf_restore_map maps[MAXV];
+	struct all_item *items = NULL;
+	struct cf_restore_stats *plan = NULL;
+	size_t nitems = 0, ndbsrc = 0;
+	enum cf_overwrite ow = CF_OVERWRITE_IF_CHANGED;
+	const char *url = c->nmariadb ? c->mariadb[0] : getenv("COFFER_MARIADB");
+	char hex[CF_ID_HEX];
+	int rc, failed = 0;
+
+	memset(&s, 0, sizeof(s));
+	memset(maps, 0, sizeof(maps));
+	if (url && !*url)
+		url = NULL;
+	if (c->target || c->nincludes || c->restore_delete)
+		return fail(cf_err(CF_EINVAL, "restore --all restores each source to its own path: "
+				   "--target, --include and --delete do not go with it (use --path-map)"));
+	if (c->json)
+		return fail(cf_err(CF_EINVAL, "restore --all has no --json output yet"));
+	if (c->nmariadb > 1)
+		return fail(cf_err(CF_EINVAL, "restore: give one --mariadb server to load into"));
+	if (c->overwrite && (rc = cf_restore_parse_overwrite(c->overwrite, &ow)))
+		return fail(rc);
+	if ((rc = parse_maps(c, maps)))
+		goto out;
+	if ((rc = open_repo(c, &r, 1, true)))
+		goto out;
+	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
+		goto out;
+	cf_hex(s.id, CF_ID_LEN, hex);
+	if (!s.nsources) {
+		rc = cf_err(CF_EINVAL, "snapshot %.8s predates source records: --all cannot tell where its "
+			    "contents came from; restore it with --target DIR [--include PATH]", hex);
+		goto out;
+	}
+	if (!(items = calloc(s.nsources, sizeof(*items))) || !(plan = calloc(s.nsources, sizeof(*plan)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* volumes first, then SQLite files */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < s.nsources; i++) {
+			const struct cf_snapshot_source *src = &s.sources[i];
+			if (src->kind != (pass ? CF_SOURCE_SQLITE : CF_SOURCE_VOLUME) || !src->path)
+				continue;
+			struct all_item *it = &items[nitems];
+			it->src = src;
+			if (src->kind == CF_SOURCE_VOLUME) {
+				it->map.snap_path = src->path;
+			} else {
+				char *slash = strrchr(src->path, '/');
+				if (!slash || slash == src->path) {
+					rc = cf_err(CF_EINVAL, "restore --all: SQLite source %s has no directory", src->path);
+					goto out;
+				}
+				if (!(it->map.snap_path = strndup(src->path, (size_t)(slash - src->path)))) {
+					rc = cf_err(CF_ENOMEM, "out of memory");
+					goto out;
+				}
+				it->inc = src->path;
+			}
+			if (!(it->dir = mapped_dir(maps, c->npath_maps, it->map.snap_path))) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			it->map.dir = it->dir;
+			nitems++;
+		}
+	for (size_t i = 0; i < s.nsources; i++)
+		if (s.sources[i].kind == CF_SOURCE_MARIADB)
+			ndbsrc++;
+	if (ndbsrc && !url) {
+		rc = cf_err(CF_EINVAL, "snapshot %.8s holds MariaDB dumps: give --mariadb URL (or set "
+			    "COFFER_MARIADB) to load them into", hex);
+		goto out;
+	}
+
+	/* the plan: every part run as a dry run, nothing written */
+	printf("plan for restoring snapshot %.8s%s (per volume: files to write, new and replaced, and their "
+	       "bytes; entries to delete and their bytes; files unchanged):\n", hex,
+	       c->dry_run ? ", a dry run: nothing is changed" : "");
+	for (size_t i = 0; i < nitems; i++) {
+		struct all_item *it = &items[i];
+		if ((rc = run_item(c, r, &s, it, ow, true, &plan[i])))
+			goto out;
+		if (it->inc)
+			printf("  sqlite %s -> %s: ", it->inc, it->dir);
+		else
+			printf("  volume %s -> %s: ", it->src->path, it->dir);
+		print_counts(&plan[i]);
+		printf("\n");
+	}
+	for (size_t i = 0; i < s.nsources; i++) {
+		const struct cf_snapshot_source *src = &s.sources[i];
+		if (src->kind == CF_SOURCE_MARIADB) {
+			char *safe = cf_snapshot_strip_url(url);
+			for (size_t k = 0; k < src->ndbs; k++) {
+				const char *to = db_target(c, &src->dbs[k]);
+				if (to)
+					printf("  database %s on %s: its tables, views and routines are replaced "
+					       "by the dump %s\n", to, safe ? safe : "the server", src->dbs[k].path);
+			}
+			free(safe);
+		} else if (src->kind == CF_SOURCE_COMMAND && src->path) {
+			char *abs = NULL;
+			bool in_vol = false;
+			if (asprintf(&abs, "/%s", src->path + strspn(src->path, "/")) < 0) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			for (size_t k = 0; k < nitems && !in_vol; k++)
+				in_vol = !items[k].inc && path_under(abs, items[k].src->path);
+			if (in_vol)
+				printf("  command dump %s: restored with its volume\n", abs);
+			else
+				printf("  command dump %s: not restored: a command dump (restore it with --include %s)\n",
+				       abs, abs);
+			free(abs);
+		}
+	}
+	fflush(stdout);
+	if (c->dry_run)
+		goto out;
+	if (!c->yes) {
+		if (!isatty(0) || !isatty(1)) {
+			fprintf(stderr, "coffer: restore --all overwrites the sources above: add --yes to run it "
+				"without a terminal to confirm on (nothing was changed)\n");
+			rc = CF_OK;
+			failed = 2;
+			goto out;
+		}
+		if (!confirm()) {
+			printf("nothing was changed\n");
+			goto out;
+		}
+	}
+
+	/* volumes, then SQLite files (items are in that order), then databases */
+	printf("restoring snapshot %.8s (files written, entries deleted, files unchanged, time):\n", hex);
+	for (size_t i = 0; i < nitems; i++) {
+		struct all_item *it = &items[i];
+		struct cf_restore_stats st;
+		int64_t t0 = cf_now_ns();
+		int r1 = run_item(c, r, &s, it, ow, false, &st);
+		const char *what = it->inc ? "sqlite" : "volume", *name = it->inc ? it->inc : it->src->path;
+		fflush(stdout);
+		if (r1 && r1 != CF_EPARTIAL) {
+			fprintf(stderr, "coffer: %s %s was not restored: %s\n", what, name, cf_errmsg(r1));
+			failed = failed ? failed : exit_code(r1);
+		} else {
+			printf("  %s %s -> %s: ", what, name, it->dir);
+			print_counts(&st);
+			printf("; %.2f s%s\n", secs_since(t0), r1 ? " (some entries failed)" : "");
+			fflush(stdout);
+			for (size_t k = 0; k < st.nfailed; k++)
+				fprintf(stderr, "coffer: %s %s: could not restore %s\n", what, name, st.failed[k]);
+			if (r1)
+				failed = failed ? failed : exit_code(r1);
+		}
+		cf_restore_stats_release(&st);
+		if (r1 == CF_EINTR)
+			goto out;
+	}
+	for (size_t i = 0; i < s.nsources; i++) {
+		const struct cf_snapshot_source *src = &s.sources[i];
+		if (src->kind != CF_SOURCE_MARIADB)
+			continue;
+		for (size_t k = 0; k < src->ndbs; k++) {
+			const struct cf_snapshot_db *d = &src->dbs[k];
+			const char *to = db_target(c, d), *only[1] = { d->name };
+			char ren[512];
+			const char *rens[1] = { ren };
+			if (!to)
+				continue;
+			snprintf(ren, sizeof(ren), "%s=%s", d->name, to);
+			struct cf_db_restore_opts o = { url, only, 1, rens, strcmp(to, d->name) ? 1 : 0 };
+			size_t loaded = 0;
+			int64_t t0 = cf_now_ns();
+			int r1 = cf_restore_mariadb(r, &s, &o, &loaded);
+			fflush(stdout);
+			if (r1) {
+				fprintf(stderr, "coffer: database %s was not restored: %s\n", to, cf_errmsg(r1));
+				failed = failed ? failed : exit_code(r1);
+			} else {
+				printf("  database %s: loaded from %s; %.2f s\n", to, d->path, secs_since(t0));
+			}
+		}
+	}
+	fflush(stdout);
+	if (failed)
+		fprintf(stderr, "coffer: restore --all of snapshot %.8s did not finish: what is named above was "
+			"not restored (the rest was)\n", hex);
+	else if (!c->quiet)
+		printf("restored snapshot %.8s\n", hex);
+out:
+	for (size_t i = 0; i < nitems; i++) {
+		if (items[i].inc)
+			free((char *)items[i].map.snap_path);
+		free(items[i].dir);
+	}
+	for (size_t i = 0; plan && i < nitems; i++)
+		cf_restore_stats_release(&plan[i]);
+	free(plan);
+	free(items);
+	for (size_t i = 0; i < c->npath_maps; i++)
+		free((char *)maps[i].snap_path);
+	cf_snapshot_release(&s);
+	cf_repo_free(r);
+	if (rc)
+		return fail(rc);
+	return failed;
+}
+
 int cmd_restore(struct cli *c)
 {
 	struct cf_repo *r = NULL;
@@ -133,6 +458,10 @@ int cmd_restore(struct cli *c)
 	memset(maps, 0, sizeof(maps));
 	if (c->nargs < 1)
 		return fail(cf_err(CF_EINVAL, "restore: which snapshot? (an id or 'latest')"));
+	if (c->restore_all)
+		return restore_all(c);
+	if (c->yes)
+		return fail(cf_err(CF_EINVAL, "--yes goes with --all"));
 	if (c->nmariadb)
 		return restore_databases(c);
 	if (c->ndatabases || c->nrenames)

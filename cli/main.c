@@ -33,6 +33,9 @@ static const char usage_text[] =
 "  ls SNAPSHOT [PATH]          list the files of a snapshot\n"
 "  restore SNAPSHOT --target DIR [--include PATH]...\n"
 "                              restore a snapshot (or parts) into DIR (see restore options)\n"
+"  restore SNAPSHOT --all [--yes] [--dry-run]\n"
+"                              restore every volume, SQLite file and database the snapshot\n"
+"                              records to where it came from (doc/restore.md)\n"
 "  dump SNAPSHOT [PATH] [--archive tar|zip]\n"
 "                              write a file's bytes, or a tree as an archive, to stdout\n"
 "  diff SNAPSHOT1 SNAPSHOT2    paths added (+), removed (-), changed (M), with new metadata (U)\n"
@@ -119,6 +122,13 @@ static const char usage_text[] =
 "  --database DB               only this database (repeatable)\n"
 "  --rename OLD=NEW            load database OLD under the name NEW (OLD must be in the\n"
 "                              snapshot and among the --database ones, if any)\n"
+"  --all                       restore everything the snapshot records (its sources) to where\n"
+"                              it came from: each volume mirrored onto its path (as --delete;\n"
+"                              --path-map and --overwrite apply), each SQLite file put in place,\n"
+"                              each MariaDB dump loaded into --mariadb URL or $COFFER_MARIADB\n"
+"                              (--database/--rename apply); prints a plan first, --dry-run\n"
+"                              stops there; command dumps outside a volume are not restored\n"
+"  --yes                       with --all: restore without asking (required off a terminal)\n"
 "\n"
 "snapshot filters: --host NAME, --tag TAG, --path PATH (repeatable)\n"
 "\n"
@@ -157,7 +167,7 @@ static void on_signal(int sig)
 /* ---------- argument parsing ---------- */
 
 enum { O_AGENT_ONCE = 400, O_AGENT_SCHEDULE, O_AGENT_HEALTH, O_AGENT_PRINTCONF };
-enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE };
+enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE, O_ALL, O_YES };
 enum {
 	O_KEEP_LAST = 500, O_KEEP_HOURLY, O_KEEP_DAILY, O_KEEP_WEEKLY, O_KEEP_MONTHLY, O_KEEP_YEARLY,
 	O_KEEP_WITHIN, O_KEEP_WITHIN_HOURLY, O_KEEP_WITHIN_DAILY, O_KEEP_WITHIN_WEEKLY,
@@ -216,6 +226,8 @@ static const struct option longopts[] = {
 	{ "healthcheck", no_argument, NULL, O_AGENT_HEALTH },
 	{ "print-config", no_argument, NULL, O_AGENT_PRINTCONF },
 	{ "delete", no_argument, NULL, O_DELETE },
+	{ "all", no_argument, NULL, O_ALL },
+	{ "yes", no_argument, NULL, O_YES },
 	{ "verify", no_argument, NULL, O_VERIFY },
 	{ "overwrite", required_argument, NULL, O_OVERWRITE },
 	{ "path-map", required_argument, NULL, O_PATHMAP },
@@ -268,9 +280,9 @@ static const struct cmd_doc {
 	  " stdin-from-command stdin-filename " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
-	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL [--database DB]...",
+	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL [--database DB]... | --all [--yes]",
 	  " target include exclude path-map overwrite delete dry-run verify threads mariadb database"
-	  " rename" FILTER_OPTS " " },
+	  " rename all yes" FILTER_OPTS " " },
 	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
 	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
@@ -316,6 +328,8 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "verify", NULL, "read the restored files back and compare" },
 	{ "database", "DB", "only this database (repeatable; must be in the snapshot)" },
 	{ "rename", "OLD=NEW", "load database OLD as NEW (OLD must be in the snapshot)" },
+	{ "all", NULL, "restore every source the snapshot records to where it came from" },
+	{ "yes", NULL, "--all: do not ask for confirmation (required off a terminal)" },
 	{ "archive", "tar|zip", "archive format for a directory" },
 	{ "read-data", NULL, "also read and verify every pack" },
 	{ "read-data-subset", "n/m|N%", "read bucket n of m, or N% of the packs" },
@@ -584,6 +598,8 @@ int main(int argc, char **argv)
 		case O_AGENT_HEALTH: c.agent_healthcheck = true; break;
 		case O_AGENT_PRINTCONF: c.agent_print_config = true; break;
 		case O_DELETE: c.restore_delete = true; break;
+		case O_ALL: c.restore_all = true; break;
+		case O_YES: c.yes = true; break;
 		case O_VERIFY: c.verify = true; break;
 		case O_OVERWRITE: c.overwrite = optarg; break;
 		case O_PATHMAP: rc = add_multi(c.path_maps, &c.npath_maps, optarg, "--path-map"); break;
