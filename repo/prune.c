@@ -538,7 +538,8 @@ static int repacker_finish(struct cf_prune *p, struct repacker *rp)
 	out.len += shdr.len;
 	cf_put_le32(out.data + out.len, (uint32_t)shdr.len);
 	out.len += 4;
-	cf_pack_name(r, out.data, out.len, packid); /* well formed: built here */
+	if ((rc = cf_pack_name(r, out.data, out.len, packid))) /* well formed: built here; */
+		goto out;                                       /* only hashing can fail */
 	cf_hex(packid, CF_ID_LEN, hex);
 	cf_repo_pack_path(hex, path, sizeof(path));
 	if ((rc = cf_be_put(r->be, path, out.data, out.len))) {

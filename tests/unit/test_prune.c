@@ -39,6 +39,7 @@
 #include "crypto/crypto.h"
 #include "store/backend.h"
 #include "s3/s3_int.h"
+#define TESTUTIL_NAMES
 #include "testutil.h"
 
 #define PW "correct horse"
@@ -147,38 +148,6 @@ static void make_snapshot(struct cf_repo *r, const char *name, struct blob **par
 	OK(cf_repo_save_snapshot(r, &s));
 	memcpy(snap_id, s.id, CF_ID_LEN);
 	cf_snapshot_release(&s);
-}
-
-struct names {
-	char (*name)[CF_ID_HEX];
-	size_t n, cap;
-};
-
-static int collect(const char *name, uint64_t size, void *ctx)
-{
-	struct names *ns = ctx;
-	(void)size;
-	if (ns->n == ns->cap) {
-		ns->cap = ns->cap ? ns->cap * 2 : 16;
-		ns->name = realloc(ns->name, ns->cap * sizeof(*ns->name));
-		assert_non_null(ns->name);
-	}
-	snprintf(ns->name[ns->n++], CF_ID_HEX, "%s", name);
-	return 0;
-}
-
-static struct names list_names(struct cf_repo *r, const char *dir)
-{
-	struct names ns = { 0 };
-	OK(cf_be_list(cf_repo_backend(r), dir, collect, &ns));
-	return ns;
-}
-
-static size_t count_objects(struct cf_repo *r, const char *dir)
-{
-	struct names ns = list_names(r, dir);
-	free(ns.name);
-	return ns.n;
 }
 
 static void expect_blob(struct cf_repo *r, const struct blob *b)

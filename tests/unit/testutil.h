@@ -123,6 +123,45 @@ static inline void fwd_open(struct fwd_backend *w, const char *location,
 
 #endif
 
+#if (defined(TESTUTIL_REPO) || defined(TESTUTIL_NAMES)) && !defined(CF_TESTUTIL_NAMES_H)
+#define CF_TESTUTIL_NAMES_H
+/* ---- the names of a repository's objects (test_repo*.c, test_prune.c) ---- */
+
+struct names {
+	char (*name)[CF_ID_HEX];
+	size_t n, cap;
+};
+
+static inline int collect(const char *name, uint64_t size, void *ctx)
+{
+	struct names *ns = ctx;
+	(void)size;
+	if (ns->n == ns->cap) {
+		ns->cap = ns->cap ? ns->cap * 2 : 16;
+		ns->name = realloc(ns->name, ns->cap * sizeof(*ns->name));
+		assert_non_null(ns->name);
+	}
+	snprintf(ns->name[ns->n++], CF_ID_HEX, "%s", name);
+	return 0;
+}
+
+/* Names of every object under dir ("data", "index", ...). */
+static inline struct names list_names(struct cf_repo *r, const char *dir)
+{
+	struct names ns = { 0 };
+	assert_int_equal(cf_be_list(cf_repo_backend(r), dir, collect, &ns), CF_OK);
+	return ns;
+}
+
+static inline size_t count_objects(struct cf_repo *r, const char *dir)
+{
+	struct names ns = list_names(r, dir);
+	free(ns.name);
+	return ns.n;
+}
+
+#endif
+
 #if defined(TESTUTIL_REPO) && !defined(CF_TESTUTIL_REPO_H)
 #define CF_TESTUTIL_REPO_H
 /* ---- the repo tests' fixture (test_repo*.c) ----
@@ -201,38 +240,6 @@ static inline void fill_text(uint8_t *p, size_t n, uint64_t seed)
 		p[i] = (uint8_t)("the quick brown fox jumps over the lazy dog\n"[(i + seed) % 44]);
 }
 
-struct names {
-	char (*name)[CF_ID_HEX];
-	size_t n, cap;
-};
-
-static inline int collect(const char *name, uint64_t size, void *ctx)
-{
-	struct names *ns = ctx;
-	(void)size;
-	if (ns->n == ns->cap) {
-		ns->cap = ns->cap ? ns->cap * 2 : 16;
-		ns->name = realloc(ns->name, ns->cap * sizeof(*ns->name));
-		assert_non_null(ns->name);
-	}
-	snprintf(ns->name[ns->n++], CF_ID_HEX, "%s", name);
-	return 0;
-}
-
-/* Names of every object under dir ("data", "index", ...). */
-static inline struct names list_names(struct cf_repo *r, const char *dir)
-{
-	struct names ns = { 0 };
-	assert_int_equal(cf_be_list(cf_repo_backend(r), dir, collect, &ns), CF_OK);
-	return ns;
-}
-
-static inline size_t count_objects(struct cf_repo *r, const char *dir)
-{
-	struct names ns = list_names(r, dir);
-	free(ns.name);
-	return ns.n;
-}
 
 /* Read a pack whole and parse its header.  Caller frees *e. */
 static inline void parse_pack(struct cf_repo *r, const char *hex, struct cf_buf *bytes,
