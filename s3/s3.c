@@ -340,6 +340,10 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 	const char *mk = getenv("COFFER_S3_LIST_MAX_KEYS"); /* tests force small pages */
 	if (mk && atoi(mk) > 0 && atoi(mk) < LIST_MAX_KEYS)
 		be->list_max_keys = atoi(mk);
+	be->delete_max_keys = DELETE_MAX_KEYS;
+	const char *dk = getenv("COFFER_S3_DELETE_MAX_KEYS"); /* tests force small batches */
+	if (dk && atoi(dk) > 0 && atoi(dk) < DELETE_MAX_KEYS)
+		be->delete_max_keys = atoi(dk);
 	be->stall_timeout = STALL_TIMEOUT;
 	const char *st = getenv("COFFER_S3_STALL_TIMEOUT"); /* tests provoke stalls */
 	if (st && atoi(st) > 0 && atoi(st) < 3600)

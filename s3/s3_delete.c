@@ -1,7 +1,8 @@
 /*
  * s3_delete.c - the S3 backend's remove_many: DeleteObjects.
  *
- * Paths go in batches of DELETE_MAX_KEYS (S3's limit), each request with
+ * Paths go in batches of DELETE_MAX_KEYS (S3's limit; tests make them smaller
+ * with COFFER_S3_DELETE_MAX_KEYS), each request with
  * the Content-MD5 S3 demands.  The answer's per-key errors are sorted into
  * gone already (fine: what was wanted), transient (sent again in the next
  * round, with backoff, up to max_attempts rounds) and permanent (counted,
@@ -189,7 +190,7 @@ int s3_remove_many(struct cf_backend *b, const char *const *paths, size_t n)
 	struct s3_backend *be = S3(b);
 	struct del_batch d = { 0 };
 	struct cf_buf key = CF_BUF_INIT;
-	size_t cap = n < DELETE_MAX_KEYS ? n : DELETE_MAX_KEYS;
+	size_t cap = n < (size_t)be->delete_max_keys ? n : (size_t)be->delete_max_keys;
 	int r = CF_OK;
 	d.keys = calloc(cap ? cap : 1, sizeof(*d.keys));
 	d.retry = calloc(cap ? cap : 1, sizeof(*d.retry));

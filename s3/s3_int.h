@@ -126,7 +126,7 @@ struct s3_backend {
 	struct cf_s3_loc loc;
 	char *access_key, *secret_key, *session_token;
 	char *cacert;
-	int connections, max_attempts, list_max_keys;
+	int connections, max_attempts, list_max_keys, delete_max_keys;
 	int stall_timeout; /* seconds below low_speed before a transfer is retried */
 	long low_speed;    /* bytes/s */
 	bool sign_payload; /* bodies' SHA-256 in the signature (http, or asked for) */
