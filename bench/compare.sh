@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # bench/compare.sh - coffer against restic on the same data, same machine, same run.
 #
-# Usage: bench/compare.sh [RUNS] [--local] [--s3] [--no-http]
+# Usage: bench/compare.sh [RUNS] [--local] [--s3] [--no-http] [--real] [--link MS,MBIT]
 #   RUNS        runs of every step (default 3); medians are reported
 #   --local     local repositories only          (default: local and S3)
 #   --s3        S3 repositories only
 #   --no-http   over S3, skip the extra coffer-over-plain-http row
+#   --real      the corpus is real files instead of the generated one: a copy
+#               of this machine's /usr/lib/x86_64-linux-gnu, /usr/share/doc and
+#               /usr/include (~1.3 GiB, ~19,000 files; BENCH_DIR/corpus-real,
+#               made once), changed by bench/mutate_tree.py; results go to
+#               BENCH_DIR/results-real.tsv
+#   --link MS,MBIT  over S3, both tools reach the server through
+#               bench/linkem.py: MS ms round trip, MBIT Mbit/s each way (e.g.
+#               --link 30,200, a store across the Internet); the table then
+#               has a "link s" column, the step's bytes over the link / MBIT
+#               (the bandwidth bound), and the proxy's CPU counts as the
+#               servers'; results go to BENCH_DIR/results[-real]-link.tsv
 #   --report    run nothing, print the table again from BENCH_DIR/results.tsv
 #               (the ceilings below it are measured again)
 # Env:   BENCH_DIR   work area (default /var/tmp/coffer-bench); the corpus is
@@ -42,17 +53,25 @@
 # (swift-s3-up.sh installs them with apt-get when missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=3 do_local=1 do_s3=1 do_http=1 report=0
-for a in "$@"; do
-	case $a in
+RUNS=3 do_local=1 do_s3=1 do_http=1 report=0 real=0 link=''
+usage="usage: compare.sh [RUNS] [--local | --s3] [--no-http] [--real] [--link MS,MBIT] [--report]"
+while [ $# -gt 0 ]; do
+	case $1 in
 	--local) do_local=1 do_s3=0 ;;
 	--s3) do_local=0 do_s3=1 ;;
 	--no-http) do_http=0 ;;
 	--report) report=1 ;;
-	[1-9] | [1-9][0-9]) RUNS=$a ;;
-	*) echo "compare.sh: unknown argument '$a' (usage: compare.sh [RUNS] [--local | --s3] [--no-http] [--report])" >&2; exit 2 ;;
+	--real) real=1 ;;
+	--link)
+		[[ ${2:-} =~ ^[0-9]+(\.[0-9]+)?,[0-9]+(\.[0-9]+)?$ ]] ||
+			{ echo "compare.sh: --link takes MS,MBIT (e.g. --link 30,200), not '${2:-}'" >&2; exit 2; }
+		link=$2; shift ;;
+	[1-9] | [1-9][0-9]) RUNS=$1 ;;
+	*) echo "compare.sh: unknown argument '$1' ($usage)" >&2; exit 2 ;;
 	esac
+	shift
 done
+[ -z "$link" ] || [ "$do_s3" = 1 ] || { echo "compare.sh: --link is for S3 (not with --local)" >&2; exit 2; }
 B=${BENCH_DIR:-/var/tmp/coffer-bench}
 COFFER=${COFFER:-$here/build/coffer}
 SWIFT_PORT=${SWIFT_PORT:-16080}
@@ -68,17 +87,29 @@ for c in restic openssl curl python3; do
 	command -v $c >/dev/null || { echo "compare.sh: $c is not installed (apt-get install $c)" >&2; exit 1; }
 done
 [ -x /usr/bin/time ] || { echo "compare.sh: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
-if [ ! -d "$B/corpus" ]; then
-	echo "generating the corpus in $B/corpus (once)..." >&2
-	bash "$here/bench/make_corpus.sh" "$B/corpus.tmp" 42 >&2
-	mv "$B/corpus.tmp" "$B/corpus"
+corpus=$B/corpus
+if [ "$real" = 1 ]; then
+	corpus=$B/corpus-real
+	if [ ! -d "$corpus" ]; then
+		echo "copying real files into $corpus (once)..." >&2
+		rm -rf "$corpus.tmp"
+		mkdir -p "$corpus.tmp/usr/lib" "$corpus.tmp/usr/share"
+		cp -a /usr/lib/x86_64-linux-gnu "$corpus.tmp/usr/lib/"
+		cp -a /usr/share/doc "$corpus.tmp/usr/share/"
+		cp -a /usr/include "$corpus.tmp/usr/"
+		mv "$corpus.tmp" "$corpus"
+	fi
+elif [ ! -d "$corpus" ]; then
+	echo "generating the corpus in $corpus (once)..." >&2
+	bash "$here/bench/make_corpus.sh" "$corpus.tmp" 42 >&2
+	mv "$corpus.tmp" "$corpus"
 fi
 echo pw > "$B/pw"
 export COFFER_PASSWORD_FILE=$B/pw RESTIC_PASSWORD_FILE=$B/pw RESTIC_CACHE_DIR=$B/restic-cache
 # each tool's local cache lives in the work area and starts empty every run
 export COFFER_CACHE_DIR=$B/coffer-cache
 export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-results=$B/results.tsv
+results=$B/results$([ "$real" = 1 ] && echo -real)$([ -n "$link" ] && echo -link).tsv
 # sec CMD...: run it, print its wall seconds
 sec() { /usr/bin/time -f %e -o "$B/sec.time" "$@" && cat "$B/sec.time"; }
 if [ "$report" = 1 ]; then
@@ -92,7 +123,7 @@ fi
 # far: every Swift process runs single (workers = 0), one pid file each
 server_ticks() {
 	local n p sum=0 f
-	for n in proxy proxy-tls object container account memcached; do
+	for n in proxy proxy-tls object container account memcached link link-http; do
 		[ -f "$SD/$n.pid" ] || continue
 		p=$(cat "$SD/$n.pid")
 		read -r -a f < "/proc/$p/stat" 2>/dev/null || continue
@@ -113,21 +144,42 @@ measure() {
 	# no dirty pages left by the step before (the other tool's repository):
 	# its writeback would run on the same 2 cores during this one
 	sync
-	local t0=0 t1=0
+	local t0=0 t1=0 u0=0 d0=0 u1=0 d1=0
 	[ "$target" = s3 ] && t0=$(server_ticks)
+	[ "$target" = s3 ] && [ -n "$link" ] && read -r u0 d0 < <(link_bytes "$tool")
 	/usr/bin/time -v -o "$log" "$@" > "$B/last.out" 2> "$B/last.err" || {
 		echo "FAILED: $target $tool $step: $*" >&2; cat "$B/last.err" >&2; exit 1; }
 	[ "$target" = s3 ] && t1=$(server_ticks)
+	[ "$target" = s3 ] && [ -n "$link" ] && read -r u1 d1 < <(link_bytes "$tool")
 	local wall cpu rss syncs
 	syncs=$(sec sync)
 	read -r wall cpu rss < <(python3 "$here/bench/timev.py" "$log")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$tool" "$step" "$wall" "$cpu" "$rss" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$tool" "$step" "$wall" "$cpu" "$rss" \
 		"$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
-		"$syncs" >> "$results"
+		"$syncs" "$((u1 - u0 > d1 - d0 ? u1 - u0 : d1 - d0))" >> "$results"
 }
 
 # --- S3 server: Swift on loopback, plus a TLS proxy for restic (and coffer) ---
+# link_bytes TOOL: bytes the link proxy TOOL goes through has carried, "UP DOWN"
+link_bytes() {
+	local f=$SD/link.json
+	[ "$1" = coffer-http ] && f=$SD/link-http.json
+	sleep 0.5 # it rewrites its statistics every 0.2 s
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["bytes_up"], j["bytes_down"])' "$f"
+}
+link_up() { # NAME UPSTREAM_PORT: a linkem.py in front of the port, its port in $SD/NAME.port
+	rm -f "$SD/$1.port"
+	python3 "$here/bench/linkem.py" --upstream "127.0.0.1:$2" --delay-ms "${link%,*}" --rate-mbit "${link#*,}" \
+		--port-file "$SD/$1.port" --stats "$SD/$1.json" > /dev/null 2> "$SD/$1.log" &
+	echo $! > "$SD/$1.pid"
+	for _ in $(seq 100); do [ -s "$SD/$1.port" ] && return 0; sleep 0.05; done
+	echo "compare.sh: the link proxy did not start: $(cat "$SD/$1.log")" >&2
+	exit 1
+}
 s3_down() {
+	for n in link link-http; do
+		[ -f "$SD/$n.pid" ] && kill "$(cat "$SD/$n.pid")" 2>/dev/null && rm -f "$SD/$n.pid"
+	done
 	# not purged: the logs in $SD/log stay for a look after a failure (the next start wipes them)
 	[ -d "$SD" ] && bash "$here/tests/infra/swift-s3-down.sh" "$SD" 2>/dev/null || true
 }
@@ -138,6 +190,10 @@ s3_fresh() { # an empty store: stop, wipe, start (http and https); sets SWIFT_TO
 		{ echo "compare.sh: the S3 server did not start:" >&2; cat "$B/swift-up.log" >&2; exit 1; }
 	SWIFT_TOKEN=$(curl -sf -D - -o /dev/null -H "X-Auth-User: test:tester" -H "X-Auth-Key: testing" \
 		"http://127.0.0.1:$SWIFT_PORT/auth/v1.0" | tr -d '\r' | sed -n 's/^X-Auth-Token: //Ip')
+	if [ -n "$link" ]; then
+		link_up link "$TLS_PORT"
+		link_up link-http "$SWIFT_PORT"
+	fi
 }
 # evict DIR: the pages of every file under DIR leave the page cache (clean
 # pages only: sync first)
@@ -213,9 +269,18 @@ repo_bytes() {
 location() {
 	case $1:$2 in
 	local:*) echo "$B/r-$2" ;;
-	s3:coffer-http) echo "s3:http://127.0.0.1:$SWIFT_PORT/$2" ;;
-	s3:*) echo "s3:https://127.0.0.1:$TLS_PORT/$2" ;;
+	s3:coffer-http) echo "s3:http://127.0.0.1:$(s3_port http)/$2" ;;
+	s3:*) echo "s3:https://127.0.0.1:$(s3_port https)/$2" ;;
 	esac
+}
+s3_port() { # http|https: the port the tools reach the S3 server on
+	if [ -n "$link" ]; then
+		cat "$SD/link$([ "$1" = http ] && echo -http).port"
+	elif [ "$1" = http ]; then
+		echo "$SWIFT_PORT"
+	else
+		echo "$TLS_PORT"
+	fi
 }
 tool_cmd() {
 	local tls=()
@@ -236,7 +301,7 @@ tools_of() {
 for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 	echo "run $run/$RUNS: copying the corpus..." >&2
 	rm -rf "$B/src" "$B"/r-* "$B"/out-* "$B/restic-cache" "$B/coffer-cache"
-	cp -a "$B/corpus" "$B/src"
+	cp -a "$corpus" "$B/src"
 	sync
 	[ "$do_s3" = 1 ] && s3_fresh
 	for target in "${targets[@]}"; do
@@ -248,7 +313,11 @@ for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 		done
 	done
 	for step in initial nochange changed; do
-		[ "$step" = changed ] && bash "$here/bench/mutate.sh" "$B/src" 1 >/dev/null 2>&1
+		if [ "$step" = changed ] && [ "$real" = 1 ]; then
+			python3 "$here/bench/mutate_tree.py" "$B/src" 1 >/dev/null
+		elif [ "$step" = changed ]; then
+			bash "$here/bench/mutate.sh" "$B/src" 1 >/dev/null 2>&1
+		fi
 		for target in "${targets[@]}"; do
 			order=$(tools_of "$target")
 			# alternate which tool goes first, so neither always gets the warmer cache
@@ -282,7 +351,7 @@ for run in $(seq 1 "$RUNS"); do # (no run for --report: seq 1 0 is empty)
 			s3) evict "$SD/srv" ;;
 			esac
 			measure "$target" "$tool" restore $(tool_cmd "$target" "$tool") restore -q latest --target "$out"
-			diff -r "$B/src" "$out$B/src" >/dev/null ||
+			diff -r --no-dereference "$B/src" "$out$B/src" >/dev/null ||
 				{ echo "compare.sh: $tool restored from $target differs from the source!" >&2; exit 1; }
 			if [ -n "$loop" ]; then # its pages go with it
 				umount "$mnt"
@@ -303,19 +372,24 @@ rm -rf "$B"/out-*
 # --- ceilings of this machine ---
 echo "measuring the chunker, zstd -3 and disk reads..." >&2
 chunker=$("$here/build/bench_chunker" 256 3 2>/dev/null | sed -n 's/^best: \([0-9.]* [MG]B\/s\).*/\1/p' || true)
-src_bytes=$(du -sb --apparent-size "$B/corpus" | cut -f1)
+src_bytes=$(du -sb --apparent-size "$corpus" | cut -f1)
 # zstd -3 on one core over the whole corpus (read from the page cache)
-zstd_s=$(sec sh -c "find '$B/corpus' -type f -print0 | sort -z | xargs -0 cat | zstd -3 -T1 -q -c > /dev/null")
+zstd_s=$(sec sh -c "find '$corpus' -type f -print0 | sort -z | xargs -0 cat | zstd -3 -T1 -q -c > /dev/null")
 # page cache read of the whole corpus, and a device read (O_DIRECT, no cache) of its large files
-cat_s=$(sec sh -c "find '$B/corpus' -type f -print0 | xargs -0 cat > /dev/null")
-large_bytes=$(du -sb --apparent-size "$B/corpus/large" | cut -f1)
-dd_s=$(sec sh -c "for f in \$(find '$B/corpus/large' -type f); do dd if=\"\$f\" of=/dev/null bs=4M iflag=direct status=none; done")
+cat_s=$(sec sh -c "find '$corpus' -type f -print0 | xargs -0 cat > /dev/null")
+# (the files over 1 MiB: the generated corpus' large/, the real files' biggest libraries)
+find "$corpus" -type f -size +1M -print0 > "$B/large.list"
+large_bytes=$(xargs -0 -r du -cb --apparent-size < "$B/large.list" | tail -1 | cut -f1)
+dd_s=$(sec sh -c "xargs -0 -r -I{} dd if={} of=/dev/null bs=4M iflag=direct status=none < '$B/large.list'")
 
-python3 - "$results" "$src_bytes" "$(nproc)" "${chunker:-?}" "$zstd_s" "$cat_s" "$large_bytes" "$dd_s" <<'PY'
+python3 - "$results" "$src_bytes" "$(nproc)" "${chunker:-?}" "$zstd_s" "$cat_s" "$large_bytes" "$dd_s" \
+	"$([ "$real" = 1 ] && echo "real files ($corpus)" || echo "generated ($corpus)")" "$link" <<'PY'
 import sys, statistics, collections, platform, subprocess
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 src = int(sys.argv[2]); cores = int(sys.argv[3]); chunker = sys.argv[4]
 zstd_s, cat_s, large, dd_s = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
+corpus_name, link = sys.argv[9], sys.argv[10]
+link_ms, link_mbit = (float(x) for x in link.split(",")) if link else (0.0, 0.0)
 t = collections.defaultdict(list)
 for r in rows:
     t[(r[0], r[1], r[2])].append([float(x) for x in r[3:]])
@@ -324,10 +398,11 @@ def med(target, tool, step, i=0):
     return statistics.median(v) if v else float("nan")
 targets = [x for x in ["local", "s3"] if (x, "coffer", "initial") in t]
 nruns = len(t[(targets[0], "coffer", "initial")])
-print(f"coffer vs restic: corpus {src/2**30:.2f} GiB, {cores} cores, medians of {nruns} runs; "
-      f"S3 = Swift s3api on loopback over https (coffer-http: plain http)")
+print(f"coffer vs restic: corpus {src/2**30:.2f} GiB, {corpus_name}, {cores} cores, medians of {nruns} runs; "
+      f"S3 = Swift s3api on loopback over https (coffer-http: plain http)"
+      + (f", through a {link_ms:g} ms, {link_mbit:g} Mbit/s link (bench/linkem.py)" if link else ""))
 print(f"{'repo':<5} {'step':<9} {'tool':<11} {'wall s':>8} {'+sync s':>8} {'CPU s':>8} {'srv CPU':>8} {'RSS MiB':>8} {'added MiB':>10}"
-      f"   coffer/restic: wall w+sync  CPU   RSS  size")
+      + (f" {'link s':>8}" if link else "") + f"   coffer/restic: wall w+sync  CPU   RSS  size")
 def ratio(a, b):
     return f"{a/b:5.2f}" if b == b and b > 0 and a == a else "    -"
 for target in targets:
@@ -338,18 +413,20 @@ for target in targets:
             w, c, rss = med(target, tool, step, 0), med(target, tool, step, 1), med(target, tool, step, 2) / 1024
             srv, ws = med(target, tool, step, 3), med(target, tool, step, 4)
             add = med(target, tool, step + "-added") / 2**20 if (target, tool, step + "-added") in t else float("nan")
-            vals[tool] = (w, c, rss, add, srv, w + ws)
+            lb = med(target, tool, step, 5) * 8 / (link_mbit * 1e6) if link and target == "s3" else float("nan")
+            vals[tool] = (w, c, rss, add, srv, w + ws, lb)
         for tool in tools:
-            w, c, rss, add, srv, ws = vals[tool]
+            w, c, rss, add, srv, ws, lb = vals[tool]
             tail = ""
             if tool != "restic":
-                rw, rc, rr, ra, _, rws = vals["restic"]
+                rw, rc, rr, ra, _, rws, _ = vals["restic"]
                 sz = ratio(add, ra) if ra == ra and ra >= 1 else "    -"  # ratios of (near) nothing mean nothing
                 tail = f"{'':>16}{ratio(w, rw)}  {ratio(ws, rws)} {ratio(c, rc)} {ratio(rss, rr)} {sz}"
             adds = f"{add:10.1f}" if add == add else f"{'':>10}"
             srvs = f"{srv:8.2f}" if target == "s3" and srv == srv else f"{'-':>8}"
             wss = f"{ws:8.2f}" if ws == ws else f"{'-':>8}"
-            print(f"{target:<5} {step:<9} {tool:<11} {w:8.2f} {wss} {c:8.2f} {srvs} {rss:8.0f} {adds}{tail}")
+            lbs = (f" {lb:8.2f}" if lb == lb else f" {'-':>8}") if link else ""
+            print(f"{target:<5} {step:<9} {tool:<11} {w:8.2f} {wss} {c:8.2f} {srvs} {rss:8.0f} {adds}{lbs}{tail}")
     sizes = ", ".join(f"{tool} {med(target, tool, 'repo')/2**20:.0f} MiB" for tool in tools)
     print(f"{target:<5} repository after 3 backups: {sizes} "
           f"(coffer/restic {ratio(med(target, 'coffer', 'repo'), med(target, 'restic', 'repo')).strip()})")
@@ -360,6 +437,14 @@ for step in ["initial", "restore"]:
         lo = (c + srv) / cores
         print(f"s3    {step}: coffer's CPU {c:.2f} s + the S3 servers' {srv:.2f} s on {cores} cores "
               f"= at least {lo:.2f} s of wall, {lo/rw:.2f} of restic's {rw:.2f} s")
+if link:
+    print(f"link s: the step's bytes in its busier direction over {link_mbit:g} Mbit/s, the least wall "
+          f"time the link allows; wall / link s for coffer:")
+    for step in ["initial", "nochange", "changed", "restore"]:
+        for tool in ["coffer", "restic"]:
+            w, b = med("s3", tool, step, 0), med("s3", tool, step, 5) * 8 / (link_mbit * 1e6)
+            if w == w and b == b and b > 0.5:
+                print(f"  s3 {step:<9} {tool:<7} {w:7.2f} s = {w/b:4.2f} x the bound {b:.2f} s")
 print()
 print(f"chunker on one core (bench_chunker 256 MiB): {chunker}")
 zs = src / zstd_s / 1e6
