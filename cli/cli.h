@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "repo/repo.h"
 
 #define MAXV 256
@@ -26,6 +27,10 @@ struct cli {
 	const char *host;
 	const char *tags[MAXV]; size_t ntags;
 	const char *excludes[MAXV]; size_t nexcludes;
+	const char *exclude_files[MAXV]; size_t nexclude_files;   /* --exclude-file */
+	const char *exclude_if_present[MAXV]; size_t nexclude_if_present;
+	uint64_t exclude_larger_than;                             /* 0 = none */
+	const char *files_from[MAXV]; size_t nfiles_from;         /* --files-from */
 	const char *time;
 	bool one_file_system, force, no_cache;
 	int threads;

@@ -5,8 +5,10 @@
 #include "restore/restore.h"
 #include "repo/tree.h"
 #include "crypto/crypto.h"
+#include "common/array.h"
 #include "common/error.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -50,8 +52,97 @@ static void print_summary(const struct cf_snapshot *s, bool json)
 	printf("snapshot %.8s saved\n", hex);
 }
 
+/* What to walk and what to leave out: the command line's paths and
+ * --exclude patterns, then the lines of each --files-from and
+ * --exclude-file. */
+struct lists {
+	char **paths; size_t npaths, pathcap;
+	char **excludes; size_t nexcludes, exclcap;
+	size_t owned_paths, owned_excludes; /* the first ones are the command line's */
+};
+
+/* Append the lines of file (blank ones and those starting with # skipped;
+ * a trailing \r dropped) to *v. */
+static int read_lines(const char *file, const char *opt, char ***v, size_t *n, size_t *cap)
+{
+	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f)
+		return cf_err(CF_EINVAL, "%s %s: %s", opt, file, strerror(errno));
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t len;
+	int rc = CF_OK;
+	while (!rc && (len = getline(&line, &lcap, f)) >= 0) {
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (!len || line[0] == '#')
+			continue;
+		if (!(rc = CF_GROW(*v, *n + 1, *cap)) && !((*v)[*n] = strdup(line)))
+			rc = cf_err(CF_ENOMEM, "out of memory");
+		if (!rc)
+			(*n)++;
+	}
+	if (!rc && ferror(f))
+		rc = cf_err(CF_EIO, "%s %s: %s", opt, file, strerror(errno));
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static void lists_release(struct lists *l)
+{
+	for (size_t i = l->npaths - l->owned_paths; i < l->npaths; i++)
+		free(l->paths[i]);
+	for (size_t i = l->nexcludes - l->owned_excludes; i < l->nexcludes; i++)
+		free(l->excludes[i]);
+	free(l->paths);
+	free(l->excludes);
+}
+
+static int lists_build(const struct cli *c, struct lists *l)
+{
+	int rc;
+	memset(l, 0, sizeof(*l));
+	if ((rc = CF_GROW(l->paths, (size_t)c->nargs + 1, l->pathcap)) ||
+	    (rc = CF_GROW(l->excludes, c->nexcludes + 1, l->exclcap)))
+		return rc;
+	for (int i = 0; i < c->nargs; i++)
+		l->paths[l->npaths++] = c->args[i];
+	for (size_t i = 0; i < c->nexcludes; i++)
+		l->excludes[l->nexcludes++] = (char *)c->excludes[i];
+	size_t before = l->npaths;
+	for (size_t i = 0; i < c->nfiles_from; i++) {
+		if ((rc = read_lines(c->files_from[i], "--files-from", &l->paths, &l->npaths, &l->pathcap)))
+			break;
+	}
+	l->owned_paths = l->npaths - before;
+	before = l->nexcludes;
+	for (size_t i = 0; !rc && i < c->nexclude_files; i++)
+		rc = read_lines(c->exclude_files[i], "--exclude-file", &l->excludes, &l->nexcludes, &l->exclcap);
+	l->owned_excludes = l->nexcludes - before;
+	if (!rc && c->nfiles_from && !l->owned_paths)
+		rc = cf_err(CF_EINVAL, "--files-from: no path in %s%s", c->files_from[0],
+			    c->nfiles_from > 1 ? " (nor the others)" : "");
+	return rc;
+}
+
+static int backup_run(struct cli *c, const struct lists *l);
 
 int cmd_backup(struct cli *c)
+{
+	struct lists l;
+	int rc = lists_build(c, &l);
+	if (rc) {
+		lists_release(&l);
+		return fail(rc);
+	}
+	rc = backup_run(c, &l);
+	lists_release(&l);
+	return rc;
+}
+
+static int backup_run(struct cli *c, const struct lists *l)
 {
 	struct cf_repo *r = NULL;
 	struct cf_snapshot snap;
@@ -60,7 +151,7 @@ int cmd_backup(struct cli *c)
 
 	memset(&snap, 0, sizeof(snap));
 	memset(&o, 0, sizeof(o));
-	if (c->nargs < 1 && !c->nmariadb && !c->nsqlite && !c->nstdin_commands)
+	if (l->npaths < 1 && !c->nmariadb && !c->nsqlite && !c->nstdin_commands)
 		return fail(cf_err(CF_EINVAL, "backup: give at least one path (or --mariadb, --sqlite, "
 				   "--stdin-from-command) to back up"));
 	/* pairs in the order given: the i-th command's output is stored as the
@@ -69,13 +160,16 @@ int cmd_backup(struct cli *c)
 		return fail(cf_err(CF_EINVAL, "backup: %zu --stdin-from-command and %zu --stdin-filename: "
 				   "give each command its own --stdin-filename NAME",
 				   c->nstdin_commands, c->nstdin_filenames));
-	o.paths = (const char *const *)c->args;
-	o.npaths = (size_t)c->nargs;
+	o.paths = (const char *const *)l->paths;
+	o.npaths = l->npaths;
 	o.host = c->host;
 	o.tags = c->tags;
 	o.ntags = c->ntags;
-	o.excludes = c->excludes;
-	o.nexcludes = c->nexcludes;
+	o.excludes = (const char *const *)l->excludes;
+	o.nexcludes = l->nexcludes;
+	o.exclude_if_present = c->exclude_if_present;
+	o.nexclude_if_present = c->nexclude_if_present;
+	o.exclude_larger_than = c->exclude_larger_than;
 	o.one_file_system = c->one_file_system;
 	o.threads = c->threads;
 	o.no_parent = c->force;

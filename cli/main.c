@@ -12,6 +12,8 @@
 #include "crypto/crypto.h"
 #include "common/error.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <jansson.h>
@@ -84,6 +86,16 @@ static const char usage_text[] =
 "  --tag TAG                   add a tag (repeatable)\n"
 "  --time 'YYYY-MM-DD HH:MM:SS'  snapshot time (default: now)\n"
 "  --exclude PATTERN           skip paths or names matching a shell pattern (repeatable)\n"
+"  --exclude-file FILE         --exclude each line of FILE (blank lines and lines starting\n"
+"                              with # skipped; repeatable)\n"
+"  --exclude-if-present NAME[:HEADER]\n"
+"                              skip directories holding a file NAME (that starts with HEADER,\n"
+"                              if given; repeatable)\n"
+"  --exclude-caches            skip directories holding a CACHEDIR.TAG with its signature\n"
+"  --exclude-larger-than SIZE  skip files larger than SIZE (bytes, or with K, M, G, T)\n"
+"  --files-from FILE           back up the paths listed in FILE (one per line, blank lines and\n"
+"                              lines starting with # skipped) as well as those given; a missing\n"
+"                              one is refused\n"
 "  --one-file-system           do not cross file system boundaries\n"
 "  --force                     read every file even if unchanged since the parent snapshot\n"
 "  --no-cache                  neither use nor write the local directory cache (default:\n"
@@ -180,6 +192,7 @@ enum {
 	O_COMP, O_REPOVER, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
 	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
+	O_EXCLUDE_FILE, O_EXCLUDE_IF_PRESENT, O_EXCLUDE_CACHES, O_EXCLUDE_LARGER, O_FILES_FROM,
 };
 
 static const struct option longopts[] = {
@@ -197,6 +210,11 @@ static const struct option longopts[] = {
 	{ "tag", required_argument, NULL, O_TAG },
 	{ "time", required_argument, NULL, O_TIME },
 	{ "exclude", required_argument, NULL, O_EXCLUDE },
+	{ "exclude-file", required_argument, NULL, O_EXCLUDE_FILE },
+	{ "exclude-if-present", required_argument, NULL, O_EXCLUDE_IF_PRESENT },
+	{ "exclude-caches", no_argument, NULL, O_EXCLUDE_CACHES },
+	{ "exclude-larger-than", required_argument, NULL, O_EXCLUDE_LARGER },
+	{ "files-from", required_argument, NULL, O_FILES_FROM },
 	{ "one-file-system", no_argument, NULL, O_OFS },
 	{ "force", no_argument, NULL, O_FORCE },
 	{ "no-cache", no_argument, NULL, O_NOCACHE },
@@ -276,7 +294,8 @@ static const struct cmd_doc {
 	{ "init", "init [--chunk-size MIN,AVG,MAX] [--compression N]",
 	  " chunk-size compression repo-version kdf-passes kdf-memory " },
 	{ "backup", "backup PATH... [--mariadb URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
-	  " host tag time exclude one-file-system force no-cache threads mariadb mariadb-lock sqlite"
+	  " host tag time exclude exclude-file exclude-if-present exclude-caches exclude-larger-than"
+	  " files-from one-file-system force no-cache threads mariadb mariadb-lock sqlite"
 	  " stdin-from-command stdin-filename " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
@@ -310,6 +329,11 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "path", "PATH", "only snapshots of this path (repeatable)" },
 	{ "time", "'YYYY-MM-DD HH:MM:SS'", "snapshot time (default: now)" },
 	{ "exclude", "PATTERN", "skip paths or names matching a shell pattern (repeatable)" },
+	{ "exclude-file", "FILE", "--exclude each line of FILE (blank and # lines skipped)" },
+	{ "exclude-if-present", "NAME[:HEADER]", "skip directories holding NAME (starting with HEADER)" },
+	{ "exclude-caches", NULL, "skip directories with a CACHEDIR.TAG (its signature checked)" },
+	{ "exclude-larger-than", "SIZE", "skip files larger than SIZE (bytes, or with K, M, G, T)" },
+	{ "files-from", "FILE", "back up the paths listed in FILE too, one per line" },
 	{ "one-file-system", NULL, "do not cross file system boundaries" },
 	{ "force", NULL, "read every file even if unchanged since the parent snapshot" },
 	{ "no-cache", NULL, "neither use nor write the local directory cache" },
@@ -494,6 +518,30 @@ static int add_multi(const char **arr, size_t *n, const char *v, const char *opt
 	return CF_OK;
 }
 
+/* SIZE: bytes, or a number with K, M, G or T (powers of 1024; a trailing
+ * "B" or "iB" allowed), above 0 */
+static int parse_size(const char *s, const char *opt, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift && *end == 'i')
+		end++;
+	if (*end == 'b' || *end == 'B')
+		end++;
+	if (!isdigit((unsigned char)*s) || *end || errno || v == 0 || (shift && v > (UINT64_MAX >> shift)))
+		return cf_err(CF_EINVAL, "%s wants a size above 0 (e.g. 500M, 2G), not '%s'", opt, s);
+	*out = (uint64_t)v << shift;
+	return CF_OK;
+}
+
 static int parse_long(const char *s, const char *opt, long lo, long hi, long *out)
 {
 	char *end;
@@ -547,6 +595,25 @@ int main(int argc, char **argv)
 		case O_TAG: rc = add_multi(c.tags, &c.ntags, optarg, "--tag"); break;
 		case O_TIME: c.time = optarg; break;
 		case O_EXCLUDE: rc = add_multi(c.excludes, &c.nexcludes, optarg, "--exclude"); break;
+		case O_EXCLUDE_FILE:
+			rc = add_multi(c.exclude_files, &c.nexclude_files, optarg, "--exclude-file");
+			break;
+		case O_EXCLUDE_IF_PRESENT:
+			if (!*optarg || *optarg == ':' || strchr(optarg, '/'))
+				rc = cf_err(CF_EINVAL, "--exclude-if-present wants a file name (NAME or "
+					    "NAME:HEADER), not '%s'", optarg);
+			else
+				rc = add_multi(c.exclude_if_present, &c.nexclude_if_present, optarg,
+					       "--exclude-if-present");
+			break;
+		case O_EXCLUDE_CACHES:
+			/* https://bford.info/cachedir/ */
+			rc = add_multi(c.exclude_if_present, &c.nexclude_if_present,
+				       "CACHEDIR.TAG:Signature: 8a477f597d28d172789f06886806bc55",
+				       "--exclude-if-present");
+			break;
+		case O_EXCLUDE_LARGER: rc = parse_size(optarg, "--exclude-larger-than", &c.exclude_larger_than); break;
+		case O_FILES_FROM: rc = add_multi(c.files_from, &c.nfiles_from, optarg, "--files-from"); break;
 		case O_OFS: c.one_file_system = true; break;
 		case O_FORCE: c.force = true; break;
 		case O_NOCACHE: c.no_cache = true; break;

@@ -48,6 +48,11 @@ struct cf_backup_opts {
 	const char *const *tags; size_t ntags;
 	int64_t time_ns;                  /* 0 = now */
 	const char *const *excludes; size_t nexcludes; /* fnmatch patterns on path or name */
+	/* a directory holding an entry of this name is left out ("NAME" or
+	 * "NAME:HEADER": the file must also start with HEADER, as restic's
+	 * --exclude-if-present; CACHEDIR.TAG with its signature is --exclude-caches) */
+	const char *const *exclude_if_present; size_t nexclude_if_present;
+	uint64_t exclude_larger_than;     /* regular files above this size are left out; 0 = none */
 	bool one_file_system;
 	int threads;                      /* 0 = number of CPUs */
 	bool progress;                    /* live progress line on stderr */

@@ -250,6 +250,9 @@ const char *eng_user_name(uid_t uid, char *buf, size_t len);
 int eng_fill_node(const char *path, const char *name, const struct stat *st,
 		  const struct cf_node *old, struct cf_node *n);
 bool eng_excluded(const struct ctx *c, const char *path, const char *name);
+/* The tests that need the entry's lstat: --exclude-larger-than and
+ * --exclude-if-present (a directory holding the marker). */
+bool eng_excluded_stat(const struct ctx *c, const char *path, const struct stat *st);
 
 /* progress.c */
 void eng_progress(struct ctx *c, bool final);

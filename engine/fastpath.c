@@ -193,6 +193,13 @@ int eng_dir_fast(struct ctx *c, const char *path, const uint8_t *old_id,
 			free(sub);
 			goto out;
 		}
+		if (!skip && (c->o->exclude_larger_than || (c->o->nexclude_if_present && S_ISDIR(st.st_mode)))) {
+			if (!sub && asprintf(&sub, "%s%s%s", path, sep, names[i]) < 0) {
+				rc = cf_err(CF_ENOMEM, "out of memory");
+				goto out;
+			}
+			skip = eng_excluded_stat(c, sub, &st);
+		}
 		if (skip || (c->o->one_file_system && S_ISDIR(st.st_mode) && st.st_dev != c->root_dev)) {
 			free(sub);
 			continue;

@@ -4,7 +4,8 @@
  * eng_fill_node() turns an lstat() into a tree node: type, mode, ids and
  * their names, size, times, inode, device, symlink target and xattrs.
  * eng_excluded() is the --exclude test (a shell pattern on the whole path
- * or on the name).
+ * or on the name); eng_excluded_stat() the tests that need the lstat
+ * (--exclude-larger-than, --exclude-if-present).
  *
  * Invariants: atime is not recorded (an unchanged directory must give the
  * same tree blob every time); the user and group name caches are shared by
@@ -13,6 +14,7 @@
  */
 #include "engine/engine_int.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <grp.h>
 #include <pwd.h>
@@ -202,5 +204,51 @@ bool eng_excluded(const struct ctx *c, const char *path, const char *name)
 		if (fnmatch(pat, path, 0) == 0 || fnmatch(pat, name, 0) == 0)
 			return true;
 	}
+	return false;
+}
+
+/* Does directory dir hold marker spec ("NAME" or "NAME:HEADER")? */
+static bool has_marker(const char *dir, const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	size_t nlen = colon ? (size_t)(colon - spec) : strlen(spec);
+	char *p = malloc(strlen(dir) + nlen + 2);
+	if (!p)
+		return false;
+	sprintf(p, "%s/%.*s", dir, (int)nlen, spec);
+	bool found;
+	if (!colon) {
+		struct stat st;
+		found = lstat(p, &st) == 0;
+	} else {
+		/* the header must start the file: read exactly its length */
+		size_t hlen = strlen(colon + 1);
+		char *buf = malloc(hlen + 1);
+		int fd = buf ? open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) : -1;
+		size_t got = 0;
+		while (fd >= 0 && got < hlen) {
+			ssize_t k = read(fd, buf + got, hlen - got);
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+		}
+		found = fd >= 0 && got == hlen && memcmp(buf, colon + 1, hlen) == 0;
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+	}
+	free(p);
+	return found;
+}
+
+bool eng_excluded_stat(const struct ctx *c, const char *path, const struct stat *st)
+{
+	if (c->o->exclude_larger_than && S_ISREG(st->st_mode) &&
+	    (uint64_t)st->st_size > c->o->exclude_larger_than)
+		return true;
+	if (S_ISDIR(st->st_mode))
+		for (size_t i = 0; i < c->o->nexclude_if_present; i++)
+			if (has_marker(path, c->o->exclude_if_present[i]))
+				return true;
 	return false;
 }

@@ -375,7 +375,16 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			if (skip)
 				continue;
 		}
-		if (eng_excluded(c, sub, names[i])) {
+		bool excluded = eng_excluded(c, sub, names[i]);
+		if (!excluded) {
+			if (lstat(sub, &st) < 0) {
+				cf_warn("error: %s: %s", sub, strerror(errno));
+				c->unreadable++;
+				continue;
+			}
+			excluded = eng_excluded_stat(c, sub, &st);
+		}
+		if (excluded) {
 			/* left out, but for the streams below it */
 			if (!c->noverlays || !eng_overlay_below(c, sub))
 				continue;
@@ -388,11 +397,6 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 			if ((rc = eng_overlay_dir(c, sub, names[i], n)))
 				goto out;
 			npd++;
-			continue;
-		}
-		if (lstat(sub, &st) < 0) {
-			cf_warn("error: %s: %s", sub, strerror(errno));
-			c->unreadable++;
 			continue;
 		}
 		if (c->o->one_file_system && S_ISDIR(st.st_mode) && st.st_dev != c->root_dev)
