@@ -12,6 +12,7 @@
 struct cli {
 	const char *repo;
 	const char *password_file, *new_password_file;
+	const char *password_command; /* --password-command */
 	bool json, verbose, quiet;
 	/* COFFER_PARSE_ONLY=1: validate the command line, then exit 0 where the
 	 * command would open the repository (open_backend) or, for the agent,
@@ -81,8 +82,8 @@ struct cli {
 };
 
 /* Password for opening (or, twice = true, for creating) a repository:
- * --password-file, COFFER_PASSWORD_FILE, COFFER_PASSWORD, else a prompt on
- * /dev/tty.  Caller frees with cli_password_free(). */
+ * --password-file or --password-command (not both), COFFER_PASSWORD_FILE,
+ * COFFER_PASSWORD_COMMAND, COFFER_PASSWORD, else a prompt on /dev/tty.  Caller frees with cli_password_free(). */
 int cli_password(const struct cli *c, bool twice, char **out);
 int cli_new_password(const struct cli *c, char **out);
 int cli_prompt_new(const char *what, bool twice, char **out);

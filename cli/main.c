@@ -65,6 +65,9 @@ static const char usage_text[] =
 "Global options:\n"
 "  -r, --repo LOCATION         repository: a directory, local:DIR, s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX]\n"
 "                              or s3://BUCKET[/PREFIX] (default: $COFFER_REPOSITORY)\n"
+"  --password-command CMD      the password is the first line CMD (run with /bin/sh -c)\n"
+"                              prints (default: $COFFER_PASSWORD_COMMAND; a non-zero exit is\n"
+"                              an error); not with --password-file\n"
 "  --password-file FILE        read the password from FILE (default: $COFFER_PASSWORD_FILE,\n"
 "                              then $COFFER_PASSWORD, then a prompt on the terminal)\n"
 "  --json                      machine-readable output\n"
@@ -187,7 +190,7 @@ enum {
 	O_MAX_UNUSED, O_FROM_REPO, O_FROM_PWFILE, O_READ_SUBSET,
 };
 enum {
-	O_PWFILE = 256, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_SIGNP, O_HOST, O_TAG, O_TIME,
+	O_PWFILE = 256, O_PWCMD, O_NEWPWFILE, O_JSON, O_RETRY, O_CACERT, O_CONN, O_SIGNP, O_HOST, O_TAG, O_TIME,
 	O_EXCLUDE, O_OFS, O_FORCE, O_NOCACHE, O_THREADS, O_PATH, O_TARGET, O_INCLUDE, O_READDATA, O_CHUNK,
 	O_COMP, O_REPOVER, O_KDFOPS, O_KDFMEM, O_REMOVEALL, O_HELP, O_VERSION,
 	O_NOLOCK = 700,
@@ -198,6 +201,7 @@ enum {
 static const struct option longopts[] = {
 	{ "repo", required_argument, NULL, 'r' },
 	{ "password-file", required_argument, NULL, O_PWFILE },
+	{ "password-command", required_argument, NULL, O_PWCMD },
 	{ "new-password-file", required_argument, NULL, O_NEWPWFILE },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -284,7 +288,7 @@ static const struct option longopts[] = {
 /* taken by every command: where the repository is and how to reach it,
  * how much to say */
 static const char global_opts[] =
-	" repo password-file json verbose quiet retry-lock cacert s3-connections"
+	" repo password-file password-command json verbose quiet retry-lock cacert s3-connections"
 	" s3-sign-payload no-lock help version ";
 
 #define FILTER_OPTS " host tag path"
@@ -421,7 +425,7 @@ static void cmd_help(const struct cmd_doc *d)
 		printf(strlen(lhs) < 28 ? "  %-28s%s\n" : "  %s\n  %28s%s\n", lhs,
 		       strlen(lhs) < 28 ? opt_docs[i].help : "", opt_docs[i].help);
 	}
-	printf("\nGlobal options (every command): -r/--repo, --password-file, --json, -v, -q,\n"
+	printf("\nGlobal options (every command): -r/--repo, --password-file, --password-command, --json, -v, -q,\n"
 	       "--retry-lock, --cacert, --s3-connections, --s3-sign-payload, --no-lock\n"
 	       "(see 'coffer --help')\n");
 }
@@ -577,6 +581,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'r': c.repo = optarg; break;
 		case O_PWFILE: c.password_file = optarg; break;
+		case O_PWCMD: c.password_command = optarg; break;
 		case O_NEWPWFILE: c.new_password_file = optarg; break;
 		case O_JSON: c.json = true; break;
 		case 'v': c.verbose = true; break;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The file is read with read(2) into a buffer that is wiped, not with stdio,
@@ -48,14 +49,67 @@ out:
 	return rc;
 }
 
+/* The first line CMD (run with /bin/sh -c; stdin and stderr the caller's,
+ * so it may ask on the terminal) prints: read into a buffer that is wiped,
+ * as the file.  A non-zero exit, a signal or an empty line is an error. */
+static int run_command_secret(const char *cmd, char **out)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return cf_err_errno("password command: pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return cf_err_errno("password command: fork");
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char buf[4096];
+	size_t n = 0;
+	int rc = CF_OK;
+	while (n < sizeof(buf) - 1) {
+		ssize_t r = read(p[0], buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	bool too_much = n == sizeof(buf) - 1;
+	close(p[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	if (too_much)
+		rc = cf_err(CF_EINVAL, "password command printed more than %zu bytes: not a password",
+			    sizeof(buf) - 2);
+	else if (WIFSIGNALED(status))
+		rc = cf_err(CF_EINVAL, "password command was killed by signal %d", WTERMSIG(status));
+	else if (WEXITSTATUS(status))
+		rc = cf_err(CF_EINVAL, "password command exited with status %d", WEXITSTATUS(status));
+	else if (!buf[0])
+		rc = cf_err(CF_EINVAL, "password command printed no password");
+	else if (!(*out = strdup(buf)))
+		rc = cf_err(CF_ENOMEM, "out of memory");
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
 static int prompt(const char *what, char **out)
 {
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 	struct termios old, noecho;
 	char buf[1024];
 	if (fd < 0)
-		return cf_err(CF_EINVAL, "no password given: set COFFER_PASSWORD_FILE (or COFFER_PASSWORD), "
-			      "or use --password-file");
+		return cf_err(CF_EINVAL, "no password given: set COFFER_PASSWORD_FILE (or "
+			      "COFFER_PASSWORD_COMMAND, COFFER_PASSWORD), or use --password-file");
 	dprintf(fd, "%s: ", what);
 	bool restore = tcgetattr(fd, &old) == 0;
 	if (restore) {
@@ -82,11 +136,20 @@ static int prompt(const char *what, char **out)
 
 int cli_password(const struct cli *c, bool twice, char **out)
 {
-	const char *f = c->password_file ? c->password_file : getenv("COFFER_PASSWORD_FILE");
+	const char *f = c->password_file, *cmd = c->password_command;
 	const char *p = getenv("COFFER_PASSWORD");
 	*out = NULL;
+	if (f && cmd)
+		return cf_err(CF_EINVAL, "give --password-file or --password-command, not both");
+	if (!f && !cmd) {
+		f = getenv("COFFER_PASSWORD_FILE");
+		if (!f || !*f)
+			cmd = getenv("COFFER_PASSWORD_COMMAND");
+	}
 	if (f && *f)
 		return read_file_secret(f, out);
+	if (cmd && *cmd)
+		return run_command_secret(cmd, out);
 	if (p && *p) {
 		*out = strdup(p);
 		return *out ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
