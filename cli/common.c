@@ -72,7 +72,9 @@ int open_backend(struct cli *c, struct cf_backend **be)
 	if (c->parse_only)
 		parse_only_done(c);
 	if (!loc || !*loc)
-		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or set COFFER_REPOSITORY");
+		return cf_err(CF_EINVAL, "no repository given: use -r LOCATION or set COFFER_REPOSITORY%s",
+			      getenv("RESTIC_REPOSITORY") ? " (RESTIC_REPOSITORY is set: coffer does not read "
+			      "restic's variables)" : "");
 	return cf_backend_open(loc, &bo, be);
 }
 

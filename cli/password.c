@@ -102,6 +102,19 @@ static int run_command_secret(const char *cmd, char **out)
 	return rc;
 }
 
+/* A user coming from restic may have its variables set: say which name
+ * coffer reads instead of only "no password". */
+static const char *restic_hint(void)
+{
+	if (getenv("RESTIC_PASSWORD_FILE"))
+		return " (RESTIC_PASSWORD_FILE is set: coffer reads COFFER_PASSWORD_FILE)";
+	if (getenv("RESTIC_PASSWORD_COMMAND"))
+		return " (RESTIC_PASSWORD_COMMAND is set: coffer reads COFFER_PASSWORD_COMMAND)";
+	if (getenv("RESTIC_PASSWORD"))
+		return " (RESTIC_PASSWORD is set: coffer reads COFFER_PASSWORD)";
+	return "";
+}
+
 static int prompt(const char *what, char **out)
 {
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
@@ -109,7 +122,8 @@ static int prompt(const char *what, char **out)
 	char buf[1024];
 	if (fd < 0)
 		return cf_err(CF_EINVAL, "no password given: set COFFER_PASSWORD_FILE (or "
-			      "COFFER_PASSWORD_COMMAND, COFFER_PASSWORD), or use --password-file");
+			      "COFFER_PASSWORD_COMMAND, COFFER_PASSWORD), or use --password-file%s",
+			      restic_hint());
 	dprintf(fd, "%s: ", what);
 	bool restore = tcgetattr(fd, &old) == 0;
 	if (restore) {

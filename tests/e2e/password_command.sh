@@ -42,4 +42,10 @@ assert_contains "$T/out" "1 snapshots" "COFFER_PASSWORD_FILE before COFFER_PASSW
 expect_exit 0 "$COFFER" -r "$R" --password-command "cat '$PWFILE'" backup "$T/src"
 expect_exit 0 "$COFFER" -r "$R" --password-command "cat '$PWFILE'" --json snapshots
 assert_eq 2 "$(json_field "$T/out" 'len(j)')" "snapshots after a backup with --password-command"
+# a restic user's variables are named with the coffer name to use
+expect_exit 1 setsid env RESTIC_PASSWORD_FILE="$PWFILE" "$COFFER" -r "$R" snapshots < /dev/null
+assert_contains "$T/err" "COFFER_PASSWORD_FILE" "hint for RESTIC_PASSWORD_FILE"
+assert_contains "$T/err" "RESTIC_PASSWORD_FILE is set" "hint for RESTIC_PASSWORD_FILE"
+expect_exit 1 env -u COFFER_REPOSITORY RESTIC_REPOSITORY="$R" "$COFFER" snapshots
+assert_contains "$T/err" "RESTIC_REPOSITORY is set" "hint for RESTIC_REPOSITORY"
 e2e_done
