@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -119,8 +120,11 @@ static int parse_file(const char *path, struct kv *kv)
 		}
 		for (char *e = key + strlen(key); e > key && isspace((unsigned char)e[-1]);)
 			*--e = 0;
-		if (!agent_find_key(key)) {
-			r = cf_err(CF_EINVAL, "%s:%d: unknown key %s", path, line, key);
+		char tname[128];
+		if (!agent_find_key(key) && !agent_copy_find(key, tname, sizeof(tname))) {
+			r = cf_err(CF_EINVAL, "%s:%d: unknown key %s%s", path, line, key,
+				   agent_is_copy_key(key) ? " (a copy target's keys are COFFER_COPY_TO_<NAME>_REPOSITORY, "
+				   "_PASSWORD_FILE, _SCHEDULE, _KEEP_DAILY...: doc/agent.md)" : "");
 			free(key);
 			break;
 		}
@@ -209,6 +213,15 @@ static int check_unknown_env(void)
 			continue;
 		if (agent_find_key(name))
 			continue;
+		char tname[128];
+		if (agent_is_copy_key(name)) {
+			/* a typo here would silently drop a target's retention: refused */
+			if (agent_copy_find(name, tname, sizeof(tname)))
+				continue;
+			return cf_err(CF_EINVAL, "unknown setting %s in the environment (a copy target's keys are "
+					      "COFFER_COPY_TO_<NAME>_REPOSITORY, _PASSWORD_FILE, _SCHEDULE, _KEEP_DAILY...: "
+					      "doc/agent.md)", name);
+		}
 		if (strict)
 			return cf_err(CF_EINVAL, "unknown setting %s in the environment", name);
 		cf_warn("coffer agent: warning: unknown setting %s in the environment (ignored)", name);
@@ -258,6 +271,227 @@ static int check_dumps(const struct cf_agent_config *c)
 	return r;
 }
 
+/* ------------------------------------------------------ copy targets */
+
+/* The COFFER_COPY_TO_* keys given: names from the environment (only when it
+ * is the real one: a test's lookup cannot be listed) and then from the file;
+ * each name once, the environment's value winning. */
+struct copy_kv {
+	char **k;
+	const char **v;
+	bool *from_file;
+	size_t n, kcap, vcap, fcap;
+};
+
+static void copy_kv_free(struct copy_kv *ck)
+{
+	agent_free_list(ck->k, ck->n);
+	free(ck->v);
+	free(ck->from_file);
+	memset(ck, 0, sizeof(*ck));
+}
+
+static int copy_kv_add(struct copy_kv *ck, const char *k, const char *v, bool from_file)
+{
+	int r;
+	for (size_t i = 0; i < ck->n; i++)
+		if (!strcmp(ck->k[i], k))
+			return CF_OK;
+	if ((r = CF_GROW(ck->v, ck->n + 1, ck->vcap)) || (r = CF_GROW(ck->from_file, ck->n + 1, ck->fcap)))
+		return r;
+	ck->v[ck->n] = v;
+	ck->from_file[ck->n] = from_file;
+	return agent_push(&ck->k, &ck->n, &ck->kcap, k, strlen(k));
+}
+
+static int copy_keys_given(cf_agent_getenv_fn get, void *ctx, const struct kv *kv, struct copy_kv *ck)
+{
+	int r = CF_OK;
+	if (get == env_get) {
+		for (char **e = environ; e && *e && !r; e++) {
+			size_t n = strcspn(*e, "=");
+			char name[256];
+			if (!agent_is_copy_key(*e) || n >= sizeof(name) || !(*e)[n])
+				continue;
+			memcpy(name, *e, n);
+			name[n] = 0;
+			r = copy_kv_add(ck, name, get(ctx, name), false);
+		}
+	}
+	for (size_t i = 0; i < kv->n && !r; i++)
+		if (agent_is_copy_key(kv->k[i]))
+			r = copy_kv_add(ck, kv->k[i], kv_get(kv, kv->k[i]), true);
+	return r;
+}
+
+static void copy_release(struct cf_agent_copy *t)
+{
+	free(t->name);
+	free(t->key_name);
+	free(t->repository);
+	free(t->password_file);
+	cf_agent_secret_free(t->password);
+	free(t->access_key);
+	free(t->access_key_file);
+	cf_agent_secret_free(t->secret_key);
+	free(t->secret_key_file);
+	cf_agent_secret_free(t->session_token);
+	free(t->session_token_file);
+	free(t->region);
+	free(t->from_name);
+	free(t->schedule);
+	free(t->keep_within);
+	memset(t, 0, sizeof(*t));
+}
+
+static struct cf_agent_copy *copy_target(struct cf_agent_config *c, const char *key_name, size_t *cap)
+{
+	for (size_t i = 0; i < c->ncopies; i++)
+		if (!strcmp(c->copies[i].key_name, key_name))
+			return &c->copies[i];
+	if (CF_GROW(c->copies, c->ncopies + 1, *cap))
+		return NULL;
+	struct cf_agent_copy *t = &c->copies[c->ncopies];
+	memset(t, 0, sizeof(*t));
+	t->from = -1;
+	if (!(t->key_name = strdup(key_name)) || !(t->name = strdup(key_name))) {
+		copy_release(t);
+		cf_err(CF_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (char *p = t->name; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	c->ncopies++;
+	return t;
+}
+
+static long copy_index(const struct cf_agent_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->ncopies; i++)
+		if (!strcasecmp(c->copies[i].key_name, name))
+			return (long)i;
+	return -1;
+}
+
+/* Each target complete; _FROM names another target and no chain loops; the
+ * targets sorted so that each comes after the one it copies from (a job
+ * then runs a daily copy before the monthly copy taken from it). */
+static int copy_check(struct cf_agent_config *c)
+{
+	struct cf_agent_copy *sorted = NULL;
+	bool *placed = NULL;
+	int r = CF_OK;
+
+	for (size_t i = 0; i < c->ncopies; i++) {
+		struct cf_agent_copy *t = &c->copies[i];
+		const char *k = t->key_name;
+		if (!t->repository)
+			return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_REPOSITORY is not set: where should the copy "
+					      "target %s go?", k, t->name);
+		if (c->repository && !strcmp(t->repository, c->repository))
+			return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_REPOSITORY: %s is the main repository", k,
+				      t->repository);
+		if (t->password_file && t->password) {
+			cf_agent_secret_free(t->password); /* the file wins, as for the main repository */
+			t->password = NULL;
+		}
+		if (!t->password_file && !t->password)
+			return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_PASSWORD_FILE is not set (nor "
+					      "COFFER_COPY_TO_%s_PASSWORD): the copy target %s cannot be opened", k, k, t->name);
+		bool ak = t->access_key || t->access_key_file, sk = t->secret_key || t->secret_key_file;
+		if (ak != sk)
+			return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_%s is set but COFFER_COPY_TO_%s_%s is not "
+					      "(a target's S3 credentials are given together, or not at all to use the main ones)",
+				      k, ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY", k,
+				      ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		t->from = -1;
+		if (t->from_name) {
+			t->from = copy_index(c, t->from_name);
+			if (t->from < 0)
+				return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_FROM: there is no copy target \"%s\" "
+						      "(no COFFER_COPY_TO_%s_REPOSITORY)", k, t->from_name, t->from_name);
+			if ((size_t)t->from == i)
+				return cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_FROM: a target cannot copy from itself", k);
+		}
+	}
+	if (!c->ncopies)
+		return CF_OK;
+	if (!(sorted = calloc(c->ncopies, sizeof(*sorted))) || !(placed = calloc(c->ncopies, sizeof(*placed)))) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* by name first, so the order does not depend on the environment's */
+	for (size_t i = 1; i < c->ncopies; i++)
+		for (size_t j = i; j > 0 && strcmp(c->copies[j - 1].name, c->copies[j].name) > 0; j--) {
+			struct cf_agent_copy x = c->copies[j];
+			c->copies[j] = c->copies[j - 1];
+			c->copies[j - 1] = x;
+		}
+	for (size_t i = 0; i < c->ncopies; i++)
+		c->copies[i].from = c->copies[i].from_name ? copy_index(c, c->copies[i].from_name) : -1;
+	long *newidx = calloc(c->ncopies, sizeof(long));
+	if (!newidx) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t n = 0;
+	while (n < c->ncopies) {
+		bool progress = false;
+		for (size_t i = 0; i < c->ncopies; i++) {
+			if (placed[i] || (c->copies[i].from >= 0 && !placed[c->copies[i].from]))
+				continue;
+			newidx[i] = (long)n;
+			sorted[n++] = c->copies[i];
+			placed[i] = progress = true;
+		}
+		if (!progress) {
+			for (size_t i = 0; i < c->ncopies; i++)
+				if (!placed[i]) {
+					r = cf_err(CF_EINVAL, "COFFER_COPY_TO_%s_FROM: the targets' _FROM settings go "
+							      "round in a circle", c->copies[i].key_name);
+					break;
+				}
+			free(newidx);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (sorted[i].from >= 0)
+			sorted[i].from = newidx[sorted[i].from];
+	memcpy(c->copies, sorted, n * sizeof(*sorted));
+	free(newidx);
+out:
+	free(sorted);
+	free(placed);
+	return r;
+}
+
+static int load_copies(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, const struct kv *kv)
+{
+	struct copy_kv ck = { 0 };
+	size_t cap = 0;
+	int r = copy_keys_given(get, ctx, kv, &ck);
+	for (size_t i = 0; i < ck.n && !r; i++) {
+		char name[128];
+		const struct agent_copy_key *k = agent_copy_find(ck.k[i], name, sizeof(name));
+		struct cf_agent_copy *t;
+		if (!k) {
+			r = cf_err(CF_EINVAL, "unknown setting %s (a copy target's keys are COFFER_COPY_TO_<NAME>_"
+					      "REPOSITORY, _PASSWORD_FILE, _SCHEDULE, _KEEP_DAILY...: doc/agent.md)", ck.k[i]);
+			break;
+		}
+		if (!ck.v[i])
+			continue;
+		if (!(t = copy_target(c, name, &cap))) {
+			r = CF_ENOMEM;
+			break;
+		}
+		r = k->set(t, ck.k[i], ck.v[i]);
+	}
+	copy_kv_free(&ck);
+	return r ? r : copy_check(c);
+}
+
 static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bool schedule_only)
 {
 	struct kv kv = { 0 };
@@ -305,6 +539,8 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 		if (k->set == agent_set_docker_host && v != k->def)
 			c->docker_explicit = true;
 	}
+	if ((r = load_copies(c, get, ctx, &kv)))
+		goto out;
 	if (schedule_only)
 		goto out;
 	if (!c->repository) {
@@ -399,6 +635,9 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	free(c->metrics_listen);
 	free(c->webhook_url);
 	cf_agent_secret_free(c->webhook_secret);
+	for (size_t i = 0; i < c->ncopies; i++)
+		copy_release(&c->copies[i]);
+	free(c->copies);
 	memset(c, 0, sizeof(*c));
 	/* exported names survive a release: only the next load unsets them */
 	c->exported = ex;
@@ -434,6 +673,24 @@ void cf_agent_config_print(const struct cf_agent_config *c, cf_agent_getenv_fn g
 			fprintf(f, "%s=%s # %s\n", k->name, shown, src);
 		}
 	}
+	struct copy_kv ck = { 0 };
+	if (copy_keys_given(get, ctx, &kv, &ck) == CF_OK)
+		for (size_t i = 0; i < ck.n; i++) {
+			char name[128], shown[4096];
+			const struct agent_copy_key *k = agent_copy_find(ck.k[i], name, sizeof(name));
+			const char *src = ck.from_file[i] ? "file" : "environment";
+			if (!ck.v[i])
+				continue;
+			if (!k)
+				fprintf(f, "%s=(unknown key) # %s\n", ck.k[i], src);
+			else if (k->secret && !strstr(k->suffix, "_FILE"))
+				fprintf(f, "%s=(set) # %s\n", ck.k[i], src);
+			else {
+				cf_redact_url(ck.v[i], shown, sizeof(shown));
+				fprintf(f, "%s=%s # %s\n", ck.k[i], shown, src);
+			}
+		}
+	copy_kv_free(&ck);
 	kv_free(&kv);
 }
 

@@ -40,6 +40,30 @@ struct cf_agent_stdin_cmd {
 	char *command;  /* run with /bin/sh -c */
 };
 
+/*
+ * A copy target, COFFER_COPY_TO_<NAME>_*: a second repository the agent
+ * keeps a copy of this host's snapshots in (doc/agent.md, "Offsite copies").
+ * name is <NAME> in lower case (the metrics' target label; "--run
+ * copy:NAME" takes either case).  from: the index of the target whose
+ * repository is the source (COFFER_COPY_TO_<NAME>_FROM), -1 = the main
+ * repository.  Unset credentials mean the main ones' environment
+ * (AWS_ACCESS_KEY_ID...).
+ */
+struct cf_agent_copy {
+	char *name;                  /* lower case */
+	char *key_name;              /* as in the keys: upper case */
+	char *repository;
+	char *password_file, *password;  /* one of them (secret) */
+	char *access_key, *access_key_file, *secret_key, *secret_key_file, *session_token,
+		*session_token_file, *region;
+	char *from_name;             /* _FROM as given, NULL = the main repository */
+	long from;                   /* index into copies, -1 = the main repository */
+	char *schedule;              /* NULL = after each backup */
+	struct cf_cron cron;
+	struct cf_retention_policy keep;  /* _KEEP_*: the target's own retention, empty = keep all */
+	char *keep_within;
+};
+
 struct cf_agent_config {
 	char *config_file;           /* COFFER_CONFIG_FILE, NULL when none */
 	char *repository;
@@ -82,6 +106,9 @@ struct cf_agent_config {
 	char *webhook_secret;        /* "whsec_<base64>" (secret) */
 	unsigned webhook_retries;
 	int log_level;               /* 1 normal, 2 verbose */
+	/* COFFER_COPY_TO_<NAME>_*, sorted so that a target comes after the
+	 * one it copies from (_FROM) */
+	struct cf_agent_copy *copies; size_t ncopies;
 	/* keys this load exported into the environment (from the file) */
 	char **exported; size_t nexported;
 };

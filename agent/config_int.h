@@ -29,6 +29,24 @@ extern const size_t agent_nkeys;
 /* The key named name, or NULL. */
 const struct agent_key *agent_find_key(const char *name);
 
+/* A copy target's key COFFER_COPY_TO_<NAME>_<suffix> (config_keys.c). */
+struct agent_copy_key {
+	const char *suffix;   /* "REPOSITORY", "KEEP_DAILY", ... */
+	int (*set)(struct cf_agent_copy *t, const char *key, const char *v);
+	bool secret;
+	const char *doc;
+};
+extern const struct agent_copy_key agent_copy_keys[];
+extern const size_t agent_ncopy_keys;
+
+/* key starts with COFFER_COPY_TO_ (every such key must be a copy target's). */
+bool agent_is_copy_key(const char *key);
+
+/* The suffix row of key COFFER_COPY_TO_<NAME>_<SUFFIX> (the longest suffix
+ * that matches) and NAME into name (n bytes: upper case letters, digits,
+ * '_' inside); NULL when key is no such key. */
+const struct agent_copy_key *agent_copy_find(const char *key, char *name, size_t n);
+
 /* Setters the loader singles out: a key whose file another module reads
  * with getenv() (checked readable here; exported by the loader when it came
  * from the config file), and COFFER_DOCKER_HOST (given rather than

@@ -556,6 +556,181 @@ int agent_passthrough_file(struct cf_agent_config *c, const char *key, const cha
 	return readable_file(key, v);
 }
 
+/* ------------------------------------------------ copy targets' keys */
+
+static int copy_set_repository(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	struct cf_agent_config tmp = CF_AGENT_CONFIG_INIT;
+	int r = set_repository(&tmp, key, v); /* the same locations as COFFER_REPOSITORY */
+	if (!r) {
+		free(t->repository);
+		t->repository = tmp.repository;
+	}
+	return r;
+}
+
+static int copy_set_password_file(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	int r = readable_file(key, v);
+	return r ? r : agent_dup_str(&t->password_file, v);
+}
+
+static int copy_set_secret(char **dst, const char *v)
+{
+	cf_agent_secret_free(*dst);
+	*dst = strdup(v);
+	return *dst ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+static int copy_set_password(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	(void)key;
+	return copy_set_secret(&t->password, v);
+}
+
+static int copy_set_access_key(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	(void)key;
+	return agent_dup_str(&t->access_key, v);
+}
+
+static int copy_set_access_key_file(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	int r = readable_file(key, v);
+	return r ? r : agent_dup_str(&t->access_key_file, v);
+}
+
+static int copy_set_secret_key(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	(void)key;
+	return copy_set_secret(&t->secret_key, v);
+}
+
+static int copy_set_secret_key_file(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	int r = readable_file(key, v);
+	return r ? r : agent_dup_str(&t->secret_key_file, v);
+}
+
+static int copy_set_session_token(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	(void)key;
+	return copy_set_secret(&t->session_token, v);
+}
+
+static int copy_set_session_token_file(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	int r = readable_file(key, v);
+	return r ? r : agent_dup_str(&t->session_token_file, v);
+}
+
+static int copy_set_region(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	(void)key;
+	return agent_dup_str(&t->region, v);
+}
+
+static int copy_set_from(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	if (!*v || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(v))
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not the name of a copy target (letters, digits, _)", key, v);
+	return agent_dup_str(&t->from_name, v);
+}
+
+static int copy_set_schedule(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	if (!strcmp(v, "after-backup")) {
+		free(t->schedule);
+		t->schedule = NULL;
+		return CF_OK;
+	}
+	return set_cron(key, v, &t->cron, &t->schedule);
+}
+
+#define COPY_KEEP_SETTER(field) \
+	static int copy_set_keep_##field(struct cf_agent_copy *t, const char *key, const char *v) \
+	{ return set_keep(key, v, &t->keep.field); }
+COPY_KEEP_SETTER(last)
+COPY_KEEP_SETTER(hourly)
+COPY_KEEP_SETTER(daily)
+COPY_KEEP_SETTER(weekly)
+COPY_KEEP_SETTER(monthly)
+COPY_KEEP_SETTER(yearly)
+
+static int copy_set_keep_within(struct cf_agent_copy *t, const char *key, const char *v)
+{
+	int r = cf_duration_parse(v, &t->keep.within);
+	if (r)
+		return cf_err_prefix(r, "%s", key);
+	return agent_dup_str(&t->keep_within, v);
+}
+
+/* Longer suffixes first: COFFER_COPY_TO_X_PASSWORD_FILE is X's
+ * PASSWORD_FILE, not the PASSWORD of a target "X_PASSWORD"... (the longest
+ * suffix that matches wins). */
+const struct agent_copy_key agent_copy_keys[] = {
+	{ "REPOSITORY", copy_set_repository, false,
+	  "the copy target's repository (the same forms as COFFER_REPOSITORY); required for each target" },
+	{ "PASSWORD_FILE", copy_set_password_file, true,
+	  "file holding the target repository's password; this or _PASSWORD is required" },
+	{ "PASSWORD", copy_set_password, true, "the target repository's password itself (prefer the _FILE form)" },
+	{ "AWS_ACCESS_KEY_ID", copy_set_access_key, false,
+	  "S3 access key for the target (default: the main AWS_ACCESS_KEY_ID[_FILE] and its secret)" },
+	{ "AWS_ACCESS_KEY_ID_FILE", copy_set_access_key_file, false, "file holding the target's S3 access key" },
+	{ "AWS_SECRET_ACCESS_KEY", copy_set_secret_key, true, "the target's S3 secret key" },
+	{ "AWS_SECRET_ACCESS_KEY_FILE", copy_set_secret_key_file, true, "file holding the target's S3 secret key" },
+	{ "AWS_SESSION_TOKEN", copy_set_session_token, true, "the target's S3 session token" },
+	{ "AWS_SESSION_TOKEN_FILE", copy_set_session_token_file, true, "file holding the target's S3 session token" },
+	{ "AWS_REGION", copy_set_region, false, "the target's S3 region (default: as the main repository's)" },
+	{ "FROM", copy_set_from, false,
+	  "copy from the repository of the target of this name instead of the main one (daily -> monthly)" },
+	{ "SCHEDULE", copy_set_schedule, false,
+	  "cron expression of the copy, or after-backup (the default: after each backup that wrote a snapshot)" },
+	{ "KEEP_LAST", copy_set_keep_last, false, "the target's retention: keep the N newest snapshots" },
+	{ "KEEP_HOURLY", copy_set_keep_hourly, false, "the target's retention: the newest of each of N hours" },
+	{ "KEEP_DAILY", copy_set_keep_daily, false, "the target's retention: the newest of each of N days" },
+	{ "KEEP_WEEKLY", copy_set_keep_weekly, false, "the target's retention: the newest of each of N weeks" },
+	{ "KEEP_MONTHLY", copy_set_keep_monthly, false, "the target's retention: the newest of each of N months" },
+	{ "KEEP_YEARLY", copy_set_keep_yearly, false, "the target's retention: the newest of each of N years" },
+	{ "KEEP_WITHIN", copy_set_keep_within, false,
+	  "the target's retention: keep everything newer than this (1y2m3d4h)" },
+};
+
+const size_t agent_ncopy_keys = sizeof(agent_copy_keys) / sizeof(agent_copy_keys[0]);
+
+#define COPY_PREFIX "COFFER_COPY_TO_"
+
+bool agent_is_copy_key(const char *key)
+{
+	return !strncmp(key, COPY_PREFIX, strlen(COPY_PREFIX));
+}
+
+const struct agent_copy_key *agent_copy_find(const char *key, char *name, size_t n)
+{
+	const struct agent_copy_key *best = NULL;
+	size_t kl = strlen(key), pl = strlen(COPY_PREFIX);
+	if (!agent_is_copy_key(key))
+		return NULL;
+	for (size_t i = 0; i < agent_ncopy_keys; i++) {
+		size_t sl = strlen(agent_copy_keys[i].suffix);
+		/* at least one character of name and the '_' before the suffix */
+		if (kl < pl + 2 + sl || key[kl - sl - 1] != '_' || strcmp(key + kl - sl, agent_copy_keys[i].suffix))
+			continue;
+		if (!best || sl > strlen(best->suffix))
+			best = &agent_copy_keys[i];
+	}
+	if (!best)
+		return NULL;
+	size_t nl = kl - pl - strlen(best->suffix) - 1;
+	const char *nm = key + pl;
+	if (strspn(nm, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") < nl || nm[0] == '_' || nm[nl - 1] == '_' ||
+	    nl >= n)
+		return NULL;
+	memcpy(name, nm, nl);
+	name[nl] = 0;
+	return best;
+}
+
 /* ----------------------------------------------------------------- table */
 
 const struct agent_key agent_keys[] = {
@@ -649,11 +824,20 @@ const char *cf_agent_config_key(size_t i, const char **description)
 			*description = "file with KEY=VALUE lines for any key below (the environment wins)";
 		return "COFFER_CONFIG_FILE";
 	}
-	if (i - 1 >= agent_nkeys)
+	if (i - 1 < agent_nkeys) {
+		if (description)
+			*description = agent_keys[i - 1].doc;
+		return agent_keys[i - 1].name;
+	}
+	/* then the copy targets' keys, as doc/agent.md writes them */
+	static char names[sizeof(agent_copy_keys) / sizeof(agent_copy_keys[0])][64];
+	size_t k = i - 1 - agent_nkeys;
+	if (k >= agent_ncopy_keys)
 		return NULL;
+	snprintf(names[k], sizeof(names[k]), COPY_PREFIX "<NAME>_%s", agent_copy_keys[k].suffix);
 	if (description)
-		*description = agent_keys[i - 1].doc;
-	return agent_keys[i - 1].name;
+		*description = agent_copy_keys[k].doc;
+	return names[k];
 }
 
 const struct agent_key *agent_find_key(const char *name)

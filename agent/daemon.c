@@ -228,14 +228,67 @@ static void set_agent_state(const struct cf_agent_config *c, const char *state)
 	json_decref(prev);
 }
 
+/* The backup job, then the copies that are due: the after-backup ones when
+ * the backup wrote a snapshot, the scheduled ones whose tick has passed.
+ * The backup's exit code when it failed, else CF_AGENT_EXIT_COPY when a
+ * copy failed (130 when interrupted), else 0. */
 static int run_and_report(const struct cf_agent_config *c, int64_t tick)
 {
 	struct cf_agent_job job;
 	agent_g.next_run = 0;
+	agent_load_state(c);
+	agent_copies_sync(c);
 	set_agent_state(c, "running");
 	cf_agent_run_job(c, tick, &job);
+	bool wrote = job.snapshot_id[0] != 0;
+	if (wrote)
+		agent_copies_backup_done(c, job.end_ns / 1000000000);
 	cf_agent_report(c, &job);
-	return job.exit_code;
+	if (job.exit_code == 130 || cf_interrupted)
+		return 130;
+	if (!c->ncopies)
+		return job.exit_code;
+	set_agent_state(c, "running");
+	int copies = agent_run_copies(c, wrote);
+	set_agent_state(c, "waiting");
+	if (job.exit_code)
+		return job.exit_code;
+	if (copies == 130)
+		return 130;
+	return copies ? CF_AGENT_EXIT_COPY : 0;
+}
+
+int cf_agent_run_once(const struct cf_agent_config *c)
+{
+	return run_and_report(c, 0);
+}
+
+int cf_agent_run_named(const struct cf_agent_config *c, const char *what)
+{
+	if (!strcmp(what, "backup"))
+		return cf_agent_run_once(c);
+	if (!strncmp(what, "copy:", 5)) {
+		long i = agent_copy_find_target(c, what + 5);
+		struct agent_copy_result res;
+		if (i < 0) {
+			struct cf_buf names = CF_BUF_INIT;
+			for (size_t k = 0; k < c->ncopies; k++)
+				cf_buf_addf(&names, "%s%s", k ? ", " : "", c->copies[k].name);
+			cf_warn("coffer agent: --run %s: there is no copy target \"%s\" (configured: %s)", what, what + 5,
+				names.len ? (char *)names.data : "none; set COFFER_COPY_TO_<NAME>_REPOSITORY");
+			cf_buf_release(&names);
+			return 1;
+		}
+		agent_load_state(c);
+		agent_copies_sync(c);
+		set_agent_state(c, "running");
+		int code = agent_run_copy(c, (size_t)i, &res);
+		agent_report_copy(c, (size_t)i, &res);
+		set_agent_state(c, "waiting");
+		return code;
+	}
+	cf_warn("coffer agent: --run %s: not something to run (backup, copy:NAME)", what);
+	return 1;
 }
 
 int cf_agent_loop(struct cf_agent_config *c)
@@ -283,19 +336,35 @@ int cf_agent_loop(struct cf_agent_config *c)
 			fire += (time_t)(rnd % (c->jitter + 1));
 		}
 		agent_g.next_run = fire;
+		agent_copies_sync(c);
 		set_agent_state(c, "waiting");
 		agent_publish_metrics(c, NULL);
 		zone_text(agent_zone(c), fire, when, sizeof(when));
 		cf_info("coffer agent: next job at %s", when);
-		sleep_until(fire);
+		/* a scheduled copy may be due before the next backup */
+		time_t wake = fire;
+		for (size_t i = 0; i < c->ncopies; i++) {
+			time_t t;
+			if (c->copies[i].schedule && cf_cron_next(&c->copies[i].cron, agent_zone(c), now, &t) == CF_OK &&
+			    t < wake)
+				wake = t;
+		}
+		sleep_until(wake);
 		if (cf_interrupted)
 			break; /* between jobs: nothing to clean up */
 		if (reload_requested) {
 			reload(c);
 			continue;
 		}
-		if (time(NULL) < fire)
+		if (time(NULL) < fire) {
+			if (time(NULL) >= wake && c->ncopies) {
+				set_agent_state(c, "running");
+				code = agent_run_copies(c, false);
+				if (cf_interrupted)
+					return code;
+			}
 			continue;
+		}
 		code = run_and_report(c, (int64_t)next);
 		unsigned skipped = 0;
 		if (!cf_interrupted && cf_agent_ticks_between(&c->cron, agent_zone(c), next, time(NULL), &skipped) == CF_OK &&
@@ -313,6 +382,32 @@ int cf_agent_loop(struct cf_agent_config *c)
 }
 
 /* -------------------------------------------------------- healthcheck */
+
+/* A copy target whose last copy failed, or whose next copy is overdue (its
+ * due time, the next tick of its schedule or the end of a backup not yet
+ * copied, more than OVERDUE_GRACE ago while the agent waits).  True with the
+ * reason in why. */
+static bool copy_unhealthy(json_t *copies, const char *state, time_t now, char *why, size_t whylen)
+{
+	const char *name;
+	json_t *rec;
+	json_object_foreach(copies, name, rec) {
+		json_t *ec = json_object_get(rec, "exit_code");
+		json_int_t due = json_integer_value(json_object_get(rec, "due_unix"));
+		if (ec && json_integer_value(ec) != 0) {
+			snprintf(why, whylen, "the last copy to %s %s: %s", name,
+				 json_string_value(json_object_get(rec, "status")) ?: "failed",
+				 json_string_value(json_object_get(rec, "error")) ?: "(no message)");
+			return true;
+		}
+		if (state && !strcmp(state, "waiting") && due > 0 && now > due + OVERDUE_GRACE) {
+			snprintf(why, whylen, "the copy to %s due at unix time %lld is more than %d s overdue", name,
+				 (long long)due, OVERDUE_GRACE);
+			return true;
+		}
+	}
+	return false;
+}
 
 int cf_agent_healthcheck(const char *state_dir, time_t now, char *why, size_t whylen)
 {
@@ -336,6 +431,8 @@ int cf_agent_healthcheck(const char *state_dir, time_t now, char *why, size_t wh
 	} else if (state && !strcmp(state, "waiting") && next > 0 && now > next + OVERDUE_GRACE) {
 		snprintf(why, whylen, "the job due at unix time %lld is more than %d s overdue", (long long)next,
 			 OVERDUE_GRACE);
+	} else if (copy_unhealthy(json_object_get(st, "copies"), state, now, why, whylen)) {
+		/* why is set */
 	} else {
 		snprintf(why, whylen, "%s; last job: %s", state ? state : "unknown",
 			 job ? json_string_value(json_object_get(job, "status")) : "none yet");

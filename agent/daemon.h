@@ -71,6 +71,21 @@ struct cf_agent_job {
  * hand).  The result is in *job; returns job->exit_code.  Logs as it goes. */
 int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_agent_job *job);
 
+/* What `coffer agent --once` exits with when the backup succeeded (or was
+ * partial: 3 wins) but a copy to a COFFER_COPY_TO_* target failed. */
+#define CF_AGENT_EXIT_COPY 4
+
+/* `coffer agent --once`: the backup job, reported, then every copy that is
+ * due (after each backup that wrote a snapshot, or by its schedule), each
+ * reported.  Returns the backup's exit code when it failed, else
+ * CF_AGENT_EXIT_COPY when a copy failed, 130 when interrupted, else 0. */
+int cf_agent_run_once(const struct cf_agent_config *c);
+
+/* `coffer agent --run WHAT`: "backup" (as cf_agent_run_once) or "copy:NAME"
+ * (that copy now, due or not; its exit code as a job's: 0, 1, 11, 12, 130).
+ * An unknown WHAT or NAME: 1 with a message naming the configured targets. */
+int cf_agent_run_named(const struct cf_agent_config *c, const char *what);
+
 /* Report a finished job: log line, state file, metrics, webhook.  Failures
  * to report are logged, not returned. */
 void cf_agent_report(const struct cf_agent_config *c, const struct cf_agent_job *job);

@@ -97,21 +97,25 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 	return r;
 }
 
-static int open_repository(const struct cf_agent_config *c, bool exclusive, struct cf_repo **r)
+int agent_open_repo(const struct cf_agent_config *c, const struct agent_repo_spec *sp, bool exclusive,
+		    struct cf_repo **r)
 {
-	struct cf_backend_opts bo = { c->s3_connections, c->cacert, 0, c->s3_sign_payload };
+	struct cf_backend_opts bo = { .connections = c->s3_connections, .cacert = c->cacert,
+				      .sign_payload = c->s3_sign_payload, .access_key = sp->access_key,
+				      .secret_key = sp->secret_key, .session_token = sp->session_token,
+				      .region = sp->region };
 	struct cf_backend *be = NULL;
 	char *pw = NULL;
 	int rc;
 
 	*r = NULL;
-	if (c->password_file) {
-		if ((rc = cf_agent_read_secret(c->password_file, "COFFER_PASSWORD_FILE", &pw)))
+	if (sp->password_file) {
+		if ((rc = cf_agent_read_secret(sp->password_file, sp->password_key, &pw)))
 			return rc;
-	} else if (!(pw = strdup(c->password))) {
+	} else if (!(pw = strdup(sp->password))) {
 		return cf_err(CF_ENOMEM, "out of memory");
 	}
-	if ((rc = cf_backend_open(c->repository, &bo, &be)) == CF_OK)
+	if ((rc = cf_backend_open(sp->location, &bo, &be)) == CF_OK)
 		rc = cf_repo_open(be, pw, strlen(pw), r);
 	cf_agent_secret_free(pw);
 	if (rc)
@@ -126,6 +130,13 @@ static int open_repository(const struct cf_agent_config *c, bool exclusive, stru
 	return rc;
 }
 
+static int open_repository(const struct cf_agent_config *c, bool exclusive, struct cf_repo **r)
+{
+	struct agent_repo_spec sp = { .location = c->repository, .password_file = c->password_file,
+				      .password = c->password, .password_key = "COFFER_PASSWORD_FILE" };
+	return agent_open_repo(c, &sp, exclusive, r);
+}
+
 const char *agent_status_word(int rc)
 {
 	switch (rc) {
@@ -136,7 +147,7 @@ const char *agent_status_word(int rc)
 	}
 }
 
-static int exit_of(int rc)
+int agent_exit_of(int rc)
 {
 	switch (rc) {
 	case CF_OK: return 0;
@@ -176,6 +187,11 @@ void agent_load_state(const struct cf_agent_config *c)
 		agent_g.last_success = json_number_value(json_object_get(a, "last_success_unix"));
 		agent_g.last_prune = (int64_t)json_integer_value(json_object_get(a, "last_prune_unix"));
 		agent_g.last_check = (int64_t)json_integer_value(json_object_get(a, "last_check_unix"));
+		json_t *cp = json_object_get(prev, "copies");
+		if (json_is_object(cp)) {
+			json_decref(agent_g.copies);
+			agent_g.copies = json_deep_copy(cp);
+		}
 		json_decref(prev);
 	}
 }
@@ -196,7 +212,7 @@ static bool looks_like_container_id(const char *h)
  * An flock on STATE_DIR/job.lock, held for the whole job (released by the
  * kernel if the process dies); the file names its holder for the message.
  * Waits up to COFFER_JOB_WAIT seconds; then CF_ELOCKED (exit 11). */
-static int job_lock(const struct cf_agent_config *c, int *fdp)
+int agent_job_lock(const struct cf_agent_config *c, int *fdp)
 {
 	char path[4096], holder[200] = "";
 	int r, fd;
@@ -296,42 +312,41 @@ static void resolve_host(const struct cf_agent_config *c)
 }
 
 /* The host this agent's snapshots carry (as cf_backup_run records it). */
-static void agent_host(const struct cf_agent_config *c, char *out, size_t n)
+void agent_host(const struct cf_agent_config *c, char *out, size_t n)
 {
 	resolve_host(c);
 	snprintf(out, n, "%s", agent_g.host);
 }
 
-/* COFFER_KEEP_*: restic's policy over this host's snapshots, grouped by
- * paths (forget --host H --group-by host,paths).  Other hosts' snapshots in
- * a shared repository are never touched.  *forgotten counts removals. */
-static int forget_by_policy(const struct cf_agent_config *c, struct cf_repo *r, uint64_t *forgotten)
+/* Which of snapshots s[0..n) a policy keeps: restic's policy over this
+ * host's snapshots, grouped by paths (forget --host H --group-by
+ * host,paths); other hosts' snapshots are always kept.  keep_out[i] for each. */
+int agent_retention_keep(const struct cf_agent_config *c, const struct cf_retention_policy *keep,
+			 const struct cf_snapshot *const *s, size_t n, bool *keep_out)
 {
-	struct cf_snapshot *s = NULL;
 	struct cf_retention_snap *rs = NULL;
 	struct cf_retention_result *res = NULL;
 	struct cf_buf key = CF_BUF_INIT;
 	char **keys = NULL, host[256];
-	size_t n = 0, *idx = NULL;
+	size_t *idx = NULL;
 	bool *done = NULL;
-	int rc;
+	int rc = CF_OK;
 
 	agent_host(c, host, sizeof(host));
-	if ((rc = cf_repo_snapshots(r, &s, &n, NULL)))
-		return rc;
 	if (!(rs = calloc(n + 1, sizeof(*rs))) || !(keys = calloc(n + 1, sizeof(*keys))) ||
 	    !(idx = calloc(n + 1, sizeof(*idx))) || !(done = calloc(n + 1, sizeof(*done)))) {
 		rc = cf_err(CF_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		rs[i].time = s[i].time_ns / 1000000000;
-		rs[i].nsec = (int32_t)(s[i].time_ns % 1000000000);
-		rs[i].host = s[i].hostname;
-		rs[i].tags = (const char *const *)s[i].tags;
-		rs[i].ntags = s[i].ntags;
-		rs[i].paths = (const char *const *)s[i].paths;
-		rs[i].npaths = s[i].npaths;
+		keep_out[i] = true;
+		rs[i].time = s[i]->time_ns / 1000000000;
+		rs[i].nsec = (int32_t)(s[i]->time_ns % 1000000000);
+		rs[i].host = s[i]->hostname;
+		rs[i].tags = (const char *const *)s[i]->tags;
+		rs[i].ntags = s[i]->ntags;
+		rs[i].paths = (const char *const *)s[i]->paths;
+		rs[i].npaths = s[i]->npaths;
 		cf_buf_reset(&key);
 		if ((rc = cf_retention_group_key(CF_GROUP_HOST | CF_GROUP_PATHS, &rs[i], &key)))
 			goto out;
@@ -339,7 +354,7 @@ static int forget_by_policy(const struct cf_agent_config *c, struct cf_repo *r, 
 			rc = cf_err(CF_ENOMEM, "out of memory");
 			goto out;
 		}
-		done[i] = !s[i].hostname || strcmp(s[i].hostname, host) != 0;
+		done[i] = !s[i]->hostname || strcmp(s[i]->hostname, host) != 0;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct cf_retention_snap *g = NULL;
@@ -357,24 +372,14 @@ static int forget_by_policy(const struct cf_agent_config *c, struct cf_repo *r, 
 		}
 		for (size_t k = 0; k < ng; k++)
 			g[k] = rs[idx[k]];
-		rc = cf_retention_apply(&c->keep, g, ng, agent_zone(c), (int64_t)time(NULL), &res);
+		rc = cf_retention_apply(keep, g, ng, agent_zone(c), (int64_t)time(NULL), &res);
 		free(g);
 		if (rc)
 			goto out;
-		for (size_t k = 0; k < ng && !rc; k++) {
-			char hex[CF_ID_HEX];
-			if (res[k].keep)
-				continue;
-			cf_hex(s[idx[k]].id, CF_ID_LEN, hex);
-			if ((rc = cf_repo_forget_snapshot(r, s[idx[k]].id)) == CF_OK) {
-				cf_info("coffer agent: retention: removed snapshot %.8s", hex);
-				(*forgotten)++;
-			}
-		}
+		for (size_t k = 0; k < ng; k++)
+			keep_out[idx[k]] = res[k].keep;
 		cf_retention_results_free(res, ng);
 		res = NULL;
-		if (rc)
-			goto out;
 	}
 out:
 	for (size_t i = 0; keys && i < n; i++)
@@ -384,7 +389,64 @@ out:
 	free(done);
 	free(rs);
 	cf_buf_release(&key);
+	return rc;
+}
+
+int agent_forget_by_policy(const struct cf_agent_config *c, struct cf_repo *r,
+			   const struct cf_retention_policy *keep, uint64_t *forgotten)
+{
+	struct cf_snapshot *s = NULL;
+	const struct cf_snapshot **ps = NULL;
+	bool *kept = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = cf_repo_snapshots(r, &s, &n, NULL)))
+		return rc;
+	if (!(ps = calloc(n + 1, sizeof(*ps))) || !(kept = calloc(n + 1, sizeof(*kept)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		ps[i] = &s[i];
+	if ((rc = agent_retention_keep(c, keep, ps, n, kept)))
+		goto out;
+	for (size_t i = 0; i < n && !rc; i++) {
+		char hex[CF_ID_HEX];
+		if (kept[i])
+			continue;
+		cf_hex(s[i].id, CF_ID_LEN, hex);
+		if ((rc = cf_repo_forget_snapshot(r, s[i].id)) == CF_OK) {
+			cf_info("coffer agent: retention: removed snapshot %.8s", hex);
+			(*forgotten)++;
+		}
+	}
+out:
+	free(ps);
+	free(kept);
 	cf_snapshots_free(s, n);
+	return rc;
+}
+
+bool agent_prune_due(const struct cf_agent_config *c, int64_t last_prune, time_t now)
+{
+	time_t due;
+	/* No record of a prune (a new agent, or a state directory that does not
+	 * persist, as in a Kubernetes CronJob's /tmp) means due: counting from
+	 * "now" would put it off at every run, and the repository would grow. */
+	return c->prune_schedule && strcmp(c->prune_schedule, "off") &&
+	       (last_prune <= 0 ||
+		(cf_cron_next(&c->prune_cron, agent_zone(c), (time_t)last_prune, &due) == CF_OK && due <= now));
+}
+
+int agent_prune(struct cf_repo *r, uint64_t *freed)
+{
+	struct cf_prune_opts po = { 0.05 };
+	struct cf_prune *p = NULL;
+	int rc;
+	if ((rc = cf_prune_plan(r, &po, &p)) == CF_OK && (rc = cf_prune_run(p)) == CF_OK)
+		*freed = cf_prune_stats(p)->bytes_freed;
+	cf_prune_free(p);
 	return rc;
 }
 
@@ -393,36 +455,23 @@ out:
  * exclusive lock, so the shared-locked repository is closed first. */
 static int retention(const struct cf_agent_config *c, struct cf_repo **repo, struct cf_agent_job *job)
 {
-	bool prune_due = false;
-	time_t now = time(NULL), due;
+	time_t now = time(NULL);
+	bool prune_due = agent_prune_due(c, agent_g.last_prune, now);
 	int rc;
 
-	/* No record of a prune (a new agent, or a state directory that does not
-	 * persist, as in a Kubernetes CronJob's /tmp) means due: counting from
-	 * "now" would put it off at every run, and the repository would grow. */
-	if (c->prune_schedule && strcmp(c->prune_schedule, "off") &&
-	    (agent_g.last_prune <= 0 ||
-	     (cf_cron_next(&c->prune_cron, agent_zone(c), (time_t)agent_g.last_prune, &due) == CF_OK && due <= now)))
-		prune_due = true;
 	if (cf_retention_policy_empty(&c->keep) && !prune_due)
 		return CF_OK;
 	cf_repo_free(*repo);
 	*repo = NULL;
 	if ((rc = open_repository(c, true, repo)))
 		return rc;
-	if (!cf_retention_policy_empty(&c->keep) && (rc = forget_by_policy(c, *repo, &job->forgotten)))
+	if (!cf_retention_policy_empty(&c->keep) && (rc = agent_forget_by_policy(c, *repo, &c->keep, &job->forgotten)))
 		return rc;
 	if (prune_due) {
-		struct cf_prune_opts po = { 0.05 };
-		struct cf_prune *p = NULL;
-		if ((rc = cf_prune_plan(*repo, &po, &p)) == CF_OK && (rc = cf_prune_run(p)) == CF_OK) {
-			job->pruned_bytes = cf_prune_stats(p)->bytes_freed;
-			agent_g.last_prune = now;
-			cf_info("coffer agent: prune freed about %" PRIu64 " bytes", job->pruned_bytes);
-		}
-		cf_prune_free(p);
-		if (rc)
+		if ((rc = agent_prune(*repo, &job->pruned_bytes)))
 			return rc;
+		agent_g.last_prune = now;
+		cf_info("coffer agent: prune freed about %" PRIu64 " bytes", job->pruned_bytes);
 		/* the index changed under the open repository: count snapshots fresh */
 	}
 	return CF_OK;
@@ -470,7 +519,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	job->snapshots = -1;
 	job->start_ns = cf_now_ns();
 	cf_err_clear();
-	if ((rc = job_lock(c, &lockfd))) {
+	if ((rc = agent_job_lock(c, &lockfd))) {
 		job_fail(job, rc, "job-lock");
 		goto done;
 	}
@@ -590,7 +639,7 @@ done:
 		free(paths[i]);
 	free(paths);
 	job->end_ns = cf_now_ns();
-	job->exit_code = exit_of(job->rc);
+	job->exit_code = agent_exit_of(job->rc);
 	if (lockfd >= 0)
 		close(lockfd); /* after the report's figures are final; the state file is written by the caller */
 	return job->exit_code;

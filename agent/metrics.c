@@ -31,6 +31,79 @@ static int metric(struct cf_buf *b, const char *name, const char *type, const ch
 	return cf_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, val);
 }
 
+/* A family with one sample per copy target (label target="NAME"); the
+ * samples for which want() is false are left out, and so is the family
+ * when none is left. */
+typedef bool (*copy_want_fn)(const struct cf_metrics_copy *m);
+typedef double (*copy_val_fn)(const struct cf_metrics_copy *m);
+
+static int copy_family(struct cf_buf *b, const struct cf_metrics_values *v, const char *name, const char *type,
+		       const char *help, const char *fmt, copy_want_fn want, copy_val_fn val)
+{
+	bool head = false;
+	int r = CF_OK;
+	for (size_t i = 0; i < v->ncopies && !r; i++) {
+		const struct cf_metrics_copy *m = &v->copies[i];
+		char num[64];
+		if (!want(m))
+			continue;
+		if (!head && (r = cf_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type)))
+			break;
+		head = true;
+		snprintf(num, sizeof(num), fmt, val(m));
+		if ((r = cf_buf_addf(b, "%s{target=\"", name)))
+			break;
+		/* label values escape \\, \" and newline (target names are [a-z0-9_] anyway) */
+		for (const char *p = m->target; *p && !r; p++)
+			r = *p == '\\' || *p == '"' ? cf_buf_addf(b, "\\%c", *p) :
+			    *p == '\n' ? cf_buf_adds(b, "\\n") : cf_buf_add(b, p, 1);
+		if (!r)
+			r = cf_buf_addf(b, "\"} %s\n", num);
+	}
+	return r;
+}
+
+static bool w_ran(const struct cf_metrics_copy *m) { return m->have_run; }
+static bool w_success(const struct cf_metrics_copy *m) { return m->last_success_timestamp > 0; }
+static bool w_next(const struct cf_metrics_copy *m) { return m->next_run_timestamp > 0; }
+static bool w_snaps(const struct cf_metrics_copy *m) { return m->have_run && m->snapshots >= 0; }
+static double v_success(const struct cf_metrics_copy *m) { return m->last_success_timestamp; }
+static double v_run(const struct cf_metrics_copy *m) { return m->last_run_timestamp; }
+static double v_dur(const struct cf_metrics_copy *m) { return m->last_run_duration; }
+static double v_status(const struct cf_metrics_copy *m) { return m->last_run_status; }
+static double v_ok(const struct cf_metrics_copy *m) { return m->last_run_status == 0; }
+static double v_copied(const struct cf_metrics_copy *m) { return (double)m->snapshots_copied; }
+static double v_added(const struct cf_metrics_copy *m) { return (double)m->bytes_added; }
+static double v_snaps(const struct cf_metrics_copy *m) { return (double)m->snapshots; }
+static double v_next(const struct cf_metrics_copy *m) { return m->next_run_timestamp; }
+
+static int format_copies(const struct cf_metrics_values *v, struct cf_buf *out)
+{
+	int r = CF_OK;
+#define C(...) do { if ((r = copy_family(out, v, __VA_ARGS__)) != CF_OK) return r; } while (0)
+	C("coffer_copy_last_success_timestamp_seconds", "gauge", "When the last successful copy to the target ended.",
+	  "%.0f", w_success, v_success);
+	C("coffer_copy_last_run_timestamp_seconds", "gauge", "When the last copy to the target ended.", "%.0f", w_ran,
+	  v_run);
+	C("coffer_copy_last_run_duration_seconds", "gauge", "How long the last copy to the target took.", "%.3f", w_ran,
+	  v_dur);
+	C("coffer_copy_last_status", "gauge",
+	  "Exit code of the last copy to the target: 0 ok, 1 failed, 11 locked, 12 wrong password, 130 interrupted.",
+	  "%.0f", w_ran, v_status);
+	C("coffer_copy_last_success", "gauge", "1 if the last copy to the target succeeded, else 0.", "%.0f", w_ran,
+	  v_ok);
+	C("coffer_copy_snapshots_copied", "gauge", "Snapshots the last copy brought to the target.", "%.0f", w_ran,
+	  v_copied);
+	C("coffer_copy_bytes_added", "gauge", "Bytes the last copy added to the target.", "%.0f", w_ran, v_added);
+	C("coffer_copy_snapshots_total", "gauge", "Snapshots in the target after the last copy.", "%.0f", w_snaps,
+	  v_snaps);
+	C("coffer_copy_next_run_timestamp_seconds", "gauge",
+	  "When the next copy to the target is due (scheduled targets; after-backup ones while a copy is pending).",
+	  "%.0f", w_next, v_next);
+#undef C
+	return r;
+}
+
 int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 {
 	int r = CF_OK;
@@ -47,6 +120,8 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 	if (v->last_success_timestamp > 0)
 		M("coffer_last_success_timestamp_seconds", "gauge", "When the last successful job ended.", "%.3f",
 		  v->last_success_timestamp);
+	if ((r = format_copies(v, out)))
+		return r;
 	if (!v->have_run)
 		return r;
 	M("coffer_last_run_timestamp_seconds", "gauge", "When the last job ended.", "%.3f", v->last_run_timestamp);

@@ -24,6 +24,17 @@
 
 #include "common/buf.h"
 
+/* One copy target's figures (label target="NAME"). */
+struct cf_metrics_copy {
+	const char *target;
+	bool have_run;                  /* false: only the next-run gauge */
+	double last_run_timestamp, last_success_timestamp, last_run_duration;
+	int last_run_status;            /* exit code of its last copy */
+	uint64_t snapshots_copied, bytes_added;
+	int64_t snapshots;              /* in the target, -1 unknown */
+	double next_run_timestamp;      /* 0 = not due (after-backup target, nothing pending) */
+};
+
 struct cf_metrics_values {
 	bool have_run;                  /* false until the first job: job gauges are left out */
 	double last_run_timestamp;      /* unix seconds at the job's end */
@@ -37,6 +48,8 @@ struct cf_metrics_values {
 	uint64_t containers_stopped;    /* by the last job */
 	uint64_t runs_total, errors_total, ticks_skipped_total;
 	double next_run_timestamp;      /* 0 = unknown */
+	const struct cf_metrics_copy *copies;  /* COFFER_COPY_TO_* targets */
+	size_t ncopies;
 };
 
 /* Render v as exposition text, appended to out.  CF_OK or CF_ENOMEM. */

@@ -88,6 +88,8 @@ void agent_write_state(const struct cf_agent_config *c, const char *agent_state,
 	a = NULL;
 	if (last_job)
 		json_object_set(st, "last_job", last_job);
+	if (agent_g.copies && json_object_size(agent_g.copies))
+		json_object_set(st, "copies", agent_g.copies);
 	if (!(text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
 		goto oom;
 	snprintf(path, sizeof(path), "%s/%s", c->state_dir, STATE_FILE);
@@ -131,12 +133,53 @@ void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agen
 		v.backup_bytes_added = job->summary.data_added_packed;
 		v.snapshots = job->snapshots;
 		v.containers_stopped = job->containers_stopped;
+	} else {
+		/* between jobs, or after a copy: the last job's figures as the state
+		 * file keeps them, so that a rewrite of the metrics does not drop them */
+		json_t *st = agent_read_state(c->state_dir), *lj = json_object_get(st, "last_job");
+		if (lj) {
+			v.have_run = true;
+			v.last_run_timestamp = json_number_value(json_object_get(lj, "ended_unix"));
+			v.last_run_duration = json_number_value(json_object_get(lj, "duration_seconds"));
+			v.last_run_status = (int)json_integer_value(json_object_get(lj, "exit_code"));
+			v.backup_files = (uint64_t)json_integer_value(json_object_get(lj, "files"));
+			v.backup_bytes_processed = (uint64_t)json_integer_value(json_object_get(lj, "bytes_processed"));
+			v.backup_bytes_added = (uint64_t)json_integer_value(json_object_get(lj, "bytes_added"));
+			if (json_object_get(lj, "snapshots_total"))
+				v.snapshots = (int64_t)json_integer_value(json_object_get(lj, "snapshots_total"));
+			v.containers_stopped = (uint64_t)json_integer_value(json_object_get(lj, "containers_stopped"));
+		}
+		json_decref(st);
 	}
 	v.last_success_timestamp = agent_g.last_success;
 	v.runs_total = agent_g.runs;
 	v.errors_total = agent_g.errors;
 	v.ticks_skipped_total = agent_g.skipped;
 	v.next_run_timestamp = (double)agent_g.next_run;
+	/* the copy targets, from their records (kept across restarts) */
+	struct cf_metrics_copy mc[64];
+	size_t nmc = 0;
+	for (size_t i = 0; i < c->ncopies && nmc < sizeof(mc) / sizeof(mc[0]); i++) {
+		json_t *rec = agent_g.copies ? json_object_get(agent_g.copies, c->copies[i].name) : NULL;
+		struct cf_metrics_copy *m = &mc[nmc++];
+		memset(m, 0, sizeof(*m));
+		m->target = c->copies[i].name;
+		m->snapshots = -1;
+		if (!rec)
+			continue;
+		m->have_run = json_object_get(rec, "ended_unix") != NULL;
+		m->last_run_timestamp = (double)json_integer_value(json_object_get(rec, "ended_unix"));
+		m->last_success_timestamp = (double)json_integer_value(json_object_get(rec, "last_success_unix"));
+		m->last_run_duration = json_number_value(json_object_get(rec, "duration_seconds"));
+		m->last_run_status = (int)json_integer_value(json_object_get(rec, "exit_code"));
+		m->snapshots_copied = (uint64_t)json_integer_value(json_object_get(rec, "snapshots_copied"));
+		m->bytes_added = (uint64_t)json_integer_value(json_object_get(rec, "bytes_added"));
+		if (json_object_get(rec, "snapshots_total"))
+			m->snapshots = (int64_t)json_integer_value(json_object_get(rec, "snapshots_total"));
+		m->next_run_timestamp = (double)json_integer_value(json_object_get(rec, "due_unix"));
+	}
+	v.copies = mc;
+	v.ncopies = nmc;
 	if ((r = cf_metrics_format(&v, &text)))
 		goto out;
 	if (c->metrics_file && (r = cf_metrics_write_file(c->metrics_file, text.data, text.len)))
@@ -149,7 +192,7 @@ out:
 	cf_buf_release(&text);
 }
 
-static void post_webhook(const struct cf_agent_config *c, json_t *jj)
+void agent_post_event(const struct cf_agent_config *c, const char *type, json_t *data)
 {
 	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, 0, 0,
 				       c->cacert };
@@ -160,10 +203,7 @@ static void post_webhook(const struct cf_agent_config *c, json_t *jj)
 	if (!c->webhook_url)
 		return;
 	agent_utc_text(cf_now_ns(), now, sizeof(now));
-	const char *st = json_string_value(json_object_get(jj, "status"));
-	json_t *body = json_pack("{s:s, s:s, s:O}", "type",
-				 st && !strcmp(st, "success") ? "coffer.job.succeeded" : "coffer.job.failed",
-				 "timestamp", now, "data", jj);
+	json_t *body = json_pack("{s:s, s:s, s:O}", "type", type, "timestamp", now, "data", data);
 	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (!text)
 		r = cf_err(CF_ENOMEM, "out of memory");
@@ -172,9 +212,15 @@ static void post_webhook(const struct cf_agent_config *c, json_t *jj)
 	if (r)
 		cf_warn("coffer agent: %s", cf_errmsg(r));
 	else
-		cf_info("coffer agent: webhook delivered (HTTP %ld)", status);
+		cf_info("coffer agent: webhook delivered (HTTP %ld, %s)", status, type);
 	free(text);
 	json_decref(body);
+}
+
+static void post_webhook(const struct cf_agent_config *c, json_t *jj)
+{
+	const char *st = json_string_value(json_object_get(jj, "status"));
+	agent_post_event(c, st && !strcmp(st, "success") ? "coffer.job.succeeded" : "coffer.job.failed", jj);
 }
 
 void cf_agent_report(const struct cf_agent_config *c, const struct cf_agent_job *job)

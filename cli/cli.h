@@ -62,6 +62,7 @@ struct cli {
 	char **args; int nargs;
 	/* agent */
 	bool agent_once, agent_healthcheck, agent_print_config;
+	const char *agent_run;       /* --run WHAT: "backup", "copy:NAME" */
 	int agent_print_schedule;
 	/* forget, prune, copy, check subsets (cmd_maint.c) */
 	int keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly;

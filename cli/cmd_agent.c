@@ -58,6 +58,14 @@ int cmd_agent(struct cli *c)
 		cf_agent_config_done(&cfg);
 		return EXIT_OK;
 	}
+	if (c->agent_once && c->agent_run) {
+		fprintf(stderr, "coffer agent: --once and --run %s: give one of them\n", c->agent_run);
+		return EXIT_ERR;
+	}
+	if (c->agent_run && strcmp(c->agent_run, "backup") && strncmp(c->agent_run, "copy:", 5)) {
+		fprintf(stderr, "coffer agent: --run %s: not something to run (backup, copy:NAME)\n", c->agent_run);
+		return EXIT_ERR;
+	}
 	if ((rc = cf_agent_config_load(&cfg, NULL, NULL)))
 		return refuse(rc);
 	if (c->parse_only) {
@@ -68,9 +76,9 @@ int cmd_agent(struct cli *c)
 		cf_log_level = cfg.log_level;
 	cf_agent_install_signals();
 	if (c->agent_once) {
-		struct cf_agent_job job;
-		code = cf_agent_run_job(&cfg, 0, &job);
-		cf_agent_report(&cfg, &job);
+		code = cf_agent_run_once(&cfg);
+	} else if (c->agent_run) {
+		code = cf_agent_run_named(&cfg, c->agent_run);
 	} else {
 		code = cf_agent_loop(&cfg);
 	}

@@ -68,7 +68,7 @@ int open_backend(struct cli *c, struct cf_backend **be)
 		c->cacert = NULL;
 	if ((rc = cli_env_s3_options(c)))
 		return rc;
-	struct cf_backend_opts bo = { c->connections, c->cacert, 0, c->sign_payload };
+	struct cf_backend_opts bo = { .connections = c->connections, .cacert = c->cacert, .sign_payload = c->sign_payload };
 	if (c->parse_only)
 		parse_only_done(c);
 	if (!loc || !*loc)

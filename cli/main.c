@@ -53,9 +53,10 @@ static const char usage_text[] =
 "  copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]\n"
 "                              copy snapshots from another repository (only what is missing)\n"
 "  stats                       repository size, raw size, deduplication ratio, counts\n"
-"  agent [--once | --print-schedule N | --healthcheck | --print-config]\n"
+"  agent [--once | --run backup|copy:NAME | --print-schedule N | --healthcheck | --print-config]\n"
 "                              scheduled backups as a sidecar, configured by COFFER_* variables\n"
-"                              (see doc/agent.md); --once runs one job now\n"
+"                              (see doc/agent.md); --once runs one job now (the backup, then\n"
+"                              the copies that are due); --run copy:NAME one copy now\n"
 "  healthcheck                 exit 1 if the agent's last job failed or one is overdue\n"
 "  version                     print the version\n"
 "\n"
@@ -181,7 +182,7 @@ static void on_signal(int sig)
 
 /* ---------- argument parsing ---------- */
 
-enum { O_AGENT_ONCE = 400, O_AGENT_SCHEDULE, O_AGENT_HEALTH, O_AGENT_PRINTCONF };
+enum { O_AGENT_ONCE = 400, O_AGENT_SCHEDULE, O_AGENT_HEALTH, O_AGENT_PRINTCONF, O_AGENT_RUN };
 enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE, O_ALL, O_YES };
 enum {
 	O_KEEP_LAST = 500, O_KEEP_HOURLY, O_KEEP_DAILY, O_KEEP_WEEKLY, O_KEEP_MONTHLY, O_KEEP_YEARLY,
@@ -247,6 +248,7 @@ static const struct option longopts[] = {
 	{ "print-schedule", required_argument, NULL, O_AGENT_SCHEDULE },
 	{ "healthcheck", no_argument, NULL, O_AGENT_HEALTH },
 	{ "print-config", no_argument, NULL, O_AGENT_PRINTCONF },
+	{ "run", required_argument, NULL, O_AGENT_RUN },
 	{ "delete", no_argument, NULL, O_DELETE },
 	{ "all", no_argument, NULL, O_ALL },
 	{ "yes", no_argument, NULL, O_YES },
@@ -319,8 +321,8 @@ static const struct cmd_doc {
 	{ "copy", "copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]",
 	  " from-repo from-password-file" FILTER_OPTS " " },
 	{ "stats", "stats", " " },
-	{ "agent", "agent [--once | --print-schedule N | --healthcheck | --print-config]",
-	  " once print-schedule healthcheck print-config " },
+	{ "agent", "agent [--once | --run backup|copy:NAME | --print-schedule N | --healthcheck | --print-config]",
+	  " once run print-schedule healthcheck print-config " },
 	{ "healthcheck", "healthcheck", " " },
 	{ "version", "version", " " },
 	{ "help", "help [COMMAND]", " " },
@@ -669,6 +671,7 @@ int main(int argc, char **argv)
 			break;
 		case O_AGENT_HEALTH: c.agent_healthcheck = true; break;
 		case O_AGENT_PRINTCONF: c.agent_print_config = true; break;
+		case O_AGENT_RUN: c.agent_run = optarg; break;
 		case O_DELETE: c.restore_delete = true; break;
 		case O_ALL: c.restore_all = true; break;
 		case O_YES: c.yes = true; break;

@@ -362,7 +362,7 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 		be->low_speed = bytes;
 		be->stall_timeout = (int)secs;
 	}
-	const char *region = getenv("AWS_REGION");
+	const char *region = opts && opts->region && *opts->region ? opts->region : getenv("AWS_REGION");
 	if (!region || !*region)
 		region = getenv("AWS_DEFAULT_REGION");
 	if (!region || !*region)
@@ -373,10 +373,18 @@ int cf_backend_s3_new(const char *url, const struct cf_backend_opts *opts, struc
 	}
 	snprintf(be->region, sizeof(be->region), "%s", region);
 
-	if ((r = env_secret("AWS_ACCESS_KEY_ID", &be->access_key)) ||
-	    (r = env_secret("AWS_SECRET_ACCESS_KEY", &be->secret_key)) ||
-	    (r = env_secret("AWS_SESSION_TOKEN", &be->session_token)))
+	if (opts && opts->access_key) {
+		if (!(be->access_key = strdup(opts->access_key)) ||
+		    (opts->secret_key && !(be->secret_key = strdup(opts->secret_key))) ||
+		    (opts->session_token && !(be->session_token = strdup(opts->session_token)))) {
+			r = cf_err(CF_ENOMEM, "out of memory");
+			goto fail;
+		}
+	} else if ((r = env_secret("AWS_ACCESS_KEY_ID", &be->access_key)) ||
+		   (r = env_secret("AWS_SECRET_ACCESS_KEY", &be->secret_key)) ||
+		   (r = env_secret("AWS_SESSION_TOKEN", &be->session_token))) {
 		goto fail;
+	}
 	if (!be->access_key || !be->secret_key) {
 		r = cf_err(CF_EINVAL, "no S3 credentials for %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
 				      "(or AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE)",

@@ -10,7 +10,7 @@
 int cf_backend_open(const char *location, const struct cf_backend_opts *opts,
 		    struct cf_backend **out)
 {
-	static const struct cf_backend_opts defaults = { 0, NULL, 0, false };
+	static const struct cf_backend_opts defaults = { 0 };
 	if (!opts)
 		opts = &defaults;
 	*out = NULL;

@@ -124,6 +124,12 @@ struct cf_backend_opts {
 	const char *cacert;    /* extra CA bundle for TLS */
 	int max_attempts;      /* retries for transient errors, default 8 */
 	bool sign_payload;     /* S3: sign request bodies' SHA-256 over https too */
+	/* S3 credentials and region given by the caller (the agent's copy
+	 * targets: one process, several stores).  NULL = from the environment
+	 * (AWS_ACCESS_KEY_ID[_FILE], AWS_SECRET_ACCESS_KEY[_FILE],
+	 * AWS_SESSION_TOKEN[_FILE], AWS_REGION / AWS_DEFAULT_REGION).  A given
+	 * access key replaces the environment's key, secret and token together. */
+	const char *access_key, *secret_key, *session_token, *region;
 };
 
 /* Open the backend for a location string.  *out is freed with cf_backend_free().

@@ -65,7 +65,7 @@ static inline void fill(uint8_t *p, size_t n, uint32_t seed)
 
 static inline struct cf_backend *open_url(const char *url, int connections, int attempts)
 {
-	struct cf_backend_opts o = { connections, NULL, attempts, false };
+	struct cf_backend_opts o = { .connections = connections, .max_attempts = attempts };
 	struct cf_backend *be = NULL;
 	int r = cf_backend_s3_new(url, &o, &be);
 	if (r)

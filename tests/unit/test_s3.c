@@ -284,7 +284,7 @@ static void test_https_payload(void **state)
 	struct iovec iov[2] = { { data, 100 }, { data + 100, n - 100 } };
 	struct cf_buf got = CF_BUF_INIT;
 
-	struct cf_backend_opts o = { 0, ca, 0, false };
+	struct cf_backend_opts o = { .cacert = ca };
 	struct cf_backend *be = NULL;
 	ASSERT_OK(cf_backend_s3_new(url, &o, &be));
 	ASSERT_OK(be->ops->create(be));
