@@ -304,6 +304,112 @@ static void test_file(void **state)
 	cf_agent_config_release(&c);
 }
 
+/* Copy targets (COFFER_COPY_TO_<NAME>_*) from the file: names with '_',
+ * the longest suffix wins, _FROM resolved and the targets ordered after
+ * their source; unknown endings, loops and missing keys refused naming the
+ * key; a target's secrets never printed. */
+static int load_copies_text(struct cf_agent_config *c, const char *copies)
+{
+	char path[256], text[2048];
+	snprintf(path, sizeof(path), "%s/copies.env", dir);
+	snprintf(text, sizeof(text), "COFFER_REPOSITORY=/srv/repo\nCOFFER_PASSWORD_FILE=%s\n%s", pwfile, copies);
+	write_file(path, text);
+	struct env e = { { "COFFER_CONFIG_FILE", path, NULL } };
+	static struct env keep;
+	keep = e;
+	return cf_agent_config_load(c, env_get, &keep);
+}
+
+static void test_copy_targets(void **state)
+{
+	(void)state;
+	struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
+	char text[2048];
+	snprintf(text, sizeof(text),
+		 "COFFER_COPY_TO_ZMONTHLY_REPOSITORY=s3://monthly\n"
+		 "COFFER_COPY_TO_ZMONTHLY_PASSWORD=monthly-secret-pw\n"
+		 "COFFER_COPY_TO_ZMONTHLY_FROM=off_site\n"
+		 "COFFER_COPY_TO_ZMONTHLY_SCHEDULE=0 3 1 * *\n"
+		 "COFFER_COPY_TO_ZMONTHLY_KEEP_MONTHLY=24\n"
+		 "COFFER_COPY_TO_OFF_SITE_REPOSITORY=/srv/offsite\n"
+		 "COFFER_COPY_TO_OFF_SITE_PASSWORD_FILE=%s\n"
+		 "COFFER_COPY_TO_OFF_SITE_AWS_ACCESS_KEY_ID=AKIAOFF\n"
+		 "COFFER_COPY_TO_OFF_SITE_AWS_SECRET_ACCESS_KEY_FILE=%s\n"
+		 "COFFER_COPY_TO_OFF_SITE_KEEP_DAILY=7\n", pwfile, pwfile);
+	int r = load_copies_text(&c, text);
+	if (r)
+		fail_msg("%s", cf_errmsg(r));
+	assert_int_equal(c.ncopies, 2);
+	assert_string_equal(c.copies[0].name, "off_site");
+	assert_string_equal(c.copies[0].password_file, pwfile);      /* PASSWORD_FILE, not a target "OFF_SITE_PASSWORD" */
+	assert_string_equal(c.copies[0].secret_key_file, pwfile);
+	assert_string_equal(c.copies[0].access_key, "AKIAOFF");
+	assert_null(c.copies[0].schedule);                            /* after each backup */
+	assert_int_equal(c.copies[0].keep.daily, 7);
+	assert_int_equal(c.copies[0].from, -1);
+	assert_string_equal(c.copies[1].name, "zmonthly");
+	assert_int_equal(c.copies[1].from, 0);
+	assert_string_equal(c.copies[1].schedule, "0 3 1 * *");
+	assert_int_equal(c.copies[1].keep.monthly, 24);
+	cf_agent_config_release(&c);
+
+	/* "zz" sorts after "off": the ordering by _FROM, not by name, puts a source first */
+	r = load_copies_text(&c, "COFFER_COPY_TO_A_REPOSITORY=/a\nCOFFER_COPY_TO_A_PASSWORD=x\nCOFFER_COPY_TO_A_FROM=Z\n"
+				 "COFFER_COPY_TO_Z_REPOSITORY=/z\nCOFFER_COPY_TO_Z_PASSWORD=y\n");
+	if (r)
+		fail_msg("%s", cf_errmsg(r));
+	assert_string_equal(c.copies[0].name, "z");
+	assert_string_equal(c.copies[1].name, "a");
+	assert_int_equal(c.copies[1].from, 0);
+	cf_agent_config_release(&c);
+
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_KEEP_MONHTLY=3\n",
+		  "unknown key COFFER_COPY_TO_X_KEEP_MONHTLY" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\n", "COFFER_COPY_TO_X_PASSWORD_FILE is not set" },
+		{ "COFFER_COPY_TO_X_PASSWORD=p\n", "COFFER_COPY_TO_X_REPOSITORY is not set" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/srv/repo\nCOFFER_COPY_TO_X_PASSWORD=p\n", "is the main repository" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_FROM=y\n",
+		  "COFFER_COPY_TO_X_FROM: there is no copy target \"y\"" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_FROM=x\n", "itself" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_FROM=y\n"
+		  "COFFER_COPY_TO_Y_REPOSITORY=/y\nCOFFER_COPY_TO_Y_PASSWORD=p\nCOFFER_COPY_TO_Y_FROM=x\n", "circle" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_AWS_ACCESS_KEY_ID=k\n",
+		  "COFFER_COPY_TO_X_AWS_SECRET_ACCESS_KEY is not" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=p\nCOFFER_COPY_TO_X_SCHEDULE=every day\n",
+		  "COFFER_COPY_TO_X_SCHEDULE" },
+		{ "COFFER_COPY_TO_X_REPOSITORY=ftp://x\nCOFFER_COPY_TO_X_PASSWORD=p\n", "COFFER_COPY_TO_X_REPOSITORY" },
+		{ "COFFER_COPY_TO__REPOSITORY=/x\n", "unknown key COFFER_COPY_TO__REPOSITORY" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = load_copies_text(&c, bad[i].text);
+		if (r != CF_EINVAL)
+			fail_msg("case %zu: %d, want CF_EINVAL", i, r);
+		if (!strstr(cf_errmsg(r), bad[i].msg))
+			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, cf_errmsg(r), bad[i].msg);
+		assert_null(strstr(cf_errmsg(r), "=p"));
+	}
+
+	/* print-config: the target's keys, its secrets as (set) */
+	snprintf(text, sizeof(text), "COFFER_COPY_TO_X_REPOSITORY=/x\nCOFFER_COPY_TO_X_PASSWORD=hunter3pw\n"
+				     "COFFER_COPY_TO_X_AWS_ACCESS_KEY_ID=AKIAX\nCOFFER_COPY_TO_X_AWS_SECRET_ACCESS_KEY=s3cr3tval\n");
+	assert_int_equal(load_copies_text(&c, text), CF_OK);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/copies.env", dir);
+	struct env e = { { "COFFER_CONFIG_FILE", path, NULL } };
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	cf_agent_config_print(&c, env_get, &e, f);
+	fclose(f);
+	assert_null(strstr(out, "hunter3pw"));
+	assert_null(strstr(out, "s3cr3tval"));
+	assert_non_null(strstr(out, "COFFER_COPY_TO_X_PASSWORD=(set) # file"));
+	assert_non_null(strstr(out, "COFFER_COPY_TO_X_REPOSITORY=/x # file"));
+	free(out);
+	cf_agent_config_release(&c);
+}
+
 /* The printed configuration never shows a secret. */
 static void test_print_hides_secrets(void **state)
 {
@@ -442,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_required),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_print_hides_secrets),
+		cmocka_unit_test(test_copy_targets),
 		cmocka_unit_test(test_doc_lists_every_key),
 		cmocka_unit_test(test_ticks_between),
 		cmocka_unit_test(test_print_schedule),
