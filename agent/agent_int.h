@@ -33,6 +33,7 @@ struct agent_globals {
 	struct cf_metrics_server *server;
 	char host[256];   /* the host snapshots carry: resolve_host() */
 	json_t *copies;   /* the copy targets' records: the state file's "copies" */
+	json_t *drill;    /* the last restore drill: the state file's "drill" */
 };
 extern struct agent_globals agent_g;
 
@@ -104,6 +105,23 @@ int agent_run_copies(const struct cf_agent_config *c, bool after_backup);
 void agent_copies_backup_done(const struct cf_agent_config *c, int64_t when);
 void agent_copies_sync(const struct cf_agent_config *c);
 long agent_copy_find_target(const struct cf_agent_config *c, const char *name);
+
+/* drill.c: the restore drill (COFFER_DRILL_SCHEDULE).  Its result; running
+ * it (job lock, latest snapshot of this host restored into the scratch
+ * directory with verify, MariaDB dumps loaded into scratch databases,
+ * everything removed); its report; whether it is due; both together. */
+struct agent_drill_result {
+	int rc, exit_code;
+	const char *stage;       /* "job-lock", "repository", "snapshot", "scratch", "restore", "databases" */
+	char error[1024];
+	int64_t start_ns, end_ns;
+	char snapshot_id[CF_ID_HEX];
+	uint64_t files, verified, bytes, databases;
+};
+int agent_run_drill(const struct cf_agent_config *c, struct agent_drill_result *res);
+void agent_report_drill(const struct cf_agent_config *c, const struct agent_drill_result *res);
+bool agent_drill_due(const struct cf_agent_config *c, time_t now);
+int agent_run_drill_reported(const struct cf_agent_config *c);
 
 /* report.c: a webhook event {"type": type, "timestamp": now, "data": data}
  * to COFFER_WEBHOOK_URL (if set); failures logged. */

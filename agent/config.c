@@ -635,6 +635,8 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	free(c->metrics_listen);
 	free(c->webhook_url);
 	cf_agent_secret_free(c->webhook_secret);
+	free(c->drill_schedule);
+	free(c->drill_dir);
 	for (size_t i = 0; i < c->ncopies; i++)
 		copy_release(&c->copies[i]);
 	free(c->copies);

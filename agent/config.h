@@ -106,6 +106,9 @@ struct cf_agent_config {
 	char *webhook_secret;        /* "whsec_<base64>" (secret) */
 	unsigned webhook_retries;
 	int log_level;               /* 1 normal, 2 verbose */
+	char *drill_schedule;        /* COFFER_DRILL_SCHEDULE: cron or "off" */
+	struct cf_cron drill_cron;
+	char *drill_dir;             /* COFFER_DRILL_DIR, NULL = STATE_DIR/drill */
 	/* COFFER_COPY_TO_<NAME>_*, sorted so that a target comes after the
 	 * one it copies from (_FROM) */
 	struct cf_agent_copy *copies; size_t ncopies;

@@ -251,6 +251,19 @@ static int set_check_schedule(struct cf_agent_config *c, const char *key, const 
 	return set_cron(key, v, &c->check_cron, &c->check_schedule);
 }
 
+static int set_drill_schedule(struct cf_agent_config *c, const char *key, const char *v)
+{
+	if (!strcmp(v, "off"))
+		return agent_dup_str(&c->drill_schedule, v);
+	return set_cron(key, v, &c->drill_cron, &c->drill_schedule);
+}
+
+static int set_drill_dir(struct cf_agent_config *c, const char *key, const char *v)
+{
+	int r = abs_path(key, v);
+	return r ? r : agent_dup_str(&c->drill_dir, v);
+}
+
 static int set_tz(struct cf_agent_config *c, const char *key, const char *v)
 {
 	if (strcmp(v, "UTC") && strcmp(v, "Etc/UTC")) {
@@ -794,6 +807,11 @@ const struct agent_key agent_keys[] = {
 	  "cron expression for a repository check after the backup, or off" },
 	{ "COFFER_CHECK_READ_DATA_SUBSET", set_check_subset, "5%", false,
 	  "share of the packs a scheduled check reads back: n/m or N% (spreads full verification over days)" },
+	{ "COFFER_DRILL_SCHEDULE", set_drill_schedule, "off", false,
+	  "cron expression for the restore drill (the latest snapshot restored into a scratch directory, verified, "
+	  "its MariaDB dumps loaded into scratch databases, then removed), or off" },
+	{ "COFFER_DRILL_DIR", set_drill_dir, NULL, false,
+	  "scratch directory of the restore drill, emptied before and removed after (default COFFER_STATE_DIR/drill)" },
 	{ "COFFER_PRE_COMMAND", set_pre, NULL, false, "shell command run before each job; failing fails the job" },
 	{ "COFFER_POST_COMMAND", set_post, NULL, false,
 	  "shell command run after each job whose pre command ran (COFFER_JOB_STATUS is set, and COFFER_SNAPSHOT_ID when a snapshot was written)" },

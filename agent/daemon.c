@@ -246,16 +246,23 @@ static int run_and_report(const struct cf_agent_config *c, int64_t tick)
 	cf_agent_report(c, &job);
 	if (job.exit_code == 130 || cf_interrupted)
 		return 130;
-	if (!c->ncopies)
-		return job.exit_code;
-	set_agent_state(c, "running");
-	int copies = agent_run_copies(c, wrote);
+	int copies = 0, drill = 0;
+	if (c->ncopies) {
+		set_agent_state(c, "running");
+		copies = agent_run_copies(c, wrote);
+	}
+	if (!cf_interrupted && agent_drill_due(c, time(NULL))) {
+		set_agent_state(c, "running");
+		drill = agent_run_drill_reported(c);
+	}
 	set_agent_state(c, "waiting");
 	if (job.exit_code)
 		return job.exit_code;
-	if (copies == 130)
+	if (copies == 130 || drill == 130 || cf_interrupted)
 		return 130;
-	return copies ? CF_AGENT_EXIT_COPY : 0;
+	if (copies)
+		return CF_AGENT_EXIT_COPY;
+	return drill ? CF_AGENT_EXIT_DRILL : 0;
 }
 
 int cf_agent_run_once(const struct cf_agent_config *c)
@@ -267,6 +274,14 @@ int cf_agent_run_named(const struct cf_agent_config *c, const char *what)
 {
 	if (!strcmp(what, "backup"))
 		return cf_agent_run_once(c);
+	if (!strcmp(what, "drill")) {
+		agent_load_state(c);
+		agent_copies_sync(c);
+		set_agent_state(c, "running");
+		int code = agent_run_drill_reported(c);
+		set_agent_state(c, "waiting");
+		return code;
+	}
 	if (!strncmp(what, "copy:", 5)) {
 		long i = agent_copy_find_target(c, what + 5);
 		struct agent_copy_result res;
@@ -287,7 +302,7 @@ int cf_agent_run_named(const struct cf_agent_config *c, const char *what)
 		set_agent_state(c, "waiting");
 		return code;
 	}
-	cf_warn("coffer agent: --run %s: not something to run (backup, copy:NAME)", what);
+	cf_warn("coffer agent: --run %s: not something to run (backup, copy:NAME, drill)", what);
 	return 1;
 }
 
@@ -349,6 +364,10 @@ int cf_agent_loop(struct cf_agent_config *c)
 			    t < wake)
 				wake = t;
 		}
+		time_t td;
+		if (c->drill_schedule && strcmp(c->drill_schedule, "off") &&
+		    cf_cron_next(&c->drill_cron, agent_zone(c), now, &td) == CF_OK && td < wake)
+			wake = td;
 		sleep_until(wake);
 		if (cf_interrupted)
 			break; /* between jobs: nothing to clean up */
@@ -360,6 +379,12 @@ int cf_agent_loop(struct cf_agent_config *c)
 			if (time(NULL) >= wake && c->ncopies) {
 				set_agent_state(c, "running");
 				code = agent_run_copies(c, false);
+				if (cf_interrupted)
+					return code;
+			}
+			if (time(NULL) >= wake && !cf_interrupted && agent_drill_due(c, time(NULL))) {
+				set_agent_state(c, "running");
+				code = agent_run_drill_reported(c);
 				if (cf_interrupted)
 					return code;
 			}
@@ -433,6 +458,12 @@ int cf_agent_healthcheck(const char *state_dir, time_t now, char *why, size_t wh
 			 OVERDUE_GRACE);
 	} else if (copy_unhealthy(json_object_get(st, "copies"), state, now, why, whylen)) {
 		/* why is set */
+	} else if (json_object_get(st, "drill") &&
+		   json_integer_value(json_object_get(json_object_get(st, "drill"), "exit_code")) != 0) {
+		json_t *d = json_object_get(st, "drill");
+		snprintf(why, whylen, "the last restore drill %s: %s",
+			 json_string_value(json_object_get(d, "status")) ?: "failed",
+			 json_string_value(json_object_get(d, "error")) ?: "(no message)");
 	} else {
 		snprintf(why, whylen, "%s; last job: %s", state ? state : "unknown",
 			 job ? json_string_value(json_object_get(job, "status")) : "none yet");

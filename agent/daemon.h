@@ -74,6 +74,9 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 /* What `coffer agent --once` exits with when the backup succeeded (or was
  * partial: 3 wins) but a copy to a COFFER_COPY_TO_* target failed. */
 #define CF_AGENT_EXIT_COPY 4
+/* ... and when the backup and the copies succeeded but a due restore drill
+ * (COFFER_DRILL_SCHEDULE) failed. */
+#define CF_AGENT_EXIT_DRILL 5
 
 /* `coffer agent --once`: the backup job, reported, then every copy that is
  * due (after each backup that wrote a snapshot, or by its schedule), each
@@ -81,8 +84,9 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
  * CF_AGENT_EXIT_COPY when a copy failed, 130 when interrupted, else 0. */
 int cf_agent_run_once(const struct cf_agent_config *c);
 
-/* `coffer agent --run WHAT`: "backup" (as cf_agent_run_once) or "copy:NAME"
- * (that copy now, due or not; its exit code as a job's: 0, 1, 11, 12, 130).
+/* `coffer agent --run WHAT`: "backup" (as cf_agent_run_once), "copy:NAME"
+ * (that copy now, due or not; its exit code as a job's: 0, 1, 11, 12, 130)
+ * or "drill" (the restore drill now, configured or not; the same codes).
  * An unknown WHAT or NAME: 1 with a message naming the configured targets. */
 int cf_agent_run_named(const struct cf_agent_config *c, const char *what);
 

@@ -192,6 +192,11 @@ void agent_load_state(const struct cf_agent_config *c)
 			json_decref(agent_g.copies);
 			agent_g.copies = json_deep_copy(cp);
 		}
+		json_t *dr = json_object_get(prev, "drill");
+		if (json_is_object(dr)) {
+			json_decref(agent_g.drill);
+			agent_g.drill = json_deep_copy(dr);
+		}
 		json_decref(prev);
 	}
 }

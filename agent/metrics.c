@@ -122,6 +122,19 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 		  v->last_success_timestamp);
 	if ((r = format_copies(v, out)))
 		return r;
+	if (v->drill_last_success_timestamp > 0)
+		M("coffer_drill_last_success_timestamp_seconds", "gauge",
+		  "When the last successful restore drill ended.", "%.0f", v->drill_last_success_timestamp);
+	if (v->drill_have_run) {
+		M("coffer_drill_last_run_timestamp_seconds", "gauge", "When the last restore drill ended.", "%.0f",
+		  v->drill_last_run_timestamp);
+		M("coffer_drill_last_status", "gauge", "Exit code of the last restore drill: 0 ok, 1 failed.", "%d",
+		  v->drill_last_status);
+		M("coffer_drill_last_run_duration_seconds", "gauge", "How long the last restore drill took.", "%.3f",
+		  v->drill_duration);
+		M("coffer_drill_files_verified", "gauge", "Files the last restore drill read back and found equal.",
+		  "%" PRIu64, v->drill_files_verified);
+	}
 	if (!v->have_run)
 		return r;
 	M("coffer_last_run_timestamp_seconds", "gauge", "When the last job ended.", "%.3f", v->last_run_timestamp);

@@ -50,6 +50,11 @@ struct cf_metrics_values {
 	double next_run_timestamp;      /* 0 = unknown */
 	const struct cf_metrics_copy *copies;  /* COFFER_COPY_TO_* targets */
 	size_t ncopies;
+	/* the restore drill (COFFER_DRILL_SCHEDULE) */
+	bool drill_have_run;
+	double drill_last_run_timestamp, drill_last_success_timestamp, drill_duration;
+	int drill_last_status;
+	uint64_t drill_files_verified;
 };
 
 /* Render v as exposition text, appended to out.  CF_OK or CF_ENOMEM. */

@@ -90,6 +90,8 @@ void agent_write_state(const struct cf_agent_config *c, const char *agent_state,
 		json_object_set(st, "last_job", last_job);
 	if (agent_g.copies && json_object_size(agent_g.copies))
 		json_object_set(st, "copies", agent_g.copies);
+	if (agent_g.drill)
+		json_object_set(st, "drill", agent_g.drill);
 	if (!(text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
 		goto oom;
 	snprintf(path, sizeof(path), "%s/%s", c->state_dir, STATE_FILE);
@@ -180,6 +182,15 @@ void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agen
 	}
 	v.copies = mc;
 	v.ncopies = nmc;
+	if (agent_g.drill) {
+		v.drill_have_run = true;
+		v.drill_last_run_timestamp = (double)json_integer_value(json_object_get(agent_g.drill, "ended_unix"));
+		v.drill_last_success_timestamp =
+			(double)json_integer_value(json_object_get(agent_g.drill, "last_success_unix"));
+		v.drill_last_status = (int)json_integer_value(json_object_get(agent_g.drill, "exit_code"));
+		v.drill_files_verified = (uint64_t)json_integer_value(json_object_get(agent_g.drill, "files_verified"));
+		v.drill_duration = json_number_value(json_object_get(agent_g.drill, "duration_seconds"));
+	}
 	if ((r = cf_metrics_format(&v, &text)))
 		goto out;
 	if (c->metrics_file && (r = cf_metrics_write_file(c->metrics_file, text.data, text.len)))

@@ -62,8 +62,10 @@ int cmd_agent(struct cli *c)
 		fprintf(stderr, "coffer agent: --once and --run %s: give one of them\n", c->agent_run);
 		return EXIT_ERR;
 	}
-	if (c->agent_run && strcmp(c->agent_run, "backup") && strncmp(c->agent_run, "copy:", 5)) {
-		fprintf(stderr, "coffer agent: --run %s: not something to run (backup, copy:NAME)\n", c->agent_run);
+	if (c->agent_run && strcmp(c->agent_run, "backup") && strcmp(c->agent_run, "drill") &&
+	    strncmp(c->agent_run, "copy:", 5)) {
+		fprintf(stderr, "coffer agent: --run %s: not something to run (backup, copy:NAME, drill)\n",
+			c->agent_run);
 		return EXIT_ERR;
 	}
 	if ((rc = cf_agent_config_load(&cfg, NULL, NULL)))

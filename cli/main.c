@@ -53,10 +53,11 @@ static const char usage_text[] =
 "  copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]\n"
 "                              copy snapshots from another repository (only what is missing)\n"
 "  stats                       repository size, raw size, deduplication ratio, counts\n"
-"  agent [--once | --run backup|copy:NAME | --print-schedule N | --healthcheck | --print-config]\n"
+"  agent [--once | --run backup|copy:NAME|drill | --print-schedule N | --healthcheck | --print-config]\n"
 "                              scheduled backups as a sidecar, configured by COFFER_* variables\n"
 "                              (see doc/agent.md); --once runs one job now (the backup, then\n"
-"                              the copies that are due); --run copy:NAME one copy now\n"
+"                              the copies and the drill that are due); --run copy:NAME one\n"
+"                              copy now, --run drill the restore drill now\n"
 "  healthcheck                 exit 1 if the agent's last job failed or one is overdue\n"
 "  version                     print the version\n"
 "\n"
@@ -321,7 +322,7 @@ static const struct cmd_doc {
 	{ "copy", "copy --from-repo LOCATION [--from-password-file F] [SNAPSHOT...]",
 	  " from-repo from-password-file" FILTER_OPTS " " },
 	{ "stats", "stats", " " },
-	{ "agent", "agent [--once | --run backup|copy:NAME | --print-schedule N | --healthcheck | --print-config]",
+	{ "agent", "agent [--once | --run backup|copy:NAME|drill | --print-schedule N | --healthcheck | --print-config]",
 	  " once run print-schedule healthcheck print-config " },
 	{ "healthcheck", "healthcheck", " " },
 	{ "version", "version", " " },
