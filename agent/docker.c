@@ -9,6 +9,9 @@
 #include "common/util.h"
 
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -234,5 +237,239 @@ int cf_docker_compose_name(const char *sock, const char *container, char *out, s
 out:
 	cf_buf_release(&path);
 	cf_buf_release(&body);
+	return r;
+}
+
+/* ---------------------------------------------------------- restore */
+
+int cf_docker_parse_host(const char *key, const char *v, char **out)
+{
+	*out = NULL;
+	if (!*v || !strcmp(v, "none") || !strcmp(v, "off"))
+		return CF_OK;
+	if (strncmp(v, "unix://", 7) || v[7] != '/')
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not unix:///PATH (only a unix socket is supported; "
+				      "\"none\" turns container handling off)", key, v);
+	if (!(*out = strdup(v + 7)))
+		return cf_err(CF_ENOMEM, "out of memory");
+	return CF_OK;
+}
+
+/* Is a at or beneath b, or b at or beneath a?  (absolute paths) */
+static bool overlaps(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	while (na > 1 && a[na - 1] == '/')
+		na--;
+	while (nb > 1 && b[nb - 1] == '/')
+		nb--;
+	size_t n = na < nb ? na : nb;
+	if (strncmp(a, b, n))
+		return false;
+	if (na == nb)
+		return true;
+	const char *longer = na > nb ? a : b;
+	return longer[n] == '/' || n == 1; /* n == 1: one of them is "/" */
+}
+
+/* Does container c (a list entry) carry label "key" or "key=value"? */
+static bool has_label(json_t *c, const char *label)
+{
+	json_t *labels = json_object_get(c, "Labels");
+	size_t klen = strcspn(label, "=");
+	char key[256];
+	if (klen >= sizeof(key))
+		return false;
+	memcpy(key, label, klen);
+	key[klen] = 0;
+	const char *v = json_string_value(json_object_get(labels, key));
+	return v && (!label[klen] || !strcmp(v, label + klen + 1));
+}
+
+struct keys {
+	char **v;
+	size_t n, cap;
+};
+
+static int keys_add(struct keys *k, const char *s, size_t len)
+{
+	int rc = CF_GROW(k->v, k->n + 1, k->cap);
+	if (rc)
+		return rc;
+	if (!(k->v[k->n] = strndup(s, len)))
+		return cf_err(CF_ENOMEM, "out of memory");
+	k->n++;
+	return CF_OK;
+}
+
+static void keys_release(struct keys *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+}
+
+/* This container, when coffer runs in one: inspected by its hostname (which
+ * Docker and podman set to the container id unless told otherwise).  NULL
+ * when not in a container or the engine does not know it. */
+static json_t *inspect_self(const char *sock)
+{
+	char host[256];
+	struct cf_buf body = CF_BUF_INIT, path = CF_BUF_INIT;
+	long status = 0;
+	json_t *j = NULL;
+
+	if (access("/.dockerenv", F_OK) && access("/run/.containerenv", F_OK))
+		return NULL;
+	if (gethostname(host, sizeof(host)) || !host[0])
+		return NULL;
+	host[sizeof(host) - 1] = 0;
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return NULL;
+	if (cf_buf_addf(&path, "/containers/%s/json", host) == CF_OK &&
+	    request(sock, "GET", (const char *)path.data, 10, &status, &body) == CF_OK && status == 200)
+		j = json_loadb((const char *)body.data, body.len, 0, NULL);
+	cf_buf_release(&path);
+	cf_buf_release(&body);
+	return j;
+}
+
+/* The host paths and volume names that stand for the directories of m:
+ * the paths themselves, and through this container's own mounts (when in
+ * one) the Source and Name of the mount holding each. */
+static int match_keys(const struct cf_docker_match *m, json_t *self, struct keys *hostp, struct keys *vols)
+{
+	int rc;
+	for (size_t i = 0; i < m->npaths; i++) {
+		const char *p = m->paths[i];
+		if ((rc = keys_add(hostp, p, strlen(p))))
+			return rc;
+		size_t k;
+		json_t *mt;
+		json_array_foreach(json_object_get(self, "Mounts"), k, mt) {
+			const char *dst = json_string_value(json_object_get(mt, "Destination"));
+			const char *src = json_string_value(json_object_get(mt, "Source"));
+			const char *name = json_string_value(json_object_get(mt, "Name"));
+			size_t nd = dst ? strlen(dst) : 0;
+			while (nd > 1 && dst[nd - 1] == '/')
+				nd--;
+			if (!dst || !overlaps(p, dst))
+				continue;
+			if (src && *src) {
+				struct cf_buf b = CF_BUF_INIT;
+				/* beneath the mount: the same place beneath its source */
+				const char *rest = strlen(p) > nd && nd > 1 ? p + nd : "";
+				if ((rc = cf_buf_addf(&b, "%s%s", src, rest)) ||
+				    (rc = keys_add(hostp, (const char *)b.data, b.len))) {
+					cf_buf_release(&b);
+					return rc;
+				}
+				cf_buf_release(&b);
+			}
+			if (name && *name && (rc = keys_add(vols, name, strlen(name))))
+				return rc;
+		}
+	}
+	return CF_OK;
+}
+
+static bool uses(json_t *c, const struct keys *hostp, const struct keys *vols)
+{
+	size_t k;
+	json_t *mt;
+	json_array_foreach(json_object_get(c, "Mounts"), k, mt) {
+		const char *src = json_string_value(json_object_get(mt, "Source"));
+		const char *name = json_string_value(json_object_get(mt, "Name"));
+		for (size_t i = 0; name && *name && i < vols->n; i++)
+			if (!strcmp(name, vols->v[i]))
+				return true;
+		for (size_t i = 0; src && *src == '/' && i < hostp->n; i++)
+			if (overlaps(src, hostp->v[i]))
+				return true;
+	}
+	return false;
+}
+
+int cf_docker_find(const char *sock, const struct cf_docker_match *m, struct cf_docker_set *found)
+{
+	struct cf_buf body = CF_BUF_INIT;
+	struct keys hostp = { 0 }, vols = { 0 };
+	json_t *list = NULL, *self = NULL;
+	long status = 0;
+	int r;
+
+	/* running containers only (no all=1): a stopped one stays stopped */
+	if ((r = request(sock, "GET", "/containers/json", 30, &status, &body)) != CF_OK)
+		goto out;
+	if (status != 200) {
+		r = api_error(sock, "listing containers", status, &body);
+		goto out;
+	}
+	json_error_t je;
+	if (!(list = json_loadb((const char *)body.data, body.len, 0, &je)) || !json_is_array(list)) {
+		r = cf_err(CF_ECORRUPT, "Docker API at %s: the container list does not parse: %s", sock,
+			   list ? "not an array" : je.text);
+		goto out;
+	}
+	self = m->npaths ? inspect_self(sock) : NULL;
+	if ((r = match_keys(m, self, &hostp, &vols)))
+		goto out;
+	const char *self_id = json_string_value(json_object_get(self, "Id"));
+	size_t i;
+	json_t *c;
+	json_array_foreach(list, i, c) {
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+		if (!id) {
+			r = cf_err(CF_ECORRUPT, "Docker API at %s: a listed container has no Id", sock);
+			goto out;
+		}
+		if (self_id && !strcmp(id, self_id))
+			continue; /* never this container itself */
+		if (!(m->label && has_label(c, m->label)) && !uses(c, &hostp, &vols))
+			continue;
+		if (!name)
+			name = id;
+		if (*name == '/')
+			name++;
+		if ((r = set_add(found, id, name)) != CF_OK)
+			goto out;
+	}
+out:
+	keys_release(&hostp);
+	keys_release(&vols);
+	json_decref(list);
+	json_decref(self);
+	cf_buf_release(&body);
+	return r;
+}
+
+int cf_docker_stop(const char *sock, const struct cf_docker_set *found, unsigned timeout,
+		   struct cf_docker_set *stopped)
+{
+	struct cf_buf body = CF_BUF_INIT, path = CF_BUF_INIT;
+	int r = CF_OK;
+
+	for (size_t i = 0; i < found->n; i++) {
+		long status = 0;
+		cf_buf_reset(&path);
+		if ((r = cf_buf_addf(&path, "/containers/%s/stop?t=%u", found->ids[i], timeout)) != CF_OK ||
+		    (r = request(sock, "POST", (char *)path.data, (long)timeout + 60, &status, &body)) != CF_OK)
+			break;
+		if (status == 304) /* stopped meanwhile by someone else: not ours to start */
+			continue;
+		if (status != 204) {
+			char what[300];
+			snprintf(what, sizeof(what), "stopping %s", found->names[i]);
+			r = api_error(sock, what, status, &body);
+			break;
+		}
+		cf_info("coffer: stopped container %s", found->names[i]);
+		if ((r = set_add(stopped, found->ids[i], found->names[i])) != CF_OK)
+			break;
+	}
+	cf_buf_release(&body);
+	cf_buf_release(&path);
 	return r;
 }

@@ -48,6 +48,47 @@ int cf_docker_start(const char *socket_path, const struct cf_docker_set *set);
 
 void cf_docker_set_release(struct cf_docker_set *set);
 
+/* ---- restore: the containers that use what is being overwritten ----
+ *
+ * Before `restore --all` writes, it stops the running containers that carry
+ * the stop label and those that mount a directory being restored:
+ *
+ *     cf_docker_find(sock, &match, &found)     who would be stopped (the plan)
+ *     cf_docker_stop(sock, &found, timeout, &stopped)
+ *     ... restore ...
+ *     cf_docker_start(sock, &stopped)
+ *
+ * A container "mounts a directory being restored" when one of its mounts'
+ * host Source is that directory, lies beneath it or above it.  When coffer
+ * itself runs in a container (the restore sidecar, whose /backup/<volume>
+ * is a volume), the directory is first translated through this container's
+ * own mounts: the mount whose Destination holds it gives the host Source
+ * (plus the rest of the path) and, for a named volume, its Name; another
+ * container then matches by that Source or by mounting the volume of that
+ * Name.  This container itself is never stopped. */
+struct cf_docker_match {
+	const char *label;                      /* "key" or "key=value"; NULL = none by label */
+	const char *const *paths; size_t npaths; /* directories about to be overwritten */
+};
+
+/* Append to *found (CF_DOCKER_SET_INIT) every running container chosen by
+ * m, each once.  CF_OK; CF_EIO naming the socket when the engine cannot be
+ * reached or answers an error; CF_ECORRUPT; CF_ENOMEM. */
+int cf_docker_find(const char *socket_path, const struct cf_docker_match *m, struct cf_docker_set *found);
+
+/* Stop the containers of found (the engine waits up to timeout seconds,
+ * then kills); each one stopped is appended to *stopped, so that after a
+ * failure the caller starts those again.  A container that stopped meanwhile
+ * is not ours to start and is left out.  CF_OK or the first failure. */
+int cf_docker_stop(const char *socket_path, const struct cf_docker_set *found, unsigned timeout,
+		   struct cf_docker_set *stopped);
+
+/* The Docker API socket path from a COFFER_DOCKER_HOST / DOCKER_HOST value
+ * (key names it in the message): "unix:///PATH" gives a malloc'd "/PATH"
+ * in *out; "", "none" and "off" give NULL (containers not handled).
+ * CF_EINVAL for anything else (only unix sockets are spoken); CF_ENOMEM. */
+int cf_docker_parse_host(const char *key, const char *value, char **out);
+
 /* The compose name of container (an id or name, e.g. this container's
  * hostname): "PROJECT-SERVICE" from its com.docker.compose.project and
  * com.docker.compose.service labels, into out (n bytes).  CF_OK; CF_ENOENT

@@ -76,7 +76,7 @@ struct cli {
 	const char *read_data_subset;
 	/* restore (files) and dump; dry_run above is shared */
 	bool restore_delete, verify;
-	bool restore_all, yes; /* restore --all, --yes */
+	bool restore_all, yes, no_stop; /* restore --all, --yes, --no-stop */
 	const char *overwrite;
 	const char *path_maps[MAXV]; size_t npath_maps;
 	const char *archive;

@@ -1,4 +1,5 @@
 #include "cli/cli.h"
+#include "agent/docker.h"
 #include "restore/db_restore.h"
 #include "engine/backup.h"
 #include "restore/restore.h"
@@ -227,8 +228,67 @@ static const char *db_target(struct cli *c, const struct cf_snapshot_db *d)
 	return d->name;
 }
 
+/* The Docker engine restore --all stops containers through: COFFER_DOCKER_HOST,
+ * else DOCKER_HOST (either given: explicit, an engine that cannot be reached
+ * refuses the restore), else /var/run/docker.sock when it exists. */
+struct engine {
+	char *sock;       /* NULL: containers are not handled */
+	bool explicit_;
+	struct cf_docker_match match;
+	const char *label;
+	unsigned timeout;
+};
+
+static int engine_setup(struct cli *c, struct engine *e, const char *const *dirs, size_t ndirs)
+{
+	const char *key = "COFFER_DOCKER_HOST", *v = getenv(key), *t = getenv("COFFER_STOP_TIMEOUT");
+
+	memset(e, 0, sizeof(*e));
+	e->label = getenv("COFFER_STOP_LABEL");
+	if (!e->label || !*e->label)
+		e->label = "coffer.stop-during-backup=true";
+	e->timeout = 30;
+	if (t && *t) {
+		char *end;
+		unsigned long n = strtoul(t, &end, 10);
+		if (*end || n > 3600)
+			return cf_err(CF_EINVAL, "COFFER_STOP_TIMEOUT: \"%s\" is not a number of seconds (0-3600)", t);
+		e->timeout = (unsigned)n;
+	}
+	e->match.label = e->label;
+	e->match.paths = dirs;
+	e->match.npaths = ndirs;
+	if (c->no_stop)
+		return CF_OK;
+	if (!v) {
+		key = "DOCKER_HOST";
+		v = getenv(key);
+	}
+	if (v) {
+		e->explicit_ = true;
+		return cf_docker_parse_host(key, v, &e->sock);
+	}
+	if (access("/var/run/docker.sock", F_OK)) {
+		printf("no Docker engine at /var/run/docker.sock (nor COFFER_DOCKER_HOST or DOCKER_HOST): no "
+		       "containers are stopped\n");
+		return CF_OK;
+	}
+	if (!(e->sock = strdup("/var/run/docker.sock")))
+		return cf_err(CF_ENOMEM, "out of memory");
+	return CF_OK;
+}
+
+static void print_names(const struct cf_docker_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		printf("%s%s", i ? ", " : "", set->names[i]);
+}
+
 static int restore_all(struct cli *c)
 {
+	struct engine eng = { 0 };
+	struct cf_docker_set found = CF_DOCKER_SET_INIT, stopped = CF_DOCKER_SET_INIT;
+	const char **dirs = NULL;
 	struct cf_repo *r = NULL;
 	struct cf_snapshot s;
 	struct cf_restore_map maps[MAXV];
@@ -307,6 +367,22 @@ static int restore_all(struct cli *c)
 		goto out;
 	}
 
+	/* the containers: asked before the plan, so that an engine that cannot
+	 * be reached refuses the restore before anything is written */
+	if (!(dirs = calloc(nitems + 1, sizeof(*dirs)))) {
+		rc = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nitems; i++)
+		dirs[i] = items[i].dir;
+	if ((rc = engine_setup(c, &eng, dirs, nitems)))
+		goto out;
+	if (eng.sock && (rc = cf_docker_find(eng.sock, &eng.match, &found))) {
+		rc = cf_err_prefix(rc, "restore --all: cannot tell which containers to stop (nothing was "
+				   "changed; --no-stop restores with them running)");
+		goto out;
+	}
+
 	/* the plan: every part run as a dry run, nothing written */
 	printf("plan for restoring snapshot %.8s%s (per volume: files to write, new and replaced, and their "
 	       "bytes; entries to delete and their bytes; files unchanged):\n", hex,
@@ -350,6 +426,16 @@ static int restore_all(struct cli *c)
 			free(abs);
 		}
 	}
+	if (c->no_stop)
+		printf("  containers: not stopped (--no-stop)\n");
+	else if (eng.sock && found.n) {
+		printf("  containers stopped while restoring and started again afterwards: ");
+		print_names(&found);
+		printf("\n");
+	} else if (eng.sock) {
+		printf("  containers: none to stop (none running carries %s or mounts a volume restored)\n",
+		       eng.label);
+	}
 	fflush(stdout);
 	if (c->dry_run)
 		goto out;
@@ -365,6 +451,27 @@ static int restore_all(struct cli *c)
 			printf("nothing was changed\n");
 			goto out;
 		}
+	}
+
+	/* asked again: the answer may have waited at the prompt */
+	if (eng.sock) {
+		cf_docker_set_release(&found);
+		if ((rc = cf_docker_find(eng.sock, &eng.match, &found)) ||
+		    (rc = cf_docker_stop(eng.sock, &found, eng.timeout, &stopped))) {
+			rc = cf_err_prefix(rc, "restore --all: stopping the containers failed (nothing was "
+					   "restored; those stopped are started again)");
+			goto out;
+		}
+		if (stopped.n) {
+			printf("stopped containers: ");
+			print_names(&stopped);
+			printf("\n");
+		}
+	}
+	if (cf_interrupted) {
+		failed = exit_code(CF_EINTR);
+		fprintf(stderr, "coffer: interrupted before anything was restored\n");
+		goto out;
 	}
 
 	/* volumes, then SQLite files (items are in that order), then databases */
@@ -404,6 +511,11 @@ static int restore_all(struct cli *c)
 			const char *rens[1] = { ren };
 			if (!to)
 				continue;
+			if (cf_interrupted) {
+				fprintf(stderr, "coffer: database %s was not restored: interrupted\n", to);
+				failed = failed ? failed : exit_code(CF_EINTR);
+				continue;
+			}
 			snprintf(ren, sizeof(ren), "%s=%s", d->name, to);
 			struct cf_db_restore_opts o = { url, only, 1, rens, strcmp(to, d->name) ? 1 : 0 };
 			size_t loaded = 0;
@@ -419,12 +531,35 @@ static int restore_all(struct cli *c)
 		}
 	}
 	fflush(stdout);
+	if (cf_interrupted && !failed) {
+		fprintf(stderr, "coffer: interrupted (what is reported above as restored is)\n");
+		failed = exit_code(CF_EINTR);
+	}
 	if (failed)
 		fprintf(stderr, "coffer: restore --all of snapshot %.8s did not finish: what is named above was "
 			"not restored (the rest was)\n", hex);
 	else if (!c->quiet)
 		printf("restored snapshot %.8s\n", hex);
 out:
+	/* started again whatever happened after they were stopped: a failed
+	 * part, an interruption (the first SIGINT/SIGTERM lets this run) */
+	if (stopped.n) {
+		fflush(stdout);
+		int r2 = cf_docker_start(eng.sock, &stopped);
+		if (r2) {
+			fprintf(stderr, "coffer: %s\n", cf_errmsg(r2));
+			if (!rc && !failed)
+				failed = exit_code(r2);
+		} else {
+			printf("started containers again: ");
+			print_names(&stopped);
+			printf("\n");
+		}
+	}
+	cf_docker_set_release(&found);
+	cf_docker_set_release(&stopped);
+	free(eng.sock);
+	free(dirs);
 	for (size_t i = 0; i < nitems; i++) {
 		if (items[i].inc)
 			free((char *)items[i].map.snap_path);

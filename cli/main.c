@@ -146,6 +146,12 @@ static const char usage_text[] =
 "                              (--database/--rename apply); prints a plan first, --dry-run\n"
 "                              stops there; command dumps outside a volume are not restored\n"
 "  --yes                       with --all: restore without asking (required off a terminal)\n"
+"  --no-stop                   with --all: do not stop the containers labelled\n"
+"                              coffer.stop-during-backup and those mounting a restored volume\n"
+"                              (stopped by default while it writes, started again afterwards;\n"
+"                              engine from COFFER_DOCKER_HOST or DOCKER_HOST)\n"
+"  --force                     replace an SQLite file even with a -wal/-shm beside it or while\n"
+"                              another process has it open (the -wal/-shm are removed)\n"
 "\n"
 "snapshot filters: --host NAME, --tag TAG, --path PATH (repeatable)\n"
 "\n"
@@ -184,7 +190,7 @@ static void on_signal(int sig)
 /* ---------- argument parsing ---------- */
 
 enum { O_AGENT_ONCE = 400, O_AGENT_SCHEDULE, O_AGENT_HEALTH, O_AGENT_PRINTCONF, O_AGENT_RUN };
-enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE, O_ALL, O_YES };
+enum { O_DELETE = 600, O_VERIFY, O_OVERWRITE, O_PATHMAP, O_ARCHIVE, O_ALL, O_YES, O_NO_STOP };
 enum {
 	O_KEEP_LAST = 500, O_KEEP_HOURLY, O_KEEP_DAILY, O_KEEP_WEEKLY, O_KEEP_MONTHLY, O_KEEP_YEARLY,
 	O_KEEP_WITHIN, O_KEEP_WITHIN_HOURLY, O_KEEP_WITHIN_DAILY, O_KEEP_WITHIN_WEEKLY,
@@ -253,6 +259,7 @@ static const struct option longopts[] = {
 	{ "delete", no_argument, NULL, O_DELETE },
 	{ "all", no_argument, NULL, O_ALL },
 	{ "yes", no_argument, NULL, O_YES },
+	{ "no-stop", no_argument, NULL, O_NO_STOP },
 	{ "verify", no_argument, NULL, O_VERIFY },
 	{ "overwrite", required_argument, NULL, O_OVERWRITE },
 	{ "path-map", required_argument, NULL, O_PATHMAP },
@@ -308,7 +315,7 @@ static const struct cmd_doc {
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
 	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL [--database DB]... | --all [--yes]",
 	  " target include exclude path-map overwrite delete dry-run verify threads mariadb database"
-	  " rename all yes" FILTER_OPTS " " },
+	  " rename all yes no-stop force" FILTER_OPTS " " },
 	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
 	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
@@ -342,7 +349,8 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "exclude-larger-than", "SIZE", "skip files larger than SIZE (bytes, or with K, M, G, T)" },
 	{ "files-from", "FILE", "back up the paths listed in FILE too, one per line" },
 	{ "one-file-system", NULL, "do not cross file system boundaries" },
-	{ "force", NULL, "read every file even if unchanged since the parent snapshot" },
+	{ "force", NULL, "backup: read every file even if unchanged since the parent snapshot; "
+	  "restore: replace an SQLite file that has a -wal/-shm beside it or is open (removes them)" },
 	{ "no-cache", NULL, "neither use nor write the local directory cache" },
 	{ "threads", "N", "worker threads" },
 	{ "mariadb", "URL", "backup: dump this server's databases; restore: load the dumps into it" },
@@ -361,6 +369,7 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "rename", "OLD=NEW", "load database OLD as NEW (OLD must be in the snapshot)" },
 	{ "all", NULL, "restore every source the snapshot records to where it came from" },
 	{ "yes", NULL, "--all: do not ask for confirmation (required off a terminal)" },
+	{ "no-stop", NULL, "--all: leave the containers running (see doc/restore.md)" },
 	{ "archive", "tar|zip", "archive format for a directory" },
 	{ "read-data", NULL, "also read and verify every pack" },
 	{ "read-data-subset", "n/m|N%", "read bucket n of m, or N% of the packs" },
@@ -676,6 +685,7 @@ int main(int argc, char **argv)
 		case O_DELETE: c.restore_delete = true; break;
 		case O_ALL: c.restore_all = true; break;
 		case O_YES: c.yes = true; break;
+		case O_NO_STOP: c.no_stop = true; break;
 		case O_VERIFY: c.verify = true; break;
 		case O_OVERWRITE: c.overwrite = optarg; break;
 		case O_PATHMAP: rc = add_multi(c.path_maps, &c.npath_maps, optarg, "--path-map"); break;
