@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 #include "agent/docker.h"
 #include "restore/db_restore.h"
+#include "restore/sqlite_live.h"
 #include "engine/backup.h"
 #include "restore/restore.h"
 #include "repo/tree.h"
@@ -228,6 +229,99 @@ static const char *db_target(struct cli *c, const struct cf_snapshot_db *d)
 	return d->name;
 }
 
+/* ---------- SQLite files in use (issue 25) ---------- */
+
+struct guard {
+	struct cf_sqlite_aside *v;
+	char **dest;
+	size_t n;
+};
+
+/* One SQLite database about to be written at dest: refused while in use
+ * unless --force, whose -wal/-shm are then moved aside until the swap. */
+static int guard_one(struct cli *c, struct guard *g, const char *dest)
+{
+	char why[600];
+	bool busy;
+	int rc;
+	if ((rc = cf_sqlite_live_check(dest, &busy, why, sizeof(why))) || !busy)
+		return rc;
+	if (!c->force)
+		return cf_err(CF_EINVAL, "SQLite database %s is in use: %s; stop what uses it (restore --all stops "
+			      "its containers) or add --force, which removes its -wal/-shm with the swap (their "
+			      "changes are lost); nothing was restored", dest, why);
+	printf("--force: %s is in use (%s): its -wal/-shm are removed with the swap\n", dest, why);
+	if (!(g->dest[g->n] = strdup(dest)))
+		return cf_err(CF_ENOMEM, "out of memory");
+	if ((rc = cf_sqlite_live_aside(dest, &g->v[g->n]))) {
+		free(g->dest[g->n]);
+		return rc;
+	}
+	g->n++;
+	return CF_OK;
+}
+
+static int guard_alloc(struct guard *g, size_t n)
+{
+	memset(g, 0, sizeof(*g));
+	g->v = calloc(n + 1, sizeof(*g->v));
+	g->dest = calloc(n + 1, sizeof(*g->dest));
+	return g->v && g->dest ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+}
+
+/* After the restore: a file replaced loses its side files, one that was not
+ * gets them back. */
+static void guard_done(struct guard *g, int rc, const struct cf_restore_stats *st)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		bool replaced = rc == CF_OK || rc == CF_EPARTIAL;
+		for (size_t k = 0; st && replaced && k < st->nfailed; k++)
+			replaced = strcmp(st->failed[k], g->dest[i]) != 0;
+		cf_sqlite_live_done(&g->v[i], replaced);
+		free(g->dest[i]);
+	}
+	free(g->v);
+	free(g->dest);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Plain restore: where each recorded SQLite file the restore writes lands
+ * (a --path-map covering it, else --target + its path). */
+static int guard_plain(struct cli *c, const struct cf_snapshot *s, const struct cf_restore_opts *o, struct guard *g)
+{
+	int rc;
+	if ((rc = guard_alloc(g, s->nsources)))
+		return rc;
+	for (size_t i = 0; i < s->nsources; i++) {
+		const struct cf_snapshot_source *src = &s->sources[i];
+		if (src->kind != CF_SOURCE_SQLITE || !src->path)
+			continue;
+		bool inc = !o->nincludes;
+		for (size_t k = 0; k < o->nincludes && !inc; k++)
+			inc = path_under(src->path, o->includes[k]);
+		if (!inc)
+			continue;
+		bool mapped = false;
+		for (size_t k = 0; k < o->nmaps && !mapped; k++)
+			mapped = path_under(src->path, o->maps[k].snap_path);
+		char *dest = NULL;
+		if (mapped)
+			dest = mapped_dir(o->maps, o->nmaps, src->path);
+		else if (o->target && asprintf(&dest, "%s%s", o->target[strspn(o->target, "/")] ? o->target : "",
+					       src->path) < 0)
+			dest = NULL;
+		else if (!o->target)
+			continue;
+		if (!dest)
+			return cf_err(CF_ENOMEM, "out of memory");
+		rc = guard_one(c, g, dest);
+		free(dest);
+		if (rc)
+			return rc;
+	}
+	return CF_OK;
+}
+
 /* The Docker engine restore --all stops containers through: COFFER_DOCKER_HOST,
  * else DOCKER_HOST (either given: explicit, an engine that cannot be reached
  * refuses the restore), else /var/run/docker.sock when it exists. */
@@ -287,6 +381,7 @@ static void print_names(const struct cf_docker_set *set)
 static int restore_all(struct cli *c)
 {
 	struct engine eng = { 0 };
+	struct guard g = { 0 };
 	struct cf_docker_set found = CF_DOCKER_SET_INIT, stopped = CF_DOCKER_SET_INIT;
 	const char **dirs = NULL;
 	struct cf_repo *r = NULL;
@@ -474,6 +569,25 @@ static int restore_all(struct cli *c)
 		goto out;
 	}
 
+	/* SQLite files in use: checked with the containers down (they were
+	 * the users, most likely) and before anything is written */
+	if ((rc = guard_alloc(&g, nitems)))
+		goto out;
+	for (size_t i = 0; i < nitems; i++) {
+		if (!items[i].inc)
+			continue;
+		const char *base = strrchr(items[i].inc, '/') + 1;
+		char *dest = NULL;
+		if (asprintf(&dest, "%s/%s", items[i].dir, base) < 0) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = guard_one(c, &g, dest);
+		free(dest);
+		if (rc)
+			goto out;
+	}
+
 	/* volumes, then SQLite files (items are in that order), then databases */
 	printf("restoring snapshot %.8s (files written, entries deleted, files unchanged, time):\n", hex);
 	for (size_t i = 0; i < nitems; i++) {
@@ -495,6 +609,16 @@ static int restore_all(struct cli *c)
 				fprintf(stderr, "coffer: %s %s: could not restore %s\n", what, name, st.failed[k]);
 			if (r1)
 				failed = failed ? failed : exit_code(r1);
+		}
+		for (size_t k = 0; it->inc && k < g.n; k++) {
+			char *dest = NULL;
+			if (asprintf(&dest, "%s/%s", it->dir, strrchr(it->inc, '/') + 1) >= 0 && !strcmp(dest, g.dest[k])) {
+				bool ok = !r1 || r1 == CF_EPARTIAL;
+				for (size_t f = 0; ok && f < st.nfailed; f++)
+					ok = strcmp(st.failed[f], dest) != 0;
+				cf_sqlite_live_done(&g.v[k], ok);
+			}
+			free(dest);
 		}
 		cf_restore_stats_release(&st);
 		if (r1 == CF_EINTR)
@@ -556,6 +680,7 @@ out:
 			printf("\n");
 		}
 	}
+	guard_done(&g, CF_EINVAL, NULL); /* side files of parts not reached go back */
 	cf_docker_set_release(&found);
 	cf_docker_set_release(&stopped);
 	free(eng.sock);
@@ -585,6 +710,7 @@ int cmd_restore(struct cli *c)
 	struct cf_restore_stats st;
 	struct cf_restore_opts o;
 	struct cf_restore_map maps[MAXV];
+	struct guard g = { 0 };
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -627,7 +753,10 @@ int cmd_restore(struct cli *c)
 		goto out;
 	if ((rc = check_includes(c, r, &s)))
 		goto out;
+	if (!c->dry_run && (rc = guard_plain(c, &s, &o, &g)))
+		goto out;
 	rc = cf_restore_run(r, &s, &o, &st);
+	guard_done(&g, rc, &st);
 	if (!c->quiet && (rc == CF_OK || rc == CF_EPARTIAL))
 		print_summary(c, &s, &st);
 	if (st.nfailed) {
@@ -637,6 +766,7 @@ int cmd_restore(struct cli *c)
 			fprintf(stderr, "  %s\n", st.failed[i]);
 	}
 out:
+	guard_done(&g, CF_EINVAL, NULL); /* refused midway: side files back */
 	for (size_t i = 0; i < c->npath_maps; i++)
 		free((char *)maps[i].snap_path);
 	cf_restore_stats_release(&st);
