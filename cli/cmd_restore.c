@@ -1,5 +1,8 @@
 #include "cli/cli.h"
 #include "agent/docker.h"
+#include "agent/config.h"
+#include "agent/metrics.h"
+#include "agent/webhook.h"
 #include "restore/db_restore.h"
 #include "restore/sqlite_live.h"
 #include "engine/backup.h"
@@ -378,8 +381,131 @@ static void print_names(const struct cf_docker_set *set)
 		printf("%s%s", i ? ", " : "", set->names[i]);
 }
 
+/* ---------- reporting a restore like the agent reports a backup ---------- */
+
+/* One part's outcome in the report: kind, what, where, and how it went. */
+static void part_add(json_t *parts, const char *kind, const char *name, const char *to, int r,
+		     const struct cf_restore_stats *st, double secs)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s?, s:s, s:f}", "kind", kind, "source", name, "target", to,
+			      "status", r == CF_OK ? "restored" : r == CF_EPARTIAL ? "partial" : "failed",
+			      "duration_seconds", secs);
+	if (!j)
+		return;
+	if (r && r != CF_EPARTIAL)
+		json_object_set_new(j, "error", json_string(cf_errmsg(r)));
+	if (st) {
+		json_object_set_new(j, "files_written", json_integer((json_int_t)(st->files_created +
+						st->files_replaced + st->files_linked)));
+		json_object_set_new(j, "bytes_written", json_integer((json_int_t)st->bytes_written));
+		json_object_set_new(j, "entries_deleted", json_integer((json_int_t)st->deleted));
+		json_object_set_new(j, "entries_failed", json_integer((json_int_t)st->nfailed));
+	}
+	json_array_append_new(parts, j);
+}
+
+/* COFFER_WEBHOOK_URL gets coffer.restore.succeeded or coffer.restore.failed,
+ * signed with COFFER_WEBHOOK_SECRET(_FILE) as the agent's job reports are. */
+static void post_restore_webhook(struct cli *c, json_t *data, bool ok)
+{
+	const char *url = getenv("COFFER_WEBHOOK_URL"), *sec = getenv("COFFER_WEBHOOK_SECRET");
+	const char *secfile = getenv("COFFER_WEBHOOK_SECRET_FILE"), *rt = getenv("COFFER_WEBHOOK_RETRIES");
+	char *filesec = NULL, *text = NULL, now[40];
+	long status = 0;
+	int r = CF_OK;
+
+	if (!url || !*url)
+		return;
+	if (secfile && *secfile && (r = cf_agent_read_secret(secfile, "COFFER_WEBHOOK_SECRET_FILE", &filesec)))
+		goto out;
+	time_t t = time(NULL);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	json_t *body = json_pack("{s:s, s:s, s:O}", "type", ok ? "coffer.restore.succeeded" : "coffer.restore.failed",
+				 "timestamp", now, "data", data);
+	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(body);
+	if (!text) {
+		r = cf_err(CF_ENOMEM, "out of memory");
+		goto out;
+	}
+	struct cf_webhook_opts o = { url, filesec ? filesec : sec && *sec ? sec : NULL,
+				     rt && *rt ? (unsigned)strtoul(rt, NULL, 10) : 3, 0, 0, c->cacert };
+	if (o.retries > 10)
+		o.retries = 10;
+	r = cf_webhook_post(&o, text, strlen(text), &status);
+out:
+	if (r)
+		fprintf(stderr, "coffer: webhook: %s\n", cf_errmsg(r));
+	else if (c->verbose)
+		printf("webhook delivered (HTTP %ld)\n", status);
+	free(text);
+	cf_agent_secret_free(filesec);
+}
+
+/* The restore's gauges in their own textfile, beside the agent's (a
+ * node_exporter textfile collector reads every *.prom of the directory):
+ * COFFER_RESTORE_METRICS_FILE, else coffer-restore.prom in the directory of
+ * COFFER_METRICS_FILE.  The agent's own file is rewritten by the agent after
+ * each job, so it is not touched here. */
+static void write_restore_metrics(int exit_code_, double end, double secs, size_t nfailed)
+{
+	const char *f = getenv("COFFER_RESTORE_METRICS_FILE"), *m = getenv("COFFER_METRICS_FILE");
+	struct cf_buf path = CF_BUF_INIT, text = CF_BUF_INIT, old = CF_BUF_INIT;
+	double last_ok = 0;
+	int r;
+
+	if (f && *f)
+		r = cf_buf_adds(&path, f);
+	else if (m && *m) {
+		const char *sl = strrchr(m, '/');
+		r = sl ? cf_buf_addf(&path, "%.*s/coffer-restore.prom", (int)(sl - m), m)
+		       : cf_buf_adds(&path, "coffer-restore.prom");
+	} else
+		return;
+	if (r)
+		goto out;
+	FILE *in = fopen((const char *)path.data, "r");
+	if (in) { /* a failed restore keeps the last success */
+		char line[256];
+		while (fgets(line, sizeof(line), in))
+			if (sscanf(line, "coffer_restore_last_success_timestamp_seconds %lf", &last_ok) == 1)
+				break;
+		fclose(in);
+	}
+	if (!exit_code_)
+		last_ok = end;
+	r = cf_buf_addf(&text,
+			"# HELP coffer_restore_last_run_timestamp_seconds End of the last restore --all.\n"
+			"# TYPE coffer_restore_last_run_timestamp_seconds gauge\n"
+			"coffer_restore_last_run_timestamp_seconds %.3f\n"
+			"# HELP coffer_restore_last_success_timestamp_seconds End of the last restore --all that restored every part.\n"
+			"# TYPE coffer_restore_last_success_timestamp_seconds gauge\n"
+			"coffer_restore_last_success_timestamp_seconds %.3f\n"
+			"# HELP coffer_restore_last_run_duration_seconds How long the last restore --all took.\n"
+			"# TYPE coffer_restore_last_run_duration_seconds gauge\n"
+			"coffer_restore_last_run_duration_seconds %.3f\n"
+			"# HELP coffer_restore_last_run_status Exit code of the last restore --all (0 ok).\n"
+			"# TYPE coffer_restore_last_run_status gauge\n"
+			"coffer_restore_last_run_status %d\n"
+			"# HELP coffer_restore_last_run_parts_failed Parts (volumes, files, databases) the last restore --all did not restore.\n"
+			"# TYPE coffer_restore_last_run_parts_failed gauge\n"
+			"coffer_restore_last_run_parts_failed %zu\n",
+			end, last_ok, secs, exit_code_, nfailed);
+	if (!r)
+		r = cf_metrics_write_file((const char *)path.data, text.data, text.len);
+out:
+	if (r)
+		fprintf(stderr, "coffer: restore metrics: %s\n", cf_errmsg(r));
+	cf_buf_release(&path);
+	cf_buf_release(&text);
+	cf_buf_release(&old);
+}
+
 static int restore_all(struct cli *c)
 {
+	json_t *parts = json_array();
+	bool report = false;
+	int64_t t_start = 0;
 	struct engine eng = { 0 };
 	struct guard g = { 0 };
 	struct cf_docker_set found = CF_DOCKER_SET_INIT, stopped = CF_DOCKER_SET_INIT;
@@ -548,6 +674,8 @@ static int restore_all(struct cli *c)
 		}
 	}
 
+	report = true;
+	t_start = cf_now_ns();
 	/* asked again: the answer may have waited at the prompt */
 	if (eng.sock) {
 		cf_docker_set_release(&found);
@@ -597,6 +725,7 @@ static int restore_all(struct cli *c)
 		int r1 = run_item(c, r, &s, it, ow, false, &st);
 		const char *what = it->inc ? "sqlite" : "volume", *name = it->inc ? it->inc : it->src->path;
 		fflush(stdout);
+		part_add(parts, what, name, it->dir, r1, r1 && r1 != CF_EPARTIAL ? NULL : &st, secs_since(t0));
 		if (r1 && r1 != CF_EPARTIAL) {
 			fprintf(stderr, "coffer: %s %s was not restored: %s\n", what, name, cf_errmsg(r1));
 			failed = failed ? failed : exit_code(r1);
@@ -637,6 +766,7 @@ static int restore_all(struct cli *c)
 				continue;
 			if (cf_interrupted) {
 				fprintf(stderr, "coffer: database %s was not restored: interrupted\n", to);
+				part_add(parts, "database", d->name, to, cf_err(CF_EINTR, "interrupted"), NULL, 0);
 				failed = failed ? failed : exit_code(CF_EINTR);
 				continue;
 			}
@@ -645,6 +775,7 @@ static int restore_all(struct cli *c)
 			size_t loaded = 0;
 			int64_t t0 = cf_now_ns();
 			int r1 = cf_restore_mariadb(r, &s, &o, &loaded);
+			part_add(parts, "database", d->name, to, r1, NULL, secs_since(t0));
 			fflush(stdout);
 			if (r1) {
 				fprintf(stderr, "coffer: database %s was not restored: %s\n", to, cf_errmsg(r1));
@@ -681,6 +812,31 @@ out:
 		}
 	}
 	guard_done(&g, CF_EINVAL, NULL); /* side files of parts not reached go back */
+	if (report) {
+		char err[1024] = "";
+		if (rc) { /* printed now: the reporting below may set other messages */
+			snprintf(err, sizeof(err), "%s", cf_errmsg(rc));
+			failed = fail(rc);
+			rc = CF_OK;
+		}
+		int code = failed;
+		size_t nbad = 0, k;
+		json_t *pj, *names = json_array();
+		json_array_foreach(parts, k, pj)
+			nbad += strcmp(json_string_value(json_object_get(pj, "status")), "restored") != 0;
+		for (size_t i = 0; names && i < stopped.n; i++)
+			json_array_append_new(names, json_string(stopped.names[i]));
+		double end = (double)cf_now_ns() / 1e9, secs = secs_since(t_start);
+		json_t *data = json_pack("{s:s, s:s, s:i, s:f, s:s?, s:o, s:o}", "snapshot_id", hex,
+					 "status", code ? "failed" : "success", "exit_code", code,
+					 "duration_seconds", secs, "error", err[0] ? err : NULL,
+					 "containers_stopped", names ? names : json_array(), "parts", json_incref(parts));
+		if (data)
+			post_restore_webhook(c, data, !code);
+		json_decref(data);
+		write_restore_metrics(code, end, secs, nbad);
+	}
+	json_decref(parts);
 	cf_docker_set_release(&found);
 	cf_docker_set_release(&stopped);
 	free(eng.sock);
