@@ -312,7 +312,7 @@ n_of() { grep -c "^ok   $1" "$T/examples.out"; }
 # --- a broken copy must be refused, each mistake named -----------------------
 B=$T/broken
 cp -r "$EX" "$B"
-sed -i 's/"--target", "\/"/"--targt", "\/"/' "$B/docker-compose.yml"
+sed -i 's/"--all", "--yes"/"--al", "--yes"/' "$B/docker-compose.yml"
 sed -i 's/\["agent", "--once"\]/["agent", "--onse"]/' "$B/kubernetes/cronjob.yaml"
 sed -i 's/^ExecStart=\(.*\) --once$/ExecStart=\1 --one/' "$B/systemd/coffer-backup.service"
 sed -i 's/^coffer restore latest --target "\$NEW" --include \/mariadb$/coffer restore latest --target "$NEW" --includ \/mariadb/' \
@@ -330,7 +330,7 @@ PYEOF
 check_examples "$B" "$SRC/Dockerfile" > "$T/broken.out" 2>&1
 check_eq 1 "$?" "exit status of the check on the broken examples"
 grep '^FAIL' "$T/broken.out" | sed 's/^/    broken copy: /' >&2
-for want in "docker-compose.yml:restore: coffer restore latest --targt" "cronjob.yaml:coffer: coffer agent --onse" \
+for want in "docker-compose.yml:restore: coffer restore /x --al" "cronjob.yaml:coffer: coffer agent --onse" \
 	"coffer-backup.service:[0-9]*: coffer agent --one" "developer-pull.sh:[0-9]*: coffer restore latest --target /x --includ" \
 	"quickstart.sh:[0-9]*: coffer check --read-dat" "docker-compose.yml:backup: environment  ->  .*COFFER_KEEP_DAYLY" \
 	"systemd/coffer-backup.service: environment  ->  .*COFFER_KEEP_DAYLY" \
