@@ -309,32 +309,6 @@ static void keys_release(struct keys *k)
 	free(k->v);
 }
 
-/* This container, when coffer runs in one: inspected by its hostname (which
- * Docker and podman set to the container id unless told otherwise).  NULL
- * when not in a container or the engine does not know it. */
-static json_t *inspect_self(const char *sock)
-{
-	char host[256];
-	struct cf_buf body = CF_BUF_INIT, path = CF_BUF_INIT;
-	long status = 0;
-	json_t *j = NULL;
-
-	if (access("/.dockerenv", F_OK) && access("/run/.containerenv", F_OK))
-		return NULL;
-	if (gethostname(host, sizeof(host)) || !host[0])
-		return NULL;
-	host[sizeof(host) - 1] = 0;
-	for (const char *p = host; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-			return NULL;
-	if (cf_buf_addf(&path, "/containers/%s/json", host) == CF_OK &&
-	    request(sock, "GET", (const char *)path.data, 10, &status, &body) == CF_OK && status == 200)
-		j = json_loadb((const char *)body.data, body.len, 0, NULL);
-	cf_buf_release(&path);
-	cf_buf_release(&body);
-	return j;
-}
-
 /* The host paths and volume names that stand for the directories of m:
  * the paths themselves, and through this container's own mounts (when in
  * one) the Source and Name of the mount holding each. */
@@ -391,28 +365,25 @@ static bool uses(json_t *c, const struct keys *hostp, const struct keys *vols)
 	return false;
 }
 
-int cf_docker_find(const char *sock, const struct cf_docker_match *m, struct cf_docker_set *found)
+int cf_docker_select(const char *what, const void *list_json, size_t n, const void *self_json, size_t self_n,
+		     const struct cf_docker_match *m, struct cf_docker_set *found)
 {
-	struct cf_buf body = CF_BUF_INIT;
 	struct keys hostp = { 0 }, vols = { 0 };
 	json_t *list = NULL, *self = NULL;
-	long status = 0;
+	json_error_t je;
 	int r;
 
-	/* running containers only (no all=1): a stopped one stays stopped */
-	if ((r = request(sock, "GET", "/containers/json", 30, &status, &body)) != CF_OK)
-		goto out;
-	if (status != 200) {
-		r = api_error(sock, "listing containers", status, &body);
-		goto out;
-	}
-	json_error_t je;
-	if (!(list = json_loadb((const char *)body.data, body.len, 0, &je)) || !json_is_array(list)) {
-		r = cf_err(CF_ECORRUPT, "Docker API at %s: the container list does not parse: %s", sock,
+	if (!(list = json_loadb(list_json, n, 0, &je)) || !json_is_array(list)) {
+		r = cf_err(CF_ECORRUPT, "Docker API at %s: the container list does not parse: %s", what,
 			   list ? "not an array" : je.text);
 		goto out;
 	}
-	self = m->npaths ? inspect_self(sock) : NULL;
+	if (self_json)
+		self = json_loadb(self_json, self_n, 0, NULL);
+	if (self && !json_is_object(self)) {
+		json_decref(self);
+		self = NULL; /* not a container we can read: no translation */
+	}
 	if ((r = match_keys(m, self, &hostp, &vols)))
 		goto out;
 	const char *self_id = json_string_value(json_object_get(self, "Id"));
@@ -422,7 +393,7 @@ int cf_docker_find(const char *sock, const struct cf_docker_match *m, struct cf_
 		const char *id = json_string_value(json_object_get(c, "Id"));
 		const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
 		if (!id) {
-			r = cf_err(CF_ECORRUPT, "Docker API at %s: a listed container has no Id", sock);
+			r = cf_err(CF_ECORRUPT, "Docker API at %s: a listed container has no Id", what);
 			goto out;
 		}
 		if (self_id && !strcmp(id, self_id))
@@ -441,7 +412,52 @@ out:
 	keys_release(&vols);
 	json_decref(list);
 	json_decref(self);
+	return r;
+}
+
+/* This container's inspection, when coffer runs in one: asked by its
+ * hostname (which Docker and podman set to the container id unless told
+ * otherwise).  Left empty when not in a container or the engine does not
+ * know it. */
+static void inspect_self(const char *sock, struct cf_buf *out)
+{
+	char host[256];
+	struct cf_buf path = CF_BUF_INIT;
+	long status = 0;
+
+	if (access("/.dockerenv", F_OK) && access("/run/.containerenv", F_OK))
+		return;
+	if (gethostname(host, sizeof(host)) || !host[0])
+		return;
+	host[sizeof(host) - 1] = 0;
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return;
+	if (cf_buf_addf(&path, "/containers/%s/json", host) != CF_OK ||
+	    request(sock, "GET", (const char *)path.data, 10, &status, out) != CF_OK || status != 200)
+		cf_buf_reset(out);
+	cf_buf_release(&path);
+}
+
+int cf_docker_find(const char *sock, const struct cf_docker_match *m, struct cf_docker_set *found)
+{
+	struct cf_buf body = CF_BUF_INIT, self = CF_BUF_INIT;
+	long status = 0;
+	int r;
+
+	/* running containers only (no all=1): a stopped one stays stopped */
+	if ((r = request(sock, "GET", "/containers/json", 30, &status, &body)) != CF_OK)
+		goto out;
+	if (status != 200) {
+		r = api_error(sock, "listing containers", status, &body);
+		goto out;
+	}
+	if (m->npaths)
+		inspect_self(sock, &self);
+	r = cf_docker_select(sock, body.data, body.len, self.len ? self.data : NULL, self.len, m, found);
+out:
 	cf_buf_release(&body);
+	cf_buf_release(&self);
 	return r;
 }
 

@@ -76,6 +76,13 @@ struct cf_docker_match {
  * reached or answers an error; CF_ECORRUPT; CF_ENOMEM. */
 int cf_docker_find(const char *socket_path, const struct cf_docker_match *m, struct cf_docker_set *found);
 
+/* The selection itself, on the engine's answers (exposed for the fuzzer):
+ * list_json is GET /containers/json's body, self_json (NULL or not an
+ * object: none) this container's GET /containers/ID/json; what names the
+ * engine in messages.  Returns as cf_docker_find. */
+int cf_docker_select(const char *what, const void *list_json, size_t n, const void *self_json, size_t self_n,
+		     const struct cf_docker_match *m, struct cf_docker_set *found);
+
 /* Stop the containers of found (the engine waits up to timeout seconds,
  * then kills); each one stopped is appended to *stopped, so that after a
  * failure the caller starts those again.  A container that stopped meanwhile
