@@ -111,7 +111,7 @@ if [ -n "$MARIA" ]; then
 	LOCKPID=$!
 	exec 7> "$T/lockin"
 	echo "FLUSH TABLES WITH READ LOCK; SELECT 1;" >&7
-	waiting() { sql -e "SELECT COUNT(*) FROM information_schema.processlist WHERE user = '$MUSER' AND command <> 'Sleep' AND state LIKE 'Waiting for%lock%'" | grep -qv '^0$'; }
+	waiting() { sql -e "SELECT COUNT(*) FROM information_schema.processlist WHERE user = '$MUSER' AND command <> 'Sleep' AND state LIKE 'Waiting for%lock%' AND (db = '$DB' OR info LIKE '%$DB%')" | grep -qv '^0$'; }
 	"$COFFER" -r "$R" restore latest --all --yes "${RARGS[@]}" > "$T/bg.out" 2> "$T/bg.err" 7>&- &
 	PID=$!
 	E2E_PIDS+=($PID)
