@@ -39,6 +39,7 @@ struct cli {
 	const char *mariadb[MAXV]; size_t nmariadb;
 	bool mariadb_lock;
 	const char *sqlite[MAXV]; size_t nsqlite;
+	const char *postgres[MAXV]; size_t npostgres; /* --postgres URL */
 	/* --stdin-from-command / --stdin-filename: the i-th of each make a pair */
 	const char *stdin_commands[MAXV]; size_t nstdin_commands;
 	const char *stdin_filenames[MAXV]; size_t nstdin_filenames;
@@ -124,6 +125,8 @@ int cmd_unlock(struct cli *c);
 int cmd_diff(struct cli *c);
 int cmd_agent(struct cli *c);
 int cmd_dump(struct cli *c);
+/* restore SNAPSHOT --postgres URL (cmd_restore_pg.c) */
+int cmd_restore_postgres(struct cli *c);
 /* cmd_maint.c */
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);

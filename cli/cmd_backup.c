@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "sources/sources.h"
+#include "sources/postgres.h"
 #include "engine/backup.h"
 #include "engine/dircache.h"
 #include "restore/restore.h"
@@ -151,8 +152,8 @@ static int backup_run(struct cli *c, const struct lists *l)
 
 	memset(&snap, 0, sizeof(snap));
 	memset(&o, 0, sizeof(o));
-	if (l->npaths < 1 && !c->nmariadb && !c->nsqlite && !c->nstdin_commands)
-		return fail(cf_err(CF_EINVAL, "backup: give at least one path (or --mariadb, --sqlite, "
+	if (l->npaths < 1 && !c->nmariadb && !c->npostgres && !c->nsqlite && !c->nstdin_commands)
+		return fail(cf_err(CF_EINVAL, "backup: give at least one path (or --mariadb, --postgres, --sqlite, "
 				   "--stdin-from-command) to back up"));
 	/* pairs in the order given: the i-th command's output is stored as the
 	 * i-th name; a name or a command without its partner is refused */
@@ -193,6 +194,9 @@ static int backup_run(struct cli *c, const struct lists *l)
 		if ((rc = cf_sources_check_dump(label, abs, o.paths, o.npaths, o.excludes, o.nexcludes)))
 			return fail(rc);
 	}
+	for (size_t i = 0; i < c->npostgres; i++)
+		if ((rc = cf_pgurl_check(c->postgres[i])))
+			return fail(rc);
 	for (size_t i = 0; i < c->nstdin_commands; i++) {
 		const char *f = c->stdin_filenames[i] + strspn(c->stdin_filenames[i], "/");
 		char label[512];
@@ -211,6 +215,9 @@ static int backup_run(struct cli *c, const struct lists *l)
 	for (size_t i = 0, from = src.n; i < c->nmariadb && !rc; i++, from = src.n)
 		if (!(rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)))
 			rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]);
+	for (size_t i = 0, from = src.n; i < c->npostgres && !rc; i++, from = src.n)
+		if (!(rc = cf_sources_add_postgres(&src, c->postgres[i])))
+			rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_POSTGRES, c->postgres[i]);
 	for (size_t i = 0, from = src.n; i < c->nsqlite && !rc; i++, from = src.n)
 		if (!(rc = cf_sources_add_sqlite(&src, c->sqlite[i], NULL)))
 			rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_SQLITE, NULL);

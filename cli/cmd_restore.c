@@ -879,10 +879,12 @@ int cmd_restore(struct cli *c)
 		return restore_all(c);
 	if (c->yes)
 		return fail(cf_err(CF_EINVAL, "--yes goes with --all"));
+	if (c->npostgres)
+		return cmd_restore_postgres(c);
 	if (c->nmariadb)
 		return restore_databases(c);
 	if (c->ndatabases || c->nrenames)
-		return fail(cf_err(CF_EINVAL, "--database and --rename go with --mariadb URL"));
+		return fail(cf_err(CF_EINVAL, "--database and --rename go with --mariadb URL or --postgres URL"));
 	if (!c->target && !c->npath_maps)
 		return fail(cf_err(CF_EINVAL, "restore: --target DIR (or --path-map) is required"));
 	if (c->overwrite && (rc = cf_restore_parse_overwrite(c->overwrite, &o.overwrite)))

@@ -112,6 +112,10 @@ static const char usage_text[] =
 "                              (password also from MARIADB_PASSWORD or MARIADB_PASSWORD_FILE)\n"
 "  --mariadb-lock              take FLUSH TABLES WITH READ LOCK while the snapshot starts\n"
 "                              (needed for consistent non-transactional tables such as MyISAM)\n"
+"  --postgres URL              pg_dump PostgreSQL databases (each in one consistent snapshot)\n"
+"                              into the snapshot as postgres/<db>.sql; URL\n"
+"                              postgres://USER[:PW]@HOST[:PORT]/[DB1,DB2][?sslmode=...] (libpq's;\n"
+"                              password also from PGPASSWORD or ~/.pgpass; needs pg_dump)\n"
 "  --sqlite PATH               a consistent copy of a live SQLite database, stored under PATH\n"
 "  --stdin-from-command CMD    store CMD's standard output (run with /bin/sh -c) as a file;\n"
 "  --stdin-filename NAME       ...named NAME in the snapshot; a non-zero exit fails the backup\n"
@@ -136,6 +140,9 @@ static const char usage_text[] =
 "                              that each fetch and write: default 6)\n"
 "  --mariadb URL               load the snapshot's mariadb/<db>.sql dumps into this server\n"
 "                              (instead of restoring files)\n"
+"  --postgres URL              load the snapshot's postgres/<db>.sql dumps into this server, each\n"
+"                              into a new database renamed into place once fully loaded\n"
+"                              (an existing one of that name is replaced; needs psql)\n"
 "  --database DB               only this database (repeatable)\n"
 "  --rename OLD=NEW            load database OLD under the name NEW (OLD must be in the\n"
 "                              snapshot and among the --database ones, if any)\n"
@@ -204,6 +211,7 @@ enum {
 	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
 	O_EXCLUDE_FILE, O_EXCLUDE_IF_PRESENT, O_EXCLUDE_CACHES, O_EXCLUDE_LARGER, O_FILES_FROM,
+	O_POSTGRES = 800,
 };
 
 static const struct option longopts[] = {
@@ -244,6 +252,7 @@ static const struct option longopts[] = {
 	{ "mariadb", required_argument, NULL, O_MARIADB },
 	{ "mariadb-lock", no_argument, NULL, O_MARIADB_LOCK },
 	{ "sqlite", required_argument, NULL, O_SQLITE },
+	{ "postgres", required_argument, NULL, O_POSTGRES },
 	{ "stdin-from-command", required_argument, NULL, O_STDIN_CMD },
 	{ "stdin-filename", required_argument, NULL, O_STDIN_NAME },
 	{ "database", required_argument, NULL, O_DATABASE },
@@ -307,14 +316,14 @@ static const struct cmd_doc {
 } cmds[] = {
 	{ "init", "init [--chunk-size MIN,AVG,MAX] [--compression N]",
 	  " chunk-size compression repo-version kdf-passes kdf-memory " },
-	{ "backup", "backup PATH... [--mariadb URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
+	{ "backup", "backup PATH... [--mariadb URL] [--postgres URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
 	  " host tag time exclude exclude-file exclude-if-present exclude-caches exclude-larger-than"
-	  " files-from one-file-system force no-cache threads mariadb mariadb-lock sqlite"
+	  " files-from one-file-system force no-cache threads mariadb mariadb-lock sqlite postgres"
 	  " stdin-from-command stdin-filename " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
-	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL [--database DB]... | --all [--yes]",
-	  " target include exclude path-map overwrite delete dry-run verify threads mariadb database"
+	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
+	  " target include exclude path-map overwrite delete dry-run verify threads mariadb postgres database"
 	  " rename all yes no-stop force" FILTER_OPTS " " },
 	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
@@ -356,6 +365,7 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "mariadb", "URL", "backup: dump this server's databases; restore: load the dumps into it" },
 	{ "mariadb-lock", NULL, "FLUSH TABLES WITH READ LOCK while the snapshot starts" },
 	{ "sqlite", "PATH", "a consistent copy of a live SQLite database (repeatable)" },
+	{ "postgres", "URL", "backup: pg_dump this server's databases; restore: load the dumps into it" },
 	{ "stdin-from-command", "CMD", "store CMD's stdout as a file (repeatable, each with" },
 	{ "stdin-filename", "NAME", "...its own --stdin-filename, paired in order)" },
 	{ "target", "DIR", "where to restore files" },
@@ -658,6 +668,7 @@ int main(int argc, char **argv)
 		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
 		case O_MARIADB_LOCK: c.mariadb_lock = true; break;
 		case O_SQLITE: rc = add_multi(c.sqlite, &c.nsqlite, optarg, "--sqlite"); break;
+		case O_POSTGRES: rc = add_multi(c.postgres, &c.npostgres, optarg, "--postgres"); break;
 		case O_STDIN_CMD:
 			rc = add_multi(c.stdin_commands, &c.nstdin_commands, optarg, "--stdin-from-command");
 			break;

@@ -255,18 +255,19 @@ int cf_snapshot_add_tag(struct cf_snapshot *s, const char *tag)
 static const char *const kind_names[] = {
 	[CF_SOURCE_VOLUME] = "volume", [CF_SOURCE_MARIADB] = "mariadb",
 	[CF_SOURCE_SQLITE] = "sqlite", [CF_SOURCE_COMMAND] = "command",
+	[CF_SOURCE_POSTGRES] = "postgres",
 };
 
 const char *cf_source_kind_name(int kind)
 {
-	if (kind < CF_SOURCE_VOLUME || kind > CF_SOURCE_COMMAND)
+	if (kind < CF_SOURCE_VOLUME || kind > CF_SOURCE_POSTGRES)
 		return NULL;
 	return kind_names[kind];
 }
 
 static int kind_of(const char *name)
 {
-	for (int k = CF_SOURCE_VOLUME; k <= CF_SOURCE_COMMAND; k++)
+	for (int k = CF_SOURCE_VOLUME; k <= CF_SOURCE_POSTGRES; k++)
 		if (!strcmp(kind_names[k], name))
 			return k;
 	return 0;

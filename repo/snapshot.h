@@ -45,6 +45,7 @@ enum cf_source_kind {
 	CF_SOURCE_MARIADB,    /* a MariaDB/MySQL server's databases, one dump each */
 	CF_SOURCE_SQLITE,     /* an SQLite database, copied online, under its own path */
 	CF_SOURCE_COMMAND,    /* a command's stdout (the command line is not stored) */
+	CF_SOURCE_POSTGRES,   /* a PostgreSQL server's databases, one pg_dump each */
 };
 
 struct cf_snapshot_db {
@@ -86,7 +87,7 @@ void cf_snapshot_release(struct cf_snapshot *s);
 int cf_snapshot_add_path(struct cf_snapshot *s, const char *path);
 int cf_snapshot_add_tag(struct cf_snapshot *s, const char *tag);
 
-/* "volume", "mariadb", "sqlite", "command"; NULL for another value. */
+/* "volume", "mariadb", "sqlite", "command", "postgres"; NULL for another value. */
 const char *cf_source_kind_name(int kind);
 
 /* Append a source of kind with path (copied) and, for MariaDB, url (copied

@@ -1,6 +1,7 @@
 /* sources.c - see sources.h. */
 #include "sources/sources.h"
 #include "sources/mariadb.h"
+#include "sources/postgres.h"
 #include "sources/sqlite_snap.h"
 #include "sources/dburl.h"
 #include "common/array.h"
@@ -20,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { SRC_MARIADB, SRC_FILE, SRC_COMMAND };
+enum { SRC_MARIADB, SRC_FILE, SRC_COMMAND, SRC_POSTGRES };
 
 struct cf_src_item {
 	int kind;
@@ -30,6 +31,8 @@ struct cf_src_item {
 	char *file;              /* SRC_FILE: temporary copy to stream and remove */
 	char *command;           /* SRC_COMMAND */
 	char *label;             /* for messages */
+	char *pgurl;             /* SRC_POSTGRES: the URL (dbname: dbname) */
+	unsigned pgserver;       /* SRC_POSTGRES: which --postgres of the backup, from 1 */
 };
 
 static int grow(struct cf_sources *s)
@@ -59,6 +62,20 @@ static int produce_mariadb(void *ctx, cf_sink_fn sink, void *sink_ctx)
 		cf_info("dumped %s: %llu tables, %llu rows, %llu bytes", it->label,
 			(unsigned long long)st.tables, (unsigned long long)st.rows,
 			(unsigned long long)st.bytes);
+	return rc;
+}
+
+static int produce_postgres(void *ctx, cf_sink_fn sink, void *sink_ctx)
+{
+	struct cf_src_item *it = ctx;
+	struct cf_pgurl u = CF_PGURL_INIT;
+	uint64_t bytes = 0;
+	int rc = cf_pgurl_parse(&u, it->pgurl);
+	if (!rc)
+		rc = cf_pg_dump_db(&u, it->dbname, sink, sink_ctx, &bytes);
+	if (!rc)
+		cf_info("dumped %s: %llu bytes", it->label, (unsigned long long)bytes);
+	cf_pgurl_release(&u);
 	return rc;
 }
 
@@ -167,6 +184,10 @@ static void item_release(struct cf_src_item *it)
 	free(it->dbname);
 	free(it->command);
 	free(it->label);
+	if (it->pgurl) {
+		explicit_bzero(it->pgurl, strlen(it->pgurl));
+		free(it->pgurl);
+	}
 	memset(it, 0, sizeof(*it));
 }
 
@@ -221,6 +242,51 @@ out:
 		cf_mariadb_names_free(names);
 	cf_mariadb_close(db);
 	cf_dburl_release(&u);
+	return rc;
+}
+
+int cf_sources_add_postgres(struct cf_sources *s, const char *url)
+{
+	struct cf_pgurl u = CF_PGURL_INIT;
+	char **names = NULL;
+	size_t n = 0;
+	unsigned server = 1;
+	int rc;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->items[i].kind == SRC_POSTGRES && s->items[i].pgserver >= server)
+			server = s->items[i].pgserver + 1;
+	if ((rc = cf_pgurl_parse(&u, url)) || (rc = cf_pg_list_dbs(&u, &names, &n)))
+		goto out;
+	if (n == 0) {
+		rc = cf_err(CF_EDB, "postgres %s: no databases to back up", u.who);
+		goto out;
+	}
+	/* "user@host:port" less the user: the directory of a later server */
+	const char *hp = strrchr(u.who, '@') + 1;
+	for (size_t i = 0; i < n; i++) {
+		struct cf_src_item it = { .kind = SRC_POSTGRES, .pgserver = server };
+		int k = server > 1 ? asprintf(&it.path, "postgres/%.*s-%u/%s.sql", (int)strcspn(hp, ":/"), hp,
+					      server, names[i])
+				   : asprintf(&it.path, "postgres/%s.sql", names[i]);
+		it.dbname = strdup(names[i]);
+		it.pgurl = strdup(url);
+		if (k < 0 || !it.dbname || !it.pgurl || asprintf(&it.label, "postgres %s/%s", u.who, names[i]) < 0) {
+			if (k < 0)
+				it.path = NULL;
+			it.label = NULL;
+			item_release(&it);
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = add_item(s, &it, produce_postgres, 0600, NULL))) {
+			item_release(&it);
+			goto out;
+		}
+	}
+out:
+	cf_pg_names_free(names);
+	cf_pgurl_release(&u);
 	return rc;
 }
 
@@ -383,7 +449,9 @@ int cf_sources_describe(struct cf_snapshot *desc, const struct cf_sources *src, 
 	char dir[4096] = "mariadb";
 	int rc;
 
-	if (kind != CF_SOURCE_MARIADB) {
+	if (kind == CF_SOURCE_POSTGRES)
+		snprintf(dir, sizeof(dir), "postgres");
+	if (kind != CF_SOURCE_MARIADB && kind != CF_SOURCE_POSTGRES) {
 		for (size_t i = from; i < src->n; i++)
 			if ((rc = cf_snapshot_add_source(desc, kind, src->streams[i].path, NULL, NULL)))
 				return rc;
@@ -391,17 +459,17 @@ int cf_sources_describe(struct cf_snapshot *desc, const struct cf_sources *src, 
 	}
 	if (from >= src->n)
 		return CF_OK;
-	if (src->nservers > 1) {
-		const char *p = src->streams[from].path, *sl = strchr(p + strlen("mariadb/"), '/');
+	if (kind == CF_SOURCE_MARIADB ? src->nservers > 1 : src->items[from].pgserver > 1) {
+		const char *p = src->streams[from].path, *sl = strchr(p + strlen(dir) + 1, '/');
 		snprintf(dir, sizeof(dir), "%.*s", sl ? (int)(sl - p) : (int)strlen(p), p);
 	}
-	if ((rc = cf_snapshot_add_source(desc, CF_SOURCE_MARIADB, dir, url, &e)))
+	if ((rc = cf_snapshot_add_source(desc, kind, dir, url, &e)))
 		return rc;
 	for (size_t i = from; i < src->n; i++) {
 		const char *p = src->streams[i].path;
 		size_t dl = strlen(dir), pl = strlen(p);
 		if (pl < dl + 5 || strncmp(p, dir, dl) || p[dl] != '/' || strcmp(p + pl - 4, ".sql"))
-			return cf_err(CF_EINVAL, "unexpected MariaDB dump path %s", p);
+			return cf_err(CF_EINVAL, "unexpected database dump path %s", p);
 		char *name = strndup(p + dl + 1, pl - dl - 5);
 		if (!name)
 			return cf_err(CF_ENOMEM, "out of memory");

@@ -11,6 +11,8 @@
  *    database of a server is dumped as of the same instant.  Each database is
  *    a file "mariadb/<db>.sql" (several servers: "mariadb/<host>/<db>.sql"
  *    from the second one on).
+ *  - PostgreSQL: one `pg_dump --format=plain` per database, each read in
+ *    its own REPEATABLE READ snapshot, "postgres/<db>.sql" (sources/postgres.h).
  *  - SQLite: stored under its own absolute path, so a normal file restore
  *    puts it back where it was.
  *  - A command: its stdout becomes the file; a non-zero exit fails the backup
@@ -44,6 +46,13 @@ struct cf_sources {
  * snapshot (lock: FLUSH TABLES WITH READ LOCK around its start) and add one
  * stream per database.  Errors name the server and never the password. */
 int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock);
+
+/* List the databases of the PostgreSQL server url names (or the URL's, each
+ * checked) and add one stream per database, produced by pg_dump when the
+ * backup reads it ("postgres/<db>.sql"; from the second server of a backup on
+ * "postgres/<host>-<n>/<db>.sql").  Errors name the server, never the
+ * password.  See sources/postgres.h. */
+int cf_sources_add_postgres(struct cf_sources *s, const char *url);
 
 /* Take a consistent copy of the SQLite database at path (tmp_dir: where the
  * copy goes; NULL = the database's directory) and add it as a stream stored
@@ -81,7 +90,8 @@ void cf_sources_release(struct cf_sources *s);
  * server (url, already free of credentials or not: the snapshot strips
  * them) with a database per dump, named from the dump paths this module
  * makes ("mariadb/<db>.sql", from the second server on
- * "mariadb/<host>-<n>/<db>.sql").  CF_OK, CF_ENOMEM, or CF_EINVAL for a
+ * "mariadb/<host>-<n>/<db>.sql"; PostgreSQL alike under "postgres").
+ * CF_OK, CF_ENOMEM, or CF_EINVAL for a
  * dump path of another shape. */
 int cf_sources_describe(struct cf_snapshot *desc, const struct cf_sources *src, size_t from,
 			enum cf_source_kind kind, const char *url);
