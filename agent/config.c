@@ -615,6 +615,7 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	agent_free_list(c->excludes, c->nexcludes);
 	free(c->state_dir);
 	agent_free_list(c->mariadb, c->nmariadb);
+	agent_free_list(c->postgres, c->npostgres);
 	agent_free_list(c->sqlite, c->nsqlite);
 	for (size_t i = 0; i < c->nstdin_cmds; i++) {
 		free(c->stdin_cmds[i].path);

@@ -83,6 +83,7 @@ struct cf_agent_config {
 	char *state_dir;
 	char **mariadb; size_t nmariadb;
 	bool mariadb_lock;           /* FLUSH TABLES WITH READ LOCK while the snapshot starts */
+	char **postgres; size_t npostgres; /* COFFER_POSTGRES URLs */
 	char **sqlite; size_t nsqlite;
 	struct cf_agent_stdin_cmd *stdin_cmds; size_t nstdin_cmds;
 	char *host;                  /* NULL = the engine's default (gethostname) */

@@ -8,6 +8,7 @@
 #include "agent/config.h"
 #include "agent/config_int.h"
 #include "sources/dburl.h"
+#include "sources/postgres.h"
 #include "sources/sources.h"
 #include "common/buf.h"
 #include "common/array.h"
@@ -344,6 +345,15 @@ static int set_mariadb(struct cf_agent_config *c, const char *key, const char *v
 			r = cf_err_prefix(r, "%s", key);
 		cf_dburl_release(&u);
 	}
+	return r;
+}
+
+static int set_postgres(struct cf_agent_config *c, const char *key, const char *v)
+{
+	int r = split(v, " \t\r\n", &c->postgres, &c->npostgres);
+	for (size_t i = 0; !r && i < c->npostgres; i++)
+		if ((r = cf_pgurl_check(c->postgres[i])))
+			r = cf_err_prefix(r, "%s", key);
 	return r;
 }
 
@@ -789,6 +799,11 @@ const struct agent_key agent_keys[] = {
 	  "whitespace-separated mariadb://USER@HOST[:PORT][/DB1,DB2] URLs to dump into each snapshot" },
 	{ "COFFER_MARIADB_LOCK", set_mariadb_lock, "0", false,
 	  "1: FLUSH TABLES WITH READ LOCK for the moment the dump's transaction starts (for MyISAM tables)" },
+	{ "COFFER_POSTGRES", set_postgres, NULL, false,
+	  "whitespace-separated postgres://USER@HOST[:PORT][/DB1,DB2][?sslmode=...] URLs: each database is "
+	  "pg_dump'ed into each snapshot as postgres/<db>.sql" },
+	{ "PGPASSWORD", NULL, NULL, true, "password for COFFER_POSTGRES URLs that hold none (read by libpq, pg_dump)" },
+	{ "PGPASSFILE", NULL, NULL, false, "libpq's password file for COFFER_POSTGRES (default ~/.pgpass)" },
 	{ "COFFER_SQLITE", set_sqlite, NULL, false, "comma-separated SQLite database files to copy consistently" },
 	{ "COFFER_STDIN_COMMANDS", set_stdin_commands, NULL, false,
 	  "one FILENAME=COMMAND a line: COMMAND's stdout is stored as FILENAME (e.g. postgres/app.sql=pg_dump app)" },

@@ -69,7 +69,7 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 		return CF_OK;
 	}
 	if (!(d = opendir(c->backup_root))) {
-		if (errno == ENOENT && (c->nstdin_cmds || c->nmariadb || c->nsqlite))
+		if (errno == ENOENT && (c->nstdin_cmds || c->nmariadb || c->npostgres || c->nsqlite))
 			return CF_OK;
 		return cf_err_errno("nothing to back up: COFFER_BACKUP_PATHS is unset and %s cannot be read "
 				    "(mount the volumes under it)", c->backup_root);
@@ -91,7 +91,7 @@ static int job_paths(const struct cf_agent_config *c, char ***out, size_t *n)
 	closedir(d);
 	if (!r && *n)
 		qsort(*out, *n, sizeof(char *), cmp_str);
-	if (!r && !*n && !c->nstdin_cmds && !c->nmariadb && !c->nsqlite)
+	if (!r && !*n && !c->nstdin_cmds && !c->nmariadb && !c->npostgres && !c->nsqlite)
 		r = cf_err(CF_ENOENT, "nothing to back up: COFFER_BACKUP_PATHS is unset and %s holds no "
 				      "directory (mount each volume as a directory under it)", c->backup_root);
 	return r;
@@ -561,6 +561,12 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	for (size_t i = 0, from = src.n; i < c->nmariadb; i++, from = src.n)
 		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)) ||
 		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]))) {
+			job_fail(job, rc, "databases");
+			goto start;
+		}
+	for (size_t i = 0, from = src.n; i < c->npostgres; i++, from = src.n)
+		if ((rc = cf_sources_add_postgres(&src, c->postgres[i])) ||
+		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_POSTGRES, c->postgres[i]))) {
 			job_fail(job, rc, "databases");
 			goto start;
 		}

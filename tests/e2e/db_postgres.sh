@@ -25,7 +25,9 @@
 #     (never the password), exit 1, no snapshot; an unknown database in the
 #     URL likewise; a pg_dump that fails (a user without SELECT on a table)
 #     fails the backup with pg_dump's error line, and no snapshot claims the
-#     database.
+#     database;
+#  6. the agent: COFFER_POSTGRES is validated, shown by --print-config without
+#     the password, and --once writes a snapshot with the dump and its source.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
 infra=$(cd "$(dirname "$0")/../infra" && pwd)
@@ -34,10 +36,12 @@ if [ -z "${COFFER_TEST_POSTGRES:-}" ]; then
 	[ -x /usr/lib/postgresql/15/bin/postgres ] ||
 		skip "COFFER_TEST_POSTGRES is not set and PostgreSQL 15 is not installed (tests/infra/pg-up.sh)"
 	# a private server on a port of its own (PG_PORT overrides)
-	export PG_BASE=$T/pg PG_PORT=${PG_PORT:-$((30000 + $$ % 20000))}
-	mkdir -p "$PG_BASE"
+	# (outside $T, which only root may enter: the server runs as another user)
+	PG_BASE=$(mktemp -d /tmp/coffer-e2e-pg.XXXXXX) || fail "mktemp"
+	chmod 0755 "$PG_BASE"
+	export PG_BASE PG_PORT=${PG_PORT:-$((30000 + $$ % 20000))}
+	trap 'sh "$infra/pg-down.sh" >/dev/null 2>&1; rm -rf "$PG_BASE"; e2e_cleanup' EXIT
 	sh "$infra/pg-up.sh" > "$T/pg-up.out" 2>&1 || { cat "$T/pg-up.out" >&2; fail "pg-up.sh"; }
-	trap 'sh "$infra/pg-down.sh" >/dev/null 2>&1; e2e_cleanup' EXIT
 	COFFER_TEST_POSTGRES="postgres://coffer:coffer-test@127.0.0.1:$PG_PORT/"
 fi
 command -v psql > /dev/null && command -v pg_dump > /dev/null ||
@@ -68,7 +72,7 @@ cleanup_dbs()
 	for d in $DB $COPY $OWN; do sql postgres -c "DROP DATABASE IF EXISTS \"$d\"" 2>/dev/null; done
 	sql postgres -c "DROP ROLE IF EXISTS ${P}_ro" -c "DROP ROLE IF EXISTS ${P}_owner" 2>/dev/null
 }
-trap 'cleanup_dbs; [ -n "${PG_BASE:-}" ] && sh "$infra/pg-down.sh" >/dev/null 2>&1; e2e_cleanup' EXIT
+trap 'cleanup_dbs; [ -n "${PG_BASE:-}" ] && { sh "$infra/pg-down.sh" >/dev/null 2>&1; rm -rf "$PG_BASE"; }; e2e_cleanup' EXIT
 
 # normalised pg_dump: its comments and the random \restrict key of each run out
 pgdump() { pg_dump -d "$1" | grep -v -e '^--' -e '^\\restrict ' -e '^\\unrestrict '; }
@@ -239,4 +243,23 @@ assert_not_contains "$T/err" "ro-pw" "the password"
 cof -r "$REPO" snapshots --json
 check_eq "$NSNAP" "$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$T/out")" \
 	"no snapshot after the failures"
+
+# --- 6. the agent: COFFER_POSTGRES ------------------------------------------
+agent_env() {
+	nopw env COFFER_REPOSITORY="$REPO" COFFER_BACKUP_PATHS="$T/vol" COFFER_STATE_DIR="$T/state" \
+		COFFER_DOCKER_HOST=none COFFER_PRUNE_SCHEDULE=off COFFER_POSTGRES="$URL/$DB" "$@"
+}
+expect_exit 1 agent_env COFFER_POSTGRES="mysql://x@y/" "$COFFER" agent --print-config
+assert_contains "$T/err" "COFFER_POSTGRES" "a bad COFFER_POSTGRES is named"
+expect_exit 0 agent_env "$COFFER" agent --print-config
+assert_contains "$T/out" "COFFER_POSTGRES" "print-config shows COFFER_POSTGRES"
+assert_not_contains "$T/out" "$SECRET" "print-config: the password"
+expect_exit 0 agent_env "$COFFER" agent --once
+assert_not_contains "$T/err" "$SECRET" "agent log: the password"
+cof -r "$REPO" ls latest
+assert_contains "$T/out" "/postgres/$DB.sql" "the agent's snapshot holds the dump"
+assert_contains "$T/out" "$T/vol/a.txt" "...and the volume"
+cof -r "$REPO" snapshots --json latest
+"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))[-1]; assert any(x["kind"] == "postgres" for x in s["sources"]), s' \
+	"$T/out" || soft_fail "the agent's snapshot records the postgres source"
 e2e_done

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$here/build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mods="libsodium libzstd jansson libarchive sqlite3 libcurl libmariadb libcrypto expat libmicrohttpd"
+mods="libsodium libzstd jansson libarchive sqlite3 libcurl libmariadb libcrypto expat libmicrohttpd libpq"
 # shellcheck disable=SC2046
 cc -O1 -Wall -I"$here" -o "$tmp/corpus_dump" "$here/tests/fuzz/corpus_dump.c" "$build/libcoffer.a" \
 	$(pkg-config --libs $mods) -lpthread -lm

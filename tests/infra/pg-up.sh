@@ -34,6 +34,8 @@ if as "$BIN/pg_ctl" -D "$BASE/data" status >/dev/null 2>&1 &&
     echo "postgres already running in $BASE"
 else
     rm -rf "$BASE"; mkdir -p "$BASE"
+    as test -x "$BASE/.." ||
+        { echo "pg-up.sh: $RUNAS cannot enter $(dirname "$BASE") (chmod o+x it)" >&2; exit 1; }
     chown "$RUNAS" "$BASE"; chmod 0700 "$BASE"
     printf 'postgres-test\n' > "$BASE/pwfile"; chown "$RUNAS" "$BASE/pwfile"
     as "$BIN/initdb" -D "$BASE/data" -U postgres --pwfile="$BASE/pwfile" -E UTF8 --locale=C.UTF-8 \

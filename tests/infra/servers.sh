@@ -26,6 +26,8 @@ servers_up()
 	export COFFER_TEST_S3_TLS="https://127.0.0.1:$((${SWIFT_PORT:-16080} + 2))/$name-$$"
 	export COFFER_TEST_S3_CACERT="$state/swift/tls.crt"
 	export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+	# the server runs as the postgres user (pg-up.sh), which must enter $state
+	chmod o+x "$state"
 	PG_BASE=$state/postgres sh "$infra/pg-up.sh" >"$state/postgres.out"
 	export COFFER_TEST_POSTGRES="postgres://coffer:coffer-test@127.0.0.1:${PG_PORT:-15432}/"
 }
