@@ -77,7 +77,8 @@ int cf_pgurl_parse(struct cf_pgurl *u, const char *url)
 	size_t n = 0;
 	int r;
 
-	if (strncasecmp(url, "postgres://", 11) && strncasecmp(url, "postgresql://", 13))
+	/* lower case: libpq reads anything else as "key=value" pairs */
+	if (strncmp(url, "postgres://", 11) && strncmp(url, "postgresql://", 13))
 		return cf_err(CF_EINVAL, "postgres URL: must start with postgres:// or postgresql://");
 	if (!(opts = PQconninfoParse(url, &perr))) {
 		char line[300];
@@ -85,11 +86,15 @@ int cf_pgurl_parse(struct cf_pgurl *u, const char *url)
 		PQfreemem(perr);
 		/* libpq quotes the part it did not understand, which may be the
 		 * password: only an unknown parameter's name is shown */
-		char *q = NULL;
-		for (char *p = strstr(line, ": \""); p; p = strstr(p + 1, ": \""))
-			q = p;
-		if (q && strncmp(line, "invalid URI query parameter", 27))
+		char *q = strstr(line, ": \""); /* libpq's fixed text never holds one */
+		/* an unknown parameter's name stays when it is just a name */
+		bool name = q && !strncmp(line, "invalid URI query parameter", 27) && strlen(q) <= 44 &&
+			    q[strlen(q) - 1] == '"' && strspn(q + 3, "abcdefghijklmnopqrstuvwxyz"
+							  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(q) - 4;
+		if (q && !name)
 			*q = 0;
+		if (strstr(line, "://"))
+			snprintf(line, sizeof(line), "not a valid URI");
 		return cf_err(CF_EINVAL, "postgres URL: %s", line);
 	}
 	for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -128,7 +133,7 @@ int cf_pgurl_parse(struct cf_pgurl *u, const char *url)
 		else if (!strcmp(o->keyword, "port"))
 			port = o->val;
 	}
-	snprintf(u->who, sizeof(u->who), "%s@%s:%s", user ? user : "(default user)",
+	snprintf(u->who, sizeof(u->who), "%.64s@%.128s:%.32s", user ? user : "(default user)",
 		 host && host[0] ? host : "localhost", port && port[0] ? port : "5432");
 	for (char *p = u->who; *p; p++)
 		if ((unsigned char)*p < 0x20)
