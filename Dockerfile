@@ -22,7 +22,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libsodium-dev libzstd-dev libjansson-dev libcmocka-dev libarchive-dev libsqlite3-dev \
-      libcurl4-openssl-dev libssl-dev libexpat1-dev libmariadb-dev libmicrohttpd-dev \
+      libcurl4-openssl-dev libssl-dev libexpat1-dev libmariadb-dev libmicrohttpd-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -32,12 +32,13 @@ RUN cmake -S . -B /tmp/build \
  && install -s -m 0755 /tmp/build/coffer /usr/local/bin/coffer
 
 FROM debian:bookworm-slim
-# only the shared libraries the binary links, plus CA roots (S3 over TLS) and
-# zone data (COFFER_SCHEDULE is read in TZ)
+# only the shared libraries the binary links, plus CA roots (S3 over TLS),
+# zone data (COFFER_SCHEDULE is read in TZ) and PostgreSQL's pg_dump and psql
+# (--postgres / COFFER_POSTGRES drive them: doc/databases.md)
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libsodium23 libzstd1 libjansson4 libarchive13 libsqlite3-0 libcurl4 libssl3 libexpat1 \
-      libmariadb3 libmicrohttpd12 ca-certificates tzdata \
+      libmariadb3 libmicrohttpd12 libpq5 postgresql-client-15 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/coffer --shell /usr/sbin/nologin coffer \
  && mkdir -p /backup /var/lib/coffer \
