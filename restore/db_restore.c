@@ -255,6 +255,9 @@ int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		rc = cf_err(CF_ENOENT, "the snapshot holds no MariaDB dumps (nothing under /mariadb)");
 		goto out;
 	}
+	struct cf_buf failed = CF_BUF_INIT;
+	size_t nfailed = 0;
+	int first_rc = CF_OK;
 	for (size_t i = 0; i < d.n; i++) {
 		const struct dump *x = &d.v[i];
 		if (!x->target)
@@ -264,16 +267,34 @@ int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		struct cf_mariadb_load_stats st;
 		cf_info("loading mariadb/%s.sql into %s%s%s", x->qual, where, rename ? " as " : "",
 			rename ? x->target : "");
-		rc = cf_mariadb_load(&u, rename ? x->target : NULL, read_blobs, &b, &st);
+		rc = cf_mariadb_load_replace(&u, x->target, read_blobs, &b, &st);
 		if (b.rc)
 			rc = b.rc;
 		cf_buf_release(&b.cur);
+		if (rc == CF_EINTR || rc == CF_ENOMEM)
+			goto out_failed;
 		if (rc) {
-			rc = cf_err_prefix(rc, "restore of database %s into %s stopped", x->qual, where);
-			goto out;
+			/* One database that does not load does not stop the others. */
+			rc = cf_err_prefix(rc, "restore of database %s into %s failed", x->qual, where);
+			if (nchosen > 1)
+				cf_warn("%s", cf_errmsg(rc));
+			first_rc = first_rc ? first_rc : rc;
+			if ((failed.len && (rc = cf_buf_adds(&failed, ", "))) ||
+			    (rc = cf_buf_adds(&failed, x->target)))
+				goto out_failed;
+			nfailed++;
+			continue;
 		}
 		(*loaded)++;
 	}
+	rc = CF_OK;
+	if (nfailed > 1 || (nfailed && *loaded))
+		rc = cf_err(CF_EPARTIAL, "%zu of %zu databases were not restored: %s (named above); the others were",
+			    nfailed, nchosen, (char *)failed.data);
+	else if (nfailed)
+		rc = first_rc;  /* the one database: its own message stands */
+out_failed:
+	cf_buf_release(&failed);
 out:
 	dumps_release(&d);
 	cf_dburl_release(&u);

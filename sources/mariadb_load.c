@@ -1,9 +1,11 @@
 #include "sources/mariadb_load.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -299,11 +301,22 @@ int cf_sqlsplit_finish(struct cf_sqlsplit *s, cf_stmt_fn cb, void *ctx)
 
 /* ---- loading ---- */
 
+/* A statement kept for the replay in the real database (replace mode). */
+struct kept {
+	size_t off, len;       /* in load.keep */
+	unsigned long line;
+	int kind;              /* K_SET or K_OBJECT */
+};
+
 struct load {
 	MYSQL *m;
 	const char *target;
 	struct cf_buf q;
 	struct cf_mariadb_load_stats *st;
+	bool replace;          /* keep SET and object statements, defer events */
+	struct cf_buf keep;    /* their text, back to back */
+	struct kept *kv;
+	size_t nkept, capkept;
 };
 
 static const char *skip_blank(const char *p, const char *end)
@@ -386,6 +399,95 @@ static int add_ident(struct cf_buf *b, const char *s)
 	return cf_buf_add(b, "`", 1);
 }
 
+/* The next word of a statement's head at p: blanks and the marks of
+ * executable comments skipped (mysqldump writes "slash-star-bang50003 CREATE
+ * star-slash ..."), quotes inside a word (DEFINER=`a b`@`%`) kept whole. */
+static const char *next_word(const char *p, const char *end, const char **wend)
+{
+	for (;;) {
+		p = skip_blank(p, end);
+		if (end - p >= 3 && !memcmp(p, "/*!", 3)) {
+			for (p += 3; p < end && *p >= '0' && *p <= '9'; p++)
+				;
+		} else if (end - p >= 2 && !memcmp(p, "*/", 2)) {
+			p += 2;
+		} else {
+			break;
+		}
+	}
+	const char *q = p;
+	while (q < end && (unsigned char)*q > ' ' && *q != '(' && *q != ';') {
+		if (end - q >= 2 && !memcmp(q, "*/", 2))
+			break;
+		if (*q == '`' || *q == '\'' || *q == '"') {
+			char c = *q++;
+			while (q < end && *q != c)
+				q++;
+		}
+		if (q < end)
+			q++;
+	}
+	*wend = q;
+	return p;
+}
+
+static bool is_word(const char *p, const char *e, const char *kw)
+{
+	return (size_t)(e - p) == strlen(kw) && !strncasecmp(p, kw, (size_t)(e - p));
+}
+
+enum { K_OTHER, K_SET, K_OBJECT, K_EVENT, K_DROP_OBJECT };
+
+/* What a statement is, for the replace mode: a SET, the CREATE or DROP of
+ * a view, trigger, routine, package or event, or anything else.  For a
+ * CREATE, *create_end points past the word CREATE. */
+static int classify(const char *stmt, size_t len, const char **create_end)
+{
+	static const char *const objs[] = { "VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "PACKAGE" };
+	static const char *const others[] = { "TABLE", "DATABASE", "SCHEMA", "SEQUENCE", "INDEX",
+					      "USER", "ROLE", "TEMPORARY", "SERVER" };
+	const char *end = stmt + len, *we, *p = next_word(stmt, end, &we);
+
+	*create_end = NULL;
+	if (is_word(p, we, "SET"))
+		return K_SET;
+	bool create = is_word(p, we, "CREATE");
+	if (!create && !is_word(p, we, "DROP"))
+		return K_OTHER;
+	if (create)
+		*create_end = we;
+	for (int i = 0; i < 10 && we < end; i++) {
+		p = next_word(we, end, &we);
+		if (p == we)
+			break;
+		if (is_word(p, we, "EVENT"))
+			return create ? K_EVENT : K_DROP_OBJECT;
+		for (size_t k = 0; k < sizeof(objs) / sizeof(objs[0]); k++)
+			if (is_word(p, we, objs[k]))
+				return create ? K_OBJECT : K_DROP_OBJECT;
+		for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++)
+			if (is_word(p, we, others[k]))
+				return K_OTHER;
+	}
+	return K_OTHER;
+}
+
+/* Keep a statement for the replay in the real database. */
+static int keep_stmt(struct load *L, const char *stmt, size_t len, unsigned long line, int kind)
+{
+	int r;
+
+	if ((r = CF_GROW(L->kv, L->nkept + 1, L->capkept)) != CF_OK)
+		return r;
+	L->kv[L->nkept] = (struct kept){ L->keep.len, len, line, kind };
+	if ((r = cf_buf_add(&L->keep, stmt, len)) != CF_OK)
+		return r;
+	L->nkept++;
+	return CF_OK;
+}
+
+static int exec_stmt(struct load *L, const char *q, size_t qlen, unsigned long line);
+
 static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 {
 	struct load *L = ctx;
@@ -403,7 +505,26 @@ static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 			return r;
 		q = (const char *)L->q.data;
 		qlen = L->q.len;
+	} else if (L->replace) {
+		/* Views, triggers and routines cannot move into the real database
+		 * with its tables: they are made here (which proves they load)
+		 * and made again there after the swap, under the same SETs.
+		 * Events are only made there: one would run here. */
+		const char *ce;
+		int kind = classify(stmt, len, &ce);
+		if ((kind == K_SET || kind == K_OBJECT || kind == K_EVENT) &&
+		    (r = keep_stmt(L, stmt, len, line, kind)) != CF_OK)
+			return r;
+		if (kind == K_EVENT) {
+			L->st->statements++;
+			return CF_OK;
+		}
 	}
+	return exec_stmt(L, q, qlen, line);
+}
+
+static int exec_stmt(struct load *L, const char *q, size_t qlen, unsigned long line)
+{
 	if (mysql_real_query(L->m, q, qlen))
 		return cf_err(CF_EDB, "line %lu: %s", line, mysql_error(L->m));
 	/* SELECT SETVAL() and CALL return result sets; read and drop them. */
@@ -423,30 +544,19 @@ static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 	return CF_OK;
 }
 
-int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source_fn src, void *ctx,
-		    struct cf_mariadb_load_stats *stats)
+/* Split src into statements and run them on L->m. */
+static int load_stream(struct load *L, cf_source_fn src, void *ctx)
 {
-	struct cf_mariadb_load_stats st_local;
-	struct load L = { NULL, target_db, CF_BUF_INIT, stats ? stats : &st_local };
 	struct cf_sqlsplit sp;
-	void *m = NULL;
 	char *buf = NULL;
 	const size_t bufsize = 64 << 10;
 	int r;
 
-	memset(L.st, 0, sizeof(*L.st));
 	cf_sqlsplit_init(&sp);
-	if (target_db && (!target_db[0] || strlen(target_db) > 64)) {
-		r = cf_err(CF_EINVAL, "mariadb: bad target database name");
-		goto out;
-	}
 	if (!(buf = malloc(bufsize))) {
 		r = CF_ENOMEM;
 		goto out;
 	}
-	if ((r = cf_dburl_connect(url, &m)) != CF_OK)
-		goto out;
-	L.m = m;
 	for (;;) {
 		ssize_t n = src(ctx, buf, bufsize);
 		if (n < 0) {
@@ -455,17 +565,416 @@ int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source
 		}
 		if (n == 0)
 			break;
-		L.st->bytes += (uint64_t)n;
-		if ((r = cf_sqlsplit_feed(&sp, buf, (size_t)n, run_stmt, &L)) != CF_OK)
+		L->st->bytes += (uint64_t)n;
+		if ((r = cf_sqlsplit_feed(&sp, buf, (size_t)n, run_stmt, L)) != CF_OK)
 			goto out;
 	}
-	r = cf_sqlsplit_finish(&sp, run_stmt, &L);
+	r = cf_sqlsplit_finish(&sp, run_stmt, L);
 out:
-	L.st->lines = sp.line;
-	if (L.m)
-		mysql_close(L.m);
+	L->st->lines = sp.line;
 	cf_sqlsplit_release(&sp);
-	cf_buf_release(&L.q);
 	free(buf);
+	return r;
+}
+
+static void load_release(struct load *L)
+{
+	if (L->m)
+		mysql_close(L->m);
+	L->m = NULL;
+	cf_buf_release(&L->q);
+	cf_buf_release(&L->keep);
+	free(L->kv);
+}
+
+int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source_fn src, void *ctx,
+		    struct cf_mariadb_load_stats *stats)
+{
+	struct cf_mariadb_load_stats st_local;
+	struct load L = { .target = target_db, .q = CF_BUF_INIT, .st = stats ? stats : &st_local,
+			  .keep = CF_BUF_INIT };
+	void *m = NULL;
+	int r;
+
+	memset(L.st, 0, sizeof(*L.st));
+	if (target_db && (!target_db[0] || strlen(target_db) > 64)) {
+		r = cf_err(CF_EINVAL, "mariadb: bad target database name");
+		goto out;
+	}
+	if ((r = cf_dburl_connect(url, &m)) != CF_OK)
+		goto out;
+	L.m = m;
+	r = load_stream(&L, src, ctx);
+out:
+	load_release(&L);
+	return r;
+}
+
+/* ---- replacing a database whole ---- */
+
+/* Run one statement of the swap; its result, if any, is dropped. */
+static int sql(MYSQL *m, const struct cf_buf *q, const char *what)
+{
+	if (mysql_real_query(m, (const char *)q->data, q->len))
+		return cf_err(CF_EDB, "%s: %s", what, mysql_error(m));
+	MYSQL_RES *res = mysql_store_result(m);
+	if (res)
+		mysql_free_result(res);
+	return CF_OK;
+}
+
+static int add_str(MYSQL *m, struct cf_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	int r;
+
+	if ((r = cf_buf_grow(b, 2 * n + 3)) != CF_OK)
+		return r;
+	b->data[b->len++] = '\'';
+	b->len += mysql_real_escape_string(m, (char *)b->data + b->len, s, n);
+	b->data[b->len++] = '\'';
+	b->data[b->len] = 0;
+	return CF_OK;
+}
+
+/* Rows of a query whose text is head + 'db' + tail; caller frees *res. */
+static int select_db(MYSQL *m, const char *head, const char *db, const char *tail, MYSQL_RES **res)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	int r;
+
+	*res = NULL;
+	if ((r = cf_buf_adds(&q, head)) || (r = add_str(m, &q, db)) || (r = cf_buf_adds(&q, tail)))
+		goto out;
+	if (mysql_real_query(m, (const char *)q.data, q.len) || !(*res = mysql_store_result(m)))
+		r = cf_err(CF_EDB, "reading the catalog: %s", mysql_error(m));
+out:
+	cf_buf_release(&q);
+	return r;
+}
+
+#define BASE_TABLES "TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE')"
+
+/* Drop every row[0] (and row[1] as its kind when kind is NULL) of res:
+ * "DROP <kind> db.name". */
+static int drop_all(MYSQL *m, MYSQL_RES *res, const char *kind, const char *db)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_ROW row;
+	int r = CF_OK;
+
+	while (!r && (row = mysql_fetch_row(res))) {
+		cf_buf_reset(&q);
+		if (!(r = cf_buf_addf(&q, "DROP %s ", kind ? kind : row[1])) && !(r = add_ident(&q, db)) &&
+		    !(r = cf_buf_add(&q, ".", 1)) && !(r = add_ident(&q, row[0])))
+			r = sql(m, &q, "dropping an object");
+	}
+	cf_buf_release(&q);
+	return r;
+}
+
+/* One RENAME TABLE, which the server runs as one atomic DDL: the real
+ * database's tables into the database old (their foreign key names must
+ * leave db: InnoDB keeps them unique per database), then the loaded ones
+ * from tmp in their place. */
+static int swap_tables(MYSQL *m, const char *db, const char *tmp, const char *old)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	bool any = false;
+	int r;
+
+	if ((r = cf_buf_adds(&q, "RENAME TABLE ")))
+		goto out;
+	for (int pass = 0; pass < 2; pass++) {
+		const char *from = pass ? tmp : db, *to = pass ? db : old;
+		if ((r = select_db(m, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ",
+				   from, " AND " BASE_TABLES, &res)))
+			goto out;
+		while ((row = mysql_fetch_row(res))) {
+			if ((any && (r = cf_buf_adds(&q, ", "))) || (r = add_ident(&q, from)) ||
+			    (r = cf_buf_add(&q, ".", 1)) || (r = add_ident(&q, row[0])) ||
+			    (r = cf_buf_adds(&q, " TO ")) || (r = add_ident(&q, to)) ||
+			    (r = cf_buf_add(&q, ".", 1)) || (r = add_ident(&q, row[0])))
+				goto out;
+			any = true;
+		}
+		mysql_free_result(res);
+		res = NULL;
+	}
+	if (any)
+		r = sql(m, &q, "swapping the tables in");
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+/* A DEFAULT NEXTVAL(seq) was resolved to `tmp`.`seq` when the table was
+ * made in tmp; point it at the database the table now lives in. */
+static int fix_seq_defaults(MYSQL *m, const char *db, const char *tmp)
+{
+	struct cf_buf q = CF_BUF_INIT, pat = CF_BUF_INIT, like = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	if ((r = add_ident(&pat, tmp)) || (r = cf_buf_add(&pat, ".", 1)) || (r = cf_buf_adds(&like, "%")))
+		goto out;
+	for (const char *p = (const char *)pat.data; *p; p++)
+		if (((*p == '%' || *p == '_' || *p == '\\') && (r = cf_buf_add(&like, "\\", 1))) ||
+		    (r = cf_buf_add(&like, p, 1)))
+			goto out;
+	if ((r = cf_buf_add(&like, "%", 1)) ||
+	    (r = cf_buf_adds(&q, " AND (TABLE_SCHEMA, TABLE_NAME) NOT IN (SELECT TABLE_SCHEMA, TABLE_NAME "
+				 "FROM information_schema.VIEWS) AND COLUMN_DEFAULT LIKE ")) ||
+	    (r = add_str(m, &q, (char *)like.data)))
+		goto out;
+	if ((r = select_db(m, "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+			      "WHERE TABLE_SCHEMA = ", db, (char *)q.data, &res)))
+		goto out;
+	while ((row = mysql_fetch_row(res))) {
+		cf_buf_reset(&q);
+		if ((r = cf_buf_adds(&q, "ALTER TABLE ")) || (r = add_ident(&q, db)) || (r = cf_buf_add(&q, ".", 1)) ||
+		    (r = add_ident(&q, row[0])) || (r = cf_buf_adds(&q, " ALTER COLUMN ")) ||
+		    (r = add_ident(&q, row[1])) || (r = cf_buf_adds(&q, " SET DEFAULT ")))
+			goto out;
+		for (const char *p = row[2]; *p;) {
+			if (!strncmp(p, (char *)pat.data, pat.len)) {
+				p += pat.len;
+				continue;
+			}
+			if ((r = cf_buf_add(&q, p++, 1)))
+				goto out;
+		}
+		if ((r = sql(m, &q, "pointing a DEFAULT NEXTVAL() at the restored sequence")))
+			goto out;
+	}
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	cf_buf_release(&pat);
+	cf_buf_release(&like);
+	return r;
+}
+
+/* Make the kept views, triggers, routines and events in db (the current
+ * database), each as CREATE OR REPLACE so that an object of the same name
+ * is replaced without a moment of absence, under the SETs it had. */
+static int replay(struct load *L)
+{
+	int r = CF_OK;
+
+	for (size_t i = 0; i < L->nkept && !r; i++) {
+		const struct kept *k = &L->kv[i];
+		const char *stmt = (const char *)L->keep.data + k->off, *ce, *w = NULL, *we = NULL;
+		cf_buf_reset(&L->q);
+		if (classify(stmt, k->len, &ce) != K_SET && ce)
+			w = next_word(ce, stmt + k->len, &we);
+		if (w && !is_word(w, we, "OR")) {
+			if ((r = cf_buf_add(&L->q, stmt, (size_t)(ce - stmt))) ||
+			    (r = cf_buf_adds(&L->q, " OR REPLACE")) ||
+			    (r = cf_buf_add(&L->q, ce, k->len - (size_t)(ce - stmt))))
+				break;
+		} else if ((r = cf_buf_add(&L->q, stmt, k->len))) {
+			break;
+		}
+		r = exec_stmt(L, (const char *)L->q.data, L->q.len, k->line);
+	}
+	return r;
+}
+
+/* What the real database holds that the snapshot does not: views and
+ * routines tmp lacks, and every event (the kept ones are made again). */
+static int drop_strangers(MYSQL *m, const char *db, const char *tmp)
+{
+	struct cf_buf t = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	int r;
+
+	if ((r = cf_buf_adds(&t, " AND TABLE_NAME NOT IN (SELECT TABLE_NAME FROM information_schema.VIEWS "
+				 "WHERE TABLE_SCHEMA = ")) || (r = add_str(m, &t, tmp)) || (r = cf_buf_adds(&t, ")")) ||
+	    (r = select_db(m, "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ", db,
+			   (char *)t.data, &res)) ||
+	    (r = drop_all(m, res, "VIEW", db)))
+		goto out;
+	mysql_free_result(res);
+	res = NULL;
+	cf_buf_reset(&t);
+	if ((r = cf_buf_adds(&t, " AND NOT EXISTS (SELECT 1 FROM information_schema.ROUTINES x WHERE "
+				 "x.ROUTINE_SCHEMA = ")) || (r = add_str(m, &t, tmp)) ||
+	    (r = cf_buf_adds(&t, " AND x.ROUTINE_NAME = r.ROUTINE_NAME AND x.ROUTINE_TYPE = r.ROUTINE_TYPE)")) ||
+	    (r = select_db(m, "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES r "
+			      "WHERE ROUTINE_SCHEMA = ", db, (char *)t.data, &res)) ||
+	    (r = drop_all(m, res, NULL, db)))
+		goto out;
+	mysql_free_result(res);
+	res = NULL;
+	if ((r = select_db(m, "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ", db, "",
+			   &res)))
+		goto out;
+	r = drop_all(m, res, "EVENT", db);
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&t);
+	return r;
+}
+
+/* The swap once the dump has loaded into tmp. */
+static int swap_in(struct load *L, const char *db, const char *tmp, const char *old, double *window, bool *in)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	/* Triggers pin a table to its database; they are made again below. */
+	if ((r = select_db(L->m, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ",
+			   tmp, "", &res)) || (r = drop_all(L->m, res, "TRIGGER", tmp)))
+		goto out;
+	mysql_free_result(res);
+	/* The database itself, with the snapshot's character set. */
+	if ((r = select_db(L->m, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "
+				 "information_schema.SCHEMATA WHERE SCHEMA_NAME = ", tmp, "", &res)))
+		goto out;
+	if (!(row = mysql_fetch_row(res)) || !row[0] || !row[1]) {
+		r = cf_err(CF_ECORRUPT, "the dump did not create its database");
+		goto out;
+	}
+	for (int alter = 0; alter < 2; alter++) {
+		cf_buf_reset(&q);
+		if ((r = cf_buf_adds(&q, alter ? "ALTER DATABASE " : "CREATE DATABASE IF NOT EXISTS ")) ||
+		    (r = add_ident(&q, db)) || (r = cf_buf_addf(&q, " CHARACTER SET %s COLLATE %s", row[0], row[1])) ||
+		    (r = sql(L->m, &q, "creating the database")))
+			goto out;
+	}
+	mysql_free_result(res);
+	/* A table with triggers cannot leave its database: drop them (the
+	 * snapshot's are made again below), then swap at once. */
+	if ((r = select_db(L->m, "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ",
+			   db, "", &res)))
+		goto out;
+	int64_t t0 = cf_now_ns();
+	if ((r = drop_all(L->m, res, "TRIGGER", db)))
+		goto out;
+	mysql_free_result(res);
+	res = NULL;
+	if ((r = swap_tables(L->m, db, tmp, old)))
+		goto out;
+	*in = true;
+	/* From here the real database holds the snapshot's tables; what
+	 * follows makes its other objects.  An error is reported, and the
+	 * tables stay. */
+	if (mysql_select_db(L->m, db)) {
+		r = cf_err(CF_EDB, "USE the restored database: %s", mysql_error(L->m));
+		goto out;
+	}
+	if ((r = fix_seq_defaults(L->m, db, tmp)) || (r = drop_strangers(L->m, db, tmp)) || (r = replay(L)))
+		goto out;
+	*window = (double)(cf_now_ns() - t0) / 1e9;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+/* db + suffix, db cut at a character boundary to fit 64 characters. */
+static void tmp_name(const char *db, const char *suffix, char *out, size_t cap)
+{
+	size_t n = strlen(db), chars = 0, keep = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)db[i] & 0xc0) != 0x80) {
+			if (chars == 64 - strlen(suffix))
+				break;
+			chars++;
+			keep = i + 1;
+			while (keep < n && ((unsigned char)db[keep] & 0xc0) == 0x80)
+				keep++;
+		}
+	snprintf(out, cap, "%.*s%s", (int)keep, db, suffix);
+}
+
+static int create_db(MYSQL *m, const char *name)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	int r;
+
+	if (!(r = cf_buf_adds(&q, "CREATE DATABASE ")) && !(r = add_ident(&q, name)))
+		r = sql(m, &q, "creating the database for the old tables");
+	cf_buf_release(&q);
+	return r;
+}
+
+static void drop_tmp(const struct cf_dburl *url, MYSQL *m, const char *tmp)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	void *fresh = NULL;
+
+	/* The load's connection may be gone (a packet too big, a timeout). */
+	if (!m || mysql_ping(m)) {
+		if (cf_dburl_connect(url, &fresh) != CF_OK) {
+			cf_warn("mariadb: could not drop the temporary database %s", tmp);
+			return;
+		}
+		m = fresh;
+	}
+	if (!cf_buf_adds(&q, "SET SESSION foreign_key_checks = 0"))
+		(void)sql(m, &q, "session");
+	cf_buf_reset(&q);
+	if (!cf_buf_adds(&q, "DROP DATABASE IF EXISTS ") && !add_ident(&q, tmp) &&
+	    sql(m, &q, "dropping the temporary database") != CF_OK)
+		cf_warn("mariadb: could not drop the temporary database %s: %s", tmp, mysql_error(m));
+	if (fresh)
+		mysql_close(fresh);
+	cf_buf_release(&q);
+}
+
+int cf_mariadb_load_replace(const struct cf_dburl *url, const char *db, cf_source_fn src, void *ctx,
+			    struct cf_mariadb_load_stats *stats)
+{
+	struct cf_mariadb_load_stats st_local;
+	struct load L = { .q = CF_BUF_INIT, .st = stats ? stats : &st_local, .replace = true,
+			  .keep = CF_BUF_INIT };
+	char tmp[300], old[300];
+	void *m = NULL;
+	bool swapped = false;
+	int r;
+
+	memset(L.st, 0, sizeof(*L.st));
+	if (!db[0] || strlen(db) > 256) {
+		r = cf_err(CF_EINVAL, "mariadb: bad target database name");
+		goto out;
+	}
+	tmp_name(db, "__coffer_new", tmp, sizeof(tmp));
+	tmp_name(db, "__coffer_old", old, sizeof(old));
+	L.target = tmp;
+	if ((r = cf_dburl_connect(url, &m)) != CF_OK)
+		goto out;
+	L.m = m;
+	drop_tmp(url, L.m, tmp);  /* left by a restore that was killed */
+	drop_tmp(url, L.m, old);
+	if ((r = load_stream(&L, src, ctx)) != CF_OK)
+		goto out;
+	double window = 0;
+	if ((r = create_db(L.m, old)) != CF_OK || (r = swap_in(&L, db, tmp, old, &window, &swapped)) != CF_OK)
+		goto out;
+	cf_info("mariadb: database %s replaced; its views, triggers, routines and events were remade "
+		"%.3f s after the tables were swapped in", db, window);
+out:
+	if (L.target) {
+		drop_tmp(url, L.m, tmp);
+		drop_tmp(url, L.m, old);  /* the old tables, with foreign_key_checks = 0 */
+	}
+	if (r && swapped)
+		r = cf_err_prefix(r, "the tables were swapped in, but making the other objects failed");
+	else if (r && L.m)
+		r = cf_err_prefix(r, "database %s left as it was", db);
+	load_release(&L);
 	return r;
 }

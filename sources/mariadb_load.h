@@ -88,4 +88,22 @@ struct cf_mariadb_load_stats {
 int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source_fn src, void *ctx,
 		    struct cf_mariadb_load_stats *stats);
 
+/* Replace database db whole with the dump read from src, never leaving a
+ * half-loaded database under that name.  The dump (its CREATE DATABASE and
+ * USE renamed) loads into "<db>__coffer_new" (dropped first if a killed
+ * restore left it); only when every statement ran are the tables swapped in
+ * with one RENAME TABLE (the real database's tables become
+ * "__coffer_old_<n>" inside it, as a table with triggers cannot leave its
+ * database), the real database's views, routines and events that the dump
+ * lacks are dropped, and the dump's views, triggers, routines and events are
+ * made again in db as CREATE OR REPLACE (events only there, so that none
+ * runs in the temporary database); the old tables and the temporary
+ * database are then dropped.  Between the RENAME and the last of those
+ * objects the new tables are in place without their triggers (the window
+ * is logged at info level).  A load that fails leaves db as it was and no
+ * temporary database.  CF_OK or the errors of cf_mariadb_load(); an error
+ * after the RENAME says so. */
+int cf_mariadb_load_replace(const struct cf_dburl *url, const char *db, cf_source_fn src, void *ctx,
+			    struct cf_mariadb_load_stats *stats);
+
 #endif
