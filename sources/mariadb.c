@@ -321,6 +321,7 @@ struct tbl {
 	char *name;
 	char kind;  /* 'T' base table, 'V' view, 'S' sequence */
 	bool nontx;
+	bool versioned;  /* WITH SYSTEM VERSIONING: its history is dumped too */
 	char *def;  /* views only: SHOW CREATE VIEW text */
 };
 
@@ -375,6 +376,7 @@ static int list_tables(struct cf_mariadb *db, const char *name, struct tbl_list 
 			goto out;
 		}
 		t->nontx = t->kind == 'T' && row[2] && strcmp(row[2], "YES") != 0;
+		t->versioned = !strcmp(type, "SYSTEM VERSIONED");
 		l->n++;
 	}
 	r = CF_OK;
@@ -459,17 +461,27 @@ static int add_value(MYSQL *m, struct cf_buf *b, const MYSQL_FIELD *f, const cha
 	return add_quoted(m, b, v, n);
 }
 
-/* The INSERT column list and SELECT list: every column but generated ones. */
-static int column_list(struct cf_mariadb *db, const char *dbname, const char *table, struct cf_buf *cols)
+/* The INSERT column list (cols) and the SELECT list (sel) of a table:
+ * every column but generated ones.  FLOAT is selected as DOUBLE: the
+ * server prints a FLOAT with 6 digits (1234567 as 1234570), a DOUBLE with
+ * as many as it takes, and that text rounds back to the same FLOAT.  For a
+ * system-versioned table (versioned) the row start and end columns are
+ * added to both (their own names, or ROW_START and ROW_END when they are
+ * implicit), so that its history loads under system_versioning_insert_history;
+ * *history is cleared when the period is kept in transaction ids, which no
+ * INSERT can set (current rows only then). */
+static int column_list(struct cf_mariadb *db, const char *dbname, const char *table, bool versioned,
+		       struct cf_buf *cols, struct cf_buf *sel, bool *history)
 {
 	struct cf_buf q = CF_BUF_INIT;
 	MYSQL_RES *res = NULL;
 	MYSQL_ROW row;
-	bool first = true;
+	bool first = true, period = false;
 	int r;
 
-	if ((r = cf_buf_adds(&q, "SELECT COLUMN_NAME, IS_GENERATED FROM information_schema.COLUMNS "
-				 "WHERE TABLE_SCHEMA = ")) ||
+	*history = versioned;
+	if ((r = cf_buf_adds(&q, "SELECT COLUMN_NAME, IS_GENERATED, DATA_TYPE, GENERATION_EXPRESSION "
+				 "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ")) ||
 	    (r = add_quoted(db->m, &q, dbname, strlen(dbname))) ||
 	    (r = cf_buf_adds(&q, " AND TABLE_NAME = ")) ||
 	    (r = add_quoted(db->m, &q, table, strlen(table))) ||
@@ -478,12 +490,31 @@ static int column_list(struct cf_mariadb *db, const char *dbname, const char *ta
 	if ((r = query_store(db, (char *)q.data, "list columns", &res)) != CF_OK)
 		goto out;
 	while ((row = mysql_fetch_row(res))) {
-		if (row[1] && !strcmp(row[1], "ALWAYS"))
+		bool generated = row[1] && !strcmp(row[1], "ALWAYS");
+		/* A period column is "generated" as ROW START or ROW END. */
+		bool period_col = versioned && generated && row[3] &&
+				  (!strcasecmp(row[3], "ROW START") || !strcasecmp(row[3], "ROW END"));
+		if (period_col) {
+			period = true;
+			if (row[2] && strcasecmp(row[2], "timestamp") != 0)
+				*history = false;
+		}
+		if (generated && (!period_col || !*history))
 			continue;
-		if ((!first && (r = cf_buf_add(cols, ",", 1))) || (r = add_ident(cols, row[0])))
+		if (!first && ((r = cf_buf_add(cols, ",", 1)) || (r = cf_buf_add(sel, ",", 1))))
+			goto out;
+		if ((r = add_ident(cols, row[0])) || (r = add_ident(sel, row[0])))
+			goto out;
+		if (row[2] && !strcasecmp(row[2], "float") && (r = cf_buf_adds(sel, "+0e0")))
 			goto out;
 		first = false;
 	}
+	if (*history && !period && cols->len &&
+	    ((r = cf_buf_adds(cols, ",`ROW_START`,`ROW_END`")) || (r = cf_buf_adds(sel, ",ROW_START,ROW_END"))))
+		goto out;
+	if (versioned && !*history)
+		cf_warn("mariadb: %s.%s: system versioning by transaction id: only its current rows are "
+			"dumped, not its history", dbname, table);
 	r = CF_OK;
 out:
 	if (res)
@@ -492,20 +523,26 @@ out:
 	return r;
 }
 
-static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, const char *table)
+static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, const struct tbl *t)
 {
-	struct cf_buf cols = CF_BUF_INIT, q = CF_BUF_INIT;
+	const char *table = t->name;
+	struct cf_buf cols = CF_BUF_INIT, sel = CF_BUF_INIT, q = CF_BUF_INIT;
 	MYSQL_RES *res = NULL;
 	MYSQL_ROW row;
-	bool open_stmt = false;
+	bool open_stmt = false, history;
 	int r;
 
-	if ((r = column_list(db, dbname, table, &cols)) != CF_OK)
+	if ((r = column_list(db, dbname, table, t->versioned, &cols, &sel, &history)) != CF_OK)
 		goto out;
 	if (!cols.len)
 		goto out;
-	if ((r = cf_buf_adds(&q, "SELECT ")) || (r = cf_buf_add(&q, cols.data, cols.len)) ||
-	    (r = cf_buf_adds(&q, " FROM ")) || (r = add_ident(&q, table)))
+	if ((r = cf_buf_adds(&q, "SELECT ")) || (r = cf_buf_add(&q, sel.data, sel.len)) ||
+	    (r = cf_buf_adds(&q, " FROM ")) || (r = add_ident(&q, table)) ||
+	    (history && (r = cf_buf_adds(&q, " FOR SYSTEM_TIME ALL"))))
+		goto out;
+	/* As mariadb-dump --dump-history writes it: the setting exists from
+	 * MariaDB 10.11 on, which alone can load the history. */
+	if (history && (r = cf_buf_adds(&o->b, "/*M!101100 SET @@SESSION.system_versioning_insert_history = 1 */;\n")))
 		goto out;
 	if ((r = query(db, (char *)q.data, "select rows")) != CF_OK)
 		goto out;
@@ -557,6 +594,8 @@ static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, c
 	}
 	if (open_stmt && (r = cf_buf_adds(&o->b, ";\n")) != CF_OK)
 		goto out;
+	if (history && (r = cf_buf_adds(&o->b, "/*M!101100 SET @@SESSION.system_versioning_insert_history = 0 */;\n")))
+		goto out;
 	r = CF_OK;
 out:
 	if (res) {
@@ -569,6 +608,7 @@ out:
 		mysql_free_result(res);
 	}
 	cf_buf_release(&cols);
+	cf_buf_release(&sel);
 	cf_buf_release(&q);
 	return r;
 }
@@ -607,7 +647,9 @@ static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, 
 	char *def = NULL;
 	int r;
 
-	if ((r = show_create(db, "TABLE", t->name, 1, &def, NULL, NULL)) != CF_OK ||
+	/* SHOW CREATE TABLE of a sequence loses its START, INCREMENT, CYCLE
+	 * and cache options: SHOW CREATE SEQUENCE keeps them. */
+	if ((r = show_create(db, t->kind == 'S' ? "SEQUENCE" : "TABLE", t->name, 1, &def, NULL, NULL)) != CF_OK ||
 	    (r = unqualify_seq_calls(def, dbname)) != CF_OK)
 		goto out;
 	if ((r = cf_buf_adds(&o->b, "\n-- ")) || (r = cf_buf_adds(&o->b, t->kind == 'S' ? "Sequence " : "Table ")) ||
@@ -620,11 +662,13 @@ static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, 
 		struct cf_buf q = CF_BUF_INIT;
 		MYSQL_RES *res = NULL;
 		MYSQL_ROW row;
-		if (!(r = cf_buf_adds(&q, "SELECT next_not_cached_value FROM ")) && !(r = add_ident(&q, t->name)))
+		if (!(r = cf_buf_adds(&q, "SELECT next_not_cached_value, cycle_count FROM ")) &&
+		    !(r = add_ident(&q, t->name)))
 			r = query_store(db, (char *)q.data, "read sequence", &res);
 		if (!r && (row = mysql_fetch_row(res)) && row[0]) {
+			/* The round too, so that a CYCLE sequence keeps its count. */
 			if (!(r = cf_buf_adds(&o->b, "SELECT SETVAL(")) && !(r = add_ident(&o->b, t->name)))
-				r = cf_buf_addf(&o->b, ", %s, 0);\n", row[0]);
+				r = cf_buf_addf(&o->b, ", %s, 0, %s);\n", row[0], row[1] ? row[1] : "0");
 		}
 		if (res)
 			mysql_free_result(res);
@@ -632,7 +676,7 @@ static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, 
 		o->st->objects++;
 	} else {
 		o->st->tables++;
-		r = dump_rows(db, o, dbname, t->name);
+		r = dump_rows(db, o, dbname, t);
 	}
 	if (r == CF_OK)
 		r = out_flush(o);

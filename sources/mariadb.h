@@ -31,7 +31,10 @@
  * mysqldump writes them.  Rows are multi-row INSERTs with an explicit column
  * list that leaves generated columns out, one row per line, each statement
  * at most about CF_MARIADB_STMT_MAX bytes (a single larger row makes its own
- * statement).  Values: NULL; numbers as the server prints them; binary
+ * statement).  Sequences come as SHOW CREATE SEQUENCE plus SETVAL();
+ * system-versioned tables with their history (FOR SYSTEM_TIME ALL, loaded
+ * under system_versioning_insert_history).  Values: NULL; numbers as the
+ * server prints them, FLOAT selected as DOUBLE so that it is exact; binary
  * strings, BLOBs, BIT and geometry as X'hex'; other strings, dates and times
  * quoted with mysql_real_escape_string().  The only names the loader
  * rewrites for a rename are in the CREATE DATABASE and USE lines; other
