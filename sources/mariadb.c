@@ -26,6 +26,7 @@ struct cf_mariadb {
 	char snap_time[40];
 	char gtid[256];
 	char **want;  /* the URL's database list, NULL-terminated, or NULL */
+	unsigned long long packet;  /* the server's max_allowed_packet */
 };
 
 struct out {
@@ -297,12 +298,13 @@ int cf_mariadb_begin_snapshot(struct cf_mariadb *db, const struct cf_mariadb_opt
 	if ((r = query(db, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level")) ||
 	    (r = query(db, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "start transaction")))
 		goto out;
-	if ((r = query_store(db, "SELECT UTC_TIMESTAMP(6), @@GLOBAL.gtid_binlog_pos", "snapshot position",
-			     &res)) != CF_OK)
+	if ((r = query_store(db, "SELECT UTC_TIMESTAMP(6), @@GLOBAL.gtid_binlog_pos, @@GLOBAL.max_allowed_packet",
+			     "snapshot position", &res)) != CF_OK)
 		goto out;
 	if ((row = mysql_fetch_row(res))) {
 		snprintf(db->snap_time, sizeof(db->snap_time), "%s", row[0] ? row[0] : "");
 		snprintf(db->gtid, sizeof(db->gtid), "%s", row[1] ? row[1] : "");
+		db->packet = row[2] ? strtoull(row[2], NULL, 10) : 0;
 	}
 	db->in_snapshot = true;
 	r = CF_OK;
@@ -523,16 +525,138 @@ out:
 	return r;
 }
 
+/* The primary key's columns of a table, "," separated in key order, in
+ * *pk (empty when it has none). */
+static int primary_key(struct cf_mariadb *db, const char *dbname, const char *table, struct cf_buf *pk,
+		       size_t *npk)
+{
+	struct cf_buf q = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	*npk = 0;
+	if ((r = cf_buf_adds(&q, "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ")) ||
+	    (r = add_quoted(db->m, &q, dbname, strlen(dbname))) || (r = cf_buf_adds(&q, " AND TABLE_NAME = ")) ||
+	    (r = add_quoted(db->m, &q, table, strlen(table))) ||
+	    (r = cf_buf_adds(&q, " AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX")))
+		goto out;
+	if ((r = query_store(db, (char *)q.data, "read the primary key", &res)) != CF_OK)
+		goto out;
+	while ((row = mysql_fetch_row(res)))
+		if ((r = cf_buf_add(pk, row[0], strlen(row[0]) + 1)) != CF_OK)
+			goto out;
+		else
+			(*npk)++;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	return r;
+}
+
+/* A row bigger than this much data is written in pieces (split_row). */
+#define SPLIT_ROW (4u << 20)
+/* Bytes of one column's data per piece: a piece's statement stays under
+ * 2 * PIECE + a little, which loads into any server whose
+ * max_allowed_packet is 8M or more (MariaDB's default is 16M). */
+#define PIECE (2u << 20)
+
+/* Can column i of the result be written in pieces: a string or BLOB (the
+ * server has sent text in utf8mb4, binary as bytes)? */
+static bool splittable(const MYSQL_FIELD *f)
+{
+	switch (f->type) {
+	case MYSQL_TYPE_VAR_STRING: case MYSQL_TYPE_STRING: case MYSQL_TYPE_VARCHAR:
+	case MYSQL_TYPE_BLOB: case MYSQL_TYPE_TINY_BLOB: case MYSQL_TYPE_MEDIUM_BLOB:
+	case MYSQL_TYPE_LONG_BLOB:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The WHERE clause naming one row by its primary key. */
+static int add_where(MYSQL *m, struct cf_buf *b, const MYSQL_FIELD *fields, MYSQL_ROW row,
+		     const unsigned long *len, const int *pki, size_t npk)
+{
+	int r;
+
+	if ((r = cf_buf_adds(b, " WHERE ")))
+		return r;
+	for (size_t k = 0; k < npk; k++) {
+		const MYSQL_FIELD *f = &fields[pki[k]];
+		if ((k && (r = cf_buf_adds(b, " AND "))) || (r = add_ident(b, f->org_name)) ||
+		    (r = cf_buf_adds(b, " = ")) || (r = add_value(m, b, f, row[pki[k]], len[pki[k]])))
+			return r;
+	}
+	return CF_OK;
+}
+
+/* A row too big for one statement: an INSERT with its big string columns
+ * empty, then "UPDATE t SET c = CONCAT(c, piece) WHERE <primary key>" for
+ * each piece of PIECE bytes (text cut between UTF-8 characters, so each
+ * piece is valid on its own).  Every statement fits a server whose
+ * max_allowed_packet is 8M; the stock client loads it too. */
+static int split_row(struct cf_mariadb *db, struct out *o, const char *table, const struct cf_buf *cols,
+		     const MYSQL_FIELD *fields, unsigned nf, MYSQL_ROW row, const unsigned long *len,
+		     const int *pki, size_t npk)
+{
+	int r;
+
+	if ((r = cf_buf_adds(&o->b, "INSERT INTO ")) || (r = add_ident(&o->b, table)) ||
+	    (r = cf_buf_adds(&o->b, " (")) || (r = cf_buf_add(&o->b, cols->data, cols->len)) ||
+	    (r = cf_buf_adds(&o->b, ") VALUES\n(")))
+		return r;
+	for (unsigned i = 0; i < nf; i++) {
+		bool big = row[i] && len[i] > PIECE && splittable(&fields[i]);
+		if (i && (r = cf_buf_add(&o->b, ",", 1)))
+			return r;
+		if (big)
+			r = cf_buf_adds(&o->b, fields[i].charsetnr == 63 ? "X''" : "''");
+		else
+			r = add_value(db->m, &o->b, &fields[i], row[i], len[i]);
+		if (r)
+			return r;
+	}
+	if ((r = cf_buf_adds(&o->b, ");\n")) || (r = out_flush(o)))
+		return r;
+	for (unsigned i = 0; i < nf; i++) {
+		if (!row[i] || len[i] <= PIECE || !splittable(&fields[i]))
+			continue;
+		bool bin = fields[i].charsetnr == 63;
+		for (unsigned long off = 0; off < len[i];) {
+			unsigned long n = len[i] - off < PIECE ? len[i] - off : PIECE;
+			/* never between the bytes of one UTF-8 character */
+			while (!bin && off + n < len[i] && n > 1 && ((unsigned char)row[i][off + n] & 0xc0) == 0x80)
+				n--;
+			if ((r = cf_buf_adds(&o->b, "UPDATE ")) || (r = add_ident(&o->b, table)) ||
+			    (r = cf_buf_adds(&o->b, " SET ")) || (r = add_ident(&o->b, fields[i].org_name)) ||
+			    (r = cf_buf_adds(&o->b, " = CONCAT(")) || (r = add_ident(&o->b, fields[i].org_name)) ||
+			    (r = cf_buf_adds(&o->b, ", ")) ||
+			    (r = bin ? add_hex(&o->b, row[i] + off, n) : add_quoted(db->m, &o->b, row[i] + off, n)) ||
+			    (r = cf_buf_adds(&o->b, ")")) || (r = add_where(db->m, &o->b, fields, row, len, pki, npk)) ||
+			    (r = cf_buf_adds(&o->b, ";\n")) || (r = out_flush(o)))
+				return r;
+			off += n;
+		}
+	}
+	return CF_OK;
+}
+
 static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, const struct tbl *t)
 {
 	const char *table = t->name;
-	struct cf_buf cols = CF_BUF_INIT, sel = CF_BUF_INIT, q = CF_BUF_INIT;
+	struct cf_buf cols = CF_BUF_INIT, sel = CF_BUF_INIT, q = CF_BUF_INIT, pk = CF_BUF_INIT;
 	MYSQL_RES *res = NULL;
 	MYSQL_ROW row;
 	bool open_stmt = false, history;
+	size_t npk = 0;
+	int *pki = NULL;
 	int r;
 
-	if ((r = column_list(db, dbname, table, t->versioned, &cols, &sel, &history)) != CF_OK)
+	if ((r = column_list(db, dbname, table, t->versioned, &cols, &sel, &history)) != CF_OK ||
+	    (r = primary_key(db, dbname, table, &pk, &npk)) != CF_OK)
 		goto out;
 	if (!cols.len)
 		goto out;
@@ -552,12 +676,46 @@ static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, c
 	}
 	unsigned nf = mysql_num_fields(res);
 	const MYSQL_FIELD *fields = mysql_fetch_fields(res);
-	uint64_t stmt_bytes = 0;
+	/* The key that names a row for split_row(): each column found by its
+	 * name in the result (an expression such as a FLOAT's has none). */
+	if (npk && !(pki = calloc(npk, sizeof(*pki)))) {
+		r = CF_ENOMEM;
+		goto out;
+	}
+	const char *pkname = (const char *)pk.data;
+	for (size_t k = 0; k < npk; k++, pkname += strlen(pkname) + 1) {
+		pki[k] = -1;
+		for (unsigned i = 0; i < nf; i++)
+			if (fields[i].org_name && !strcmp(fields[i].org_name, pkname))
+				pki[k] = (int)i;
+		if (pki[k] < 0)
+			npk = 0;
+	}
+	uint64_t stmt_bytes = 0, biggest = 0, nsplit = 0, nunsplit = 0;
 	while ((row = mysql_fetch_row(res))) {
 		const unsigned long *len = mysql_fetch_lengths(res);
 		if (cf_interrupted) {
 			r = cf_err(CF_EINTR, "mariadb: dump interrupted");
 			goto out;
+		}
+		uint64_t data = 0;
+		for (unsigned i = 0; i < nf; i++)
+			data += len[i];
+		if (data > SPLIT_ROW) {
+			biggest = data > biggest ? data : biggest;
+			/* A history row shares its key with the others of its row,
+			 * and an UPDATE would add history: not split. */
+			if (npk && !history) {
+				if (open_stmt && (r = cf_buf_adds(&o->b, ";\n")))
+					goto out;
+				open_stmt = false;
+				if ((r = split_row(db, o, table, &cols, fields, nf, row, len, pki, npk)))
+					goto out;
+				o->st->rows++;
+				nsplit++;
+				continue;
+			}
+			nunsplit++;
 		}
 		size_t before = o->b.len;
 		if (!open_stmt) {
@@ -596,6 +754,17 @@ static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, c
 		goto out;
 	if (history && (r = cf_buf_adds(&o->b, "/*M!101100 SET @@SESSION.system_versioning_insert_history = 0 */;\n")))
 		goto out;
+	if (nunsplit)
+		cf_warn("mariadb: %s.%s: %llu row%s of up to %llu bytes in one statement (%s): loading %s needs "
+			"a max_allowed_packet above twice that", dbname, table, (unsigned long long)nunsplit,
+			nunsplit == 1 ? "" : "s", (unsigned long long)biggest,
+			history ? "history rows are not split" : "no primary key to split by",
+			nunsplit == 1 ? "it" : "them");
+	if (biggest && db->packet && 2 * biggest > db->packet)
+		cf_warn("mariadb: %s.%s: a row of %llu bytes is larger than this server's max_allowed_packet "
+			"(%llu) as SQL: %s", dbname, table, (unsigned long long)biggest, db->packet,
+			nsplit ? "coffer writes such rows in pieces that load, but a copy made another way may not"
+			       : "it may not load back");
 	r = CF_OK;
 out:
 	if (res) {
@@ -609,6 +778,8 @@ out:
 	}
 	cf_buf_release(&cols);
 	cf_buf_release(&sel);
+	cf_buf_release(&pk);
+	free(pki);
 	cf_buf_release(&q);
 	return r;
 }

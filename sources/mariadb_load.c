@@ -523,10 +523,32 @@ static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 	return exec_stmt(L, q, qlen, line);
 }
 
+/* After a statement with warnings: CF_EDB when one says a value passed
+ * max_allowed_packet (1301), else CF_OK. */
+static int packet_warning(struct load *L, unsigned long line)
+{
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	int r = CF_OK;
+
+	if (mysql_real_query(L->m, "SHOW WARNINGS", 13) || !(res = mysql_store_result(L->m)))
+		return cf_err(CF_EDB, "line %lu: SHOW WARNINGS: %s", line, mysql_error(L->m));
+	while (!r && (row = mysql_fetch_row(res)))
+		if (row[1] && !strcmp(row[1], "1301"))
+			r = cf_err(CF_EDB, "line %lu: a value is larger than the server's max_allowed_packet "
+				   "(raise it to load this row): %s", line, row[2] ? row[2] : "");
+	mysql_free_result(res);
+	return r;
+}
+
 static int exec_stmt(struct load *L, const char *q, size_t qlen, unsigned long line)
 {
 	if (mysql_real_query(L->m, q, qlen))
 		return cf_err(CF_EDB, "line %lu: %s", line, mysql_error(L->m));
+	/* A CONCAT() whose result would pass max_allowed_packet gives NULL and
+	 * only a warning: a row written in pieces would lose its value. */
+	if (mysql_field_count(L->m) == 0 && mysql_warning_count(L->m) && !strncasecmp(q, "UPDATE ", 7))
+		return packet_warning(L, line);
 	/* SELECT SETVAL() and CALL return result sets; read and drop them. */
 	for (;;) {
 		MYSQL_RES *res = mysql_store_result(L->m);

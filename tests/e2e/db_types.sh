@@ -36,9 +36,6 @@ EOF
 sql() { mariadb "${MDB_ARGS[@]}" --default-character-set=utf8mb4 "$@"; }
 q() { sql -N -B -e "SET time_zone='+00:00'; $1"; }
 
-P=cfrep_$$_$RANDOM
-DB=${P}_app OTHER=${P}_other
-
 P=cftyp_$$_$RANDOM
 DB=${P}_t NEW=${P}_r
 on_exit()
