@@ -111,7 +111,7 @@ static const char usage_text[] =
 "                              mariadb/<db>.sql; URL mariadb://USER[:PW]@HOST[:PORT]/[DB1,DB2][?socket=PATH]\n"
 "                              (password also from MARIADB_PASSWORD or MARIADB_PASSWORD_FILE)\n"
 "  --mariadb-lock              take FLUSH TABLES WITH READ LOCK while the snapshot starts\n"
-"                              (needed for consistent non-transactional tables such as MyISAM)\n"
+"                              (an exact start point; MyISAM tables are still read as they are)\n"
 "  --postgres URL              pg_dump PostgreSQL databases (each in one consistent snapshot)\n"
 "                              into the snapshot as postgres/<db>.sql; URL\n"
 "                              postgres://USER[:PW]@HOST[:PORT]/[DB1,DB2][?sslmode=...] (libpq's;\n"
