@@ -847,7 +847,20 @@ static int dump_table(struct cf_mariadb *db, struct out *o, const char *dbname, 
 		o->st->objects++;
 	} else {
 		o->st->tables++;
+		/* As mariadb-dump writes it: the table locked for its rows (one
+		 * lock instead of one per statement) and a MyISAM/Aria table's
+		 * non-unique indexes built once at the end.  Not for a table
+		 * whose DEFAULT reads a sequence: LOCK TABLES would have to name
+		 * that sequence too. */
+		bool lock = !strcasestr(def, "nextval(");
+		if (lock && ((r = cf_buf_adds(&o->b, "LOCK TABLES ")) || (r = add_ident(&o->b, t->name)) ||
+			     (r = cf_buf_adds(&o->b, " WRITE;\nALTER TABLE ")) || (r = add_ident(&o->b, t->name)) ||
+			     (r = cf_buf_adds(&o->b, " DISABLE KEYS;\n"))))
+			goto out;
 		r = dump_rows(db, o, dbname, t);
+		if (!r && lock && ((r = cf_buf_adds(&o->b, "ALTER TABLE ")) || (r = add_ident(&o->b, t->name)) ||
+				   (r = cf_buf_adds(&o->b, " ENABLE KEYS;\nUNLOCK TABLES;\n"))))
+			goto out;
 	}
 	if (r == CF_OK)
 		r = out_flush(o);
@@ -987,9 +1000,10 @@ static int write_header(struct cf_mariadb *db, struct out *o, const char *name, 
 	if ((r = cf_buf_adds(&o->b,
 			     "\n-- Load with `coffer restore ... --mariadb URL` or `mariadb < this-file`.\n\n"
 			     "SET NAMES utf8mb4;\n"
-			     "SET @cf_old_fk = @@SESSION.foreign_key_checks, @cf_old_sql_mode = @@SESSION.sql_mode, "
+			     "SET @cf_old_fk = @@SESSION.foreign_key_checks, @cf_old_uc = @@SESSION.unique_checks, "
+			     "@cf_old_sql_mode = @@SESSION.sql_mode, "
 			     "@cf_old_tz = @@SESSION.time_zone;\n"
-			     "SET SESSION foreign_key_checks = 0;\n"
+			     "SET SESSION foreign_key_checks = 0, unique_checks = 0;\n"
 			     "SET SESSION sql_mode = '" LOAD_SQL_MODE "';\n"
 			     "SET SESSION time_zone = '+00:00';\n\n"
 			     "CREATE DATABASE IF NOT EXISTS ")) ||
@@ -1072,7 +1086,7 @@ int cf_mariadb_dump_db(struct cf_mariadb *db, const char *name, cf_sink_fn sink,
 			    "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ",
 			    " ORDER BY EVENT_NAME", "EVENT")) != CF_OK)
 		goto out;
-	if ((r = cf_buf_adds(&o.b, "\nSET SESSION foreign_key_checks = @cf_old_fk, sql_mode = @cf_old_sql_mode, "
+	if ((r = cf_buf_adds(&o.b, "\nSET SESSION foreign_key_checks = @cf_old_fk, unique_checks = @cf_old_uc, sql_mode = @cf_old_sql_mode, "
 				   "time_zone = @cf_old_tz;\n-- coffer dump complete\n")) ||
 	    (r = out_flush(&o)))
 		goto out;
