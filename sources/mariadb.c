@@ -644,6 +644,41 @@ static int split_row(struct cf_mariadb *db, struct out *o, const char *table, co
 	return CF_OK;
 }
 
+/* Content-defined statement boundaries.  A statement ends after a row
+ * whose key hashes below a threshold proportional to the row's own size:
+ * statements average CF_MARIADB_STMT_AVG bytes whatever the row size, and
+ * whether a row ends one depends on that row alone, so a change moves only
+ * the boundaries of the rows it changes and every other statement comes out
+ * byte for byte as before (the chunker then finds the same chunks).  The
+ * key is the primary key's values, else the whole row's text. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static bool stmt_ends_after(const struct out *o, size_t row_start, MYSQL_ROW row,
+			    const unsigned long *len, const int *pki, size_t npk, uint64_t stmt_bytes)
+{
+	uint64_t h = 0xcbf29ce484222325ull, rowbytes = o->b.len - row_start;
+
+	if (stmt_bytes >= CF_MARIADB_STMT_MAX || rowbytes >= CF_MARIADB_STMT_AVG)
+		return true;
+	if (npk) {
+		for (size_t k = 0; k < npk; k++)
+			h = fnv1a(row[pki[k]] ? fnv1a(h, row[pki[k]], len[pki[k]]) : h, "\0", 1);
+	} else {
+		h = fnv1a(h, o->b.data + row_start, rowbytes);
+	}
+	h ^= h >> 29;  /* FNV's low bits mix poorly */
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	/* P(end) = rowbytes / AVG, taken from the top 32 bits */
+	return (h >> 32) < ((rowbytes << 32) / CF_MARIADB_STMT_AVG);
+}
+
 static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, const struct tbl *t)
 {
 	const char *table = t->name;
@@ -737,7 +772,7 @@ static int dump_rows(struct cf_mariadb *db, struct out *o, const char *dbname, c
 			goto out;
 		o->st->rows++;
 		stmt_bytes += o->b.len - before;
-		if (stmt_bytes >= CF_MARIADB_STMT_MAX) {
+		if (stmt_ends_after(o, before, row, len, pki, npk, stmt_bytes)) {
 			if ((r = cf_buf_adds(&o->b, ";\n")) != CF_OK)
 				goto out;
 			open_stmt = false;

@@ -30,8 +30,9 @@
  * events are wrapped in "DELIMITER ;;" ... ";;" / "DELIMITER ;" like
  * mysqldump writes them.  Rows are multi-row INSERTs with an explicit column
  * list that leaves generated columns out, one row per line, each statement
- * at most about CF_MARIADB_STMT_MAX bytes (a single larger row makes its own
- * statement).  Sequences come as SHOW CREATE SEQUENCE plus SETVAL();
+ * ending where a hash of a row's primary key meets a threshold (see
+ * mariadb.c: content-defined, so that a change shifts only the statements
+ * around it), at most about CF_MARIADB_STMT_MAX bytes.  Sequences come as SHOW CREATE SEQUENCE plus SETVAL();
  * system-versioned tables with their history (FOR SYSTEM_TIME ALL, loaded
  * under system_versioning_insert_history).  Values: NULL; numbers as the
  * server prints them, FLOAT selected as DOUBLE so that it is exact; binary
@@ -53,7 +54,10 @@
 #include "sources/dburl.h"
 #include "engine/sink.h"
 
-#define CF_MARIADB_STMT_MAX (1u << 20)
+/* Multi-row INSERTs end at content-defined points averaging
+ * CF_MARIADB_STMT_AVG bytes, and at CF_MARIADB_STMT_MAX at the latest. */
+#define CF_MARIADB_STMT_AVG (256u << 10)
+#define CF_MARIADB_STMT_MAX (4u << 20)
 
 struct cf_mariadb;
 
