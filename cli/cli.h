@@ -127,6 +127,10 @@ int cmd_agent(struct cli *c);
 int cmd_dump(struct cli *c);
 /* restore SNAPSHOT --postgres URL (cmd_restore_pg.c) */
 int cmd_restore_postgres(struct cli *c);
+/* cmd_replicate.c */
+int cmd_replicate(struct cli *c);
+int cmd_sqlite(struct cli *c);
+int cmd_sqlite_restore(struct cli *c);
 /* cmd_maint.c */
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);

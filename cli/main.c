@@ -59,6 +59,11 @@ static const char usage_text[] =
 "                              the copies and the drill that are due); --run copy:NAME one\n"
 "                              copy now, --run drill the restore drill now\n"
 "  healthcheck                 exit 1 if the agent's last job failed or one is overdue\n"
+"  replicate DB...             follow live SQLite databases continuously into the repository\n"
+"                              (until SIGINT/SIGTERM; doc/databases.md)\n"
+"  sqlite list DB...           replicated generations and the times each can restore\n"
+"  restore --sqlite DB [--time 'YYYY-MM-DD HH:MM:SS'] --target FILE\n"
+"                              rebuild a replicated database as of a time (default: latest)\n"
 "  version                     print the version\n"
 "\n"
 "SNAPSHOT is an id prefix or 'latest' (filtered by --host, --tag, --path).\n"
@@ -324,7 +329,7 @@ static const struct cmd_doc {
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
 	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
 	  " target include exclude path-map overwrite delete dry-run verify threads mariadb postgres database"
-	  " rename all yes no-stop force" FILTER_OPTS " " },
+	  " rename all yes no-stop force sqlite time" FILTER_OPTS " " },
 	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
 	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
@@ -341,6 +346,9 @@ static const struct cmd_doc {
 	{ "agent", "agent [--once | --run backup|copy:NAME|drill | --print-schedule N | --healthcheck | --print-config]",
 	  " once run print-schedule healthcheck print-config " },
 	{ "healthcheck", "healthcheck", " " },
+	{ "replicate", "replicate DB...", " host " },
+	{ "sqlite", "sqlite list DB... | sqlite restore --sqlite DB [--time T] --target FILE",
+	  " sqlite time target " },
 	{ "version", "version", " " },
 	{ "help", "help [COMMAND]", " " },
 };
@@ -350,7 +358,7 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "host", "NAME", "backup: hostname recorded; others: only snapshots of this host" },
 	{ "tag", "TAG", "backup: add a tag; others: only snapshots with it (repeatable)" },
 	{ "path", "PATH", "only snapshots of this path (repeatable)" },
-	{ "time", "'YYYY-MM-DD HH:MM:SS'", "snapshot time (default: now)" },
+	{ "time", "'YYYY-MM-DD HH:MM:SS'", "backup: snapshot time (default: now); restore --sqlite: as of then (default: latest)" },
 	{ "exclude", "PATTERN", "skip paths or names matching a shell pattern (repeatable)" },
 	{ "exclude-file", "FILE", "--exclude each line of FILE (blank and # lines skipped)" },
 	{ "exclude-if-present", "NAME[:HEADER]", "skip directories holding NAME (starting with HEADER)" },
@@ -364,11 +372,11 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "threads", "N", "worker threads" },
 	{ "mariadb", "URL", "backup: dump this server's databases; restore: load the dumps into it" },
 	{ "mariadb-lock", NULL, "FLUSH TABLES WITH READ LOCK while the snapshot starts" },
-	{ "sqlite", "PATH", "a consistent copy of a live SQLite database (repeatable)" },
+	{ "sqlite", "PATH", "backup: a consistent copy of a live SQLite database (repeatable); restore: a replicated one" },
 	{ "postgres", "URL", "backup: pg_dump this server's databases; restore: load the dumps into it" },
 	{ "stdin-from-command", "CMD", "store CMD's stdout as a file (repeatable, each with" },
 	{ "stdin-filename", "NAME", "...its own --stdin-filename, paired in order)" },
-	{ "target", "DIR", "where to restore files" },
+	{ "target", "DIR", "where to restore files (restore --sqlite: the new database file)" },
 	{ "include", "PATH", "restore only this snapshot path (repeatable; must exist)" },
 	{ "path-map", "SNAP_PATH=DIR", "restore SNAP_PATH's contents into DIR (repeatable)" },
 	{ "overwrite", "always|if-changed|never", "what to do with existing files (default if-changed)" },
@@ -764,8 +772,14 @@ int main(int argc, char **argv)
 		return cmd_snapshots(&c);
 	if (!strcmp(cmd, "ls"))
 		return cmd_ls(&c);
+	if (!strcmp(cmd, "restore") && c.nsqlite)
+		return cmd_sqlite_restore(&c);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(&c);
+	if (!strcmp(cmd, "replicate"))
+		return cmd_replicate(&c);
+	if (!strcmp(cmd, "sqlite"))
+		return cmd_sqlite(&c);
 	if (!strcmp(cmd, "dump"))
 		return cmd_dump(&c);
 	if (!strcmp(cmd, "check"))
