@@ -172,6 +172,12 @@ static int open_conn(struct rdb *d, sqlite3 **out)
 		return rc;
 	}
 	sqlite3_busy_timeout(*out, 10000);
+	/* Closing the last connection of a database deletes its -wal by name.
+	 * Ours may close after the file was replaced, when that name is the
+	 * new database's live WAL: keep it (the application's own close still
+	 * removes it). */
+	int persist = 1;
+	sqlite3_file_control(*out, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	return CF_OK;
 }
 
@@ -488,9 +494,11 @@ static int new_generation(struct cf_repo *r, const struct cf_replicate_opts *o, 
 	if ((rc = page_size_of(d, &g.page_size)) ||
 	    (rc = base_copy(d, o->tmp_dir ? o->tmp_dir : (dir[0] ? dir : "/"), &tmp)))
 		goto out;
-	/* the WAL as the held transaction sees it, and perhaps a little more */
+	/* the WAL as the held transaction sees it, and perhaps a little more;
+	 * its transactions from before the base do not count as shrinking it */
 	if ((rc = scan(d)))
 		goto out;
+	d->new_gen = NULL;
 	if (stat(d->path, &st) < 0) {
 		rc = cf_err_errno("sqlite %s", d->path);
 		goto out;
@@ -606,17 +614,17 @@ int cf_replicate_run(struct cf_repo *r, const struct cf_replicate_opts *o, volat
 				goto out;
 			if (!sync)
 				continue;
-			if ((rc = flush(r, d)) || (rc = checkpoint(d)))
-				goto out;
-			if (!d->new_gen && replaced(d))
+			/* a replaced file first: SQLite fails on the old one's
+			 * connections once its -wal and -shm are gone */
+			if (replaced(d))
 				d->new_gen = "replaced";
+			if ((rc = flush(r, d)) || (!d->new_gen && (rc = checkpoint(d))))
+				goto out;
 			if (!d->new_gen && d->since_base > base_bytes)
 				d->new_gen = "size";
 			if (d->new_gen) {
 				/* what the checkpoint's reads added belongs to this generation */
-				if (strcmp(d->new_gen, "replaced") && (rc = flush(r, d)))
-					goto out;
-				if ((rc = new_generation(r, o, d, d->new_gen)))
+				if ((rc = flush(r, d)) || (rc = new_generation(r, o, d, d->new_gen)))
 					goto out;
 			}
 		}
