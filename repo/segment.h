@@ -134,7 +134,7 @@ int cf_seg_list(struct cf_repo *r, const char *db, struct cf_seg_listing **out, 
 
 /* Give up the lock cf_repo_lock() took (the replicator holds a shared lock
  * only while it stores a base copy, so that prune can run meanwhile:
- * prune never touches sqlite-*/). */
+ * prune never touches the sqlite-<db> directories). */
 void cf_seg_unlock(struct cf_repo *r);
 
 #endif
