@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <jansson.h>
 #include "repo/repo.h"
 
 #define MAXV 256
@@ -97,8 +99,15 @@ enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_PARTIAL = 3, EXIT_NOREPO = 10, EXIT_LOCKE
 /* common.c */
 struct cf_snapshot_filter;
 int exit_code(int rc);
-/* Print "coffer: <message>" and return the exit code for rc. */
+/* Print "coffer: <message>" (with --json: restic's {"message_type":
+ * "exit_error","code":N,"message":...} line) on stderr and return the exit
+ * code for rc. */
 int fail(int rc);
+/* --json was given: fail() writes exit_error lines (set by main). */
+extern bool cli_json_errors;
+/* Print j on one line to f (compact, keys in insertion order) and drop the
+ * reference; nothing when j is NULL (out of memory). */
+void json_line(FILE *f, json_t *j);
 /* Open the storage named by -r / COFFER_REPOSITORY.  Every command that
  * touches a repository comes through here after validating its options and
  * arguments: with c->parse_only it exits 0 instead (see parse_only_done). */
@@ -131,6 +140,8 @@ int cmd_restore_postgres(struct cli *c);
 int cmd_replicate(struct cli *c);
 int cmd_sqlite(struct cli *c);
 int cmd_sqlite_restore(struct cli *c);
+/* version: "coffer VERSION", with --json restic's {"message_type":"version",...} */
+int cmd_version(struct cli *c);
 /* cmd_maint.c */
 int cmd_forget(struct cli *c);
 int cmd_prune(struct cli *c);

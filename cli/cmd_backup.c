@@ -18,22 +18,79 @@
 #include <time.h>
 #include <unistd.h>
 
+/* backup --json's last line: restic's flat summary (doc/075_scripting.rst),
+ * then coffer's snapshot fields beside it (id, tree, paths, summary, ...). */
+static void print_json_summary(const struct cf_snapshot *s)
+{
+	const struct cf_snapshot_summary *m = &s->summary;
+	char hex[CF_ID_HEX], start[64], end[64];
+	cf_hex(s->id, CF_ID_LEN, hex);
+	cf_format_time(m->backup_start_ns, start, sizeof(start));
+	cf_format_time(m->backup_end_ns, end, sizeof(end));
+	json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			      " s:f, s:s, s:s, s:s, s:I}",
+		"message_type", "summary", "dry_run", 0,
+		"files_new", (json_int_t)m->files_new, "files_changed", (json_int_t)m->files_changed,
+		"files_unmodified", (json_int_t)m->files_unmodified,
+		"dirs_new", (json_int_t)m->dirs_new, "dirs_changed", (json_int_t)m->dirs_changed,
+		"dirs_unmodified", (json_int_t)m->dirs_unmodified,
+		"data_blobs", (json_int_t)m->data_blobs, "tree_blobs", (json_int_t)m->tree_blobs,
+		"data_added", (json_int_t)m->data_added, "data_added_packed", (json_int_t)m->data_added_packed,
+		"total_files_processed", (json_int_t)m->total_files_processed,
+		"total_bytes_processed", (json_int_t)m->total_bytes_processed,
+		"total_duration", (double)(m->backup_end_ns - m->backup_start_ns) / 1e9,
+		"backup_start", start, "backup_end", end, "snapshot_id", hex,
+		"files_unreadable", (json_int_t)m->files_unreadable);
+	json_t *snap = cf_snapshot_to_json(s);
+	if (j && snap)
+		json_object_update_missing(j, snap);
+	json_decref(snap);
+	json_line(stdout, j);
+}
+
+/* backup --json: restic's "status" lines on stdout */
+static void json_status(void *ctx, const struct cf_backup_status *st)
+{
+	(void)ctx;
+	double pct = st->total_bytes ? (double)st->bytes_done / (double)st->total_bytes : 0;
+	if (st->final)
+		pct = 1;
+	json_t *j = json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:I}", "message_type", "status",
+		"seconds_elapsed", (json_int_t)st->seconds_elapsed, "percent_done", pct,
+		"total_files", (json_int_t)st->total_files, "files_done", (json_int_t)st->files_done,
+		"total_bytes", (json_int_t)st->total_bytes, "bytes_done", (json_int_t)st->bytes_done,
+		"error_count", (json_int_t)st->error_count);
+	if (!j)
+		return;
+	/* an estimate only once the totals are known, as restic */
+	if (st->totals_final && st->bytes_done && st->seconds_elapsed > 0 && !st->final) {
+		double rate = (double)st->bytes_done / st->seconds_elapsed;
+		json_object_set_new(j, "seconds_remaining",
+				    json_integer((json_int_t)((double)(st->total_bytes - st->bytes_done) / rate)));
+	}
+	json_t *cur = json_array();
+	if (cur && st->current_file)
+		json_array_append_new(cur, json_string(st->current_file));
+	json_object_set_new(j, "current_files", cur);
+	json_line(stdout, j);
+}
+
+/* backup --json: restic's "error" lines on stderr */
+static void json_error(void *ctx, const char *item, const char *message)
+{
+	(void)ctx;
+	fflush(stdout);
+	json_line(stderr, json_pack("{s:s, s:{s:s}, s:s, s:s}", "message_type", "error", "error",
+				    "message", message, "during", "archival", "item", item));
+}
+
 static void print_summary(const struct cf_snapshot *s, bool json)
 {
 	const struct cf_snapshot_summary *m = &s->summary;
 	char hex[CF_ID_HEX];
 	cf_hex(s->id, CF_ID_LEN, hex);
 	if (json) {
-		json_t *j = cf_snapshot_to_json(s);
-		if (j) {
-			json_object_set_new(j, "message_type", json_string("summary"));
-			json_object_set_new(j, "snapshot_id", json_string(hex));
-			char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			if (t)
-				puts(t);
-			free(t);
-			json_decref(j);
-		}
+		print_json_summary(s);
 		return;
 	}
 	char a[32], b[32], tot[32];
@@ -178,6 +235,11 @@ static int backup_run(struct cli *c, const struct lists *l)
 	if (!c->no_cache && cf_cache_dir_default(cache_dir, sizeof(cache_dir)))
 		o.cache_dir = cache_dir;
 	o.progress = !c->quiet && !c->json && isatty(2);
+	if (c->json) {
+		o.error = json_error;
+		if (!c->quiet)
+			o.status = json_status;
+	}
 	if (c->time && (rc = cf_parse_time(c->time, &o.time_ns)))
 		return fail(rc);
 	for (size_t i = 0; i < o.npaths && !c->parse_only; i++)

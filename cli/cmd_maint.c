@@ -68,7 +68,10 @@ static void print_prune_plan(struct cli *c, const struct cf_prune_stats *s)
 
 static void print_prune_json(const struct cf_prune_stats *s, bool dry_run)
 {
-	json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	/* restic's documented schema has no prune output: the JSON-lines
+	 * summary shape (message_type "summary") with coffer's counts */
+	json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"message_type", "summary",
 		"dry_run", dry_run,
 		"snapshots", (json_int_t)s->snapshots, "packs", (json_int_t)s->packs,
 		"pack_bytes", (json_int_t)s->pack_bytes,
@@ -82,11 +85,7 @@ static void print_prune_json(const struct cf_prune_stats *s, bool dry_run)
 		"bytes_unused_after", (json_int_t)s->bytes_unused_after,
 		"packs_written", (json_int_t)s->packs_written,
 		"packs_young", (json_int_t)s->packs_young, "bytes_young", (json_int_t)s->bytes_young);
-	char *t = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
-	if (t)
-		puts(t);
-	free(t);
-	json_decref(j);
+	json_line(stdout, j);
 }
 
 /* Plan, say what it will free, then (unless --dry-run) do it.  r must hold

@@ -144,6 +144,42 @@ static const char *type_name(int t)
 	}
 }
 
+/* The node's mode as Go's os.FileMode, which restic's JSON carries: the
+ * permission bits, the type as one high bit (dir 1<<31, symlink 1<<27,
+ * device 1<<26 plus 1<<21 for a character device, named pipe 1<<25, socket
+ * 1<<24) and setuid/setgid/sticky as 1<<23, 1<<22, 1<<20.  perm gets its
+ * String() form, "drwxr-xr-x", "Lrwxrwxrwx", "Dcrw-rw-rw-". */
+static uint32_t go_mode(const struct cf_node *n, char perm[32])
+{
+	static const char letters[] = "dalTLDpSugct?";
+	uint32_t m = n->mode & 0777;
+	switch (n->type) {
+	case CF_NODE_DIR: m |= 1u << 31; break;
+	case CF_NODE_SYMLINK: m |= 1u << 27; break;
+	case CF_NODE_BLOCKDEV: m |= 1u << 26; break;
+	case CF_NODE_CHARDEV: m |= 1u << 26 | 1u << 21; break;
+	case CF_NODE_FIFO: m |= 1u << 25; break;
+	case CF_NODE_SOCKET: m |= 1u << 24; break;
+	default: break;
+	}
+	if (n->mode & 04000)
+		m |= 1u << 23;
+	if (n->mode & 02000)
+		m |= 1u << 22;
+	if (n->mode & 01000)
+		m |= 1u << 20;
+	size_t k = 0;
+	for (int i = 0; letters[i]; i++)
+		if (m & (1u << (31 - i)))
+			perm[k++] = letters[i];
+	if (!k)
+		perm[k++] = '-';
+	for (int i = 8; i >= 0; i--)
+		perm[k++] = m & (1u << i) ? "xwr"[i % 3] : '-';
+	perm[k] = 0;
+	return m;
+}
+
 static int ls_tree(struct cli *c, struct cf_repo *r, const uint8_t id[CF_ID_LEN], const char *prefix,
 		   const char *only)
 {
@@ -163,18 +199,20 @@ static int ls_tree(struct cli *c, struct cf_repo *r, const uint8_t id[CF_ID_LEN]
 		bool above = only && !inside && !strncmp(only, p, pl) && only[pl] == '/';
 		if (inside) {
 			if (c->json) {
-				char mt[64];
+				/* restic's node (doc/075_scripting.rst); "struct_type"
+				 * as restic 0.14 writes it, "message_type" as newer ones */
+				char mt[64], at[64], ct[64], perm[32];
+				uint32_t mode = go_mode(n, perm);
 				cf_format_time(n->mtime_ns, mt, sizeof(mt));
-				json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}",
+				cf_format_time(n->atime_ns, at, sizeof(at));
+				cf_format_time(n->ctime_ns, ct, sizeof(ct));
+				json_line(stdout, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s,"
+							    " s:s, s:s, s:I, s:s}", "message_type", "node",
 						      "name", n->name, "type", type_name(n->type), "path", p,
 						      "uid", (json_int_t)n->uid, "gid", (json_int_t)n->gid,
-						      "size", (json_int_t)n->size, "mode", (json_int_t)n->mode,
-						      "mtime", mt, "struct_type", "node");
-				char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-				if (s)
-					puts(s);
-				free(s);
-				json_decref(j);
+						      "size", (json_int_t)n->size, "mode", (json_int_t)mode,
+						      "permissions", perm, "mtime", mt, "atime", at, "ctime", ct,
+						      "inode", (json_int_t)n->ino, "struct_type", "node"));
 			} else {
 				puts(p);
 			}
@@ -201,12 +239,11 @@ int cmd_ls(struct cli *c)
 		goto out;
 	if (c->json) {
 		json_t *j = cf_snapshot_to_json(&s);
-		json_object_set_new(j, "struct_type", json_string("snapshot"));
-		char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (t)
-			puts(t);
-		free(t);
-		json_decref(j);
+		if (j) {
+			json_object_set_new(j, "message_type", json_string("snapshot"));
+			json_object_set_new(j, "struct_type", json_string("snapshot"));
+		}
+		json_line(stdout, j);
 	}
 	const char *only = c->nargs > 1 ? c->args[1] : NULL;
 	char *o = NULL;
@@ -246,7 +283,16 @@ int cmd_check(struct cli *c)
 	else if (c->read_data_subset)
 		snprintf(what, sizeof(what), " (data of %llu packs read, subset %s)",
 			 (unsigned long long)st.packs_read, c->read_data_subset);
-	if (!c->quiet)
+	if (c->json && (rc == CF_OK || rc == CF_ECORRUPT)) {
+		/* restic's check summary (doc/075_scripting.rst); broken packs
+		 * are named on stderr, not listed here yet */
+		json_line(stdout, json_pack("{s:s, s:I, s:[], s:b, s:b, s:I, s:I, s:I, s:I, s:I}",
+			"message_type", "summary", "num_errors", (json_int_t)st.errors, "broken_packs",
+			"suggest_repair_index", 0, "suggest_prune", 0,
+			"snapshots", (json_int_t)st.snapshots, "trees", (json_int_t)st.trees,
+			"packs", (json_int_t)st.packs, "packs_read", (json_int_t)st.packs_read,
+			"blobs_read", (json_int_t)st.blobs_read));
+	} else if (!c->quiet)
 		printf("checked %llu snapshots, %llu trees, %llu packs%s: %s\n",
 		       (unsigned long long)st.snapshots, (unsigned long long)st.trees,
 		       (unsigned long long)st.packs, what, st.errors ? "PROBLEMS FOUND" : "no errors");

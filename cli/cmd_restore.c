@@ -89,6 +89,43 @@ static int check_includes(struct cli *c, struct cf_repo *r, const struct cf_snap
 	return CF_OK;
 }
 
+/* restore --json: restic's status lines (doc/075_scripting.rst) on stdout,
+ * while it runs; phase is coffer's: only "restoring" counts files and bytes
+ * restored.  files_skipped, files_deleted and bytes_skipped (counted by the
+ * workers) are in the last status line only, as restic omits zero counts. */
+static void json_status(void *ctx, const struct cf_restore_status *st)
+{
+	(void)ctx;
+	bool w = st->phase && !strcmp(st->phase, "restoring");
+	json_line(stdout, json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:s}",
+		"message_type", "status", "seconds_elapsed", (json_int_t)st->seconds_elapsed,
+		"percent_done", w && st->bytes_total ? (double)st->bytes_done / (double)st->bytes_total : 0.0,
+		"total_files", (json_int_t)st->files_total, "files_restored", (json_int_t)(w ? st->files_done : 0),
+		"total_bytes", (json_int_t)st->bytes_total, "bytes_restored", (json_int_t)(w ? st->bytes_done : 0),
+		"phase", st->phase ? st->phase : ""));
+}
+
+static double restore_started; /* cf_now_mono() when cf_restore_run began */
+
+/* restore --json's summary: restic's keys, then coffer's own */
+static json_t *json_summary(struct cli *c, const struct cf_snapshot *s, const struct cf_restore_stats *st)
+{
+	char hex[CF_ID_HEX];
+	cf_hex(s->id, CF_ID_LEN, hex);
+	uint64_t written = st->files_created + st->files_replaced + st->files_linked;
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+			 " s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"message_type", "summary", "seconds_elapsed", (json_int_t)(cf_now_mono() - restore_started),
+		"total_files", (json_int_t)(written + st->files_kept), "files_restored", (json_int_t)written,
+		"files_skipped", (json_int_t)st->files_kept, "files_deleted", (json_int_t)st->deleted,
+		"total_bytes", (json_int_t)(st->bytes_written + st->bytes_kept),
+		"bytes_restored", (json_int_t)st->bytes_written, "bytes_skipped", (json_int_t)st->bytes_kept,
+		"snapshot_id", hex, "dry_run", c->dry_run, "files_created", (json_int_t)st->files_created,
+		"files_replaced", (json_int_t)st->files_replaced, "files_linked", (json_int_t)st->files_linked,
+		"dirs_restored", (json_int_t)st->dirs, "bytes_deleted", (json_int_t)st->bytes_deleted,
+		"files_verified", (json_int_t)st->verified, "errors", (json_int_t)st->errors);
+}
+
 static void print_summary(struct cli *c, const struct cf_snapshot *s, const struct cf_restore_stats *st)
 {
 	char hex[CF_ID_HEX], w[32], k[32], d[32];
@@ -97,19 +134,15 @@ static void print_summary(struct cli *c, const struct cf_snapshot *s, const stru
 	human(st->bytes_kept, k, sizeof(k));
 	human(st->bytes_deleted, d, sizeof(d));
 	if (c->json) {
-		printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"dry_run\":%s,"
-		       "\"files_restored\":%llu,\"files_created\":%llu,\"files_replaced\":%llu,"
-		       "\"files_linked\":%llu,\"files_skipped\":%llu,\"dirs_restored\":%llu,"
-		       "\"bytes_restored\":%llu,\"bytes_skipped\":%llu,\"files_deleted\":%llu,"
-		       "\"bytes_deleted\":%llu,\"files_verified\":%llu,\"errors\":%llu}\n", hex,
-		       c->dry_run ? "true" : "false",
-		       (unsigned long long)(st->files_created + st->files_replaced + st->files_linked),
-		       (unsigned long long)st->files_created, (unsigned long long)st->files_replaced,
-		       (unsigned long long)st->files_linked, (unsigned long long)st->files_kept,
-		       (unsigned long long)st->dirs, (unsigned long long)st->bytes_written,
-		       (unsigned long long)st->bytes_kept, (unsigned long long)st->deleted,
-		       (unsigned long long)st->bytes_deleted, (unsigned long long)st->verified,
-		       (unsigned long long)st->errors);
+		/* a last status line (there is at least one), then the summary */
+		json_t *j = json_summary(c, s, st);
+		json_t *f = json_pack("{s:s, s:f}", "message_type", "status", "percent_done", 1.0);
+		const char *keys[] = { "seconds_elapsed", "total_files", "files_restored", "files_skipped",
+				       "files_deleted", "total_bytes", "bytes_restored", "bytes_skipped" };
+		for (size_t i = 0; j && f && i < sizeof(keys) / sizeof(keys[0]); i++)
+			json_object_set(f, keys[i], json_object_get(j, keys[i]));
+		json_line(stdout, f);
+		json_line(stdout, j);
 		return;
 	}
 	printf("%s snapshot %.8s: %llu files written (%llu new, %llu replaced, %llu links), %s; "
@@ -913,6 +946,9 @@ int cmd_restore(struct cli *c)
 		goto out;
 	if (!c->dry_run && (rc = guard_plain(c, &s, &o, &g)))
 		goto out;
+	if (c->json && !c->quiet)
+		o.status = json_status;
+	restore_started = cf_now_mono();
 	rc = cf_restore_run(r, &s, &o, &st);
 	guard_done(&g, rc, &st);
 	if (!c->quiet && (rc == CF_OK || rc == CF_EPARTIAL))

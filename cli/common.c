@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 /* common.c - what every command shares: opening, exit codes, formatting. */
@@ -27,10 +28,33 @@ int exit_code(int rc)
 	}
 }
 
+bool cli_json_errors;
+
 int fail(int rc)
 {
+	int code = exit_code(rc);
+	if (cli_json_errors) {
+		/* restic's exit_error: scripts read the reason from stderr */
+		fflush(stdout);
+		const char *m = cf_errmsg(rc);
+		json_line(stderr, json_pack("{s:s, s:i, s:s}", "message_type", "exit_error", "code", code,
+					    "message", m ? m : "error"));
+		return code;
+	}
 	fprintf(stderr, "coffer: %s\n", cf_errmsg(rc));
-	return exit_code(rc);
+	return code;
+}
+
+void json_line(FILE *f, json_t *j)
+{
+	char *t = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (t) {
+		fputs(t, f);
+		fputc('\n', f);
+		fflush(f);
+	}
+	free(t);
+	json_decref(j);
 }
 
 /* ---------- opening ---------- */
@@ -174,3 +198,31 @@ int pick_snapshot(struct cli *c, struct cf_repo *r, const char *spec, struct cf_
 	return CF_OK;
 }
 
+
+/* ---------- version ---------- */
+
+int cmd_version(struct cli *c)
+{
+	if (!c->json) {
+		printf("coffer %s\n", COFFER_VERSION);
+		return EXIT_OK;
+	}
+	/* restic's go_os and go_arch name the platform as Go does ("linux",
+	 * "amd64"); there is no go_version: coffer is C (its compiler is in
+	 * "compiler") */
+	struct utsname u;
+	const char *arch = "unknown";
+	if (uname(&u) == 0) {
+		arch = u.machine;
+		if (!strcmp(arch, "x86_64"))
+			arch = "amd64";
+		else if (!strcmp(arch, "aarch64"))
+			arch = "arm64";
+		else if (!strncmp(arch, "i686", 4) || !strncmp(arch, "i386", 4))
+			arch = "386";
+	}
+	json_line(stdout, json_pack("{s:s, s:s, s:s, s:s, s:s}", "message_type", "version",
+				    "version", COFFER_VERSION, "go_os", "linux", "go_arch", arch,
+				    "compiler", __VERSION__));
+	return EXIT_OK;
+}

@@ -77,7 +77,8 @@ static const char usage_text[] =
 "                              an error); not with --password-file\n"
 "  --password-file FILE        read the password from FILE (default: $COFFER_PASSWORD_FILE,\n"
 "                              then $COFFER_PASSWORD, then a prompt on the terminal)\n"
-"  --json                      machine-readable output\n"
+"  --json                      machine-readable output: restic's JSON where the names match\n"
+"                              (JSON lines for backup, restore, ls, check; doc/json.md)\n"
 "  -v, --verbose               more output (progress is shown on a terminal)\n"
 "  -q, --quiet                 only errors\n"
 "  --retry-lock SECONDS        wait this long for a lock held by another process\n"
@@ -738,6 +739,7 @@ int main(int argc, char **argv)
 		if (rc)
 			return fail(rc);
 	}
+	cli_json_errors = c.json;
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
 		return EXIT_ERR;
@@ -804,10 +806,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "unlock"))
 		return cmd_unlock(&c);
-	if (!strcmp(cmd, "version")) {
-		printf("coffer %s\n", COFFER_VERSION);
-		return EXIT_OK;
-	}
+	if (!strcmp(cmd, "version"))
+		return cmd_version(&c);
 	if (!strcmp(cmd, "help")) {
 		if (c.nargs > 0 && find_cmd(c.args[0]))
 			cmd_help(find_cmd(c.args[0]));

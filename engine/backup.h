@@ -41,6 +41,19 @@ struct cf_stream_source {
 	int64_t mtime_ns;
 };
 
+/* What a status callback is given (backup --json's "status" lines): the
+ * counts so far; the totals are what the scanner has found so far (final
+ * once totals_final).  Called on the walker thread. */
+struct cf_backup_status {
+	double seconds_elapsed;
+	uint64_t files_done, bytes_done;   /* processed (read or found unchanged) */
+	uint64_t total_files, total_bytes; /* found below the paths */
+	bool totals_final;                 /* the scanner has finished */
+	uint64_t error_count;              /* entries that could not be read */
+	const char *current_file;          /* being read now; NULL between files */
+	bool final;                        /* the last call, before the snapshot is saved */
+};
+
 struct cf_backup_opts {
 	const char *const *paths; size_t npaths;
 	const struct cf_stream_source *streams; size_t nstreams;
@@ -56,6 +69,13 @@ struct cf_backup_opts {
 	bool one_file_system;
 	int threads;                      /* 0 = number of CPUs */
 	bool progress;                    /* live progress line on stderr */
+	/* instead of (or beside) the progress line: status(report_ctx, ...)
+	 * about four times a second and once at the end; error(report_ctx,
+	 * item, message) for each entry that cannot be read, instead of the
+	 * warning on stderr.  NULL = none. */
+	void (*status)(void *report_ctx, const struct cf_backup_status *st);
+	void (*error)(void *report_ctx, const char *item, const char *message);
+	void *report_ctx;
 	const uint8_t *parent;            /* force a parent snapshot id (NULL = find one) */
 	bool no_parent;                   /* read everything */
 	const char *cache_dir;            /* local directory cache (dircache.h); NULL = none */

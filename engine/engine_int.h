@@ -14,7 +14,8 @@
  *   ----------------------------  ---------------------------------------------
  *   repo, o, cp, start            set before the pools start, read-only after
  *   sum, unreadable, root_dev,    the walker only (workers never count into
- *     last_progress, dq_*, dc,      the summary: they count into wstats)
+ *     last_progress, last_status,   the summary: they count into wstats)
+ *     cur_file, dq_*, dc,
  *     dc_write, dc_out, dc_count,
  *     dc_hits, overlays, added*,
  *     blobs_new, cq_next
@@ -196,7 +197,8 @@ struct ctx {
 	uint64_t added, added_packed, blobs_new;
 	dev_t root_dev;
 	int unreadable;
-	double last_progress, start;
+	double last_progress, last_status, start;
+	const char *cur_file;            /* the file being read (status lines) */
 	/* stream sources inside a walked directory (a SQLite copy standing in
 	 * for the live file of the same name) */
 	struct overlay *overlays;
@@ -256,6 +258,10 @@ bool eng_excluded_stat(const struct ctx *c, const char *path, const struct stat 
 
 /* progress.c */
 void eng_progress(struct ctx *c, bool final);
+/* An entry that cannot be read: to o->error, else a warning on stderr
+ * (the caller counts it in unreadable). */
+void eng_error(struct ctx *c, const char *item, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void eng_scan_start(struct ctx *c, char **paths, size_t n);
 void eng_scan_stop(struct ctx *c);
 

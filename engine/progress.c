@@ -1,7 +1,9 @@
 /*
  * progress.c - the progress line and the scanner that gives it an ETA.
  *
- * eng_progress() prints at most twice a second on stderr (with --progress);
+ * eng_progress() prints at most twice a second on stderr (with --progress)
+ * and hands the counts to the status callback four times a second (backup
+ * --json); eng_error() reports an entry that cannot be read;
  * the totals it divides by come from a scanner that walks the sources
  * beside the backup (lstat only) as one long job on a pool of its own.
  *
@@ -12,12 +14,41 @@
 #include "engine/engine_int.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The status callback (backup --json): every quarter second, and once at
+ * the end. */
+static void eng_status(struct ctx *c, double now, bool final)
+{
+	if (!final && now - c->last_status < 0.25)
+		return;
+	c->last_status = now;
+	struct cf_backup_status st = {
+		.seconds_elapsed = now - c->start,
+		.files_done = c->sum->total_files_processed,
+		.bytes_done = c->sum->total_bytes_processed,
+		.total_files = c->scan_files,
+		.total_bytes = c->scan_bytes,
+		.totals_final = c->scan_done,
+		.error_count = (uint64_t)c->unreadable,
+		.current_file = final ? NULL : c->cur_file,
+		.final = final,
+	};
+	/* what was processed is found too, also before the scanner gets there */
+	if (st.total_files < st.files_done)
+		st.total_files = st.files_done;
+	if (st.total_bytes < st.bytes_done)
+		st.total_bytes = st.bytes_done;
+	c->o->status(c->o->report_ctx, &st);
+}
+
 void eng_progress(struct ctx *c, bool final)
 {
+	if (c->o->status)
+		eng_status(c, cf_now_mono(), final);
 	if (!c->o->progress)
 		return;
 	double now = cf_now_mono();
@@ -38,6 +69,19 @@ void eng_progress(struct ctx *c, bool final)
 		c->scan_done ? "" : "+", bytes / 1048576.0, tb / 1048576.0, rate / 1048576.0, eta);
 	if (final)
 		fputc('\n', stderr);
+}
+
+void eng_error(struct ctx *c, const char *item, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->o->error)
+		c->o->error(c->o->report_ctx, item, msg);
+	else
+		cf_warn("error: %s", msg);
 }
 
 /* ---------------- the scanner (totals for the ETA) ---------------- */
@@ -81,11 +125,12 @@ static int scanner(void *arg, unsigned worker)
 	return CF_OK;
 }
 
-/* Count what lies below paths, beside the walk (with --progress only).
+/* Count what lies below paths, beside the walk (for the progress line or
+ * the status callback only).
  * Without a thread there is no ETA, nothing else changes. */
 void eng_scan_start(struct ctx *c, char **paths, size_t n)
 {
-	if (!c->o->progress)
+	if (!c->o->progress && !c->o->status)
 		return;
 	c->scan_paths = paths;
 	c->scan_n = n;

@@ -236,7 +236,7 @@ int eng_save_vdir(struct ctx *c, struct vnode *v, const struct cf_tree *old, uin
 		bool have_stat = k->fspath && lstat(k->fspath, &st) == 0;
 		if (k->leaf) {
 			if (!have_stat) {
-				cf_warn("error: %s: %s", k->fspath, strerror(errno));
+				eng_error(c, k->fspath, "%s: %s", k->fspath, strerror(errno));
 				c->unreadable++;
 				cf_node_release(n);
 				t.n--;

@@ -56,7 +56,7 @@ static int read_stream(struct ctx *c, struct cstream *s, int fd, const char *pat
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			cf_warn("error: read %s: %s", path, strerror(errno));
+			eng_error(c, path, "read %s: %s", path, strerror(errno));
 			*unreadable = true;
 			break;
 		}
@@ -113,7 +113,7 @@ static int read_sparse(struct ctx *c, struct cstream *s, int fd, const char *pat
 			break; /* an error, or the file shrank: read on plainly from here */
 	}
 	if (lseek(fd, *pos, SEEK_SET) != *pos && !rc && !*unreadable) {
-		cf_warn("error: seek %s: %s", path, strerror(errno));
+		eng_error(c, path, "seek %s: %s", path, strerror(errno));
 		*unreadable = true;
 	}
 	return rc;
@@ -130,11 +130,12 @@ static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		cf_warn("error: %s: %s", path, strerror(errno));
+		eng_error(c, path, "%s: %s", path, strerror(errno));
 		*unreadable = true;
 		return CF_OK;
 	}
 	eng_cs_init(&s, c, b, refs);
+	c->cur_file = path;
 	int rc = CF_OK;
 	/* fewer blocks than the size needs: it has holes, which are not read */
 	if (size_hint > READ_SIZE && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -146,6 +147,7 @@ static int read_file(struct ctx *c, const char *path, uint64_t size_hint, struct
 	if (!rc && !*unreadable)
 		rc = read_stream(c, &s, fd, path, UINT64_MAX, want, &got, unreadable);
 	close(fd);
+	c->cur_file = NULL;
 	if (rc || *unreadable) {
 		eng_cs_abort(&s);
 		return rc;
@@ -163,7 +165,7 @@ int eng_save_entry(struct ctx *c, const char *path, const struct stat *st, const
 	if ((rc = eng_fill_node(path, name, st, old, n))) {
 		if (rc == CF_ENOMEM)
 			return rc;
-		cf_warn("error: %s", cf_errmsg(rc));
+		eng_error(c, path, "%s", cf_errmsg(rc));
 		c->unreadable++;
 		*drop = true;
 		return CF_OK;
@@ -321,7 +323,7 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 	if ((rc = eng_list_names(path, &names, &nnames))) {
 		if (rc == CF_ENOMEM)
 			goto out;
-		cf_warn("error: %s", cf_errmsg(rc));
+		eng_error(c, path, "%s", cf_errmsg(rc));
 		c->unreadable++;
 		/* an unreadable directory is stored empty (its metadata is kept) */
 	}
@@ -378,7 +380,7 @@ int eng_save_dir(struct ctx *c, const char *path, struct cf_tree *old_in,
 		bool excluded = eng_excluded(c, sub, names[i]);
 		if (!excluded) {
 			if (lstat(sub, &st) < 0) {
-				cf_warn("error: %s: %s", sub, strerror(errno));
+				eng_error(c, sub, "%s: %s", sub, strerror(errno));
 				c->unreadable++;
 				continue;
 			}

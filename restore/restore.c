@@ -131,16 +131,18 @@ void rs_parallel(struct rctx *c, size_t n, rs_item_fn fn)
 	cf_pool_free(p);
 }
 
-/* The status line, every half second until c->pg_stop. */
+/* The status line, every half second until c->pg_stop; or the status
+ * callback, every quarter second. */
 static int progress_job(void *arg, unsigned worker)
 {
 	struct rctx *c = arg;
+	long step = c->o->status ? 250000000 : 500000000;
 	(void)worker;
 	pthread_mutex_lock(&c->mu);
 	while (!c->pg_stop) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 500000000;
+		ts.tv_nsec += step;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
@@ -148,13 +150,26 @@ static int progress_job(void *arg, unsigned worker)
 		pthread_cond_timedwait(&c->pg_cond, &c->mu, &ts);
 		if (c->pg_stop)
 			break;
+		if (c->o->status) {
+			struct cf_restore_status st = {
+				c->phase, cf_now_mono() - c->pg_start, atomic_load(&c->pg_done),
+				atomic_load(&c->pg_total), atomic_load(&c->pg_bytes),
+				atomic_load(&c->pg_bytes_total),
+			};
+			/* not under mu: the workers count under it */
+			pthread_mutex_unlock(&c->mu);
+			c->o->status(c->o->status_ctx, &st);
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
 		double mb = (double)atomic_load(&c->pg_bytes) / (1 << 20);
 		double mbt = (double)atomic_load(&c->pg_bytes_total) / (1 << 20);
 		fprintf(stderr, "\r\033[K%s: %llu/%llu files, %.1f/%.1f MiB", c->phase,
 			(unsigned long long)atomic_load(&c->pg_done),
 			(unsigned long long)atomic_load(&c->pg_total), mb, mbt);
 	}
-	fprintf(stderr, "\r\033[K");
+	if (!c->o->status)
+		fprintf(stderr, "\r\033[K");
 	pthread_mutex_unlock(&c->mu);
 	return CF_OK;
 }
@@ -163,6 +178,7 @@ static int progress_job(void *arg, unsigned worker)
 static struct cf_pool *progress_start(struct rctx *c)
 {
 	struct cf_pool *p = NULL;
+	c->pg_start = cf_now_mono();
 	if (cf_pool_new(&p, "restore progress", 1, 0, 0) != CF_OK ||
 	    cf_pool_add(p, progress_job, c, 0) != CF_OK) {
 		cf_pool_free(p);
@@ -566,7 +582,7 @@ int cf_restore_run(struct cf_repo *r, const struct cf_snapshot *s, const struct 
 	raise_fd_limit();
 	if ((rc = rs_setup(&c, s)))
 		goto out;
-	if (o->progress)
+	if (o->progress || o->status)
 		pg = progress_start(&c);
 
 	if ((rc = rs_plan(&c)) || (rc = compare(&c)))

@@ -75,6 +75,14 @@ struct cf_restore_map {
 	const char *dir;
 };
 
+/* What a status callback is given (restore --json's "status" lines), about
+ * four times a second, from a thread of its own: the phase and its counts. */
+struct cf_restore_status {
+	const char *phase;        /* "restore" (planning), "comparing", "restoring", "verifying" */
+	double seconds_elapsed;
+	uint64_t files_done, files_total, bytes_done, bytes_total; /* of the phase */
+};
+
 struct cf_restore_opts {
 	const char *target;       /* directory, created if missing; may be NULL when maps cover all */
 	const char *const *includes; size_t nincludes; /* snapshot paths to restore (all if none) */
@@ -86,6 +94,9 @@ struct cf_restore_opts {
 	bool verify;
 	int threads;              /* 0 = a default from the CPU count and the backend */
 	bool progress;            /* a status line on stderr */
+	/* instead of the status line: status(status_ctx, ...); NULL = none */
+	void (*status)(void *status_ctx, const struct cf_restore_status *st);
+	void *status_ctx;
 	FILE *listing;            /* actions are listed here (dry run, verbose); NULL = none */
 };
 

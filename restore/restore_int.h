@@ -199,6 +199,7 @@ struct rctx {
 	/* progress */
 	atomic_uint_least64_t pg_done, pg_total, pg_bytes, pg_bytes_total;
 	const char *volatile phase;
+	double pg_start;          /* when the status thread started (cf_now_mono) */
 	bool pg_stop;
 	pthread_cond_t pg_cond;
 };

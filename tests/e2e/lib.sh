@@ -16,6 +16,7 @@
 #   init_repo DIR [ARGS]  coffer init with a cheap KDF (tests must be fast)
 #   compare_trees A B    content and metadata of two trees must be identical
 #   json_field FILE EXPR  evaluate a python expression on the JSON in FILE
+#                        (JSON lines: on the last line, the summary)
 #   randfile PATH BYTES  fast pseudo-random content (openssl AES-CTR keystream)
 #   flip_byte FILE OFFSET  change one byte (always: XOR 0x01)
 
@@ -205,11 +206,19 @@ with open(sys.argv[1], "r+b") as f:
 EOF
 }
 
-# json_field FILE EXPR: print EXPR evaluated with j = the parsed JSON.
+# json_field FILE EXPR: print EXPR evaluated with j = the parsed JSON; in
+# JSON lines as `backup --json` and `restore --json` print them (status
+# lines, then the summary, as restic's), j is the last line.
 json_field()
 {
-	"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" ||
-		fail "cannot evaluate $2 on $1"
+	"$PY" -c '
+import json, sys
+t = open(sys.argv[1]).read()
+try:
+    j = json.loads(t)
+except ValueError:
+    j = json.loads(t.strip().splitlines()[-1])
+print(eval(sys.argv[2]))' "$1" "$2" || fail "cannot evaluate $2 on $1"
 }
 
 # The id of the last snapshot (by time) as printed by `snapshots --json`.
