@@ -7,6 +7,7 @@
  */
 #include "agent/config.h"
 #include "agent/config_int.h"
+#include "agent/metrics.h"
 #include "sources/dburl.h"
 #include "sources/postgres.h"
 #include "sources/sources.h"
@@ -513,6 +514,12 @@ static int set_metrics_listen(struct cf_agent_config *c, const char *key, const 
 	unsigned long port = 0;
 	if (!colon || parse_uint(key, colon + 1, 65535, &port) || port == 0)
 		return cf_err(CF_EINVAL, "%s: \"%s\" is not [ADDRESS]:PORT with a port from 1 to 65535", key, v);
+	/* the address is checked here, not first when the agent starts */
+	struct sockaddr_in6 sa;
+	bool v6;
+	int r = cf_metrics_parse_listen(v, &sa, &v6);
+	if (r)
+		return cf_err_prefix(r, "%s", key);
 	return agent_dup_str(&c->metrics_listen, v);
 }
 

@@ -95,7 +95,7 @@ static int format_copies(const struct cf_metrics_values *v, struct cf_buf *out)
 	C("coffer_copy_snapshots_copied", "gauge", "Snapshots the last copy brought to the target.", "%.0f", w_ran,
 	  v_copied);
 	C("coffer_copy_bytes_added", "gauge", "Bytes the last copy added to the target.", "%.0f", w_ran, v_added);
-	C("coffer_copy_snapshots_total", "gauge", "Snapshots in the target after the last copy.", "%.0f", w_snaps,
+	C("coffer_copy_snapshots", "gauge", "Snapshots in the target after the last copy.", "%.0f", w_snaps,
 	  v_snaps);
 	C("coffer_copy_next_run_timestamp_seconds", "gauge",
 	  "When the next copy to the target is due (scheduled targets; after-backup ones while a copy is pending).",
@@ -108,6 +108,11 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 {
 	int r = CF_OK;
 #define M(...) do { if ((r = metric(out, __VA_ARGS__)) != CF_OK) return r; } while (0)
+	/* the version as a label, the value 1 (Prometheus' build_info idiom) */
+	if ((r = cf_buf_addf(out, "# HELP coffer_build_info The coffer version running.\n"
+			     "# TYPE coffer_build_info gauge\ncoffer_build_info{version=\"%s\"} 1\n",
+			     COFFER_VERSION)) != CF_OK)
+		return r;
 	M("coffer_runs_total", "counter", "Backup jobs run since the agent started.", "%" PRIu64, v->runs_total);
 	M("coffer_errors_total", "counter", "Backup jobs that failed since the agent started.", "%" PRIu64,
 	  v->errors_total);
@@ -144,15 +149,17 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 	  v->last_run_status);
 	M("coffer_last_run_success", "gauge", "1 if the last job succeeded, else 0.", "%d",
 	  v->last_run_status == 0);
-	M("coffer_backup_files_total", "gauge", "Files processed by the last backup.", "%" PRIu64, v->backup_files);
-	M("coffer_backup_bytes_processed", "gauge", "Bytes read by the last backup.", "%" PRIu64,
+	/* gauges: no _total (promtool: "non-counter metrics should not have
+	 * _total suffix"), the unit last */
+	M("coffer_backup_files", "gauge", "Files processed by the last backup.", "%" PRIu64, v->backup_files);
+	M("coffer_backup_processed_bytes", "gauge", "Bytes read by the last backup.", "%" PRIu64,
 	  v->backup_bytes_processed);
-	M("coffer_backup_bytes_added", "gauge", "Bytes the last backup added to the repository.", "%" PRIu64,
+	M("coffer_backup_added_bytes", "gauge", "Bytes the last backup added to the repository.", "%" PRIu64,
 	  v->backup_bytes_added);
 	M("coffer_containers_stopped", "gauge", "Containers the last job stopped and started again.", "%" PRIu64,
 	  v->containers_stopped);
 	if (v->snapshots >= 0)
-		M("coffer_snapshots_total", "gauge", "Snapshots in the repository after the last job.", "%" PRId64,
+		M("coffer_snapshots", "gauge", "Snapshots in the repository after the last job.", "%" PRId64,
 		  v->snapshots);
 #undef M
 	return r;
@@ -239,32 +246,70 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 	return ret;
 }
 
-int cf_metrics_serve(const char *listen, struct cf_metrics_server **out)
+int cf_metrics_parse_listen(const char *listen, struct sockaddr_in6 *sa, bool *v6)
 {
-	struct sockaddr_in sa;
 	const char *colon = strrchr(listen, ':');
 	char host[64];
+	size_t hl;
+
+	memset(sa, 0, sizeof(*sa));
+	*v6 = false;
+	if (!colon)
+		return cf_err(CF_EINVAL, "metrics address \"%s\" is not [ADDRESS]:PORT", listen);
+	/* "[::]:9150", "[::1]:9150": the brackets of an IPv6 address */
+	const char *h = listen;
+	hl = (size_t)(colon - listen);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+		*v6 = true;
+	}
+	if (hl >= sizeof(host))
+		return cf_err(CF_EINVAL, "metrics address \"%s\" is not [ADDRESS]:PORT", listen);
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || port < 1 || port > 65535)
+		return cf_err(CF_EINVAL, "metrics address \"%s\": the port is not from 1 to 65535", listen);
+	if (*v6) {
+		sa->sin6_family = AF_INET6;
+		sa->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+			return cf_err(CF_EINVAL, "metrics address \"%s\": %s is not an IPv6 address", listen, host);
+		return CF_OK;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	if (!*host || !strcmp(host, "*"))
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+	else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+		return cf_err(CF_EINVAL, "metrics address \"%s\": %s is not an IPv4 address (an IPv6 one "
+			      "goes in brackets: [::]:PORT)", listen, host);
+	return CF_OK;
+}
+
+int cf_metrics_serve(const char *listen, struct cf_metrics_server **out)
+{
+	struct sockaddr_in6 sa;
+	bool v6;
 	int r = CF_OK;
 
 	*out = NULL;
-	if (!colon || (size_t)(colon - listen) >= sizeof(host))
-		return cf_err(CF_EINVAL, "metrics address \"%s\" is not [ADDRESS]:PORT", listen);
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = 0;
-	long port = strtol(colon + 1, NULL, 10);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	if (!*host || !strcmp(host, "*"))
-		sa.sin_addr.s_addr = htonl(INADDR_ANY);
-	else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return cf_err(CF_EINVAL, "metrics address \"%s\": %s is not an IPv4 address", listen, host);
+	if ((r = cf_metrics_parse_listen(listen, &sa, &v6)))
+		return r;
+	uint16_t port = ntohs(v6 ? sa.sin6_port : ((struct sockaddr_in *)&sa)->sin_port);
+	/* [::] takes IPv4 too (dual stack); another IPv6 address only itself */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	if (v6)
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&sa.sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 
 	struct cf_metrics_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return cf_err(CF_ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+	s->d = MHD_start_daemon(flags, port, NULL, NULL,
 				answer, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)16, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned)10, MHD_OPTION_END);

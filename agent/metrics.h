@@ -12,7 +12,8 @@
  *     mutex.
  *
  * Names follow Prometheus conventions: coffer_ prefix, base units (seconds,
- * bytes), _total for counters.  The exposition format is version 0.0.4 (HELP
+ * bytes) as the last word, _total for counters only (promtool check metrics
+ * passes), coffer_build_info{version} = 1.  The exposition format is version 0.0.4 (HELP
  * and TYPE lines, then "name value").
  */
 #ifndef CF_METRICS_H
@@ -21,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <netinet/in.h>
 
 #include "common/buf.h"
 
@@ -66,8 +69,13 @@ int cf_metrics_write_file(const char *path, const void *text, size_t n);
 
 struct cf_metrics_server;
 
-/* Serve /metrics on listen ("[ADDRESS]:PORT"; ADDRESS empty or "*" = every
- * IPv4 address) until freed.  Other paths answer 404.  CF_OK; CF_EINVAL for
+/* Parse listen: "ADDRESS:PORT" with an IPv4 ADDRESS (empty or "*" = every
+ * IPv4 address) or "[IPV6]:PORT" ("[::]" = every address, IPv4 too).  Into
+ * *sa (a struct sockaddr_in for IPv4, *v6 false).  CF_OK or CF_EINVAL with a
+ * message naming what is wrong. */
+int cf_metrics_parse_listen(const char *listen, struct sockaddr_in6 *sa, bool *v6);
+
+/* Serve /metrics on listen (as cf_metrics_parse_listen takes it) until freed.  Other paths answer 404.  CF_OK; CF_EINVAL for
  * a bad address; CF_EIO when the port cannot be bound; CF_ENOMEM. */
 int cf_metrics_serve(const char *listen, struct cf_metrics_server **out);
 

@@ -16,4 +16,4 @@ apt-get install -y -qq --no-install-recommends \
 	libsodium-dev libzstd-dev libjansson-dev libcmocka-dev libarchive-dev \
 	libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libexpat1-dev libmariadb-dev \
 	libmicrohttpd-dev ca-certificates curl python3 attr strace tzdata procps time \
-	faketime mariadb-client fiu-utils gdb libpq-dev postgresql-client-15
+	faketime mariadb-client fiu-utils gdb libpq-dev postgresql-client-15 prometheus

@@ -88,16 +88,17 @@ for line in text.splitlines():
     elif line.startswith("# HELP "):
         continue
     else:
-        m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*) (-?[0-9.e+]+)", line)
+        m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[a-z_]+=\"[^\"]*\"(?:,[a-z_]+=\"[^\"]*\")*\})? (-?[0-9.e+]+)", line)
         assert m, "not a sample line: %r" % line
         assert m.group(1) in types, "sample without TYPE: %s" % line
         vals[m.group(1)] = float(m.group(2))
-want = {"coffer_last_run_status": 0, "coffer_last_run_success": 1, "coffer_snapshots_total": 1,
+assert vals.get("coffer_build_info") == 1, "no coffer_build_info"
+want = {"coffer_last_run_status": 0, "coffer_last_run_success": 1, "coffer_snapshots": 1,
         "coffer_runs_total": 1, "coffer_errors_total": 0}
 for k, v in want.items():
     assert vals.get(k) == v, "%s = %r, want %r" % (k, vals.get(k), v)
-assert vals["coffer_backup_files_total"] >= 4, vals
-assert vals["coffer_backup_bytes_added"] > 200000, vals
+assert vals["coffer_backup_files"] >= 4, vals
+assert vals["coffer_backup_added_bytes"] > 200000, vals
 assert vals["coffer_last_success_timestamp_seconds"] == vals["coffer_last_run_timestamp_seconds"]
 assert vals["coffer_last_run_duration_seconds"] >= 0
 print("metrics ok: %d samples" % len(vals))

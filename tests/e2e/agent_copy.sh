@@ -170,7 +170,7 @@ check_eq 0 "$(metric 'coffer_copy_last_success{target="broken"}')" "broken succe
 check_eq absent "$(metric 'coffer_copy_last_success_timestamp_seconds{target="broken"}')" "broken never succeeded"
 ts=$(metric 'coffer_copy_last_success_timestamp_seconds{target="offsite"}')
 [ "$ts" != absent ] && [ "${ts%.*}" -ge $(($(date +%s) - 600)) ] || soft_fail "offsite last success metric: $ts"
-check_eq 2 "$(metric 'coffer_copy_snapshots_total{target="monthly"}')" "monthly snapshots metric"
+check_eq 2 "$(metric 'coffer_copy_snapshots{target="monthly"}')" "monthly snapshots metric"
 check_eq 0 "$(metric 'coffer_last_run_status')" "the backup's own status metric"
 
 expect_exit 1 agent_env "${BROKEN[@]}" "$COFFER" healthcheck
