@@ -526,7 +526,8 @@ static void test_sources_urls(void **state)
 	assert_int_equal(cf_snapshot_add_source(&s, CF_SOURCE_VOLUME, NULL, NULL, NULL), CF_EINVAL);
 	assert_int_equal(s.nsources, 0);
 	assert_null(cf_source_kind_name(0));
-	assert_null(cf_source_kind_name(CF_SOURCE_COMMAND + 1));
+	assert_null(cf_source_kind_name(CF_SOURCE_POSTGRES + 1));
+	assert_string_equal(cf_source_kind_name(CF_SOURCE_POSTGRES), "postgres");
 	assert_string_equal(cf_source_kind_name(CF_SOURCE_SQLITE), "sqlite");
 	cf_snapshot_release(&s);
 }
@@ -552,7 +553,7 @@ static void test_sources_rejects(void **state)
 	BAD(S0 "[{\"kind\":\"volume\",\"path\":\"/a\"},{\"kind\":\"volume\",\"path\":\"/b\",\"url\":{}}]}", "\"url\"");
 
 	/* a kind of a later version is skipped, unknown keys are ignored */
-	const char *ok = S0 "[{\"kind\":\"postgres\",\"path\":\"pg\",\"databases\":[1]},"
+	const char *ok = S0 "[{\"kind\":\"oracle\",\"path\":\"pg\",\"databases\":[1]},"
 			 "{\"kind\":\"volume\",\"path\":\"/a\",\"owner\":{\"x\":1}}]}";
 	assert_int_equal(cf_snapshot_decode(ok, strlen(ok), &s), CF_OK);
 	assert_int_equal(s.nsources, 1);
