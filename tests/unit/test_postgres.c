@@ -90,8 +90,10 @@ static void test_bad_urls(void **state)
 {
 	static const char *const bad[] = {
 		"mariadb://u@h/", "postgres://u:secretpw%zz@h/", "postgres://u@h/a,,b", "postgres://u@h/x?nope=1",
-		"postgres://u:secretpw@[::1/", "postgres://u@h/"
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"postgres://u:secretpw@[::1/",
+		/* a database name longer than PostgreSQL's 63 bytes */
+		("postgres://u@h/"
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
