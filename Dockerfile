@@ -33,12 +33,13 @@ RUN cmake -S . -B /tmp/build \
 
 FROM debian:bookworm-slim
 # only the shared libraries the binary links, plus CA roots (S3 over TLS),
-# zone data (COFFER_SCHEDULE is read in TZ) and PostgreSQL's pg_dump and psql
-# (--postgres / COFFER_POSTGRES drive them: doc/databases.md)
+# zone data (COFFER_SCHEDULE is read in TZ), PostgreSQL's pg_dump and psql
+# (--postgres / COFFER_POSTGRES drive them: doc/databases.md) and curl for
+# hooks (examples/coffer.env's COFFER_PRE_COMMAND/POST_COMMAND templates)
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libsodium23 libzstd1 libjansson4 libarchive13 libsqlite3-0 libcurl4 libssl3 libexpat1 \
-      libmariadb3 libmicrohttpd12 libpq5 postgresql-client-15 ca-certificates tzdata \
+      libmariadb3 libmicrohttpd12 libpq5 postgresql-client-15 ca-certificates tzdata curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /var/lib/coffer --shell /usr/sbin/nologin coffer \
  && mkdir -p /backup /var/lib/coffer \

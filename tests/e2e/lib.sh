@@ -253,6 +253,25 @@ CONF
 	export CONTAINERS_CONF=$T/containers.conf
 }
 
+# sleeper_image NAME PODMAN...: import a tiny image NAME holding only
+# /bin/sleep and its libraries (a container of it costs almost nothing, even
+# with vfs storage) into the store PODMAN... uses; non-zero, with podman's
+# message in $T/sleeper.log, when it cannot.
+sleeper_image()
+{
+	local name=$1 l
+	shift
+	rm -rf "$T/sleeper"
+	mkdir -p "$T/sleeper/bin"
+	cp /bin/sleep "$T/sleeper/bin/"
+	for l in $(ldd /bin/sleep | grep -o '/[^ ]*'); do
+		mkdir -p "$T/sleeper$(dirname "$l")"
+		cp -L "$l" "$T/sleeper$l"
+	done
+	tar -C "$T/sleeper" -cf "$T/sleeper.tar" . && rm -rf "$T/sleeper" &&
+		"$@" import "$T/sleeper.tar" "$name" > "$T/sleeper.log" 2>&1
+}
+
 # allocated_kib FILE: space the file occupies on disk.
 allocated_kib()
 {

@@ -34,15 +34,8 @@ pod_cleanup()
 }
 trap pod_cleanup EXIT
 SOCK=$T/podman.sock
-mkdir -p "$T/img/bin"
-cp /bin/sleep "$T/img/bin/"
-for l in $(ldd /bin/sleep | grep -o '/[^ ]*'); do
-	mkdir -p "$T/img$(dirname "$l")"
-	cp -L "$l" "$T/img$l"
-done
-tar -C "$T/img" -cf "$T/img.tar" .
-"${P[@]}" import "$T/img.tar" localhost/coffer-test-sleeper:latest > "$T/pod.log" 2>&1 ||
-	skip "podman cannot import an image here: $(tail -n 1 "$T/pod.log")"
+sleeper_image localhost/coffer-test-sleeper:latest "${P[@]}" ||
+	skip "podman cannot import an image here: $(tail -n 1 "$T/sleeper.log")"
 "${P[@]}" system service --time=0 "unix://$SOCK" > "$T/service.log" 2>&1 &
 E2E_PIDS+=($!)
 api() { curl -sf --unix-socket "$SOCK" "http://d/v1.41$1"; }
