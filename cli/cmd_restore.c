@@ -4,6 +4,8 @@
 #include "agent/metrics.h"
 #include "agent/webhook.h"
 #include "restore/db_restore.h"
+#include "restore/pg_restore.h"
+#include "sources/postgres.h"
 #include "restore/sqlite_live.h"
 #include "engine/backup.h"
 #include "restore/restore.h"
@@ -548,9 +550,10 @@ static int restore_all(struct cli *c)
 	struct cf_restore_map maps[MAXV];
 	struct all_item *items = NULL;
 	struct cf_restore_stats *plan = NULL;
-	size_t nitems = 0, ndbsrc = 0;
+	size_t nitems = 0, ndbsrc = 0, npgsrc = 0;
 	enum cf_overwrite ow = CF_OVERWRITE_IF_CHANGED;
 	const char *url = c->nmariadb ? c->mariadb[0] : getenv("COFFER_MARIADB");
+	const char *pgurl = c->npostgres ? c->postgres[0] : getenv("COFFER_POSTGRES");
 	char hex[CF_ID_HEX];
 	int rc, failed = 0;
 
@@ -558,6 +561,8 @@ static int restore_all(struct cli *c)
 	memset(maps, 0, sizeof(maps));
 	if (url && !*url)
 		url = NULL;
+	if (pgurl && !*pgurl)
+		pgurl = NULL;
 	if (c->target || c->nincludes || c->restore_delete)
 		return fail(cf_err(CF_EINVAL, "restore --all restores each source to its own path: "
 				   "--target, --include and --delete do not go with it (use --path-map)"));
@@ -565,6 +570,10 @@ static int restore_all(struct cli *c)
 		return fail(cf_err(CF_EINVAL, "restore --all has no --json output yet"));
 	if (c->nmariadb > 1)
 		return fail(cf_err(CF_EINVAL, "restore: give one --mariadb server to load into"));
+	if (c->npostgres > 1)
+		return fail(cf_err(CF_EINVAL, "restore: give one --postgres server to load into"));
+	if (c->npostgres && (rc = cf_pgurl_check(pgurl)))
+		return fail(rc);
 	if (c->overwrite && (rc = cf_restore_parse_overwrite(c->overwrite, &ow)))
 		return fail(rc);
 	if ((rc = parse_maps(c, maps)))
@@ -612,14 +621,23 @@ static int restore_all(struct cli *c)
 			it->map.dir = it->dir;
 			nitems++;
 		}
-	for (size_t i = 0; i < s.nsources; i++)
-		if (s.sources[i].kind == CF_SOURCE_MARIADB)
-			ndbsrc++;
+	for (size_t i = 0; i < s.nsources; i++) {
+		ndbsrc += s.sources[i].kind == CF_SOURCE_MARIADB;
+		npgsrc += s.sources[i].kind == CF_SOURCE_POSTGRES;
+	}
 	if (ndbsrc && !url) {
 		rc = cf_err(CF_EINVAL, "snapshot %.8s holds MariaDB dumps: give --mariadb URL (or set "
 			    "COFFER_MARIADB) to load them into", hex);
 		goto out;
 	}
+	if (npgsrc && !pgurl) {
+		rc = cf_err(CF_EINVAL, "snapshot %.8s holds PostgreSQL dumps: give --postgres URL (or set "
+			    "COFFER_POSTGRES) to load them into", hex);
+		goto out;
+	}
+	/* COFFER_POSTGRES is checked when it is used */
+	if (npgsrc && !c->npostgres && (rc = cf_pgurl_check(pgurl)))
+		goto out;
 
 	/* the containers: asked before the plan, so that an engine that cannot
 	 * be reached refuses the restore before anything is written */
@@ -654,13 +672,16 @@ static int restore_all(struct cli *c)
 	}
 	for (size_t i = 0; i < s.nsources; i++) {
 		const struct cf_snapshot_source *src = &s.sources[i];
-		if (src->kind == CF_SOURCE_MARIADB) {
-			char *safe = cf_snapshot_strip_url(url);
+		if (src->kind == CF_SOURCE_MARIADB || src->kind == CF_SOURCE_POSTGRES) {
+			bool pg = src->kind == CF_SOURCE_POSTGRES;
+			char *safe = cf_snapshot_strip_url(pg ? pgurl : url);
 			for (size_t k = 0; k < src->ndbs; k++) {
 				const char *to = db_target(c, &src->dbs[k]);
 				if (to)
-					printf("  database %s on %s: its tables, views and routines are replaced "
-					       "by the dump %s\n", to, safe ? safe : "the server", src->dbs[k].path);
+					printf("  %sdatabase %s on %s: %s replaced by the dump %s\n", pg ? "PostgreSQL " : "",
+					       to, safe ? safe : "the server",
+					       pg ? "the whole database is" : "its tables, views and routines are",
+					       src->dbs[k].path);
 			}
 			free(safe);
 		} else if (src->kind == CF_SOURCE_COMMAND && src->path) {
@@ -788,7 +809,8 @@ static int restore_all(struct cli *c)
 	}
 	for (size_t i = 0; i < s.nsources; i++) {
 		const struct cf_snapshot_source *src = &s.sources[i];
-		if (src->kind != CF_SOURCE_MARIADB)
+		bool pg = src->kind == CF_SOURCE_POSTGRES;
+		if (src->kind != CF_SOURCE_MARIADB && !pg)
 			continue;
 		for (size_t k = 0; k < src->ndbs; k++) {
 			const struct cf_snapshot_db *d = &src->dbs[k];
@@ -804,10 +826,10 @@ static int restore_all(struct cli *c)
 				continue;
 			}
 			snprintf(ren, sizeof(ren), "%s=%s", d->name, to);
-			struct cf_db_restore_opts o = { url, only, 1, rens, strcmp(to, d->name) ? 1 : 0 };
+			struct cf_db_restore_opts o = { pg ? pgurl : url, only, 1, rens, strcmp(to, d->name) ? 1 : 0 };
 			size_t loaded = 0;
 			int64_t t0 = cf_now_ns();
-			int r1 = cf_restore_mariadb(r, &s, &o, &loaded);
+			int r1 = pg ? cf_restore_postgres(r, &s, &o, &loaded) : cf_restore_mariadb(r, &s, &o, &loaded);
 			part_add(parts, "database", d->name, to, r1, NULL, secs_since(t0));
 			fflush(stdout);
 			if (r1) {
