@@ -14,6 +14,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/metrics.h"
+#include "agent/notify.h"
 #include "repo/repo.h"
 
 #define STATE_FILE "state.json"
@@ -29,11 +30,16 @@ struct agent_globals {
 	double last_success;
 	int64_t last_tick;
 	int64_t last_prune, last_check;
+	int64_t check_errors;   /* problems the last scheduled check found, -1 = none ran */
+	int64_t last_check_success;
 	time_t next_run;
 	struct cf_metrics_server *server;
 	char host[256];   /* the host snapshots carry: resolve_host() */
 	json_t *copies;   /* the copy targets' records: the state file's "copies" */
 	json_t *drill;    /* the last restore drill: the state file's "drill" */
+	/* the state file's "notify": {"last": {JOB: status}, "failures": {KIND: n}} */
+	json_t *notify_last;
+	uint64_t notify_failures[CF_NOTIFY_NKINDS];
 };
 extern struct agent_globals agent_g;
 
@@ -123,9 +129,19 @@ void agent_report_drill(const struct cf_agent_config *c, const struct agent_dril
 bool agent_drill_due(const struct cf_agent_config *c, time_t now);
 int agent_run_drill_reported(const struct cf_agent_config *c);
 
+/* report.c: COFFER_NOTIFY_URLS.  A job (job: "backup", "copy:NAME",
+ * "drill") begins: its log tail starts to be kept and the start event is
+ * sent; it ended with rc after duration seconds, message saying what
+ * happened in one line: the outcome is sent with the log tail.  Failures
+ * are logged and counted (agent_g.notify_failures); true when one was. */
+void agent_notify_start(const struct cf_agent_config *c, const char *job);
+bool agent_notify_end(const struct cf_agent_config *c, const char *job, int rc, double duration,
+		      const char *message);
+
 /* report.c: a webhook event {"type": type, "timestamp": now, "data": data}
- * to COFFER_WEBHOOK_URL (if set); failures logged. */
-void agent_post_event(const struct cf_agent_config *c, const char *type, json_t *data);
+ * to COFFER_WEBHOOK_URL (if set), data given "host"; failures logged and
+ * counted; true when it failed. */
+bool agent_post_event(const struct cf_agent_config *c, const char *type, json_t *data);
 
 /* report.c: the state file, read (NULL if none or unreadable; caller
  * json_decref()s) and written; the metrics of a finished job. */

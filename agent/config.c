@@ -509,7 +509,9 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 			goto out;
 	}
 	c->log_level = 1;
-	c->webhook_retries = 3;
+	c->webhook_retries = 10;
+	c->webhook_retry_for = 900;
+	c->webhook_backoff = 5;
 	file = get(ctx, "COFFER_CONFIG_FILE");
 	if (file && *file) {
 		if ((r = agent_dup_str(&c->config_file, file)) || (r = parse_file(file, &kv)))
@@ -636,6 +638,9 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	free(c->metrics_listen);
 	free(c->webhook_url);
 	cf_agent_secret_free(c->webhook_secret);
+	for (size_t i = 0; i < c->nnotify; i++)
+		cf_agent_secret_free(c->notify[i].url);
+	free(c->notify);
 	free(c->drill_schedule);
 	free(c->drill_dir);
 	for (size_t i = 0; i < c->ncopies; i++)

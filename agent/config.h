@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include "agent/cron.h"
+#include "agent/notify.h"
 #include "repo/retention.h"
 
 struct cf_agent_stdin_cmd {
@@ -105,7 +106,11 @@ struct cf_agent_config {
 	char *metrics_file, *metrics_listen;
 	char *webhook_url;
 	char *webhook_secret;        /* "whsec_<base64>" (secret) */
-	unsigned webhook_retries;
+	unsigned webhook_retries;    /* COFFER_WEBHOOK_RETRIES: most retries */
+	unsigned webhook_retry_for;  /* COFFER_WEBHOOK_RETRY_FOR: seconds after the first attempt */
+	double webhook_backoff;      /* COFFER_WEBHOOK_BACKOFF: the first retry's wait, doubled each time */
+	struct cf_notify_url *notify; size_t nnotify;  /* COFFER_NOTIFY_URLS (secret: tokens in URLs) */
+	int notify_level;            /* COFFER_NOTIFY_LEVEL: CF_NOTIFY_LEVEL_ERROR or _INFO */
 	int log_level;               /* 1 normal, 2 verbose */
 	char *drill_schedule;        /* COFFER_DRILL_SCHEDULE: cron or "off" */
 	struct cf_cron drill_cron;

@@ -8,6 +8,7 @@
 #include "agent/config.h"
 #include "agent/config_int.h"
 #include "agent/metrics.h"
+#include "agent/webhook.h"
 #include "sources/dburl.h"
 #include "sources/postgres.h"
 #include "sources/sources.h"
@@ -530,27 +531,9 @@ static int set_webhook_url(struct cf_agent_config *c, const char *key, const cha
 	return agent_dup_str(&c->webhook_url, v);
 }
 
-static int check_whsec(const char *key, const char *v)
-{
-	struct cf_buf b = CF_BUF_INIT;
-	const char *p = strncmp(v, "whsec_", 6) ? v : v + 6;
-	int r = cf_unbase64(p, strlen(p), &b);
-	size_t n = b.len;
-	if (b.data)
-		explicit_bzero(b.data, b.cap);
-	cf_buf_release(&b);
-	/* never quote the secret itself */
-	if (r == CF_ENOMEM)
-		return r;
-	if (r || n < 16)
-		return cf_err(CF_EINVAL, "%s: not a Standard Webhooks secret (\"whsec_\" followed by the "
-				      "base64 of 16 to 64 random bytes)", key);
-	return CF_OK;
-}
-
 static int set_webhook_secret(struct cf_agent_config *c, const char *key, const char *v)
 {
-	int r = check_whsec(key, v);
+	int r = cf_webhook_check_secret(key, v);
 	if (r)
 		return r;
 	cf_agent_secret_free(c->webhook_secret);
@@ -575,9 +558,72 @@ static int set_webhook_secret_file(struct cf_agent_config *c, const char *key, c
 static int set_webhook_retries(struct cf_agent_config *c, const char *key, const char *v)
 {
 	unsigned long x = 0;
-	int r = parse_uint(key, v, 10, &x);
+	int r = parse_uint(key, v, 100, &x);
 	c->webhook_retries = (unsigned)x;
 	return r;
+}
+
+static int set_webhook_retry_for(struct cf_agent_config *c, const char *key, const char *v)
+{
+	return parse_seconds(key, v, 86400, &c->webhook_retry_for);
+}
+
+static int set_webhook_backoff(struct cf_agent_config *c, const char *key, const char *v)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (!isdigit((unsigned char)*v) || errno || *end || !(x >= 0.01 && x <= 3600))
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not a number of seconds from 0.01 to 3600", key, v);
+	c->webhook_backoff = x;
+	return CF_OK;
+}
+
+/* COFFER_NOTIFY_URLS: comma- or space-separated, each of a kind notify.h knows */
+static int set_notify_urls(struct cf_agent_config *c, const char *key, const char *v)
+{
+	char **items = NULL;
+	size_t n = 0;
+	int r = split(v, ", \t\n", &items, &n);
+	for (size_t i = 0; i < c->nnotify; i++)
+		cf_agent_secret_free(c->notify[i].url);
+	free(c->notify);
+	c->notify = NULL;
+	c->nnotify = 0;
+	if (!r && n && !(c->notify = calloc(n, sizeof(*c->notify))))
+		r = cf_err(CF_ENOMEM, "out of memory");
+	for (size_t i = 0; !r && i < n; i++)
+		if (!(r = cf_notify_parse(key, items[i], &c->notify[c->nnotify])))
+			c->nnotify++;
+	for (size_t i = 0; i < n; i++)
+		cf_agent_secret_free(items[i]);
+	free(items);
+	return r;
+}
+
+static int set_notify_urls_file(struct cf_agent_config *c, const char *key, const char *v)
+{
+	char *s = NULL;
+	int r = readable_file(key, v);
+	if (!r && agent_parse_only())
+		return CF_OK;
+	if (!r)
+		r = cf_agent_read_secret(v, key, &s);
+	if (!r)
+		r = set_notify_urls(c, key, s);
+	cf_agent_secret_free(s);
+	return r;
+}
+
+static int set_notify_level(struct cf_agent_config *c, const char *key, const char *v)
+{
+	if (!strcmp(v, "error"))
+		c->notify_level = CF_NOTIFY_LEVEL_ERROR;
+	else if (!strcmp(v, "info"))
+		c->notify_level = CF_NOTIFY_LEVEL_INFO;
+	else
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not error or info", key, v);
+	return CF_OK;
 }
 
 int agent_passthrough_file(struct cf_agent_config *c, const char *key, const char *v)
@@ -849,9 +895,23 @@ const struct agent_key agent_keys[] = {
 	{ "COFFER_METRICS_LISTEN", set_metrics_listen, NULL, false, "serve the metrics on [ADDRESS]:PORT at /metrics" },
 	{ "COFFER_WEBHOOK_URL", set_webhook_url, NULL, false, "URL POSTed a JSON report after each job" },
 	{ "COFFER_WEBHOOK_SECRET", set_webhook_secret, NULL, true,
-	  "whsec_<base64> secret signing the webhook (Standard Webhooks)" },
+	  "whsec_<base64> secret signing the webhook (Standard Webhooks): 24 to 64 random bytes; several separated by "
+	  "spaces sign each message once each (key rotation)" },
 	{ "COFFER_WEBHOOK_SECRET_FILE", set_webhook_secret_file, NULL, true, "file holding that secret" },
-	{ "COFFER_WEBHOOK_RETRIES", set_webhook_retries, "3", false, "retries of a failed webhook, with backoff (0-10)" },
+	{ "COFFER_WEBHOOK_RETRIES", set_webhook_retries, "10", false,
+	  "most retries of a failed webhook (0-100), waiting COFFER_WEBHOOK_BACKOFF, then twice as long each time "
+	  "(at most 5 minutes), or what the receiver's Retry-After asks" },
+	{ "COFFER_WEBHOOK_RETRY_FOR", set_webhook_retry_for, "15m", false,
+	  "no webhook retry starts later than this after the first attempt (90s, 15m, 2h; at most 1d)" },
+	{ "COFFER_WEBHOOK_BACKOFF", set_webhook_backoff, "5", false,
+	  "seconds before the first webhook retry (0.01-3600), doubled for each next one" },
+	{ "COFFER_NOTIFY_URLS", set_notify_urls, NULL, true,
+	  "comma- or space-separated URLs told each job's start and outcome: hc+URL (Healthchecks), kuma+URL "
+	  "(Uptime Kuma push), ntfy+URL (ntfy topic), or a URL with {status} (and {job}, {host}, {message})" },
+	{ "COFFER_NOTIFY_URLS_FILE", set_notify_urls_file, NULL, true, "file holding those URLs" },
+	{ "COFFER_NOTIFY_LEVEL", set_notify_level, "error", false,
+	  "error: ntfy and {status} URLs hear of failures and the first success after one; info: of every start "
+	  "and outcome (Healthchecks and Kuma always get every outcome)" },
 	{ "COFFER_VERBOSE", set_verbose, "0", false, "1: log each step of a job" },
 };
 

@@ -279,6 +279,9 @@ int agent_run_copy(const struct cf_agent_config *c, size_t i, struct agent_copy_
 		goto done;
 	}
 	agent_load_state(c);
+	char job[300];
+	snprintf(job, sizeof(job), "copy:%s", t->name);
+	agent_notify_start(c, job);
 	cf_info("coffer agent: copy to %s started", t->name);
 	rc = t->from >= 0 ? open_target(c, &c->copies[t->from], false, &src) : open_main(c, &src);
 	if (rc) {
@@ -403,8 +406,25 @@ void agent_report_copy(const struct cf_agent_config *c, size_t i, const struct a
 	agent_write_state(c, "running", json_object_get(prev, "last_job"));
 	json_decref(prev);
 	agent_publish_metrics(c, NULL);
-	if (data)
-		agent_post_event(c, res->rc == CF_OK ? "coffer.copy.succeeded" : "coffer.copy.failed", data);
+	char job[300];
+	struct cf_buf msg = CF_BUF_INIT;
+	double secs = (double)(res->end_ns - res->start_ns) / 1e9;
+	snprintf(job, sizeof(job), "copy:%s", t->name);
+	if (res->error[0])
+		cf_buf_addf(&msg, "%s%s%s", res->stage ? res->stage : "", res->stage ? ": " : "", res->error);
+	else
+		cf_buf_addf(&msg, "%" PRIu64 " snapshots copied from %s, %" PRIu64 " bytes added in %.1f s", res->copied,
+			    from, res->bytes_stored, secs);
+	bool failed = agent_notify_end(c, job, res->rc, secs, msg.data ? (char *)msg.data : "");
+	cf_buf_release(&msg);
+	if (data && agent_post_event(c, res->rc == CF_OK ? "coffer.copy.succeeded" : "coffer.copy.failed", data))
+		failed = true;
+	if (failed) {
+		prev = agent_read_state(c->state_dir);
+		agent_write_state(c, "running", json_object_get(prev, "last_job"));
+		json_decref(prev);
+		agent_publish_metrics(c, NULL);
+	}
 	json_decref(data);
 }
 

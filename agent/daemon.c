@@ -38,7 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct agent_globals agent_g;
+struct agent_globals agent_g = { .check_errors = -1 };
 
 static volatile sig_atomic_t reload_requested;
 

@@ -65,6 +65,7 @@ struct cf_agent_job {
 	uint64_t pruned_bytes;   /* freed by a prune (COFFER_PRUNE_SCHEDULE), 0 if none ran */
 	bool checked;            /* a scheduled check ran (COFFER_CHECK_SCHEDULE) */
 	uint64_t check_errors;   /* problems it found (the job fails when > 0) */
+	int64_t repo_bytes, repo_packs; /* the repository's packs afterwards, -1 unknown */
 };
 
 /* Run one job now under c.  tick: the schedule tick it serves (0 = by

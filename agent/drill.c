@@ -179,6 +179,7 @@ int agent_run_drill(const struct cf_agent_config *c, struct agent_drill_result *
 		goto done;
 	}
 	agent_load_state(c);
+	agent_notify_start(c, "drill");
 	cf_info("coffer agent: drill started");
 	if ((rc = agent_open_repo(c, &sp, false, &r))) {
 		drill_fail(res, rc, "repository");
@@ -291,8 +292,23 @@ void agent_report_drill(const struct cf_agent_config *c, const struct agent_dril
 	agent_write_state(c, "running", json_object_get(prev, "last_job"));
 	json_decref(prev);
 	agent_publish_metrics(c, NULL);
-	if (data)
-		agent_post_event(c, res->rc == CF_OK ? "coffer.drill.succeeded" : "coffer.drill.failed", data);
+	struct cf_buf msg = CF_BUF_INIT;
+	double secs = (double)(res->end_ns - res->start_ns) / 1e9;
+	if (res->error[0])
+		cf_buf_addf(&msg, "%s%s%s", res->stage ? res->stage : "", res->stage ? ": " : "", res->error);
+	else
+		cf_buf_addf(&msg, "snapshot %.8s restored and verified: %" PRIu64 " files, %" PRIu64
+			    " databases loaded in %.1f s", res->snapshot_id, res->files, res->databases, secs);
+	bool failed = agent_notify_end(c, "drill", res->rc, secs, msg.data ? (char *)msg.data : "");
+	cf_buf_release(&msg);
+	if (data && agent_post_event(c, res->rc == CF_OK ? "coffer.drill.succeeded" : "coffer.drill.failed", data))
+		failed = true;
+	if (failed) {
+		prev = agent_read_state(c->state_dir);
+		agent_write_state(c, "running", json_object_get(prev, "last_job"));
+		json_decref(prev);
+		agent_publish_metrics(c, NULL);
+	}
 	json_decref(data);
 }
 

@@ -187,6 +187,9 @@ void agent_load_state(const struct cf_agent_config *c)
 		agent_g.last_success = json_number_value(json_object_get(a, "last_success_unix"));
 		agent_g.last_prune = (int64_t)json_integer_value(json_object_get(a, "last_prune_unix"));
 		agent_g.last_check = (int64_t)json_integer_value(json_object_get(a, "last_check_unix"));
+		json_t *ce = json_object_get(a, "last_check_errors");
+		agent_g.check_errors = ce ? (int64_t)json_integer_value(ce) : -1;
+		agent_g.last_check_success = (int64_t)json_integer_value(json_object_get(a, "last_check_success_unix"));
 		json_t *cp = json_object_get(prev, "copies");
 		if (json_is_object(cp)) {
 			json_decref(agent_g.copies);
@@ -197,6 +200,14 @@ void agent_load_state(const struct cf_agent_config *c)
 			json_decref(agent_g.drill);
 			agent_g.drill = json_deep_copy(dr);
 		}
+		json_t *nt = json_object_get(prev, "notify"), *nl = json_object_get(nt, "last");
+		if (json_is_object(nl)) {
+			json_decref(agent_g.notify_last);
+			agent_g.notify_last = json_deep_copy(nl);
+		}
+		for (int k = 0; k < CF_NOTIFY_NKINDS; k++)
+			agent_g.notify_failures[k] = (uint64_t)json_integer_value(
+				json_object_get(json_object_get(nt, "failures"), cf_notify_kind_name(k)));
 		json_decref(prev);
 	}
 }
@@ -503,6 +514,9 @@ static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo
 	job->checked = true;
 	job->check_errors = st.errors;
 	agent_g.last_check = now;
+	agent_g.check_errors = (int64_t)st.errors;
+	if (rc == CF_OK && st.errors == 0)
+		agent_g.last_check_success = now;
 	cf_info("coffer agent: check read %" PRIu64 " packs, %" PRIu64 " problems", st.packs_read, st.errors);
 	return rc;
 }
@@ -522,6 +536,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	memset(&desc, 0, sizeof(desc));
 	job->tick = tick;
 	job->snapshots = -1;
+	job->repo_bytes = job->repo_packs = -1;
 	job->start_ns = cf_now_ns();
 	cf_err_clear();
 	if ((rc = agent_job_lock(c, &lockfd))) {
@@ -529,6 +544,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 		goto done;
 	}
 	agent_load_state(c);
+	agent_notify_start(c, "backup");
 	cf_info("coffer agent: job started");
 
 	if (c->pre_command && (rc = agent_run_hook(c, "COFFER_PRE_COMMAND", c->pre_command, NULL, NULL))) {
@@ -639,6 +655,11 @@ post:
 		if (cf_repo_snapshots(repo, &list, &n, NULL) == CF_OK)
 			job->snapshots = (int64_t)n;
 		cf_snapshots_free(list, n);
+		uint64_t packs, bytes;
+		if (cf_repo_pack_totals(repo, &packs, &bytes) == CF_OK) {
+			job->repo_packs = (int64_t)packs;
+			job->repo_bytes = (int64_t)bytes;
+		}
 	}
 done:
 	cf_repo_free(repo);

@@ -17,10 +17,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static int metric(struct cf_buf *b, const char *name, const char *type, const char *help,
-		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int metric(struct cf_buf *b, const char *labels, const char *name, const char *type, const char *help,
+		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static int metric(struct cf_buf *b, const char *name, const char *type, const char *help,
+/* One family of one sample; labels: "" or "{k=\"v\",...}". */
+static int metric(struct cf_buf *b, const char *labels, const char *name, const char *type, const char *help,
 		  const char *fmt, ...)
 {
 	char val[64];
@@ -28,7 +29,36 @@ static int metric(struct cf_buf *b, const char *name, const char *type, const ch
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
-	return cf_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, val);
+	return cf_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s%s %s\n", name, help, name, type, name, labels, val);
+}
+
+/* A label value: \\, \" and newline escaped. */
+static int label_value(struct cf_buf *b, const char *v)
+{
+	int r = CF_OK;
+	for (const char *p = v; *p && !r; p++)
+		r = *p == '\\' || *p == '"' ? cf_buf_addf(b, "\\%c", *p) :
+		    *p == '\n' ? cf_buf_adds(b, "\\n") : cf_buf_add(b, p, 1);
+	return r;
+}
+
+void cf_metrics_repository_label(const char *location, char *out, size_t n)
+{
+	const char *p = location, *scheme = strstr(location, "://");
+	size_t k = 0;
+	if (!n)
+		return;
+	if (scheme) {
+		/* copy up to the authority, then skip a user[:password]@ in it */
+		const char *auth = scheme + 3, *end = auth + strcspn(auth, "/?#"), *at = memchr(auth, '@', (size_t)(end - auth));
+		for (; p < auth && k + 1 < n; p++)
+			out[k++] = *p;
+		if (at)
+			p = at + 1;
+	}
+	for (; *p && *p != '?' && *p != '#' && k + 1 < n; p++)
+		out[k++] = *p;
+	out[k] = 0;
 }
 
 /* A family with one sample per copy target (label target="NAME"); the
@@ -51,12 +81,8 @@ static int copy_family(struct cf_buf *b, const struct cf_metrics_values *v, cons
 			break;
 		head = true;
 		snprintf(num, sizeof(num), fmt, val(m));
-		if ((r = cf_buf_addf(b, "%s{target=\"", name)))
+		if ((r = cf_buf_addf(b, "%s{target=\"", name)) || (r = label_value(b, m->target)))
 			break;
-		/* label values escape \\, \" and newline (target names are [a-z0-9_] anyway) */
-		for (const char *p = m->target; *p && !r; p++)
-			r = *p == '\\' || *p == '"' ? cf_buf_addf(b, "\\%c", *p) :
-			    *p == '\n' ? cf_buf_adds(b, "\\n") : cf_buf_add(b, p, 1);
 		if (!r)
 			r = cf_buf_addf(b, "\"} %s\n", num);
 	}
@@ -106,18 +132,42 @@ static int format_copies(const struct cf_metrics_values *v, struct cf_buf *out)
 
 int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 {
+	struct cf_buf lb = CF_BUF_INIT;
+	const char *L;
 	int r = CF_OK;
-#define M(...) do { if ((r = metric(out, __VA_ARGS__)) != CF_OK) return r; } while (0)
+
+	/* the main repository's labels, rendered once */
+	if (v->host || v->repository) {
+		if ((r = cf_buf_adds(&lb, "{")))
+			goto out;
+		if (v->host && ((r = cf_buf_adds(&lb, "host=\"")) || (r = label_value(&lb, v->host)) ||
+				(r = cf_buf_adds(&lb, "\""))))
+			goto out;
+		if (v->repository && ((r = cf_buf_adds(&lb, v->host ? ",repository=\"" : "repository=\"")) ||
+				      (r = label_value(&lb, v->repository)) || (r = cf_buf_adds(&lb, "\""))))
+			goto out;
+		if ((r = cf_buf_adds(&lb, "}")))
+			goto out;
+	}
+	L = lb.data ? (const char *)lb.data : "";
+#define M(...) do { if ((r = metric(out, L, __VA_ARGS__)) != CF_OK) goto out; } while (0)
 	/* the version as a label, the value 1 (Prometheus' build_info idiom) */
 	if ((r = cf_buf_addf(out, "# HELP coffer_build_info The coffer version running.\n"
 			     "# TYPE coffer_build_info gauge\ncoffer_build_info{version=\"%s\"} 1\n",
 			     COFFER_VERSION)) != CF_OK)
-		return r;
+		goto out;
 	M("coffer_runs_total", "counter", "Backup jobs run since the agent started.", "%" PRIu64, v->runs_total);
 	M("coffer_errors_total", "counter", "Backup jobs that failed since the agent started.", "%" PRIu64,
 	  v->errors_total);
 	M("coffer_ticks_skipped_total", "counter", "Schedule ticks skipped because a job was still running.",
 	  "%" PRIu64, v->ticks_skipped_total);
+	if ((r = cf_buf_adds(out, "# HELP coffer_notify_failures_total Notifications (COFFER_NOTIFY_URLS) and webhooks "
+			     "that could not be delivered, by kind.\n# TYPE coffer_notify_failures_total counter\n")))
+		goto out;
+	for (int k = 0; k < CF_NOTIFY_NKINDS; k++)
+		if ((r = cf_buf_addf(out, "coffer_notify_failures_total{kind=\"%s\"} %" PRIu64 "\n", cf_notify_kind_name(k),
+				     v->notify_failures[k])))
+			goto out;
 	if (v->next_run_timestamp > 0)
 		M("coffer_next_run_timestamp_seconds", "gauge", "When the next job is due.", "%.0f",
 		  v->next_run_timestamp);
@@ -126,7 +176,7 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 		M("coffer_last_success_timestamp_seconds", "gauge", "When the last successful job ended.", "%.3f",
 		  v->last_success_timestamp);
 	if ((r = format_copies(v, out)))
-		return r;
+		goto out;
 	if (v->drill_last_success_timestamp > 0)
 		M("coffer_drill_last_success_timestamp_seconds", "gauge",
 		  "When the last successful restore drill ended.", "%.0f", v->drill_last_success_timestamp);
@@ -140,8 +190,23 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 		M("coffer_drill_files_verified", "gauge", "Files the last restore drill read back and found equal.",
 		  "%" PRIu64, v->drill_files_verified);
 	}
+	if (v->check_have_run) {
+		M("coffer_check_last_run_timestamp_seconds", "gauge", "When the last scheduled check ran.", "%.0f",
+		  v->check_last_run_timestamp);
+		M("coffer_check_last_success", "gauge", "1 if the last scheduled check found no problem, else 0.", "%d",
+		  v->check_errors == 0);
+		M("coffer_check_errors", "gauge", "Problems the last scheduled check found.", "%" PRIu64, v->check_errors);
+	}
+	if (v->check_last_success_timestamp > 0)
+		M("coffer_check_last_success_timestamp_seconds", "gauge",
+		  "When the last scheduled check that found no problem ran.", "%.0f", v->check_last_success_timestamp);
+	if (v->repository_bytes >= 0)
+		M("coffer_repository_size_bytes", "gauge", "Bytes of data (packs) the repository holds.", "%" PRId64,
+		  v->repository_bytes);
+	if (v->repository_packs >= 0)
+		M("coffer_repository_packs", "gauge", "Packs the repository holds.", "%" PRId64, v->repository_packs);
 	if (!v->have_run)
-		return r;
+		goto out;
 	M("coffer_last_run_timestamp_seconds", "gauge", "When the last job ended.", "%.3f", v->last_run_timestamp);
 	M("coffer_last_run_duration_seconds", "gauge", "How long the last job took.", "%.3f", v->last_run_duration);
 	M("coffer_last_run_status", "gauge",
@@ -162,6 +227,8 @@ int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out)
 		M("coffer_snapshots", "gauge", "Snapshots in the repository after the last job.", "%" PRId64,
 		  v->snapshots);
 #undef M
+out:
+	cf_buf_release(&lb);
 	return r;
 }
 

@@ -13,7 +13,9 @@
  *
  * Names follow Prometheus conventions: coffer_ prefix, base units (seconds,
  * bytes) as the last word, _total for counters only (promtool check metrics
- * passes), coffer_build_info{version} = 1.  The exposition format is version 0.0.4 (HELP
+ * passes), coffer_build_info{version} = 1.  The main repository's families
+ * carry the labels host and repository; the copy targets' target; the
+ * notification failures kind.  The exposition format is version 0.0.4 (HELP
  * and TYPE lines, then "name value").
  */
 #ifndef CF_METRICS_H
@@ -25,6 +27,7 @@
 
 #include <netinet/in.h>
 
+#include "agent/notify.h"
 #include "common/buf.h"
 
 /* One copy target's figures (label target="NAME"). */
@@ -39,6 +42,10 @@ struct cf_metrics_copy {
 };
 
 struct cf_metrics_values {
+	/* the labels of the main repository's families: host="..." (as snapshots
+	 * record it), repository="..." (the location, credentials stripped);
+	 * NULL = left out */
+	const char *host, *repository;
 	bool have_run;                  /* false until the first job: job gauges are left out */
 	double last_run_timestamp;      /* unix seconds at the job's end */
 	double last_success_timestamp;  /* 0 = never */
@@ -58,7 +65,19 @@ struct cf_metrics_values {
 	double drill_last_run_timestamp, drill_last_success_timestamp, drill_duration;
 	int drill_last_status;
 	uint64_t drill_files_verified;
+	/* the last scheduled check (COFFER_CHECK_SCHEDULE) */
+	bool check_have_run;
+	double check_last_run_timestamp, check_last_success_timestamp;
+	uint64_t check_errors;          /* problems the last check found */
+	/* the repository's data (its packs), -1 = unknown */
+	int64_t repository_bytes, repository_packs;
+	/* deliveries to COFFER_NOTIFY_URLS and the webhook that failed, by kind */
+	uint64_t notify_failures[CF_NOTIFY_NKINDS];
 };
+
+/* The repository location as a label shows it: userinfo and query left
+ * out (they may hold credentials), into out (n bytes, cut when longer). */
+void cf_metrics_repository_label(const char *location, char *out, size_t n);
 
 /* Render v as exposition text, appended to out.  CF_OK or CF_ENOMEM. */
 int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out);

@@ -65,6 +65,12 @@ static json_t *job_json(const struct cf_agent_config *c, const struct cf_agent_j
 		json_object_set_new(j, "repository", json_string(c->repository));
 		json_object_set_new(j, "snapshots_forgotten", json_integer((json_int_t)job->forgotten));
 		json_object_set_new(j, "bytes_pruned", json_integer((json_int_t)job->pruned_bytes));
+		if (job->repo_bytes >= 0) {
+			json_object_set_new(j, "repository_bytes", json_integer((json_int_t)job->repo_bytes));
+			json_object_set_new(j, "repository_packs", json_integer((json_int_t)job->repo_packs));
+		}
+		if (job->checked)
+			json_object_set_new(j, "check_errors", json_integer((json_int_t)job->check_errors));
 	}
 	return j;
 }
@@ -84,6 +90,10 @@ void agent_write_state(const struct cf_agent_config *c, const char *agent_state,
 
 	if (!st || !a)
 		goto oom;
+	if (agent_g.check_errors >= 0)
+		json_object_set_new(a, "last_check_errors", json_integer((json_int_t)agent_g.check_errors));
+	if (agent_g.last_check_success > 0)
+		json_object_set_new(a, "last_check_success_unix", json_integer((json_int_t)agent_g.last_check_success));
 	json_object_set_new(st, "agent", a);
 	a = NULL;
 	if (last_job)
@@ -92,6 +102,13 @@ void agent_write_state(const struct cf_agent_config *c, const char *agent_state,
 		json_object_set(st, "copies", agent_g.copies);
 	if (agent_g.drill)
 		json_object_set(st, "drill", agent_g.drill);
+	json_t *nf = json_object();
+	for (int k = 0; nf && k < CF_NOTIFY_NKINDS; k++)
+		if (agent_g.notify_failures[k])
+			json_object_set_new(nf, cf_notify_kind_name(k), json_integer((json_int_t)agent_g.notify_failures[k]));
+	json_t *nt = json_pack("{s:O?, s:o?}", "last", agent_g.notify_last, "failures", nf);
+	if (nt)
+		json_object_set_new(st, "notify", nt);
 	if (!(text = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
 		goto oom;
 	snprintf(path, sizeof(path), "%s/%s", c->state_dir, STATE_FILE);
@@ -125,7 +142,15 @@ void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agen
 		return;
 	memset(&v, 0, sizeof(v));
 	v.snapshots = -1;
+	v.repository_bytes = v.repository_packs = -1;
+	char host[256], repo_label[1024];
+	agent_host(c, host, sizeof(host));
+	cf_metrics_repository_label(c->repository, repo_label, sizeof(repo_label));
+	v.host = host;
+	v.repository = repo_label;
 	if (job) {
+		v.repository_bytes = job->repo_bytes;
+		v.repository_packs = job->repo_packs;
 		v.have_run = true;
 		v.last_run_timestamp = (double)job->end_ns / 1e9;
 		v.last_run_duration = (double)(job->end_ns - job->start_ns) / 1e9;
@@ -150,6 +175,10 @@ void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agen
 			if (json_object_get(lj, "snapshots_total"))
 				v.snapshots = (int64_t)json_integer_value(json_object_get(lj, "snapshots_total"));
 			v.containers_stopped = (uint64_t)json_integer_value(json_object_get(lj, "containers_stopped"));
+			if (json_object_get(lj, "repository_bytes")) {
+				v.repository_bytes = (int64_t)json_integer_value(json_object_get(lj, "repository_bytes"));
+				v.repository_packs = (int64_t)json_integer_value(json_object_get(lj, "repository_packs"));
+			}
 		}
 		json_decref(st);
 	}
@@ -158,6 +187,11 @@ void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agen
 	v.errors_total = agent_g.errors;
 	v.ticks_skipped_total = agent_g.skipped;
 	v.next_run_timestamp = (double)agent_g.next_run;
+	v.check_have_run = agent_g.last_check > 0 && agent_g.check_errors >= 0;
+	v.check_last_run_timestamp = (double)agent_g.last_check;
+	v.check_errors = agent_g.check_errors > 0 ? (uint64_t)agent_g.check_errors : 0;
+	v.check_last_success_timestamp = (double)agent_g.last_check_success;
+	memcpy(v.notify_failures, agent_g.notify_failures, sizeof(v.notify_failures));
 	/* the copy targets, from their records (kept across restarts) */
 	struct cf_metrics_copy mc[64];
 	size_t nmc = 0;
@@ -203,35 +237,120 @@ out:
 	cf_buf_release(&text);
 }
 
-void agent_post_event(const struct cf_agent_config *c, const char *type, json_t *data)
+/* ------------------------------------------------------ notifications */
+
+/* The job's log lines so far (warnings and verbose lines, printed or not):
+ * the Healthchecks body.  Kept under twice the limit; the sender cuts it. */
+static struct cf_buf log_tail;
+
+static void tap(void *ctx, const char *line, size_t n)
 {
-	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, 0, 0,
-				       c->cacert };
-	char now[40];
+	(void)ctx;
+	if (log_tail.len > 2 * CF_NOTIFY_BODY_MAX) {
+		size_t drop = log_tail.len - CF_NOTIFY_BODY_MAX;
+		memmove(log_tail.data, log_tail.data + drop, log_tail.len - drop);
+		log_tail.len -= drop;
+		log_tail.data[log_tail.len] = 0;
+	}
+	if (cf_buf_add(&log_tail, line, n) == CF_OK)
+		cf_buf_add(&log_tail, "\n", 1);
+}
+
+static void count_failure(int kind)
+{
+	agent_g.notify_failures[kind]++;
+}
+
+static void notify_all(const struct cf_agent_config *c, struct cf_notify_event *e, bool *failed)
+{
+	char host[256];
+	cf_log_set_tap(NULL, NULL); /* the tail is read while sending: no line may move it */
+	agent_host(c, host, sizeof(host));
+	e->host = host;
+	e->log = (const char *)log_tail.data;
+	e->nlog = log_tail.len;
+	for (size_t i = 0; i < c->nnotify; i++) {
+		const struct cf_notify_url *u = &c->notify[i];
+		if (!cf_notify_wanted(u->kind, c->notify_level, e))
+			continue;
+		int r = cf_notify_send(u, e, c->cacert);
+		if (r) {
+			cf_warn("coffer agent: %s", cf_errmsg(r));
+			count_failure(u->kind);
+			*failed = true;
+		} else {
+			cf_info("coffer agent: %s notified (%s %s)", cf_notify_kind_name(u->kind), e->job, e->status);
+		}
+	}
+}
+
+void agent_notify_start(const struct cf_agent_config *c, const char *job)
+{
+	bool failed = false;
+	cf_buf_reset(&log_tail);
+	cf_log_set_tap(tap, NULL);
+	if (!c->nnotify)
+		return;
+	struct cf_notify_event e = { .job = job, .status = "start", .message = "started" };
+	notify_all(c, &e, &failed);
+	cf_log_set_tap(tap, NULL);
+}
+
+bool agent_notify_end(const struct cf_agent_config *c, const char *job, int rc, double duration,
+		      const char *message)
+{
+	const char *st = agent_status_word(rc);
+	bool failed = false;
+
+	cf_log_set_tap(NULL, NULL);
+	if (!agent_g.notify_last)
+		agent_g.notify_last = json_object();
+	const char *prev = json_string_value(json_object_get(agent_g.notify_last, job));
+	struct cf_notify_event e = { .job = job, .status = st, .duration = duration, .message = message,
+				     .recovered = rc == CF_OK && prev && strcmp(prev, "success") };
+	if (c->nnotify)
+		notify_all(c, &e, &failed);
+	if (agent_g.notify_last)
+		json_object_set_new(agent_g.notify_last, job, json_string(st));
+	cf_buf_release(&log_tail);
+	return failed;
+}
+
+bool agent_post_event(const struct cf_agent_config *c, const char *type, json_t *data)
+{
+	struct cf_webhook_opts o = { c->webhook_url, c->webhook_secret, c->webhook_retries, c->webhook_backoff, 0,
+				     c->cacert, c->webhook_retry_for, 300 };
+	char now[40], host[256];
 	long status = 0;
 	int r;
 
 	if (!c->webhook_url)
-		return;
+		return false;
+	agent_host(c, host, sizeof(host));
+	if (!json_object_get(data, "host"))
+		json_object_set_new(data, "host", json_string(host));
 	agent_utc_text(cf_now_ns(), now, sizeof(now));
 	json_t *body = json_pack("{s:s, s:s, s:O}", "type", type, "timestamp", now, "data", data);
 	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	if (!text)
 		r = cf_err(CF_ENOMEM, "out of memory");
 	else
-		r = cf_webhook_post(&o, text, strlen(text), &status);
-	if (r)
+		r = cf_webhook_post(&o, text, strlen(text), &status, NULL);
+	if (r) {
 		cf_warn("coffer agent: %s", cf_errmsg(r));
-	else
+		count_failure(CF_NOTIFY_WEBHOOK);
+	} else {
 		cf_info("coffer agent: webhook delivered (HTTP %ld, %s)", status, type);
+	}
 	free(text);
 	json_decref(body);
+	return r != CF_OK;
 }
 
-static void post_webhook(const struct cf_agent_config *c, json_t *jj)
+static bool post_webhook(const struct cf_agent_config *c, json_t *jj)
 {
 	const char *st = json_string_value(json_object_get(jj, "status"));
-	agent_post_event(c, st && !strcmp(st, "success") ? "coffer.job.succeeded" : "coffer.job.failed", jj);
+	return agent_post_event(c, st && !strcmp(st, "success") ? "coffer.job.succeeded" : "coffer.job.failed", jj);
 }
 
 void cf_agent_report(const struct cf_agent_config *c, const struct cf_agent_job *job)
@@ -274,7 +393,20 @@ void cf_agent_report(const struct cf_agent_config *c, const struct cf_agent_job 
 	json_t *jj = job_json(c, job);
 	agent_write_state(c, "waiting", jj);
 	agent_publish_metrics(c, job);
-	if (jj)
-		post_webhook(c, jj);
+	/* the monitors last: the webhook may retry for minutes */
+	struct cf_buf msg = CF_BUF_INIT;
+	if (job->error[0])
+		cf_buf_addf(&msg, "%s%s%s", job->stage ? job->stage : "", job->stage ? ": " : "", job->error);
+	else
+		cf_buf_addf(&msg, "snapshot %.8s, %" PRIu64 " files, %s bytes added in %.1f s",
+			    job->snapshot_id[0] ? job->snapshot_id : "none", job->summary.total_files_processed, added, secs);
+	bool failed = agent_notify_end(c, "backup", job->rc, secs, msg.data ? (char *)msg.data : "");
+	cf_buf_release(&msg);
+	if (jj && post_webhook(c, jj))
+		failed = true;
+	if (failed) { /* the failure counters in the state and the metrics */
+		agent_write_state(c, "waiting", jj);
+		agent_publish_metrics(c, job);
+	}
 	json_decref(jj);
 }

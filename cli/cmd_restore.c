@@ -463,11 +463,18 @@ static void post_restore_webhook(struct cli *c, json_t *data, bool ok)
 		r = cf_err(CF_ENOMEM, "out of memory");
 		goto out;
 	}
+	/* the agent's retry settings (it validates them; defaults as there) */
+	const char *rf = getenv("COFFER_WEBHOOK_RETRY_FOR"), *bo = getenv("COFFER_WEBHOOK_BACKOFF");
+	char *unit = NULL;
+	double retry_for = rf && *rf ? strtod(rf, &unit) : 900;
+	if (unit && *unit)
+		retry_for *= *unit == 'm' ? 60 : *unit == 'h' ? 3600 : *unit == 'd' ? 86400 : 1;
 	struct cf_webhook_opts o = { url, filesec ? filesec : sec && *sec ? sec : NULL,
-				     rt && *rt ? (unsigned)strtoul(rt, NULL, 10) : 3, 0, 0, c->cacert };
-	if (o.retries > 10)
-		o.retries = 10;
-	r = cf_webhook_post(&o, text, strlen(text), &status);
+				     rt && *rt ? (unsigned)strtoul(rt, NULL, 10) : 10, bo && *bo ? strtod(bo, NULL) : 5, 0,
+				     c->cacert, retry_for, 300 };
+	if (o.retries > 100)
+		o.retries = 100;
+	r = cf_webhook_post(&o, text, strlen(text), &status, NULL);
 out:
 	if (r)
 		fprintf(stderr, "coffer: webhook: %s\n", cf_errmsg(r));

@@ -111,17 +111,38 @@ int cf_pwrite_full(int fd, const void *p, size_t n, off_t off)
 }
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static cf_log_tap_fn log_tap;
+static void *log_tap_ctx;
+
+void cf_log_set_tap(cf_log_tap_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&log_lock);
+	log_tap = fn;
+	log_tap_ctx = ctx;
+	pthread_mutex_unlock(&log_lock);
+}
 
 void cf_log(int level, const char *fmt, ...)
 {
-	if (level > cf_log_level)
+	bool tapped = log_tap && level >= 1 && level <= 2;
+	if (level > cf_log_level && !tapped)
 		return;
 	va_list ap;
 	pthread_mutex_lock(&log_lock);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
+	if (level <= cf_log_level) {
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	if (log_tap && level >= 1 && level <= 2) {
+		char line[2048];
+		va_start(ap, fmt);
+		int n = vsnprintf(line, sizeof(line), fmt, ap);
+		va_end(ap);
+		if (n > 0)
+			log_tap(log_tap_ctx, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
 	pthread_mutex_unlock(&log_lock);
 }
 

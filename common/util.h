@@ -54,6 +54,12 @@ void cf_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define cf_warn(...) cf_log(1, __VA_ARGS__)
 #define cf_info(...) cf_log(2, __VA_ARGS__)
 #define cf_debug(...) cf_log(3, __VA_ARGS__)
+/* A tap sees every line of level 1 or 2 (warnings and verbose lines, whether
+ * printed or not), without its newline: the agent keeps a job's log tail for
+ * its notifications (agent/notify.h).  NULL removes it.  The tap runs under
+ * the log's lock: it must not log. */
+typedef void (*cf_log_tap_fn)(void *ctx, const char *line, size_t n);
+void cf_log_set_tap(cf_log_tap_fn fn, void *ctx);
 
 /* Monotonic seconds, and wall-clock nanoseconds since the epoch. */
 /* "1/true/yes/on" or "0/false/no/off/" (any case) into *out; else CF_EINVAL

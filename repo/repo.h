@@ -363,6 +363,9 @@ struct cf_repo_stats {
 /* Fill st (walks every snapshot's trees; a tree shared by snapshots is read
  * once).  CF_ECORRUPT if a tree cannot be loaded. */
 int cf_repo_stats(struct cf_repo *r, struct cf_repo_stats *st);
+/* Only the packs' count and bytes (one listing of data/, no tree read): the
+ * agent's repository size gauge.  CF_OK or the backend's error. */
+int cf_repo_pack_totals(struct cf_repo *r, uint64_t *packs, uint64_t *bytes);
 
 /* check with options: read_data for all packs, or a subset of packs:
  * subset_m > 0 reads the packs whose id's first byte % m == n - 1 (restic's

@@ -123,6 +123,16 @@ static int count_pack(const char *name, uint64_t size, void *ctx)
 	return 0;
 }
 
+int cf_repo_pack_totals(struct cf_repo *r, uint64_t *packs, uint64_t *bytes)
+{
+	struct cf_repo_stats st;
+	memset(&st, 0, sizeof(st));
+	int rc = cf_be_list(r->be, "data", count_pack, &st);
+	*packs = st.packs;
+	*bytes = st.pack_bytes;
+	return rc;
+}
+
 int cf_repo_stats(struct cf_repo *r, struct cf_repo_stats *st)
 {
 	struct cf_snapshot *snaps = NULL;

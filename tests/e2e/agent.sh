@@ -231,7 +231,7 @@ if command -v faketime > /dev/null; then
 	E2E_PIDS+=($PID)
 	loop_ran() { grep -q '"tick_unix": 1767243840' "$T/state/state.json" 2> /dev/null; }
 	wait_for loop_ran || { cat "$T/loop.err" >&2; fail "the 05:04 tick did not run within 20 s"; }
-	wait_for grep -q "coffer_next_run_timestamp_seconds 1767330240" "$T/loop.prom" ||
+	wait_for grep -qE "^coffer_next_run_timestamp_seconds(\{[^}]*\})? 1767330240$" "$T/loop.prom" ||
 		soft_fail "next run after the job is not the next day's 05:04: $(grep next_run "$T/loop.prom")"
 	t0=$(date +%s%N)
 	kill -TERM $PID

@@ -87,7 +87,8 @@ metric() { "$PY" - "$T/coffer.prom" "$1" <<'PYEOF'
 import re, sys
 for line in open(sys.argv[1]):
     m = re.fullmatch(r'([a-z_]+(?:\{[^}]*\})?) (\S+)\n?', line)
-    if m and m.group(1) == sys.argv[2]:
+    # a name without labels matches the family whatever its labels (host, repository)
+    if m and (m.group(1) == sys.argv[2] or ("{" not in sys.argv[2] and m.group(1).split("{")[0] == sys.argv[2])):
         print(m.group(2)); break
 else:
     print("absent")

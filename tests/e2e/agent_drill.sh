@@ -61,7 +61,7 @@ AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_HOST=web1 COFFER_REPOSITORY="$R" COFF
       COFFER_METRICS_FILE="$T/coffer.prom" COFFER_WEBHOOK_URL="http://127.0.0.1:$(cat "$T/port")/hook"
       COFFER_MARIADB="$base/$DB" COFFER_DRILL_SCHEDULE="0 4 * * 0")
 agent_env() { env -i "${AENV[@]}" "$@"; }
-metric() { sed -n "s/^$1 //p" "$T/coffer.prom" | head -n 1; }
+metric() { sed -n "s/^$1\({[^}]*}\)\? //p" "$T/coffer.prom" | head -n 1; }
 events() { "$PY" -c 'import json,sys; print(" ".join(e["type"] for e in map(json.loads, open(sys.argv[1]))))' "$T/hooks.jsonl"; }
 
 # a scratch database an earlier drill left behind is dropped, not reused

@@ -92,7 +92,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c.stop_timeout, 30);
 	assert_false(c.run_missed);
 	assert_int_equal(c.jitter, 0);
-	assert_int_equal(c.webhook_retries, 3);
+	assert_int_equal(c.webhook_retries, 10);
+	assert_int_equal(c.webhook_retry_for, 900);
+	assert_true(c.webhook_backoff == 5);
+	assert_int_equal(c.nnotify, 0);
+	assert_int_equal(c.notify_level, CF_NOTIFY_LEVEL_ERROR);
 	assert_null(c.webhook_url);
 	assert_null(c.cacert);
 	assert_int_equal(c.s3_connections, 0);
@@ -117,12 +121,28 @@ static void test_values(void **state)
 		"COFFER_WEBHOOK_URL", "https://hooks.example/x",
 		"COFFER_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"COFFER_METRICS_LISTEN", ":9100", "COFFER_PRUNE_SCHEDULE", "off",
+		"COFFER_WEBHOOK_RETRY_FOR", "2h", "COFFER_WEBHOOK_BACKOFF", "0.25", "COFFER_WEBHOOK_RETRIES", "40",
+		"COFFER_NOTIFY_URLS", "hc+https://hc-ping.com/abc/ ,kuma+http://kuma:3001/api/push/T?status=up&msg=OK&ping=\n"
+				      "  ntfy+https://u:p@ntfy.sh/backups https://ping.example/{job}/{status}?h={host}",
+		"COFFER_NOTIFY_LEVEL", "info",
 		"COFFER_CACERT", pwfile, "COFFER_S3_CONNECTIONS", "3", "COFFER_S3_SIGN_PAYLOAD", "true", NULL } };
 	struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
 	int r = load(&c, &e);
 	if (r)
 		fail_msg("%s", cf_errmsg(r));
 	assert_string_equal(c.tz, "Europe/Berlin");
+	assert_int_equal(c.webhook_retry_for, 7200);
+	assert_true(c.webhook_backoff == 0.25);
+	assert_int_equal(c.webhook_retries, 40);
+	assert_int_equal(c.nnotify, 4);
+	assert_int_equal(c.notify[0].kind, CF_NOTIFY_HEALTHCHECKS);
+	assert_string_equal(c.notify[0].url, "https://hc-ping.com/abc/");
+	assert_int_equal(c.notify[1].kind, CF_NOTIFY_KUMA);
+	assert_int_equal(c.notify[2].kind, CF_NOTIFY_NTFY);
+	assert_string_equal(c.notify[2].url, "https://u:p@ntfy.sh/backups");
+	assert_int_equal(c.notify[3].kind, CF_NOTIFY_GENERIC);
+	assert_string_equal(c.notify[3].url, "https://ping.example/{job}/{status}?h={host}");
+	assert_int_equal(c.notify_level, CF_NOTIFY_LEVEL_INFO);
 	assert_true(c.run_missed);
 	assert_int_equal(c.jitter, 900);
 	assert_int_equal(c.npaths, 2);
@@ -194,9 +214,22 @@ static void test_bad_values(void **state)
 		{ "COFFER_METRICS_LISTEN", ":70000", "[ADDRESS]:PORT" },
 		{ "COFFER_WEBHOOK_URL", "hooks.example/x", "not an http:// or https:// URL" },
 		{ "COFFER_WEBHOOK_SECRET", "whsec_not*base64!", "not a Standard Webhooks secret" },
-		{ "COFFER_WEBHOOK_SECRET", "whsec_c2hvcnQ=", "not a Standard Webhooks secret" },
+		{ "COFFER_WEBHOOK_SECRET", "whsec_c2hvcnQ=", "5 bytes; Standard Webhooks secrets are 24 to 64" },
+		/* 16 bytes: accepted before, below the specification's 24 */
+		{ "COFFER_WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==", "secret 1 is 16 bytes" },
+		/* rotation: each secret is checked, the bad one named by its place */
+		{ "COFFER_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_c2hvcnQ=", "secret 2 is 5 bytes" },
+		{ "COFFER_WEBHOOK_RETRY_FOR", "forever", "not a duration" },
+		{ "COFFER_WEBHOOK_RETRY_FOR", "2d", "longer than the maximum" },
+		{ "COFFER_WEBHOOK_BACKOFF", "0", "not a number of seconds from 0.01 to 3600" },
+		{ "COFFER_WEBHOOK_BACKOFF", "5m", "not a number of seconds" },
+		{ "COFFER_NOTIFY_URLS", "https://hc-ping.com/1234", "has no kind: write hc+URL" },
+		{ "COFFER_NOTIFY_URLS", "hc+ftp://x/y", "not an http:// or https:// URL" },
+		{ "COFFER_NOTIFY_URLS", "ntfy+https://ntfy.sh/t, gotify://x", "\"gotify://x\" is not an http" },
+		{ "COFFER_NOTIFY_URLS", "https://u:sekrit@ping.example/x", "\"https://u:***@ping.example/x\" has no kind" },
+		{ "COFFER_NOTIFY_LEVEL", "warn", "not error or info" },
 		{ "COFFER_WEBHOOK_SECRET_FILE", "/nonexistent/s", "cannot use /nonexistent/s" },
-		{ "COFFER_WEBHOOK_RETRIES", "11", "not a whole number from 0 to 10" },
+		{ "COFFER_WEBHOOK_RETRIES", "101", "not a whole number from 0 to 100" },
 		{ "COFFER_VERBOSE", "loud", "not a boolean" },
 		{ "COFFER_CACERT", "ca.pem", "not an absolute path" },
 		{ "COFFER_CACERT", "/nonexistent/ca.pem", "cannot use /nonexistent/ca.pem" },
