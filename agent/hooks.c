@@ -104,7 +104,8 @@ static void describe_status(int st, char *out, size_t n)
  *     *_FILE forms (COFFER_PASSWORD_FILE is a path, not a secret; a hook runs
  *     as the agent's user and could read it, but nothing a hook does needs it
  *     and naming it helps nobody);
- *   - COFFER_MARIADB (its URLs may carry a password);
+ *   - COFFER_MARIADB (its URLs may carry a password), COFFER_NOTIFY_URLS
+ *     (a Healthchecks UUID, a Kuma push token or an ntfy topic is the secret);
  *   - any value holding a URL with credentials (scheme://USER:PASS@...);
  *   - any value holding the agent's own password or webhook secret (read
  *     from their files, they have no variable of their own to match).
@@ -142,7 +143,7 @@ static bool secret_variable(const char *entry, const char *const *secrets)
 			return true;
 	if ((n >= 4 && !strncasecmp(entry + n - 4, "_PWD", 4)) || (n >= 3 && !strncasecmp(entry + n - 3, "_PW", 3)))
 		return true;
-	if ((n == 14 && !strncmp(entry, "COFFER_MARIADB", 14)) ||
+	if ((n == 14 && !strncmp(entry, "COFFER_MARIADB", 14)) || (n == 18 && !strncmp(entry, "COFFER_NOTIFY_URLS", 18)) ||
 	    (n == 17 && !strncmp(entry, "COFFER_JOB_STATUS", 17)) ||
 	    (n == 18 && !strncmp(entry, "COFFER_SNAPSHOT_ID", 18)))
 		return true;

@@ -26,6 +26,7 @@ S_WEBHOOK=whsec_$(printf 'webhookSecretBytes01234567' | base64 -w0)
 S_URLPW=urlPassWordN5t6
 S_MARIA=mariadbPassWordK9j
 S_PLAIN=plainPasswordGh3Ty
+S_NOTIFY=notifyPingUuidW2c8
 cat > "$T/agent.conf" <<EOF
 AWS_SECRET_ACCESS_KEY=$S_FILEAWS
 COFFER_KEEP_LAST=10
@@ -36,7 +37,7 @@ AENV=(PATH="$PATH" HOME="$T" TZ=UTC COFFER_TEST_PRUNE_MARGIN_SECONDS=0 COFFER_RE
       COFFER_WEBHOOK_URL=http://127.0.0.1:9/hook COFFER_WEBHOOK_SECRET="$S_WEBHOOK" COFFER_WEBHOOK_RETRIES=0
       AWS_SESSION_TOKEN="$S_TOKEN" AWS_ACCESS_KEY_ID=AKIDEXAMPLE MARIADB_PASSWORD="$S_MARIA"
       APP_DATABASE_URL="postgres://app:$S_URLPW@db.example/app" APP_PW="$PASSWORD"
-      USER_SETTING=visible-to-hooks)
+      COFFER_NOTIFY_URLS="kuma+http://127.0.0.1:9/api/push/$S_NOTIFY" USER_SETTING=visible-to-hooks)
 HOOKS=(COFFER_PRE_COMMAND="env > $T/pre.env" COFFER_POST_COMMAND="env > $T/post.env")
 
 # no_secrets FILE WHAT: none of the secret values occurs in FILE
@@ -44,7 +45,7 @@ no_secrets()
 {
 	local s
 	[ -s "$1" ] || { soft_fail "$2: the hook did not run (no $1)"; return; }
-	for s in "$PASSWORD" "$S_AWS" "$S_TOKEN" "$S_FILEAWS" "${S_WEBHOOK#whsec_}" "$S_URLPW" "$S_MARIA" "$S_PLAIN"; do
+	for s in "$PASSWORD" "$S_AWS" "$S_TOKEN" "$S_FILEAWS" "${S_WEBHOOK#whsec_}" "$S_URLPW" "$S_MARIA" "$S_PLAIN" "$S_NOTIFY"; do
 		if grep -qF -- "$s" "$1"; then
 			soft_fail "$2: secret value '$s' reached the hook: $(grep -F -- "$s" "$1" | cut -c1-80 | tr '\n' ' ')"
 		fi
@@ -79,7 +80,7 @@ for f in pre post; do
 done
 # names are gone too, not just values
 for n in COFFER_PASSWORD_FILE COFFER_WEBHOOK_SECRET AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
-	AWS_ACCESS_KEY_ID MARIADB_PASSWORD APP_DATABASE_URL APP_PW COFFER_CONFIG_FILE_SECRET; do
+	AWS_ACCESS_KEY_ID MARIADB_PASSWORD APP_DATABASE_URL APP_PW COFFER_CONFIG_FILE_SECRET COFFER_NOTIFY_URLS; do
 	grep -q "^$n=" "$T/post.env" && soft_fail "$n reached the post hook"
 done
 
