@@ -21,6 +21,7 @@
 
 #include "agent/config.h"
 #include "agent/daemon.h"
+#include "agent/metrics.h"
 #include "common/error.h"
 
 static char dir[] = "/tmp/coffer-test-agent-XXXXXX";
@@ -572,10 +573,30 @@ static void test_healthcheck(void **state)
 	assert_int_equal(cf_agent_healthcheck(sd, 1780290000 + 60, why, sizeof(why)), 0);
 }
 
+/* The metrics' repository label: a URL's userinfo and query left out. */
+static void test_repository_label(void **state)
+{
+	(void)state;
+	char out[256];
+	cf_metrics_repository_label("s3:https://AKID:secretkey@s3.example:9000/bucket/pre?X-Amz-Security-Token=tok", out,
+				    sizeof(out));
+	assert_string_equal(out, "s3:https://s3.example:9000/bucket/pre");
+	cf_metrics_repository_label("/srv/backups", out, sizeof(out));
+	assert_string_equal(out, "/srv/backups");
+	cf_metrics_repository_label("s3://bucket/prefix", out, sizeof(out));
+	assert_string_equal(out, "s3://bucket/prefix");
+	/* an '@' in the path is not userinfo */
+	cf_metrics_repository_label("s3:https://s3.example/b/me@home", out, sizeof(out));
+	assert_string_equal(out, "s3:https://s3.example/b/me@home");
+	cf_metrics_repository_label("s3:https://s3.example/bucket", out, 12);
+	assert_string_equal(out, "s3:https://");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_repository_label),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_required),
