@@ -288,9 +288,8 @@ void agent_notify_start(const struct cf_agent_config *c, const char *job)
 {
 	bool failed = false;
 	cf_buf_reset(&log_tail);
-	cf_log_set_tap(tap, NULL);
 	if (!c->nnotify)
-		return;
+		return; /* no tail kept: nobody reads it */
 	struct cf_notify_event e = { .job = job, .status = "start", .message = "started" };
 	notify_all(c, &e, &failed);
 	cf_log_set_tap(tap, NULL);

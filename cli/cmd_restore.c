@@ -463,10 +463,11 @@ static void post_restore_webhook(struct cli *c, json_t *data, bool ok)
 		r = cf_err(CF_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* the agent's retry settings (it validates them; defaults as there) */
+	/* the agent's retry settings (it validates them), but one minute unless
+	 * told: someone may be waiting for the command to end */
 	const char *rf = getenv("COFFER_WEBHOOK_RETRY_FOR"), *bo = getenv("COFFER_WEBHOOK_BACKOFF");
 	char *unit = NULL;
-	double retry_for = rf && *rf ? strtod(rf, &unit) : 900;
+	double retry_for = rf && *rf ? strtod(rf, &unit) : 60;
 	if (unit && *unit)
 		retry_for *= *unit == 'm' ? 60 : *unit == 'h' ? 3600 : *unit == 'd' ? 86400 : 1;
 	struct cf_webhook_opts o = { url, filesec ? filesec : sec && *sec ? sec : NULL,
