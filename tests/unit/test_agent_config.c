@@ -123,8 +123,8 @@ static void test_values(void **state)
 		"COFFER_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"COFFER_METRICS_LISTEN", ":9100", "COFFER_PRUNE_SCHEDULE", "off",
 		"COFFER_WEBHOOK_RETRY_FOR", "2h", "COFFER_WEBHOOK_BACKOFF", "0.25", "COFFER_WEBHOOK_RETRIES", "40",
-		"COFFER_NOTIFY_URLS", "hc+https://hc-ping.com/abc/ ,kuma+http://kuma:3001/api/push/T?status=up&msg=OK&ping=\n"
-				      "  ntfy+https://u:p@ntfy.sh/backups https://ping.example/{job}/{status}?h={host}",
+		"COFFER_NOTIFY_URLS", ("hc+https://hc-ping.com/abc/ ,kuma+http://kuma:3001/api/push/T?status=up&msg=OK&ping=\n"
+				       "  ntfy+https://u:p@ntfy.sh/backups https://ping.example/{job}/{status}?h={host}"),
 		"COFFER_NOTIFY_LEVEL", "info",
 		"COFFER_CACERT", pwfile, "COFFER_S3_CONNECTIONS", "3", "COFFER_S3_SIGN_PAYLOAD", "true", NULL } };
 	struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
