@@ -69,6 +69,8 @@ struct agent_repo_spec {
 	const char *password_file, *password;
 	const char *password_key;      /* "COFFER_PASSWORD_FILE", "COFFER_COPY_TO_X_PASSWORD_FILE" */
 	const char *access_key, *secret_key, *session_token, *region;  /* NULL: the environment's */
+	bool no_lock;                  /* take no lock (the replicator locks for its base copies only) */
+	int max_attempts;              /* S3 attempts per request, 0 = the backend's default */
 };
 int agent_open_repo(const struct cf_agent_config *c, const struct agent_repo_spec *sp, bool exclusive,
 		    struct cf_repo **r);

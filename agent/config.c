@@ -619,6 +619,8 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	agent_free_list(c->mariadb, c->nmariadb);
 	agent_free_list(c->postgres, c->npostgres);
 	agent_free_list(c->sqlite, c->nsqlite);
+	agent_free_list(c->sqlite_replicate, c->nsqlite_replicate);
+	free(c->sqlite_retention);
 	for (size_t i = 0; i < c->nstdin_cmds; i++) {
 		free(c->stdin_cmds[i].path);
 		free(c->stdin_cmds[i].command);

@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "agent/cron.h"
@@ -86,6 +87,13 @@ struct cf_agent_config {
 	bool mariadb_lock;           /* FLUSH TABLES WITH READ LOCK while the snapshot starts */
 	char **postgres; size_t npostgres; /* COFFER_POSTGRES URLs */
 	char **sqlite; size_t nsqlite;
+	/* COFFER_SQLITE_REPLICATE and friends: continuous replication (agent/replication.c) */
+	char **sqlite_replicate; size_t nsqlite_replicate;
+	double sqlite_interval;      /* COFFER_SQLITE_SYNC_INTERVAL, seconds */
+	unsigned sqlite_max_lag;     /* COFFER_SQLITE_MAX_LAG, seconds: the healthcheck's bound */
+	char *sqlite_retention;      /* COFFER_SQLITE_RETENTION as given: "snapshots" or a duration */
+	struct cf_duration sqlite_retention_d;  /* zero = as the snapshots' */
+	uint64_t sqlite_queue_bytes; /* COFFER_SQLITE_QUEUE_BYTES */
 	struct cf_agent_stdin_cmd *stdin_cmds; size_t nstdin_cmds;
 	char *host;                  /* NULL = the engine's default (gethostname) */
 	char **tags; size_t ntags;

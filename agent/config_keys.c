@@ -372,6 +372,72 @@ static int set_sqlite(struct cf_agent_config *c, const char *key, const char *v)
 	return r;
 }
 
+static int set_sqlite_replicate(struct cf_agent_config *c, const char *key, const char *v)
+{
+	int r = split(v, ",", &c->sqlite_replicate, &c->nsqlite_replicate);
+	for (size_t i = 0; !r && i < c->nsqlite_replicate; i++)
+		r = abs_path(key, c->sqlite_replicate[i]);
+	return r;
+}
+
+static int set_sqlite_interval(struct cf_agent_config *c, const char *key, const char *v)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (end != v && *end == 's' && !end[1])
+		end++;
+	if (errno || end == v || *end || !(d >= 0.01 && d <= 3600))
+		return cf_err(CF_EINVAL, "%s: \"%s\" is not a number of seconds from 0.01 to 3600", key, v);
+	c->sqlite_interval = d;
+	return CF_OK;
+}
+
+static int set_sqlite_max_lag(struct cf_agent_config *c, const char *key, const char *v)
+{
+	int r = parse_seconds(key, v, 86400 * 30, &c->sqlite_max_lag);
+	if (!r && !c->sqlite_max_lag)
+		r = cf_err(CF_EINVAL, "%s: \"%s\": give at least 1 s", key, v);
+	return r;
+}
+
+static int set_sqlite_retention(struct cf_agent_config *c, const char *key, const char *v)
+{
+	memset(&c->sqlite_retention_d, 0, sizeof(c->sqlite_retention_d));
+	if (strcmp(v, "snapshots")) {
+		int r = cf_duration_parse(v, &c->sqlite_retention_d);
+		if (r || cf_duration_zero(&c->sqlite_retention_d))
+			return cf_err(CF_EINVAL, "%s: \"%s\" is neither \"snapshots\" nor a duration like 7d or 1m15d%s%s",
+				      key, v, r ? ": " : "", r ? cf_errmsg(r) : "");
+	}
+	return agent_dup_str(&c->sqlite_retention, v);
+}
+
+static int set_sqlite_queue_bytes(struct cf_agent_config *c, const char *key, const char *v)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*v))
+		goto bad;
+	unsigned long long x = strtoull(v, &end, 10), mult = 1;
+	if (*end && !end[1]) {
+		switch (*end) {
+		case 'K': mult = 1ull << 10; break;
+		case 'M': mult = 1ull << 20; break;
+		case 'G': mult = 1ull << 30; break;
+		default: goto bad;
+		}
+		end++;
+	}
+	if (errno || *end || !x || x > (1ull << 40) / mult)
+		goto bad;
+	c->sqlite_queue_bytes = x * mult;
+	return CF_OK;
+bad:
+	return cf_err(CF_EINVAL, "%s: \"%s\" is not a size in bytes (a number, optionally with K, M or G; at most 1 TiB)",
+		      key, v);
+}
+
 static bool bad_snapshot_path(const char *p)
 {
 	if (!*p || p[0] == '/')
@@ -858,6 +924,17 @@ const struct agent_key agent_keys[] = {
 	{ "PGPASSWORD", NULL, NULL, true, "password for COFFER_POSTGRES URLs that hold none (read by libpq, pg_dump)" },
 	{ "PGPASSFILE", NULL, NULL, false, "libpq's password file for COFFER_POSTGRES (default ~/.pgpass)" },
 	{ "COFFER_SQLITE", set_sqlite, NULL, false, "comma-separated SQLite database files to copy consistently" },
+	{ "COFFER_SQLITE_REPLICATE", set_sqlite_replicate, NULL, false,
+	  "comma-separated SQLite database files the agent replicates continuously (WAL frames every "
+	  "COFFER_SQLITE_SYNC_INTERVAL; restore to any second with restore --sqlite DB --time T)" },
+	{ "COFFER_SQLITE_SYNC_INTERVAL", set_sqlite_interval, "1", false,
+	  "seconds between uploads of the replicated databases' new transactions (0.01-3600)" },
+	{ "COFFER_SQLITE_MAX_LAG", set_sqlite_max_lag, "60", false,
+	  "the healthcheck is unhealthy when a replicated database's oldest unstored transaction is older than this" },
+	{ "COFFER_SQLITE_RETENTION", set_sqlite_retention, "snapshots", false,
+	  "how long replicated history is kept: snapshots (back to the oldest snapshot retention keeps) or a duration (7d)" },
+	{ "COFFER_SQLITE_QUEUE_BYTES", set_sqlite_queue_bytes, "64M", false,
+	  "memory for transactions read while the store fails; past it the replica has a gap and restarts with a new base" },
 	{ "COFFER_STDIN_COMMANDS", set_stdin_commands, NULL, false,
 	  "one FILENAME=COMMAND a line: COMMAND's stdout is stored as FILENAME (e.g. postgres/app.sql=pg_dump app)" },
 	{ "COFFER_HOST", set_host, NULL, false, "host name recorded in snapshots (default: the hostname unless it is a container id)" },

@@ -12,6 +12,7 @@
 #include "engine/dircache.h"
 #include "agent/docker.h"
 #include "agent/metrics.h"
+#include "agent/replication.h"
 #include "sources/sources.h"
 #include "agent/webhook.h"
 #include "common/buf.h"
@@ -306,7 +307,19 @@ int cf_agent_run_named(const struct cf_agent_config *c, const char *what)
 	return 1;
 }
 
+static int loop(struct cf_agent_config *c);
+
 int cf_agent_loop(struct cf_agent_config *c)
+{
+	int code = loop(c);
+	/* a clean stop stores what the replicator read (the last interval) */
+	agent_repl_stop();
+	cf_metrics_server_free(agent_g.server);
+	agent_g.server = NULL;
+	return code;
+}
+
+static int loop(struct cf_agent_config *c)
 {
 	int code = 0, r;
 
@@ -319,6 +332,10 @@ int cf_agent_loop(struct cf_agent_config *c)
 		return 1;
 	}
 	agent_load_state(c);
+	if ((r = agent_repl_start(c)) != CF_OK) {
+		cf_warn("coffer agent: %s", cf_errmsg(r));
+		return 1;
+	}
 	cf_warn("coffer agent: started: schedule \"%s\" in %s, repository %s", c->schedule,
 		c->tz ? c->tz : "UTC", c->repository);
 
@@ -372,7 +389,13 @@ int cf_agent_loop(struct cf_agent_config *c)
 		if (cf_interrupted)
 			break; /* between jobs: nothing to clean up */
 		if (reload_requested) {
+			/* the replicator reads c and the environment the reload rewrites */
+			agent_repl_stop();
 			reload(c);
+			if ((r = agent_repl_start(c)) != CF_OK) {
+				cf_warn("coffer agent: %s", cf_errmsg(r));
+				return 1;
+			}
 			continue;
 		}
 		if (time(NULL) < fire) {
@@ -401,8 +424,6 @@ int cf_agent_loop(struct cf_agent_config *c)
 			return code; /* SIGTERM during the job: it has cleaned up and reported */
 	}
 	cf_warn("coffer agent: stopping");
-	cf_metrics_server_free(agent_g.server);
-	agent_g.server = NULL;
 	return cf_interrupted ? 0 : code;
 }
 
@@ -457,6 +478,8 @@ int cf_agent_healthcheck(const char *state_dir, time_t now, char *why, size_t wh
 		snprintf(why, whylen, "the job due at unix time %lld is more than %d s overdue", (long long)next,
 			 OVERDUE_GRACE);
 	} else if (copy_unhealthy(json_object_get(st, "copies"), state, now, why, whylen)) {
+		/* why is set */
+	} else if (agent_repl_unhealthy(state_dir, now, why, whylen)) {
 		/* why is set */
 	} else if (json_object_get(st, "drill") &&
 		   json_integer_value(json_object_get(json_object_get(st, "drill"), "exit_code")) != 0) {

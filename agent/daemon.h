@@ -66,6 +66,7 @@ struct cf_agent_job {
 	bool checked;            /* a scheduled check ran (COFFER_CHECK_SCHEDULE) */
 	uint64_t check_errors;   /* problems it found (the job fails when > 0) */
 	int64_t repo_bytes, repo_packs; /* the repository's packs afterwards, -1 unknown */
+	uint64_t sqlite_generations_removed, sqlite_segments_removed; /* COFFER_SQLITE_RETENTION */
 };
 
 /* Run one job now under c.  tick: the schedule tick it serves (0 = by

@@ -15,6 +15,7 @@
 #include "engine/dircache.h"
 #include "agent/docker.h"
 #include "agent/metrics.h"
+#include "agent/replication.h"
 #include "sources/sources.h"
 #include "agent/webhook.h"
 #include "common/buf.h"
@@ -103,7 +104,7 @@ int agent_open_repo(const struct cf_agent_config *c, const struct agent_repo_spe
 	struct cf_backend_opts bo = { .connections = c->s3_connections, .cacert = c->cacert,
 				      .sign_payload = c->s3_sign_payload, .access_key = sp->access_key,
 				      .secret_key = sp->secret_key, .session_token = sp->session_token,
-				      .region = sp->region };
+				      .region = sp->region, .max_attempts = sp->max_attempts };
 	struct cf_backend *be = NULL;
 	char *pw = NULL;
 	int rc;
@@ -123,7 +124,7 @@ int agent_open_repo(const struct cf_agent_config *c, const struct agent_repo_spe
 	if (c->s3_connections) /* as the CLI's --s3-connections */
 		cf_repo_set_upload_threads(*r, c->s3_connections);
 	/* a prune elsewhere may hold the lock for a while: wait rather than miss the day */
-	if ((rc = cf_repo_lock(*r, exclusive, 600)) || (rc = cf_repo_load_index(*r))) {
+	if ((!sp->no_lock && (rc = cf_repo_lock(*r, exclusive, 600))) || (rc = cf_repo_load_index(*r))) {
 		cf_repo_free(*r);
 		*r = NULL;
 	}
@@ -371,6 +372,9 @@ int agent_retention_keep(const struct cf_agent_config *c, const struct cf_retent
 			goto out;
 		}
 		done[i] = !s[i]->hostname || strcmp(s[i]->hostname, host) != 0;
+		/* a replica's base copy goes with its generation (agent_repl_retention) */
+		for (size_t k = 0; k < s[i]->ntags; k++)
+			done[i] |= !strcmp(s[i]->tags[k], "sqlite-replica");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct cf_retention_snap *g = NULL;
@@ -475,13 +479,16 @@ static int retention(const struct cf_agent_config *c, struct cf_repo **repo, str
 	bool prune_due = agent_prune_due(c, agent_g.last_prune, now);
 	int rc;
 
-	if (cf_retention_policy_empty(&c->keep) && !prune_due)
+	if (cf_retention_policy_empty(&c->keep) && !prune_due && !c->nsqlite_replicate)
 		return CF_OK;
 	cf_repo_free(*repo);
 	*repo = NULL;
 	if ((rc = open_repository(c, true, repo)))
 		return rc;
 	if (!cf_retention_policy_empty(&c->keep) && (rc = agent_forget_by_policy(c, *repo, &c->keep, &job->forgotten)))
+		return rc;
+	/* then the replicated history older than what is kept */
+	if ((rc = agent_repl_retention(c, *repo, &job->sqlite_generations_removed, &job->sqlite_segments_removed)))
 		return rc;
 	if (prune_due) {
 		if ((rc = agent_prune(*repo, &job->pruned_bytes)))
@@ -625,6 +632,8 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	rc = cf_backup_run(repo, &o, &snap);
 	if (rc == CF_OK || rc == CF_EPARTIAL) {
 		cf_hex(snap.id, CF_ID_LEN, job->snapshot_id);
+		/* the replicated databases start new generations from here */
+		agent_repl_new_base();
 		job->summary = snap.summary;
 		if (rc == CF_EPARTIAL) {
 			job->rc = rc;

@@ -271,12 +271,64 @@ out:
 
 /* ------------------------------------------------------------- serving */
 
+/* One family of the replicated databases (label db="NAME"). */
+static int sqlite_family(struct cf_buf *b, const struct cf_metrics_sqlite *v, size_t n, const char *name,
+			 const char *help, int which)
+{
+	bool head = false;
+	int r = CF_OK;
+	for (size_t i = 0; i < n && !r; i++) {
+		double x = which == 0 ? v[i].lag_seconds : which == 1 ? v[i].last_upload_timestamp :
+			   which == 2 ? (double)v[i].queued_bytes : (double)v[i].up;
+		if (which == 1 && x <= 0)
+			continue;  /* nothing stored since the agent started */
+		if (!head && (r = cf_buf_addf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)))
+			break;
+		head = true;
+		if ((r = cf_buf_addf(b, "%s{db=\"", name)))
+			break;
+		for (const char *p = v[i].db; *p && !r; p++)
+			r = *p == '\\' || *p == '"' ? cf_buf_addf(b, "\\%c", *p) :
+			    *p == '\n' ? cf_buf_adds(b, "\\n") : cf_buf_add(b, p, 1);
+		if (!r)
+			r = cf_buf_addf(b, which == 1 ? "\"} %.3f\n" : "\"} %.17g\n", x);
+	}
+	return r;
+}
+
+int cf_metrics_format_sqlite(const struct cf_metrics_sqlite *v, size_t n, struct cf_buf *out)
+{
+	int r;
+	if ((r = sqlite_family(out, v, n, "coffer_sqlite_replication_lag_seconds",
+			       "Age of the oldest transaction read from the database but not yet stored (0 when none).", 0)) ||
+	    (r = sqlite_family(out, v, n, "coffer_sqlite_replication_last_upload_timestamp_seconds",
+			       "When the store last took a segment of the database.", 1)) ||
+	    (r = sqlite_family(out, v, n, "coffer_sqlite_replication_queued_bytes",
+			       "Bytes of transactions read but not yet stored (queued while the store fails).", 2)) ||
+	    (r = sqlite_family(out, v, n, "coffer_sqlite_replication_up",
+			       "1 while the database is followed, 0 while replication is stopped by a failure.", 3)))
+		return r;
+	return CF_OK;
+}
+
 struct cf_metrics_server {
 	struct MHD_Daemon *d;
 	pthread_mutex_t lock;
 	char *text;
 	size_t n;
+	cf_metrics_extra_fn extra;
+	void *extra_ctx;
 };
+
+void cf_metrics_server_set_extra(struct cf_metrics_server *s, cf_metrics_extra_fn fn, void *ctx)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->extra = fn;
+	s->extra_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+}
 
 static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			      const char *version, const char *upload, size_t *upload_len, void **con_cls)
@@ -299,10 +351,16 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 		resp = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
 		code = MHD_HTTP_NOT_FOUND;
 	} else {
+		struct cf_buf b = CF_BUF_INIT;
 		pthread_mutex_lock(&s->lock);
-		resp = MHD_create_response_from_buffer(s->n, s->text ? s->text : (char *)"",
-						       MHD_RESPMEM_MUST_COPY);
+		int r = cf_buf_add(&b, s->text ? s->text : "", s->n);
+		/* figures that change between jobs (replication lag) are rendered now */
+		if (!r && s->extra)
+			r = s->extra(s->extra_ctx, &b);
 		pthread_mutex_unlock(&s->lock);
+		resp = r ? NULL : MHD_create_response_from_buffer(b.len, b.data ? (char *)b.data : (char *)"",
+								  MHD_RESPMEM_MUST_COPY);
+		cf_buf_release(&b);
 		if (resp)
 			MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	}

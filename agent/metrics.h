@@ -79,6 +79,20 @@ struct cf_metrics_values {
  * out (they may hold credentials), into out (n bytes, cut when longer). */
 void cf_metrics_repository_label(const char *location, char *out, size_t n);
 
+/* One continuously replicated SQLite database (label db="NAME"). */
+struct cf_metrics_sqlite {
+	const char *db;                 /* the file's name without its extension ("app") */
+	double lag_seconds;             /* age of the oldest transaction read, not stored; 0 = none */
+	double last_upload_timestamp;   /* 0 = nothing stored since the agent started (left out) */
+	uint64_t queued_bytes;
+	int up;                         /* 1 following, 0 stopped by a failure */
+};
+
+/* Render the replication families (coffer_sqlite_replication_lag_seconds,
+ * _last_upload_timestamp_seconds, _queued_bytes, _up), appended to out.
+ * CF_OK or CF_ENOMEM. */
+int cf_metrics_format_sqlite(const struct cf_metrics_sqlite *v, size_t n, struct cf_buf *out);
+
 /* Render v as exposition text, appended to out.  CF_OK or CF_ENOMEM. */
 int cf_metrics_format(const struct cf_metrics_values *v, struct cf_buf *out);
 
@@ -100,6 +114,12 @@ int cf_metrics_serve(const char *listen, struct cf_metrics_server **out);
 
 /* Publish new text (copied).  CF_OK or CF_ENOMEM (the old text stays). */
 int cf_metrics_server_update(struct cf_metrics_server *s, const void *text, size_t n);
+
+/* Text appended to every answer, rendered at the request (from the
+ * server's thread, under its lock): fn appends to out, CF_OK or CF_ENOMEM.
+ * NULL fn stops it.  s NULL is a no-op. */
+typedef int (*cf_metrics_extra_fn)(void *ctx, struct cf_buf *out);
+void cf_metrics_server_set_extra(struct cf_metrics_server *s, cf_metrics_extra_fn fn, void *ctx);
 
 /* Stop serving and free.  NULL is a no-op. */
 void cf_metrics_server_free(struct cf_metrics_server *s);

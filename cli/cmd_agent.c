@@ -77,6 +77,9 @@ int cmd_agent(struct cli *c)
 	if (!c->quiet && !c->verbose)
 		cf_log_level = cfg.log_level;
 	cf_agent_install_signals();
+	if ((c->agent_once || c->agent_run) && cfg.nsqlite_replicate)
+		cf_warn("coffer agent: COFFER_SQLITE_REPLICATE is followed by the daemon (coffer agent) only: "
+			"--once/--run does not replicate (COFFER_SQLITE copies go into the snapshot as always)");
 	if (c->agent_once) {
 		code = cf_agent_run_once(&cfg);
 	} else if (c->agent_run) {

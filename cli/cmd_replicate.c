@@ -60,6 +60,14 @@ int cmd_replicate(struct cli *c)
 			return fail(cf_err(CF_EINVAL, "COFFER_SQLITE_BASE_BYTES is a number of bytes, not '%s'", bb));
 		o.base_bytes = v;
 	}
+	const char *qb = getenv("COFFER_SQLITE_QUEUE_BYTES");
+	if (qb && *qb) {
+		char *end;
+		unsigned long long v = strtoull(qb, &end, 10);
+		if (*end || !v)
+			return fail(cf_err(CF_EINVAL, "COFFER_SQLITE_QUEUE_BYTES is a number of bytes, not '%s'", qb));
+		o.queue_bytes = v;
+	}
 	o.paths = (const char *const *)c->args;
 	o.npaths = (size_t)c->nargs;
 	o.host = c->host;

@@ -16,6 +16,7 @@
 
 int cf_log_level = 1;
 volatile int cf_interrupted;
+_Thread_local bool cf_interrupt_ignored;
 
 void cf_hex(const uint8_t *p, size_t n, char *out)
 {

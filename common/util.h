@@ -85,5 +85,13 @@ bool cf_cache_dir_default(char *buf, size_t n);
 
 /* Set by signal handlers (SIGINT/SIGTERM); long loops check it and return CF_EINTR. */
 extern volatile int cf_interrupted;
+/* Set by a thread whose requests must finish even after a signal (the
+ * replicator storing its last interval at a clean stop): the S3 client
+ * then does not abort them (cf_interrupt_pending() is false). */
+extern _Thread_local bool cf_interrupt_ignored;
+static inline bool cf_interrupt_pending(void)
+{
+	return cf_interrupted && !cf_interrupt_ignored;
+}
 
 #endif

@@ -269,3 +269,11 @@ int cf_repo_load_index(struct cf_repo *r)
 		rc = prefer_existing_packs(r);
 	return rc;
 }
+
+int cf_repo_reload_index(struct cf_repo *r)
+{
+	pthread_mutex_lock(&r->mu);
+	cf_index_release(&r->idx);
+	pthread_mutex_unlock(&r->mu);
+	return cf_repo_load_index(r);
+}

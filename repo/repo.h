@@ -144,6 +144,10 @@ int cf_repo_key_remove(struct cf_repo *r, const char *prefix);
 
 /* Load every index file (and merge them into the in-memory index). */
 int cf_repo_load_index(struct cf_repo *r);
+/* Forget the in-memory index and load it again: for a long-lived handle
+ * (the replicator) whose index a prune elsewhere may have made stale.
+ * Nothing may be pending (call after cf_repo_flush).  Take the lock first. */
+int cf_repo_reload_index(struct cf_repo *r);
 
 /* True if a blob of that type and id is in the index (or pending). */
 bool cf_repo_has_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN]);

@@ -509,6 +509,64 @@ out:
 	return rc;
 }
 
+struct rm_lst {
+	const char *db, *gen;
+	char **names;
+	size_t n, cap;
+	bool record;
+};
+
+static int rm_fn(const char *name, uint64_t size, void *ctx)
+{
+	struct rm_lst *l = ctx;
+	(void)size;
+	if (strncmp(name, l->gen, 32) || name[32] != '.')
+		return 0;
+	if (!strcmp(name + 33, "gen")) {
+		l->record = true;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *nv = realloc(l->names, cap * sizeof(*l->names));
+		if (!nv)
+			return cf_err(CF_ENOMEM, "out of memory");
+		l->names = nv;
+		l->cap = cap;
+	}
+	if (asprintf(&l->names[l->n], "sqlite-%s/%s", l->db, name) < 0)
+		return cf_err(CF_ENOMEM, "out of memory");
+	l->n++;
+	return 0;
+}
+
+int cf_seg_gen_remove(struct cf_repo *r, const char *db, const char *gen, uint64_t *removed)
+{
+	struct rm_lst l = { .db = db, .gen = gen };
+	char dir[64], name[128];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "sqlite-%s", db);
+	if ((rc = cf_be_list(r->be, dir, rm_fn, &l)))
+		goto out;
+	/* the record first: a generation without one is not offered for restore,
+	 * so an interrupted removal never leaves a shortened one that is */
+	if (l.record) {
+		snprintf(name, sizeof(name), "sqlite-%s/%s.gen", db, gen);
+		if ((rc = cf_be_remove(r->be, name)))
+			goto out;
+	}
+	if (l.n && (rc = cf_be_remove_many(r->be, (const char *const *)l.names, l.n)))
+		goto out;
+	if (removed)
+		*removed = l.n;
+out:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.names[i]);
+	free(l.names);
+	return rc;
+}
+
 void cf_seg_unlock(struct cf_repo *r)
 {
 	cf_repo_lock_release(r);

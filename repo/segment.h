@@ -132,6 +132,13 @@ struct cf_seg_listing {
 /* One list request.  Caller frees *out with free(). */
 int cf_seg_list(struct cf_repo *r, const char *db, struct cf_seg_listing **out, size_t *n);
 
+/* Remove generation gen of db: its record first (so that a removal cut
+ * short leaves no shortened generation offered for restore), then every
+ * segment of it.  *removed (may be NULL) counts the segments.  The caller
+ * holds the exclusive lock and never removes the generation a replicator
+ * is writing (the newest).  CF_OK or the store's error. */
+int cf_seg_gen_remove(struct cf_repo *r, const char *db, const char *gen, uint64_t *removed);
+
 /* Give up the lock cf_repo_lock() took (the replicator holds a shared lock
  * only while it stores a base copy, so that prune can run meanwhile:
  * prune never touches the sqlite-<db> directories). */

@@ -118,7 +118,7 @@ static int delete_batch(struct s3_backend *be, struct del_batch *d)
 		if (round > 1) {
 			double w = BACKOFF_BASE * (double)(1ULL << (round - 2 < 20 ? round - 2 : 20));
 			s3_backoff_sleep(w < BACKOFF_CAP ? w : BACKOFF_CAP);
-			if (cf_interrupted) {
+			if (cf_interrupt_pending()) {
 				r = cf_err(CF_EINTR, "S3 DeleteObjects %s: interrupted", be->base.location);
 				goto out;
 			}

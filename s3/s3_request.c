@@ -216,7 +216,7 @@ static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 {
 	(void)dlt, (void)dln, (void)ult, (void)uln;
 	struct xfer *x = ud;
-	return cf_interrupted && interruptible(x->req); /* non-zero: CURLE_ABORTED_BY_CALLBACK */
+	return cf_interrupt_pending() && interruptible(x->req); /* non-zero: CURLE_ABORTED_BY_CALLBACK */
 }
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
@@ -460,7 +460,7 @@ void s3_backoff_sleep(double seconds)
 	/* Jitter in [d/2, d]: clients that failed together do not retry together. */
 	double d = seconds * (0.5 + 0.5 * (double)(rng >> 11) / (double)(1ULL << 53));
 	double end = cf_now_mono() + d;
-	for (double now; !cf_interrupted && (now = cf_now_mono()) < end;) {
+	for (double now; !cf_interrupt_pending() && (now = cf_now_mono()) < end;) {
 		double step = end - now < 0.1 ? end - now : 0.1;
 		struct timespec ts = { 0, (long)(step * 1e9) };
 		nanosleep(&ts, NULL);
@@ -502,7 +502,7 @@ static int setup(struct s3_backend *be, CURL *c, const struct s3_req *req, struc
 		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
 	/* Cleanup after a signal (a DELETE) gets a few seconds, not the stall
 	 * timeout: the user asked coffer to stop. */
-	if (cf_interrupted)
+	if (cf_interrupt_pending())
 		SET(CURLOPT_TIMEOUT, 5L);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
@@ -622,7 +622,7 @@ static CURLcode perform(struct s3_handle *h, const struct s3_req *req)
 	if (mc != CURLM_OK)
 		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 	while (running && mc == CURLM_OK) {
-		if (cf_interrupted && interruptible(req)) {
+		if (cf_interrupt_pending() && interruptible(req)) {
 			res = CURLE_ABORTED_BY_CALLBACK;
 			goto out;
 		}
@@ -686,7 +686,7 @@ int s3_do(struct s3_backend *be, struct s3_req *req)
 		}
 
 		describe(be, req, what, sizeof(what));
-		if (cf_interrupted && interruptible(req)) {
+		if (cf_interrupt_pending() && interruptible(req)) {
 			r = cf_err(CF_EINTR, "%s: interrupted", what);
 			break;
 		}
@@ -731,7 +731,7 @@ int s3_do(struct s3_backend *be, struct s3_req *req)
 			else
 				r = cf_err(CF_ECORRUPT, "%s: the answer (HTTP %ld) exceeds the %s limit for it; not "
 							"read further", what, req->status, cap);
-		} else if (cc == CURLE_ABORTED_BY_CALLBACK && cf_interrupted) {
+		} else if (cc == CURLE_ABORTED_BY_CALLBACK && cf_interrupt_pending()) {
 			r = cf_err(CF_EINTR, "%s: interrupted", what);
 		} else if (sm && cc != CURLE_OK && x.body_kind == 1 && sm->done == sm->len) {
 			o = DONE; /* everything wanted arrived before the transfer broke */
@@ -769,7 +769,7 @@ attempt_out:
 		cf_info("%s: %s; attempt %d of %d, retrying in about %.1f s", what, reason, attempt,
 			be->max_attempts, d);
 		s3_backoff_sleep(d);
-		if (cf_interrupted) {
+		if (cf_interrupt_pending()) {
 			r = cf_err(CF_EINTR, "%s: interrupted while waiting to retry", what);
 			break;
 		}

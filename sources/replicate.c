@@ -4,6 +4,7 @@
 #include "sources/replicate.h"
 #include "repo/segment.h"
 #include "engine/backup.h"
+#include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +117,20 @@ struct rdb {
 	/* read, not yet stored */
 	struct cf_buf seg;
 	uint32_t ntx;
-	uint64_t seq;             /* the last segment stored */
+	uint64_t seq;             /* the last segment sealed (stored or queued) */
+	int64_t seg_first_ns;     /* when the first transaction of seg was read */
+	/* sealed segments the store has not taken yet (it failed), oldest
+	 * first, in memory: at most queue_max bytes (cf_replicate_opts) */
+	struct qseg { uint64_t seq; int64_t first_ns; struct cf_buf buf; } *q;
+	size_t nq, qcap;
+	uint64_t qbytes;
+	int64_t last_upload_ns;   /* when the store last took a segment, 0 = not yet */
+	int64_t lost_ns;          /* the oldest transaction dropped by an overflow, 0 = none */
+	const char *needs_base;   /* not following (outage, failed base): why a generation is due */
+	double retry_at;          /* monotonic time of the next attempt at one */
+	bool failing;             /* the store failed since it last worked (warned once) */
+	char err[512];            /* that failure */
+	unsigned base_seen;       /* *base_request as last acted on */
 	uint64_t since_base;      /* bytes of frames since the base */
 	bool dirty;               /* read something since the last checkpoint */
 	const char *new_gen;      /* reason to start a new generation, else NULL */
@@ -301,8 +316,11 @@ static int scan(struct rdb *d)
 			return rc;
 		if (!commit)
 			continue;
-		if (!d->seg.len && (rc = cf_seg_begin(&d->seg, d->gen, d->seq + 1, ps)))
-			return rc;
+		if (!d->seg.len) {
+			if ((rc = cf_seg_begin(&d->seg, d->gen, d->seq + 1, ps)))
+				return rc;
+			d->seg_first_ns = cf_now_ns();
+		}
 		if ((rc = cf_seg_add_tx(&d->seg, cf_now_ns(), commit, (uint32_t)d->txn, d->txpg,
 					d->txpages.data, ps)))
 			return rc;
@@ -322,21 +340,58 @@ static int scan(struct rdb *d)
 	return CF_OK;
 }
 
-/* Store what was read as the next segment. */
-static int flush(struct cf_repo *r, struct rdb *d)
+/* Close the segment being built and queue it. */
+static int seal(struct rdb *d)
 {
 	int rc;
 	if (!d->ntx)
 		return CF_OK;
+	if ((rc = CF_GROW(d->q, d->nq + 1, d->qcap)))
+		return rc;
 	cf_seg_finish(&d->seg, d->ntx);
-	if ((rc = cf_seg_put(r, d->db, d->gen, d->seq + 1, d->seg.data, d->seg.len)))
-		return cf_err_prefix(rc, "sqlite %s: storing segment %" PRIu64 ": ", d->path, d->seq + 1);
-	d->seq++;
-	cf_info("sqlite %s: segment %" PRIu64 " stored (%" PRIu32 " transactions, %zu bytes)", d->path,
-		d->seq, d->ntx, d->seg.len);
+	struct qseg *e = &d->q[d->nq++];
+	e->seq = ++d->seq;
+	e->first_ns = d->seg_first_ns;
+	e->buf = d->seg;  /* moved */
+	memset(&d->seg, 0, sizeof(d->seg));
+	d->qbytes += e->buf.len;
 	d->ntx = 0;
-	cf_buf_reset(&d->seg);
 	return CF_OK;
+}
+
+static void drop_queue(struct rdb *d)
+{
+	for (size_t i = 0; i < d->nq; i++)
+		cf_buf_release(&d->q[i].buf);
+	d->nq = 0;
+	d->qbytes = 0;
+	cf_buf_reset(&d->seg);
+	d->ntx = 0;
+}
+
+/* Store the queued segments, oldest first (a gap would end the generation
+ * for restore), up to the first failure. */
+static int drain(struct cf_repo *r, struct rdb *d)
+{
+	int rc;
+	while (d->nq) {
+		struct qseg *e = &d->q[0];
+		if ((rc = cf_seg_put(r, d->db, d->gen, e->seq, e->buf.data, e->buf.len)))
+			return cf_err_prefix(rc, "sqlite %s: storing segment %" PRIu64 ": ", d->path, e->seq);
+		cf_info("sqlite %s: segment %" PRIu64 " stored (%zu bytes)", d->path, e->seq, e->buf.len);
+		d->last_upload_ns = cf_now_ns();
+		d->qbytes -= e->buf.len;
+		cf_buf_release(&e->buf);
+		memmove(d->q, d->q + 1, --d->nq * sizeof(*d->q));
+	}
+	return CF_OK;
+}
+
+/* Store what was read as the next segment (and what is queued before it). */
+static int flush(struct cf_repo *r, struct rdb *d)
+{
+	int rc = seal(d);
+	return rc ? rc : drain(r, d);
 }
 
 /* Hold a read transaction on the other connection, read the WAL up to what
@@ -349,12 +404,6 @@ static int move_read(struct rdb *d)
 	end_read(d, d->cur);
 	d->cur = k;
 	return CF_OK;
-}
-
-/* A segment batch is closed at CF_SEG_MAX; store it even between intervals. */
-static int maybe_flush_big(struct cf_repo *r, struct rdb *d)
-{
-	return d->seg.len >= CF_SEG_MAX / 2 ? flush(r, d) : CF_OK;
 }
 
 static int checkpoint(struct rdb *d)
@@ -477,8 +526,7 @@ static int new_generation(struct cf_repo *r, const struct cf_replicate_opts *o, 
 
 	close_db(d);
 	reset_wal_state(d);
-	cf_buf_reset(&d->seg);
-	d->ntx = 0;
+	drop_queue(d);
 	d->seq = 0;
 	d->since_base = 0;
 	d->db_pages = 0;
@@ -514,8 +562,11 @@ static int new_generation(struct cf_repo *r, const struct cf_replicate_opts *o, 
 	struct cf_backup_opts bo = { .streams = &ss, .nstreams = 1, .host = o->host, .tags = tags, .ntags = 1,
 				     .time_ns = t0, .sources = desc.sources, .nsources = desc.nsources,
 				     .no_parent = true };
+	/* a prune since the last base may have removed packs the index still
+	 * names: deduplicating against them would make a broken snapshot */
 	if ((rc = cf_repo_lock(r, false, o->retry_lock)) == CF_OK) {
-		rc = cf_backup_run(r, &bo, &snap);
+		if ((rc = cf_repo_reload_index(r)) == CF_OK)
+			rc = cf_backup_run(r, &bo, &snap);
 		cf_seg_unlock(r);
 	}
 	cf_snapshot_release(&desc);
@@ -562,10 +613,101 @@ static void rdb_release(struct rdb *d)
 	close_db(d);
 	free(d->path);
 	free(d->wal_path);
+	drop_queue(d);
+	free(d->q);
 	cf_buf_release(&d->seg);
 	cf_buf_release(&d->txpages);
 	free(d->txpg);
 	free(d->frame);
+}
+
+/* The oldest transaction read but not in the store, 0 if none. */
+static int64_t pending_since(const struct rdb *d)
+{
+	int64_t t = d->lost_ns;
+	if (d->nq && (!t || d->q[0].first_ns < t))
+		t = d->q[0].first_ns;
+	if (d->ntx && (!t || d->seg_first_ns < t))
+		t = d->seg_first_ns;
+	return t;
+}
+
+static void report(const struct cf_replicate_opts *o, size_t i, const struct rdb *d, const char *state)
+{
+	if (!o->status)
+		return;
+	struct cf_replicate_status st = {
+		.path = d->path, .gen = d->gen, .last_upload_ns = d->last_upload_ns,
+		.pending_since_ns = pending_since(d), .queued_bytes = d->qbytes + d->seg.len,
+		.queued_segments = d->nq,
+		.state = state ? state : d->needs_base ? "outage" : d->failing ? "queued" : "following",
+		.error = d->failing || d->needs_base ? d->err : NULL,
+	};
+	o->status(o->status_ctx, i, &st);
+}
+
+/* The store refused a segment or a base copy: keep what was read queued,
+ * up to the bound; past it drop it and let go of the database (no read
+ * transaction held, so the application's checkpoints run and its WAL
+ * stays bounded) until a new generation can be started. */
+static void store_failed(const struct cf_replicate_opts *o, size_t i, struct rdb *d, int rc, uint64_t queue_max,
+			 double retry)
+{
+	snprintf(d->err, sizeof(d->err), "%s", cf_errmsg(rc));
+	cf_err_clear();
+	if (!d->failing)
+		cf_warn("%s; what was read stays queued in memory (up to %" PRIu64 " bytes) and is retried every interval",
+			d->err, queue_max);
+	d->failing = true;
+	if (d->needs_base || d->qbytes + d->seg.len <= queue_max)
+		return;
+	d->lost_ns = pending_since(d);
+	cf_warn("sqlite %s: %" PRIu64 " bytes queued exceed the bound (%" PRIu64 " bytes): dropped, the read "
+		"transaction released; a new generation starts when the store takes one (the transactions since "
+		"the last stored segment cannot be restored)", d->path, d->qbytes + d->seg.len, queue_max);
+	close_db(d);
+	reset_wal_state(d);
+	drop_queue(d);
+	d->needs_base = "outage";
+	d->retry_at = cf_now_mono() + retry;
+	report(o, i, d, NULL);
+}
+
+/* Start a generation, or note why it could not start and when to retry. */
+static void try_generation(struct cf_repo *r, const struct cf_replicate_opts *o, size_t i, struct rdb *d,
+			   const char *reason, double retry)
+{
+	int64_t lost = d->lost_ns ? d->lost_ns : pending_since(d);
+	struct cf_seg_listing *probe = NULL;
+	size_t nprobe = 0;
+	int rc = CF_OK;
+	/* after a failure, ask the store first (one listing): a base copy
+	 * holds a read transaction, which a dead store should not prolong */
+	if (d->needs_base)
+		rc = cf_seg_list(r, d->db, &probe, &nprobe);
+	free(probe);
+	if (rc == CF_OK)
+		rc = new_generation(r, o, d, reason);
+	if (rc == CF_OK) {
+		if (d->failing || d->needs_base)
+			cf_warn("sqlite %s: replicating again (generation %s)", d->path, d->gen);
+		d->failing = false;
+		d->needs_base = NULL;
+		d->lost_ns = 0;
+		d->err[0] = 0;
+		return;
+	}
+	snprintf(d->err, sizeof(d->err), "%s", cf_errmsg(rc));
+	cf_err_clear();
+	cf_warn("%s; retrying in %.0f s", d->err, retry);
+	close_db(d);
+	reset_wal_state(d);
+	drop_queue(d);
+	d->failing = true;
+	d->needs_base = reason;
+	d->lost_ns = lost;
+	d->retry_at = cf_now_mono() + retry;
+	report(o, i, d, NULL);
 }
 
 static void sleep_s(double s)
@@ -578,7 +720,9 @@ int cf_replicate_run(struct cf_repo *r, const struct cf_replicate_opts *o, volat
 {
 	double interval = o->interval > 0 ? o->interval : 1.0;
 	double poll = o->poll > 0 ? o->poll : 0.1;
+	double retry = interval * 5 > 1 ? interval * 5 : 1;
 	uint64_t base_bytes = o->base_bytes ? o->base_bytes : (uint64_t)256 << 20;
+	uint64_t queue_max = o->queue_bytes ? o->queue_bytes : CF_REPLICATE_QUEUE_DEFAULT;
 	struct rdb *dbs = calloc(o->npaths ? o->npaths : 1, sizeof(*dbs));
 	int rc = CF_OK;
 
@@ -600,45 +744,100 @@ int cf_replicate_run(struct cf_repo *r, const struct cf_replicate_opts *o, volat
 		}
 		if ((rc = cf_seg_db_key(r, abs, dbs[i].db)))
 			goto out;
+		dbs[i].base_seen = o->base_seen;
 	}
-	for (size_t i = 0; i < o->npaths && !*stop; i++)
+	for (size_t i = 0; i < o->npaths && !*stop; i++) {
 		if ((rc = new_generation(r, o, &dbs[i], "start")))
 			goto out;
+		report(o, i, &dbs[i], NULL);
+	}
 	double next_sync = cf_now_mono() + interval;
 	while (!*stop) {
 		sleep_s(poll);
 		bool sync = cf_now_mono() >= next_sync;
+		unsigned want_base = o->base_request ? atomic_load(o->base_request) : 0;
 		for (size_t i = 0; i < o->npaths; i++) {
 			struct rdb *d = &dbs[i];
-			if ((rc = scan(d)) || (rc = maybe_flush_big(r, d)))
+			if (d->needs_base) {
+				/* not following: a new generation when it is time to try */
+				if (sync && cf_now_mono() >= d->retry_at)
+					try_generation(r, o, i, d, d->needs_base, retry);
+				if (sync)
+					report(o, i, d, NULL);
+				continue;
+			}
+			if ((rc = scan(d)))
 				goto out;
+			if (d->seg.len >= CF_SEG_MAX / 2) {
+				/* a batch is closed at CF_SEG_MAX: store it even between intervals */
+				if ((rc = flush(r, d)))
+					store_failed(o, i, d, rc, queue_max, retry);
+				rc = CF_OK;
+				if (d->needs_base)
+					continue;
+			}
 			if (!sync)
 				continue;
 			/* a replaced file first: SQLite fails on the old one's
 			 * connections once its -wal and -shm are gone */
 			if (replaced(d))
 				d->new_gen = "replaced";
-			if ((rc = flush(r, d)) || (!d->new_gen && (rc = checkpoint(d))))
+			if ((rc = flush(r, d))) {
+				store_failed(o, i, d, rc, queue_max, retry);
+				rc = CF_OK;
+				if (d->needs_base)
+					continue;
+			} else if (d->failing) {
+				cf_warn("sqlite %s: the store works again: every queued segment is stored", d->path);
+				d->failing = false;
+				d->err[0] = 0;
+			}
+			/* the frames read are stored or queued: let the WAL be backfilled */
+			if (!d->new_gen && (rc = checkpoint(d)))
 				goto out;
+			if (d->nq) {
+				/* new generations wait until the queue is stored */
+				report(o, i, d, NULL);
+				continue;
+			}
 			if (!d->new_gen && d->since_base > base_bytes)
 				d->new_gen = "size";
+			if (!d->new_gen && want_base != d->base_seen)
+				d->new_gen = "backup";
 			if (d->new_gen) {
 				/* what the checkpoint's reads added belongs to this generation */
-				if ((rc = flush(r, d)) || (rc = new_generation(r, o, d, d->new_gen)))
-					goto out;
+				if ((rc = flush(r, d))) {
+					store_failed(o, i, d, rc, queue_max, retry);
+					rc = CF_OK;
+					report(o, i, d, NULL);
+					continue;
+				}
+				d->base_seen = want_base;
+				try_generation(r, o, i, d, d->new_gen, retry);
 			}
+			report(o, i, d, NULL);
 		}
 		if (sync)
 			next_sync = cf_now_mono() + interval;
 	}
-	/* stopping: what was read is stored */
+	/* stopping: what was read is stored (one attempt: the store may be
+	 * down), the signal that stopped the run notwithstanding */
+	cf_interrupt_ignored = true;
 	for (size_t i = 0; i < o->npaths; i++) {
-		if (!dbs[i].path || !dbs[i].rd[0])
+		struct rdb *d = &dbs[i];
+		if (!d->path || !d->rd[0] || d->needs_base)
 			continue;
-		if ((rc = scan(&dbs[i])) || (rc = flush(r, &dbs[i])))
+		if ((rc = scan(d)))
 			goto out;
+		if ((rc = flush(r, d))) {
+			cf_warn("%s: %" PRIu64 " bytes of transactions not stored", cf_errmsg(rc), d->qbytes + d->seg.len);
+			cf_err_clear();
+			rc = CF_OK;
+		}
+		report(o, i, d, "stopped");
 	}
 out:
+	cf_interrupt_ignored = false;
 	for (size_t i = 0; i < o->npaths; i++)
 		rdb_release(&dbs[i]);
 	free(dbs);

@@ -33,6 +33,7 @@
 #define CF_REPLICATE_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,23 @@ int cf_wal_apply_tx(int fd, const char *label, uint32_t page_size, const struct 
 
 /* ---- the replicator ---- */
 
+/* What one database's replication looks like, after each interval. */
+struct cf_replicate_status {
+	const char *path, *gen;
+	int64_t last_upload_ns;     /* when the store last took a segment; 0 = not since the start */
+	int64_t pending_since_ns;   /* the oldest transaction read but not stored, 0 = none (lag = now - it) */
+	uint64_t queued_bytes;      /* read, not stored */
+	size_t queued_segments;
+	const char *state;          /* "following", "queued" (the store fails, segments queue in memory),
+				       "outage" (the queue overflowed or a base failed: not following),
+				       "stopped" (the run ended) */
+	const char *error;          /* the store's last failure while queued/outage, else NULL */
+};
+typedef void (*cf_replicate_status_fn)(void *ctx, size_t i, const struct cf_replicate_status *st);
+
+/* The queue's default bound (cf_replicate_opts.queue_bytes). */
+#define CF_REPLICATE_QUEUE_DEFAULT ((uint64_t)64 << 20)
+
 struct cf_replicate_opts {
 	const char *const *paths; size_t npaths;  /* the databases */
 	double interval;      /* seconds between uploads; 0 = 1 */
@@ -77,13 +95,27 @@ struct cf_replicate_opts {
 	const char *host;     /* recorded in base snapshots; NULL = gethostname() */
 	uint64_t base_bytes;  /* new generation after this many bytes of frames; 0 = 256 MiB */
 	double retry_lock;    /* seconds to wait for the lock a base copy takes */
+	uint64_t queue_bytes; /* bound of what is queued in memory while the store fails; 0 = 64 MiB */
+	/* a new generation ("backup") for every database when the value changes
+	 * (the agent bumps it after each scheduled backup); NULL = never */
+	const _Atomic unsigned *base_request;
+	unsigned base_seen;   /* the value the run starts from (a bump before it still counts) */
+	cf_replicate_status_fn status;  /* called from the replicator's thread; NULL = none */
+	void *status_ctx;
 };
 
 /* Replicate until *stop becomes non-zero (a signal handler sets it), then
  * store what was read and return CF_OK.  r is open with its index loaded
- * and not locked.  Errors of one database (not in WAL mode and cannot be,
- * missing, a failed store) are returned, and end the run: the caller
- * restarts it (the agent) or reports it (the CLI). */
+ * and not locked.  Failures at the start (not in WAL mode and cannot be,
+ * missing, the store refuses the first base) and local failures later (the
+ * database's connections, the WAL) are returned and end the run: the
+ * caller restarts it (the agent) or reports it (the CLI).  A store that
+ * fails later does not end it: sealed segments queue in memory, in order,
+ * up to queue_bytes, and are retried every interval (the read transaction
+ * still moves on and checkpoints still run: the WAL does not grow); past
+ * the bound the queue is dropped, the database let go of (no read
+ * transaction: the application's WAL is bounded by its own checkpoints),
+ * and a new generation is tried every 5 intervals.  status reports it. */
 int cf_replicate_run(struct cf_repo *r, const struct cf_replicate_opts *o, volatile sig_atomic_t *stop);
 
 #endif

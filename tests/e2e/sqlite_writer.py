@@ -5,8 +5,10 @@ stays 100000) and logs, per transaction, the wall-clock time just before
 BEGIN and just after COMMIT returned: "n start end" lines in LOG.
 
 usage: sqlite_writer.py init DB
-       sqlite_writer.py run DB LOG FIRST COUNT SLEEP_SECONDS
+       sqlite_writer.py run DB LOG FIRST COUNT SLEEP_SECONDS [STOPFILE]
+(with STOPFILE: stops before the next transaction once that file exists)
 """
+import os
 import random
 import sqlite3
 import sys
@@ -21,11 +23,13 @@ def init(db):
     c.commit()
     c.close()
 
-def run(db, logf, first, count, pause):
+def run(db, logf, first, count, pause, stop=None):
     c = sqlite3.connect(db, isolation_level=None, timeout=30)
     rnd = random.Random(first)
     with open(logf, "a", buffering=1) as log:
         for n in range(first, first + count):
+            if stop and os.path.exists(stop):
+                break
             a, b = rnd.sample(range(100), 2)
             t0 = time.time()
             c.execute("begin immediate")
@@ -43,4 +47,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "init":
         init(sys.argv[2])
     else:
-        run(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]))
+        run(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]),
+            sys.argv[7] if len(sys.argv) > 7 else None)
