@@ -85,6 +85,7 @@ struct cf_agent_config {
 	char *state_dir;
 	char **mariadb; size_t nmariadb;
 	bool mariadb_lock;           /* FLUSH TABLES WITH READ LOCK while the snapshot starts */
+	bool mariadb_users;          /* dump accounts, roles and grants (COFFER_MARIADB_USERS) */
 	char **postgres; size_t npostgres; /* COFFER_POSTGRES URLs */
 	char **sqlite; size_t nsqlite;
 	/* COFFER_SQLITE_REPLICATE and friends: continuous replication (agent/replication.c) */

@@ -364,6 +364,11 @@ static int set_mariadb_lock(struct cf_agent_config *c, const char *key, const ch
 	return cf_parse_bool(key, v, &c->mariadb_lock);
 }
 
+static int set_mariadb_users(struct cf_agent_config *c, const char *key, const char *v)
+{
+	return cf_parse_bool(key, v, &c->mariadb_users);
+}
+
 static int set_sqlite(struct cf_agent_config *c, const char *key, const char *v)
 {
 	int r = split(v, ",", &c->sqlite, &c->nsqlite);
@@ -918,6 +923,8 @@ const struct agent_key agent_keys[] = {
 	  "whitespace-separated mariadb://USER@HOST[:PORT][/DB1,DB2] URLs to dump into each snapshot" },
 	{ "COFFER_MARIADB_LOCK", set_mariadb_lock, "0", false,
 	  "1: FLUSH TABLES WITH READ LOCK for the moment the dump's transaction starts (for MyISAM tables)" },
+	{ "COFFER_MARIADB_USERS", set_mariadb_users, "0", false,
+	  "1: each dump ends with the accounts, roles and grants its objects need (as --mariadb-users)" },
 	{ "COFFER_POSTGRES", set_postgres, NULL, false,
 	  "whitespace-separated postgres://USER@HOST[:PORT][/DB1,DB2][?sslmode=...] URLs: each database is "
 	  "pg_dump'ed into each snapshot as postgres/<db>.sql" },

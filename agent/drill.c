@@ -128,7 +128,9 @@ static int drill_databases(const struct cf_agent_config *c, struct cf_repo *r, c
 			snprintf(scratch, sizeof(scratch), "coffer_drill_%zu_%.40s", k, src->dbs[d].name);
 			snprintf(rename, sizeof(rename), "%s=%s", name, scratch);
 			const char *dbs[1] = { name }, *ren[1] = { rename };
-			struct cf_db_restore_opts o = { c->mariadb[0], dbs, 1, ren, 1 };
+			/* A drill loads into a scratch database: it neither makes
+			 * accounts nor grants them anything on the live server. */
+			struct cf_db_restore_opts o = { c->mariadb[0], dbs, 1, ren, 1, CF_MARIADB_USERS_SKIP };
 			size_t loaded = 0;
 			if ((rc = drop_db(&u, scratch)))
 				break;

@@ -582,7 +582,7 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 	/* Databases are dumped, not stopped: their consistent snapshots start
 	 * here, as close to the file backup as possible. */
 	for (size_t i = 0, from = src.n; i < c->nmariadb; i++, from = src.n)
-		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)) ||
+		if ((rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock, c->mariadb_users)) ||
 		    (rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]))) {
 			job_fail(job, rc, "databases");
 			goto start;

@@ -40,6 +40,8 @@ struct cli {
 	/* database and command sources (backup), database targets (restore) */
 	const char *mariadb[MAXV]; size_t nmariadb;
 	bool mariadb_lock;
+	bool mariadb_users;          /* backup --mariadb-users */
+	bool mariadb_users_replace;  /* restore --mariadb-users-replace */
 	const char *sqlite[MAXV]; size_t nsqlite;
 	const char *postgres[MAXV]; size_t npostgres; /* --postgres URL */
 	/* --stdin-from-command / --stdin-filename: the i-th of each make a pair */

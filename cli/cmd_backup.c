@@ -275,7 +275,7 @@ static int backup_run(struct cli *c, const struct lists *l)
 	struct cf_snapshot desc; /* only its sources: what the streams are */
 	memset(&desc, 0, sizeof(desc));
 	for (size_t i = 0, from = src.n; i < c->nmariadb && !rc; i++, from = src.n)
-		if (!(rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock)))
+		if (!(rc = cf_sources_add_mariadb(&src, c->mariadb[i], c->mariadb_lock, c->mariadb_users)))
 			rc = cf_sources_describe(&desc, &src, from, CF_SOURCE_MARIADB, c->mariadb[i]);
 	for (size_t i = 0, from = src.n; i < c->npostgres && !rc; i++, from = src.n)
 		if (!(rc = cf_sources_add_postgres(&src, c->postgres[i])))

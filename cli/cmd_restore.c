@@ -27,7 +27,8 @@ static int restore_databases(struct cli *c)
 	struct cf_repo *r = NULL;
 	struct cf_snapshot s;
 	struct cf_db_restore_opts o = { c->mariadb[0], c->databases, c->ndatabases,
-					c->renames, c->nrenames };
+					c->renames, c->nrenames,
+					c->mariadb_users_replace ? CF_MARIADB_USERS_REPLACE : 0 };
 	size_t loaded = 0;
 	int rc;
 
@@ -834,7 +835,8 @@ static int restore_all(struct cli *c)
 				continue;
 			}
 			snprintf(ren, sizeof(ren), "%s=%s", d->name, to);
-			struct cf_db_restore_opts o = { pg ? pgurl : url, only, 1, rens, strcmp(to, d->name) ? 1 : 0 };
+			struct cf_db_restore_opts o = { pg ? pgurl : url, only, 1, rens, strcmp(to, d->name) ? 1 : 0,
+							(!pg && c->mariadb_users_replace) ? CF_MARIADB_USERS_REPLACE : 0 };
 			size_t loaded = 0;
 			int64_t t0 = cf_now_ns();
 			int r1 = pg ? cf_restore_postgres(r, &s, &o, &loaded) : cf_restore_mariadb(r, &s, &o, &loaded);

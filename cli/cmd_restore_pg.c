@@ -13,7 +13,7 @@ int cmd_restore_postgres(struct cli *c)
 {
 	struct cf_repo *r = NULL;
 	struct cf_snapshot s;
-	struct cf_db_restore_opts o = { c->postgres[0], c->databases, c->ndatabases, c->renames, c->nrenames };
+	struct cf_db_restore_opts o = { c->postgres[0], c->databases, c->ndatabases, c->renames, c->nrenames, 0 };
 	size_t loaded = 0;
 	int rc;
 

@@ -118,6 +118,9 @@ static const char usage_text[] =
 "                              (password also from MARIADB_PASSWORD or MARIADB_PASSWORD_FILE)\n"
 "  --mariadb-lock              take FLUSH TABLES WITH READ LOCK while the snapshot starts\n"
 "                              (an exact start point; MyISAM tables are still read as they are)\n"
+"  --mariadb-users             end each dump with the accounts, roles and grants it needs: the\n"
+"                              DEFINERs of its views, routines, triggers and events and the\n"
+"                              accounts holding grants on it (needs SELECT on the mysql database)\n"
 "  --postgres URL              pg_dump PostgreSQL databases (each in one consistent snapshot)\n"
 "                              into the snapshot as postgres/<db>.sql; URL\n"
 "                              postgres://USER[:PW]@HOST[:PORT]/[DB1,DB2][?sslmode=...] (libpq's;\n"
@@ -152,6 +155,10 @@ static const char usage_text[] =
 "  --database DB               only this database (repeatable)\n"
 "  --rename OLD=NEW            load database OLD under the name NEW (OLD must be in the\n"
 "                              snapshot and among the --database ones, if any)\n"
+"                              (a dump made with --mariadb-users creates the accounts it names\n"
+"                              that the server lacks and adds their grants; an existing account's\n"
+"                              password, TLS and limits are left as they are unless\n"
+"  --mariadb-users-replace     ...is given: then they are set as in the snapshot (ALTER USER))\n"
 "  --all                       restore everything the snapshot records (its sources) to where\n"
 "                              it came from: each volume mirrored onto its path (as --delete;\n"
 "                              --path-map and --overwrite apply), each SQLite file put in place,\n"
@@ -218,7 +225,7 @@ enum {
 	O_NOLOCK = 700,
 	O_MARIADB, O_MARIADB_LOCK, O_SQLITE, O_STDIN_CMD, O_STDIN_NAME, O_DATABASE, O_RENAME,
 	O_EXCLUDE_FILE, O_EXCLUDE_IF_PRESENT, O_EXCLUDE_CACHES, O_EXCLUDE_LARGER, O_FILES_FROM,
-	O_POSTGRES = 800,
+	O_POSTGRES = 800, O_MARIADB_USERS, O_MARIADB_USERS_REPLACE,
 };
 
 static const struct option longopts[] = {
@@ -258,6 +265,8 @@ static const struct option longopts[] = {
 	{ "remove-all", no_argument, NULL, O_REMOVEALL },
 	{ "mariadb", required_argument, NULL, O_MARIADB },
 	{ "mariadb-lock", no_argument, NULL, O_MARIADB_LOCK },
+	{ "mariadb-users", no_argument, NULL, O_MARIADB_USERS },
+	{ "mariadb-users-replace", no_argument, NULL, O_MARIADB_USERS_REPLACE },
 	{ "sqlite", required_argument, NULL, O_SQLITE },
 	{ "postgres", required_argument, NULL, O_POSTGRES },
 	{ "stdin-from-command", required_argument, NULL, O_STDIN_CMD },
@@ -325,13 +334,13 @@ static const struct cmd_doc {
 	  " chunk-size compression repo-version kdf-passes kdf-memory " },
 	{ "backup", "backup PATH... [--mariadb URL] [--postgres URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
 	  " host tag time exclude exclude-file exclude-if-present exclude-caches exclude-larger-than"
-	  " files-from one-file-system force no-cache threads mariadb mariadb-lock sqlite postgres"
+	  " files-from one-file-system force no-cache threads mariadb mariadb-lock mariadb-users sqlite postgres"
 	  " stdin-from-command stdin-filename " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
 	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
 	  " target include exclude path-map overwrite delete dry-run verify threads mariadb postgres database"
-	  " rename all yes no-stop force sqlite time" FILTER_OPTS " " },
+	  " rename mariadb-users-replace all yes no-stop force sqlite time" FILTER_OPTS " " },
 	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
 	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
@@ -374,6 +383,8 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "threads", "N", "worker threads" },
 	{ "mariadb", "URL", "backup: dump this server's databases; restore: load the dumps into it" },
 	{ "mariadb-lock", NULL, "FLUSH TABLES WITH READ LOCK while the snapshot starts" },
+	{ "mariadb-users", NULL, "end each dump with the accounts, roles and grants its objects need" },
+	{ "mariadb-users-replace", NULL, "restore: set existing accounts' passwords, TLS and limits as in the snapshot" },
 	{ "sqlite", "PATH", "backup: a consistent copy of a live SQLite database (repeatable); restore: a replicated one" },
 	{ "postgres", "URL", "backup: pg_dump this server's databases; restore: load the dumps into it" },
 	{ "stdin-from-command", "CMD", "store CMD's stdout as a file (repeatable, each with" },
@@ -677,6 +688,8 @@ int main(int argc, char **argv)
 		case O_NOLOCK: c.no_lock = true; break;
 		case O_MARIADB: rc = add_multi(c.mariadb, &c.nmariadb, optarg, "--mariadb"); break;
 		case O_MARIADB_LOCK: c.mariadb_lock = true; break;
+		case O_MARIADB_USERS: c.mariadb_users = true; break;
+		case O_MARIADB_USERS_REPLACE: c.mariadb_users_replace = true; break;
 		case O_SQLITE: rc = add_multi(c.sqlite, &c.nsqlite, optarg, "--sqlite"); break;
 		case O_POSTGRES: rc = add_multi(c.postgres, &c.npostgres, optarg, "--postgres"); break;
 		case O_STDIN_CMD:

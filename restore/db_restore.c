@@ -267,7 +267,7 @@ int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		struct cf_mariadb_load_stats st;
 		cf_info("loading mariadb/%s.sql into %s%s%s", x->qual, where, rename ? " as " : "",
 			rename ? x->target : "");
-		rc = cf_mariadb_load_replace(&u, x->target, read_blobs, &b, &st);
+		rc = cf_mariadb_load_replace(&u, x->target, read_blobs, &b, o->load_flags, &st);
 		if (b.rc)
 			rc = b.rc;
 		cf_buf_release(&b.cur);

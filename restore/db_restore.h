@@ -17,12 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "repo/repo.h"
+#include "sources/mariadb_load.h"
 
 struct cf_db_restore_opts {
 	const char *url;                          /* mariadb://... */
 	const char *const *databases; size_t ndatabases; /* only these (all when none);
 							  * "db" or "host-n/db" */
 	const char *const *renames; size_t nrenames;     /* "OLD=NEW", OLD as above */
+	unsigned load_flags;  /* CF_MARIADB_USERS_* of sources/mariadb_load.h (0: a dump's
+			       * accounts are made when missing, existing ones keep their
+			       * passwords) */
 };
 
 /* Load the dumps of snapshot s into the server.  CF_ENOENT when the snapshot
@@ -30,9 +34,11 @@ struct cf_db_restore_opts {
  * lists the snapshot's databases); CF_EINVAL for a malformed --rename, one
  * whose OLD is not among the --database ones, or two dumps bound for one
  * database (nothing loaded then).
- * Stops at the first database that fails (its name and the failing line in
- * the message); the ones loaded before it stay loaded.  *loaded counts
- * databases loaded. */
+ * A database that fails to load (its name and the failing line in the
+ * message) is left as it was and does not stop the others: with several
+ * chosen each failure is warned about and the result is CF_EPARTIAL naming
+ * them all (exit 3), with one it is that database's own error.  *loaded
+ * counts databases loaded. */
 int cf_restore_mariadb(struct cf_repo *r, const struct cf_snapshot *s,
 		       const struct cf_db_restore_opts *o, size_t *loaded);
 

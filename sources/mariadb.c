@@ -1,4 +1,5 @@
 #include "sources/mariadb.h"
+#include "sources/mariadb_grant.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -27,6 +28,7 @@ struct cf_mariadb {
 	char gtid[256];
 	char **want;  /* the URL's database list, NULL-terminated, or NULL */
 	unsigned long long packet;  /* the server's max_allowed_packet */
+	bool users;  /* end each dump with its accounts (--mariadb-users) */
 };
 
 struct out {
@@ -307,6 +309,7 @@ int cf_mariadb_begin_snapshot(struct cf_mariadb *db, const struct cf_mariadb_opt
 		db->packet = row[2] ? strtoull(row[2], NULL, 10) : 0;
 	}
 	db->in_snapshot = true;
+	db->users = opts && opts->users;
 	r = CF_OK;
 out:
 	if (res)
@@ -1020,6 +1023,225 @@ static int dump_views(struct cf_mariadb *db, struct out *o, struct tbl_list *l)
 	return CF_OK;
 }
 
+/* ---- accounts (--mariadb-users) ---- */
+
+struct acct {
+	char *user, *host;  /* host NULL for a role */
+};
+
+struct accts {
+	struct acct *v;
+	size_t n, cap;
+};
+
+static void accts_release(struct accts *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->v[i].user);
+		free(a->v[i].host);
+	}
+	free(a->v);
+}
+
+static int accts_add(struct accts *a, const char *user, const char *host)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->v[i].user, user) && (host ? a->v[i].host && !strcmp(a->v[i].host, host) : !a->v[i].host))
+			return CF_OK;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 8;
+		struct acct *v = realloc(a->v, cap * sizeof(*v));
+		if (!v)
+			return CF_ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	struct acct *x = &a->v[a->n];
+	x->user = strdup(user);
+	x->host = host ? strdup(host) : NULL;
+	if (!x->user || (host && !x->host)) {
+		free(x->user);
+		free(x->host);
+		return CF_ENOMEM;
+	}
+	a->n++;
+	return CF_OK;
+}
+
+/* `user`@`host`, or `role`. */
+static int add_acct(struct cf_buf *b, const struct acct *a)
+{
+	int r;
+
+	if ((r = add_ident(b, a->user)))
+		return r;
+	if (a->host && ((r = cf_buf_add(b, "@", 1)) || (r = add_ident(b, a->host))))
+		return r;
+	return CF_OK;
+}
+
+/* The accounts and roles the database's objects name as DEFINER or that
+ * hold grants on it, then the roles granted to those, transitively.  Roles
+ * first (a GRANT of a role needs it made), each group by name. */
+static int collect_accounts(struct cf_mariadb *db, const char *name, struct accts *a)
+{
+	struct cf_buf q = CF_BUF_INIT, n = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	if ((r = add_quoted(db->m, &n, name, strlen(name))))
+		goto out;
+	const char *x = (const char *)n.data;
+	if ((r = cf_buf_addf(&q,
+			     "SELECT u.User, u.Host, u.is_role FROM mysql.user u WHERE (u.User, u.Host) IN ("
+			     "SELECT User, Host FROM mysql.db WHERE Db = %s UNION "
+			     "SELECT User, Host FROM mysql.tables_priv WHERE Db = %s UNION "
+			     "SELECT User, Host FROM mysql.columns_priv WHERE Db = %s UNION "
+			     "SELECT User, Host FROM mysql.procs_priv WHERE Db = %s) "
+			     "OR CONVERT(IF(u.is_role = 'Y', u.User, CONCAT(u.User, '@', u.Host)) USING utf8mb4) "
+			     "COLLATE utf8mb4_bin IN (SELECT CONVERT(d USING utf8mb4) COLLATE utf8mb4_bin FROM ("
+			     "SELECT DEFINER d FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s UNION "
+			     "SELECT DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s UNION "
+			     "SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s UNION "
+			     "SELECT DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) defs) "
+			     "ORDER BY u.is_role DESC, u.User, u.Host",
+			     x, x, x, x, x, x, x, x)))
+		goto out;
+	if (mysql_real_query(db->m, (char *)q.data, q.len) || !(res = mysql_store_result(db->m))) {
+		db->broken = true;
+		r = cf_err(CF_EDB, "mariadb %s: --mariadb-users: reading the accounts of %s (needs SELECT on "
+			   "the mysql database): %s", db->who, name, mysql_error(db->m));
+		goto out;
+	}
+	while ((row = mysql_fetch_row(res)))
+		if ((r = accts_add(a, row[0], row[2] && !strcmp(row[2], "Y") ? NULL : row[1])))
+			goto out;
+	mysql_free_result(res);
+	res = NULL;
+	/* The roles they were granted, and those roles' roles. */
+	for (size_t i = 0; i < a->n; i++) {
+		cf_buf_reset(&q);
+		if ((r = cf_buf_adds(&q, "SELECT Role FROM mysql.roles_mapping WHERE User = ")) ||
+		    (r = add_quoted(db->m, &q, a->v[i].user, strlen(a->v[i].user))) ||
+		    (r = cf_buf_adds(&q, " AND Host = ")) ||
+		    (r = add_quoted(db->m, &q, a->v[i].host ? a->v[i].host : "",
+				    a->v[i].host ? strlen(a->v[i].host) : 0)) ||
+		    (r = cf_buf_adds(&q, " ORDER BY Role")) ||
+		    (r = query_store(db, (char *)q.data, "--mariadb-users: reading role grants", &res)))
+			goto out;
+		while ((row = mysql_fetch_row(res)))
+			if ((r = accts_add(a, row[0], NULL)))
+				goto out;
+		mysql_free_result(res);
+		res = NULL;
+	}
+	r = CF_OK;
+out:
+	if (res)
+		mysql_free_result(res);
+	cf_buf_release(&q);
+	cf_buf_release(&n);
+	return r;
+}
+
+/* One line of SHOW GRANTS, as the dump keeps it (or not at all): global
+ * privileges without the IDENTIFIED and resource clauses (SHOW CREATE USER
+ * has them; a GRANT with IDENTIFIED would set an existing account's
+ * password), grants on this database, role grants and SET DEFAULT ROLE;
+ * grants on other databases and PROXY grants are left out. */
+static int add_grant_line(struct cf_buf *b, const char *line, const char *name, const struct acct *a)
+{
+	size_t len = strlen(line);
+	const char *p, *e;
+	int r;
+
+	if (!strncasecmp(line, "SET DEFAULT ROLE", 16)) {
+		if ((r = cf_buf_adds(b, line)) || (r = cf_buf_adds(b, ";\n")))
+			return r;
+		return CF_OK;
+	}
+	if (strncasecmp(line, "GRANT ", 6))
+		return CF_OK;
+	if (cf_mariadb_grant_global(line, len, &p, &e)) {
+		bool with = strstr(e, " WITH GRANT OPTION") != NULL;
+		if ((size_t)(e - p) == 5 && !strncasecmp(p, "USAGE", 5) && !with)
+			return CF_OK;
+		if ((r = cf_buf_adds(b, "GRANT ")) || (r = cf_buf_add(b, p, (size_t)(e - p))) ||
+		    (r = cf_buf_adds(b, " ON *.* TO ")) || (r = add_acct(b, a)) ||
+		    (with && (r = cf_buf_adds(b, " WITH GRANT OPTION"))) || (r = cf_buf_adds(b, ";\n")))
+			return r;
+		return CF_OK;
+	}
+	if ((p = cf_mariadb_grant_db(line, len, &e))) {
+		if (!cf_mariadb_ident_eq(p, e, name))
+			return CF_OK;
+	} else if (strstr(line, " ON ")) {
+		return CF_OK;  /* PROXY, or a shape this dump does not know */
+	}
+	if ((r = cf_buf_adds(b, line)) || (r = cf_buf_adds(b, ";\n")))
+		return r;
+	return CF_OK;
+}
+
+static int dump_accounts(struct cf_mariadb *db, struct out *o, const char *name)
+{
+	struct accts a = { NULL, 0, 0 };
+	struct cf_buf q = CF_BUF_INIT, grants = CF_BUF_INIT;
+	MYSQL_RES *res = NULL;
+	MYSQL_ROW row;
+	int r;
+
+	if ((r = collect_accounts(db, name, &a)) || !a.n)
+		goto out;
+	if ((r = cf_buf_adds(&o->b, "\n-- Accounts (--mariadb-users): made when missing, grants added; an existing "
+				   "account's password is left alone\n")))
+		goto out;
+	for (size_t i = 0; i < a.n; i++) {
+		const struct acct *x = &a.v[i];
+		if (!x->host) {
+			if ((r = cf_buf_adds(&o->b, "CREATE ROLE IF NOT EXISTS ")) || (r = add_acct(&o->b, x)) ||
+			    (r = cf_buf_adds(&o->b, ";\n")))
+				goto out;
+		} else {
+			cf_buf_reset(&q);
+			if ((r = cf_buf_adds(&q, "SHOW CREATE USER ")) || (r = add_acct(&q, x)) ||
+			    (r = query_store(db, (char *)q.data, "--mariadb-users: SHOW CREATE USER", &res)))
+				goto out;
+			if (!(row = mysql_fetch_row(res)) || !row[0] || strncasecmp(row[0], "CREATE USER ", 12)) {
+				r = cf_err(CF_EDB, "mariadb %s: %s gave no CREATE USER", db->who, (char *)q.data);
+				goto out;
+			}
+			if ((r = cf_buf_adds(&o->b, "CREATE USER IF NOT EXISTS ")) || (r = cf_buf_adds(&o->b, row[0] + 12)) ||
+			    (r = cf_buf_adds(&o->b, ";\n")))
+				goto out;
+			mysql_free_result(res);
+			res = NULL;
+		}
+		cf_buf_reset(&q);
+		if ((r = cf_buf_adds(&q, "SHOW GRANTS FOR ")) || (r = add_acct(&q, x)) ||
+		    (r = query_store(db, (char *)q.data, "--mariadb-users: SHOW GRANTS", &res)))
+			goto out;
+		while ((row = mysql_fetch_row(res)))
+			if (row[0] && (r = add_grant_line(&grants, row[0], name, x)))
+				goto out;
+		mysql_free_result(res);
+		res = NULL;
+		o->st->objects++;
+	}
+	/* Grants after every CREATE: one may name a role made after it. */
+	if (grants.len && (r = cf_buf_add(&o->b, grants.data, grants.len)))
+		goto out;
+	r = out_flush(o);
+out:
+	if (res)
+		mysql_free_result(res);
+	accts_release(&a);
+	cf_buf_release(&q);
+	cf_buf_release(&grants);
+	return r;
+}
+
 static int write_header(struct cf_mariadb *db, struct out *o, const char *name, MYSQL_ROW schema)
 {
 	int r;
@@ -1120,6 +1342,8 @@ int cf_mariadb_dump_db(struct cf_mariadb *db, const char *name, cf_sink_fn sink,
 	if ((r = dump_names(db, &o, name,
 			    "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ",
 			    " ORDER BY EVENT_NAME", "EVENT")) != CF_OK)
+		goto out;
+	if (db->users && (r = dump_accounts(db, &o, name)) != CF_OK)
 		goto out;
 	if ((r = cf_buf_adds(&o.b, "\nSET SESSION foreign_key_checks = @cf_old_fk, unique_checks = @cf_old_uc, sql_mode = @cf_old_sql_mode, "
 				   "time_zone = @cf_old_tz;\n-- coffer dump complete\n")) ||

@@ -63,6 +63,8 @@ struct cf_mariadb;
 
 struct cf_mariadb_opts {
 	bool lock;  /* FLUSH TABLES WITH READ LOCK while the transaction starts */
+	bool users; /* end each dump with its accounts, roles and grants
+		     * (--mariadb-users; see sources/mariadb_grant.h) */
 };
 
 struct cf_mariadb_stats {

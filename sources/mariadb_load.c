@@ -1,4 +1,5 @@
 #include "sources/mariadb_load.h"
+#include "sources/mariadb_grant.h"
 #include "common/array.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -305,7 +306,7 @@ int cf_sqlsplit_finish(struct cf_sqlsplit *s, cf_stmt_fn cb, void *ctx)
 struct kept {
 	size_t off, len;       /* in load.keep */
 	unsigned long line;
-	int kind;              /* K_SET or K_OBJECT */
+	int kind;              /* K_SET, K_OBJECT, K_EVENT or K_ACCOUNT */
 };
 
 struct load {
@@ -317,6 +318,9 @@ struct load {
 	struct cf_buf keep;    /* their text, back to back */
 	struct kept *kv;
 	size_t nkept, capkept;
+	unsigned flags;        /* CF_MARIADB_USERS_* */
+	char *orig_db;         /* the dump's own database name (its CREATE DATABASE) */
+	const char *grant_db;  /* its GRANTs go to this database instead, or NULL */
 };
 
 static const char *skip_blank(const char *p, const char *end)
@@ -358,7 +362,7 @@ static const char *ident_end(const char *p, const char *end)
 
 /* Where the database name of "CREATE DATABASE [IF NOT EXISTS] x" or "USE x"
  * sits in stmt, or NULL when stmt is neither. */
-static const char *find_db_name(const char *stmt, size_t len, const char **name_end)
+const char *cf_mariadb_find_db_name(const char *stmt, size_t len, const char **name_end)
 {
 	const char *end = stmt + len, *p = skip_blank(stmt, end), *q;
 
@@ -436,21 +440,29 @@ static bool is_word(const char *p, const char *e, const char *kw)
 	return (size_t)(e - p) == strlen(kw) && !strncasecmp(p, kw, (size_t)(e - p));
 }
 
-enum { K_OTHER, K_SET, K_OBJECT, K_EVENT, K_DROP_OBJECT };
+#define K_OTHER CF_MARIADB_K_OTHER
+#define K_SET CF_MARIADB_K_SET
+#define K_OBJECT CF_MARIADB_K_OBJECT
+#define K_EVENT CF_MARIADB_K_EVENT
+#define K_DROP_OBJECT CF_MARIADB_K_DROP_OBJECT
+#define K_ACCOUNT CF_MARIADB_K_ACCOUNT
 
-/* What a statement is, for the replace mode: a SET, the CREATE or DROP of
- * a view, trigger, routine, package or event, or anything else.  For a
- * CREATE, *create_end points past the word CREATE. */
-static int classify(const char *stmt, size_t len, const char **create_end)
+int cf_mariadb_classify(const char *stmt, size_t len, const char **create_end)
 {
 	static const char *const objs[] = { "VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "PACKAGE" };
 	static const char *const others[] = { "TABLE", "DATABASE", "SCHEMA", "SEQUENCE", "INDEX",
-					      "USER", "ROLE", "TEMPORARY", "SERVER" };
+					      "TEMPORARY", "SERVER" };
 	const char *end = stmt + len, *we, *p = next_word(stmt, end, &we);
 
 	*create_end = NULL;
-	if (is_word(p, we, "SET"))
+	if (is_word(p, we, "GRANT"))
+		return K_ACCOUNT;
+	if (is_word(p, we, "SET")) {
+		const char *w2e, *w2 = next_word(we, end, &w2e), *w3e, *w3;
+		if (is_word(w2, w2e, "DEFAULT") && (w3 = next_word(w2e, end, &w3e)) && is_word(w3, w3e, "ROLE"))
+			return K_ACCOUNT;
 		return K_SET;
+	}
 	bool create = is_word(p, we, "CREATE");
 	if (!create && !is_word(p, we, "DROP"))
 		return K_OTHER;
@@ -465,10 +477,17 @@ static int classify(const char *stmt, size_t len, const char **create_end)
 		for (size_t k = 0; k < sizeof(objs) / sizeof(objs[0]); k++)
 			if (is_word(p, we, objs[k]))
 				return create ? K_OBJECT : K_DROP_OBJECT;
+		if (is_word(p, we, "USER") || is_word(p, we, "ROLE")) {
+			*create_end = NULL;
+			return create ? K_ACCOUNT : K_OTHER;
+		}
 		for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++)
-			if (is_word(p, we, others[k]))
+			if (is_word(p, we, others[k])) {
+				*create_end = NULL;
 				return K_OTHER;
+			}
 	}
+	*create_end = NULL;
 	return K_OTHER;
 }
 
@@ -488,6 +507,74 @@ static int keep_stmt(struct load *L, const char *stmt, size_t len, unsigned long
 
 static int exec_stmt(struct load *L, const char *q, size_t qlen, unsigned long line);
 
+/* The name an identifier at [p, end) spells (`quoted` or bare); caller frees. */
+static char *ident_text(const char *p, const char *end)
+{
+	char *s = malloc((size_t)(end - p) + 1), *o = s;
+
+	if (!s)
+		return NULL;
+	if (p < end && *p == '`') {
+		for (p++, end--; p < end; p++) {
+			if (*p == '`' && p + 1 < end && p[1] == '`')
+				p++;
+			*o++ = *p;
+		}
+	} else {
+		memcpy(s, p, (size_t)(end - p));
+		o += end - p;
+	}
+	*o = 0;
+	return s;
+}
+
+static bool prefix(const char *s, size_t len, const char *pre)
+{
+	size_t n = strlen(pre);
+	return len >= n && !strncasecmp(s, pre, n);
+}
+
+/* One statement of a dump's account section (see mariadb_load.h). */
+static int run_account(struct load *L, const char *stmt, size_t len, unsigned long line)
+{
+	static const char user_ine[] = "CREATE USER IF NOT EXISTS ", role_ine[] = "CREATE ROLE IF NOT EXISTS ";
+	struct cf_buf q = CF_BUF_INIT;
+	const char *p, *e;
+	int r;
+
+	if (L->flags & CF_MARIADB_USERS_SKIP)
+		return CF_OK;
+	if (L->grant_db && L->orig_db && (p = cf_mariadb_grant_db(stmt, len, &e)) &&
+	    cf_mariadb_ident_eq(p, e, L->orig_db)) {
+		if ((r = cf_buf_add(&q, stmt, (size_t)(p - stmt))) || (r = add_ident(&q, L->grant_db)) ||
+		    (r = cf_buf_add(&q, e, (size_t)(stmt + len - e))))
+			goto out;
+		stmt = (const char *)q.data;
+		len = q.len;
+	}
+	bool user = prefix(stmt, len, user_ine), role = prefix(stmt, len, role_ine);
+	if ((r = exec_stmt(L, stmt, len, line)))
+		goto out;
+	if (!user && !role)
+		goto out;
+	/* IF NOT EXISTS leaves an existing account alone with a note. */
+	if (!mysql_warning_count(L->m)) {
+		L->st->accounts_made++;
+		goto out;
+	}
+	L->st->accounts_kept++;
+	if (user && (L->flags & CF_MARIADB_USERS_REPLACE)) {
+		struct cf_buf a = CF_BUF_INIT;
+		if (!(r = cf_buf_adds(&a, "ALTER USER ")) &&
+		    !(r = cf_buf_add(&a, stmt + sizeof(user_ine) - 1, len - (sizeof(user_ine) - 1))))
+			r = exec_stmt(L, (const char *)a.data, a.len, line);
+		cf_buf_release(&a);
+	}
+out:
+	cf_buf_release(&q);
+	return r;
+}
+
 static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 {
 	struct load *L = ctx;
@@ -497,7 +584,18 @@ static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 
 	if (cf_interrupted)
 		return cf_err(CF_EINTR, "line %lu: load interrupted", line);
-	if (L->target && (name = find_db_name(stmt, len, &name_end))) {
+	name = cf_mariadb_find_db_name(stmt, len, &name_end);
+	if (name && !L->orig_db && prefix(stmt, len, "CREATE") && !(L->orig_db = ident_text(name, name_end)))
+		return CF_ENOMEM;
+	if (!name) {
+		const char *ce;
+		int kind = cf_mariadb_classify(stmt, len, &ce);
+		if (kind == K_ACCOUNT && !L->replace)
+			return run_account(L, stmt, len, line);
+		if (kind == K_ACCOUNT)  /* after the swap: a GRANT on a table needs it there */
+			return keep_stmt(L, stmt, len, line, kind);
+	}
+	if (L->target && name) {
 		cf_buf_reset(&L->q);
 		if ((r = cf_buf_add(&L->q, stmt, (size_t)(name - stmt))) ||
 		    (r = add_ident(&L->q, L->target)) ||
@@ -511,7 +609,7 @@ static int run_stmt(void *ctx, char *stmt, size_t len, unsigned long line)
 		 * and made again there after the swap, under the same SETs.
 		 * Events are only made there: one would run here. */
 		const char *ce;
-		int kind = classify(stmt, len, &ce);
+		int kind = cf_mariadb_classify(stmt, len, &ce);
 		if ((kind == K_SET || kind == K_OBJECT || kind == K_EVENT) &&
 		    (r = keep_stmt(L, stmt, len, line, kind)) != CF_OK)
 			return r;
@@ -614,6 +712,7 @@ static void load_release(struct load *L)
 	cf_buf_release(&L->q);
 	cf_buf_release(&L->keep);
 	free(L->kv);
+	free(L->orig_db);
 }
 
 int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source_fn src, void *ctx,
@@ -621,7 +720,7 @@ int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source
 {
 	struct cf_mariadb_load_stats st_local;
 	struct load L = { .target = target_db, .q = CF_BUF_INIT, .st = stats ? stats : &st_local,
-			  .keep = CF_BUF_INIT };
+			  .keep = CF_BUF_INIT, .grant_db = target_db };
 	void *m = NULL;
 	int r;
 
@@ -801,7 +900,11 @@ static int replay(struct load *L)
 		const struct kept *k = &L->kv[i];
 		const char *stmt = (const char *)L->keep.data + k->off, *ce, *w = NULL, *we = NULL;
 		cf_buf_reset(&L->q);
-		if (classify(stmt, k->len, &ce) != K_SET && ce)
+		if (k->kind == K_ACCOUNT) {
+			r = run_account(L, stmt, k->len, k->line);
+			continue;
+		}
+		if (cf_mariadb_classify(stmt, k->len, &ce) != K_SET && ce)
 			w = next_word(ce, stmt + k->len, &we);
 		if (w && !is_word(w, we, "OR")) {
 			if ((r = cf_buf_add(&L->q, stmt, (size_t)(ce - stmt))) ||
@@ -967,11 +1070,11 @@ static void drop_tmp(const struct cf_dburl *url, MYSQL *m, const char *tmp)
 }
 
 int cf_mariadb_load_replace(const struct cf_dburl *url, const char *db, cf_source_fn src, void *ctx,
-			    struct cf_mariadb_load_stats *stats)
+			    unsigned flags, struct cf_mariadb_load_stats *stats)
 {
 	struct cf_mariadb_load_stats st_local;
 	struct load L = { .q = CF_BUF_INIT, .st = stats ? stats : &st_local, .replace = true,
-			  .keep = CF_BUF_INIT };
+			  .keep = CF_BUF_INIT, .flags = flags, .grant_db = db };
 	char tmp[300], old[300];
 	void *m = NULL;
 	bool swapped = false;
@@ -997,6 +1100,11 @@ int cf_mariadb_load_replace(const struct cf_dburl *url, const char *db, cf_sourc
 		goto out;
 	cf_info("mariadb: database %s replaced; its views, triggers, routines and events were remade "
 		"%.3f s after the tables were swapped in", db, window);
+	if (L.st->accounts_made || L.st->accounts_kept)
+		cf_info("mariadb: accounts of %s: %llu made, %llu there already (%s)", db,
+			(unsigned long long)L.st->accounts_made, (unsigned long long)L.st->accounts_kept,
+			flags & CF_MARIADB_USERS_REPLACE ? "set as in the snapshot"
+							  : "their passwords left as they were");
 out:
 	if (L.target) {
 		drop_tmp(url, L.m, tmp);

@@ -18,6 +18,15 @@
  * statement are dropped; comments inside one are kept, so routine bodies
  * load byte for byte.
  *
+ * Accounts: a dump made with --mariadb-users ends with CREATE ROLE IF NOT
+ * EXISTS, CREATE USER IF NOT EXISTS, GRANT and SET DEFAULT ROLE statements
+ * (sources/mariadb_grant.h).  They run after everything else (in replace
+ * mode after the swap, since a GRANT on a table needs the table in the real
+ * database); a missing account is made, an existing one keeps its
+ * password, TLS and limits unless CF_MARIADB_USERS_REPLACE (then ALTER USER
+ * sets them as dumped), and the grants are added (GRANT never revokes).
+ * A renamed load's grants on the dump's database name the new database.
+ *
  * Renaming: with target_db set, the loader rewrites the database name in
  * "CREATE DATABASE [IF NOT EXISTS] name" and "USE name" statements, which is
  * where the dumper writes it; everything else in a coffer dump is
@@ -74,7 +83,31 @@ struct cf_mariadb_load_stats {
 	uint64_t statements;
 	uint64_t bytes;
 	unsigned long lines;
+	uint64_t accounts_made;  /* CREATE USER/ROLE IF NOT EXISTS that made one */
+	uint64_t accounts_kept;  /* ... that found it there (left as it was, or
+				  * ALTERed with CF_MARIADB_USERS_REPLACE) */
 };
+
+/* flags of cf_mariadb_load_replace(): what to do with a dump's accounts. */
+#define CF_MARIADB_USERS_REPLACE 1u  /* existing accounts: ALTER USER to the dumped
+				      * password, TLS and limits */
+#define CF_MARIADB_USERS_SKIP 2u     /* run none of the account statements */
+
+/* What a statement of a dump is, for the loader: K_SET (a SET, SET DEFAULT
+ * ROLE excepted), K_OBJECT (CREATE of a view, trigger, routine or package),
+ * K_EVENT (CREATE EVENT), K_DROP_OBJECT (DROP of one of those), K_ACCOUNT
+ * (CREATE USER/ROLE, GRANT, SET DEFAULT ROLE) or K_OTHER.  For K_OBJECT and
+ * K_EVENT *create_end points past the word CREATE, else it is NULL.
+ * Exposed for the fuzz target; a pure function of the text. */
+enum { CF_MARIADB_K_OTHER, CF_MARIADB_K_SET, CF_MARIADB_K_OBJECT, CF_MARIADB_K_EVENT,
+       CF_MARIADB_K_DROP_OBJECT, CF_MARIADB_K_ACCOUNT };
+int cf_mariadb_classify(const char *stmt, size_t len, const char **create_end);
+
+/* Where the database name of "CREATE DATABASE|SCHEMA [IF NOT EXISTS] x" or
+ * "USE x" sits in stmt (also inside mysqldump's executable comments):
+ * returns its first byte and sets *name_end past it, or NULL when stmt is
+ * neither.  Exposed for the fuzz target. */
+const char *cf_mariadb_find_db_name(const char *stmt, size_t len, const char **name_end);
 
 /* Load the dump read from src into the server url names (its database list
  * is ignored).  target_db, when not NULL, replaces the database name of the
@@ -104,6 +137,6 @@ int cf_mariadb_load(const struct cf_dburl *url, const char *target_db, cf_source
  * temporary database.  CF_OK or the errors of cf_mariadb_load(); an error
  * after the RENAME says so. */
 int cf_mariadb_load_replace(const struct cf_dburl *url, const char *db, cf_source_fn src, void *ctx,
-			    struct cf_mariadb_load_stats *stats);
+			    unsigned flags, struct cf_mariadb_load_stats *stats);
 
 #endif

@@ -191,11 +191,11 @@ static void item_release(struct cf_src_item *it)
 	memset(it, 0, sizeof(*it));
 }
 
-int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock)
+int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock, bool users)
 {
 	struct cf_dburl u = CF_DBURL_INIT;
 	struct cf_mariadb *db = NULL;
-	struct cf_mariadb_opts o = { lock };
+	struct cf_mariadb_opts o = { .lock = lock, .users = users };
 	char **names = NULL, where[300];
 	size_t n = 0;
 	int rc;

@@ -44,8 +44,10 @@ struct cf_sources {
 
 /* Connect to url, list its databases (or the URL's), start the consistent
  * snapshot (lock: FLUSH TABLES WITH READ LOCK around its start) and add one
- * stream per database.  Errors name the server and never the password. */
-int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock);
+ * stream per database (users: each ends with the accounts, roles and grants
+ * of its objects, --mariadb-users).  Errors name the server and never the
+ * password. */
+int cf_sources_add_mariadb(struct cf_sources *s, const char *url, bool lock, bool users);
 
 /* List the databases of the PostgreSQL server url names (or the URL's, each
  * checked) and add one stream per database, produced by pg_dump when the
