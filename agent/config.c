@@ -523,6 +523,10 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 		bool from_file = false;
 		if (!v && (v = kv_get(&kv, k->name)))
 			from_file = true;
+		const char *key = k->name;
+		/* the engine the docker CLI would use, when coffer's own key is unset */
+		if (!v && k->set == agent_set_docker_host && (v = get(ctx, "DOCKER_HOST")))
+			key = "DOCKER_HOST";
 		if (!v)
 			v = k->def;
 		if (!v)
@@ -536,7 +540,7 @@ static int load(struct cf_agent_config *c, cf_agent_getenv_fn get, void *ctx, bo
 				goto out;
 			}
 		}
-		if (k->set && (r = k->set(c, k->name, v)))
+		if (k->set && (r = k->set(c, key, v)))
 			goto out;
 		if (k->set == agent_set_docker_host && v != k->def)
 			c->docker_explicit = true;
@@ -634,7 +638,7 @@ void cf_agent_config_release(struct cf_agent_config *c)
 	free(c->check_subset);
 	free(c->pre_command);
 	free(c->post_command);
-	free(c->docker_socket);
+	free(c->docker_host);
 	free(c->stop_label);
 	free(c->metrics_file);
 	free(c->metrics_listen);

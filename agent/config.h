@@ -107,9 +107,10 @@ struct cf_agent_config {
 	unsigned check_subset_n, check_subset_m;
 	double check_subset_percent;
 	char *pre_command, *post_command;
-	char *docker_socket;         /* path of the Docker API socket, NULL = containers not managed */
-	bool docker_explicit;        /* COFFER_DOCKER_HOST was set: an unreachable engine fails the job */
+	char *docker_host;           /* the engine: socket path or http://HOST:PORT (cf_docker_parse_host), NULL = containers not managed */
+	bool docker_explicit;        /* COFFER_DOCKER_HOST or DOCKER_HOST was set: an unreachable engine fails the job */
 	char *stop_label;            /* "key=value" or "key" */
+	char stop_alias[320];        /* offen's docker-volume-backup.stop-during-backup=VALUE (cf_docker_stop_alias) */
 	unsigned stop_timeout;       /* seconds Docker waits before SIGKILL */
 	unsigned job_wait;           /* COFFER_JOB_WAIT: seconds a job waits for another job of this agent */
 	char *metrics_file, *metrics_listen;

@@ -7,6 +7,7 @@
  */
 #include "agent/config.h"
 #include "agent/config_int.h"
+#include "agent/docker.h"
 #include "agent/metrics.h"
 #include "agent/webhook.h"
 #include "sources/dburl.h"
@@ -542,14 +543,9 @@ static int set_post(struct cf_agent_config *c, const char *key, const char *v)
 
 int agent_set_docker_host(struct cf_agent_config *c, const char *key, const char *v)
 {
-	free(c->docker_socket);
-	c->docker_socket = NULL;
-	if (!*v || !strcmp(v, "none") || !strcmp(v, "off"))
-		return CF_OK;
-	if (strncmp(v, "unix://", 7) || v[7] != '/')
-		return cf_err(CF_EINVAL, "%s: \"%s\" is not unix:///PATH (only a unix socket is supported; "
-				      "\"none\" turns container handling off)", key, v);
-	return agent_dup_str(&c->docker_socket, v + 7);
+	free(c->docker_host);
+	c->docker_host = NULL;
+	return cf_docker_parse_host(key, v, &c->docker_host);
 }
 
 static int set_stop_label(struct cf_agent_config *c, const char *key, const char *v)
@@ -561,7 +557,8 @@ static int set_stop_label(struct cf_agent_config *c, const char *key, const char
 		if (!isalnum((unsigned char)v[i]) && !strchr("._-/", v[i]))
 			return cf_err(CF_EINVAL, "%s: \"%s\": a label key may hold only letters, digits "
 					      "and . _ - /", key, v);
-	return agent_dup_str(&c->stop_label, v);
+	int r = cf_docker_stop_alias(v, c->stop_alias, sizeof(c->stop_alias));
+	return r ? cf_err_prefix(r, "%s", key) : agent_dup_str(&c->stop_label, v);
 }
 
 static int set_metrics_file(struct cf_agent_config *c, const char *key, const char *v)
@@ -968,9 +965,11 @@ const struct agent_key agent_keys[] = {
 	{ "COFFER_POST_COMMAND", set_post, NULL, false,
 	  "shell command run after each job whose pre command ran (COFFER_JOB_STATUS is set, and COFFER_SNAPSHOT_ID when a snapshot was written)" },
 	{ "COFFER_DOCKER_HOST", agent_set_docker_host, "unix:///var/run/docker.sock", false,
-	  "Docker Engine API socket (unix:///PATH), or none" },
+	  "Docker Engine API: unix:///PATH, tcp://HOST:PORT or http://HOST:PORT (an engine's or a docker-socket-proxy's "
+	  "plain HTTP; no TLS), or none; unset: DOCKER_HOST, else the default" },
 	{ "COFFER_STOP_LABEL", set_stop_label, "coffer.stop-during-backup=true", false,
-	  "containers with this label are stopped during the backup and started again" },
+	  "containers with this label (or offen's docker-volume-backup.stop-during-backup with the same value) are "
+	  "stopped during the backup and started again" },
 	{ "COFFER_STOP_TIMEOUT", set_stop_timeout, "30", false, "seconds Docker waits for a container to stop" },
 	{ "COFFER_JOB_WAIT", set_job_wait, "600", false,
 	  "seconds a job waits while another job of this agent (same state directory) runs; then it fails with exit 11" },

@@ -298,8 +298,8 @@ static void resolve_host(const struct cf_agent_config *c)
 		snprintf(agent_g.host, sizeof(agent_g.host), "%s", h);
 		return;
 	}
-	if (c->docker_socket && access(c->docker_socket, F_OK) == 0 &&
-	    cf_docker_compose_name(c->docker_socket, h, agent_g.host, sizeof(agent_g.host)) == CF_OK) {
+	if (cf_docker_present(c->docker_host) &&
+	    cf_docker_compose_name(c->docker_host, h, agent_g.host, sizeof(agent_g.host)) == CF_OK) {
 		cf_warn("coffer agent: the hostname %s is a container id; snapshots carry the compose "
 			"service's name %s instead (set COFFER_HOST to choose one)", h, agent_g.host);
 		return;
@@ -530,13 +530,14 @@ static int scheduled_check(const struct cf_agent_config *c, struct cf_repo *repo
 
 int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_agent_job *job)
 {
-	struct cf_docker_set stopped = CF_DOCKER_SET_INIT;
+	struct cf_docker_set stopped = CF_DOCKER_SET_INIT, pre = CF_DOCKER_SET_INIT;
 	struct cf_sources src = CF_SOURCES_INIT;
 	struct cf_snapshot snap, desc; /* desc: only its sources, what the streams are */
 	struct cf_repo *repo = NULL;
 	char **paths = NULL;
 	size_t npaths = 0;
 	int rc, lockfd = -1;
+	bool engine = false; /* containers are handled in this job */
 
 	memset(job, 0, sizeof(*job));
 	memset(&snap, 0, sizeof(snap));
@@ -567,8 +568,21 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 		job_fail(job, rc, "repository");
 		goto post;
 	}
-	if (c->docker_socket && (c->docker_explicit || access(c->docker_socket, F_OK) == 0)) {
-		rc = cf_docker_stop_labelled(c->docker_socket, c->stop_label, c->stop_timeout, &stopped);
+	engine = c->docker_host && (c->docker_explicit || cf_docker_present(c->docker_host));
+	/* The exec-pre labels first, while every container still runs: one that
+	 * is about to be stopped can still take its own dump.  A failure fails
+	 * the job before anything is stopped or read, and like a failed
+	 * COFFER_PRE_COMMAND, it is not followed by the exec-post labels. */
+	if (engine && (rc = cf_docker_find_exec(c->docker_host, CF_DOCKER_EXEC_PRE, CF_DOCKER_EXEC_PRE_OFFEN, &pre))) {
+		job_fail(job, rc, "containers");
+		goto post;
+	}
+	if (pre.n && (rc = cf_docker_exec(c->docker_host, "exec-pre", &pre, false))) {
+		job_fail(job, rc, "exec-pre");
+		goto post;
+	}
+	if (engine) {
+		rc = cf_docker_stop_labelled(c->docker_host, c->stop_label, c->stop_alias, c->stop_timeout, &stopped);
 		job->containers_stopped = stopped.n;
 		if (rc) {
 			job_fail(job, rc, "containers");
@@ -646,8 +660,12 @@ int cf_agent_run_job(const struct cf_agent_config *c, int64_t tick, struct cf_ag
 start:
 	/* close the database transactions before anything slow */
 	cf_sources_release(&src);
-	if (stopped.n && (rc = cf_docker_start(c->docker_socket, &stopped)))
+	if (stopped.n && (rc = cf_docker_start(c->docker_host, &stopped)))
 		job_fail(job, rc, "start-containers");
+	/* after the containers run again, whatever the backup did */
+	if (engine && (rc = cf_docker_exec_labelled(c->docker_host, "exec-post", CF_DOCKER_EXEC_POST,
+						    CF_DOCKER_EXEC_POST_OFFEN, true)))
+		job_fail(job, rc, "exec-post");
 post:
 	if (c->post_command) {
 		rc = agent_run_hook(c, "COFFER_POST_COMMAND", c->post_command, agent_status_word(job->rc), job->snapshot_id);
@@ -675,6 +693,7 @@ done:
 	cf_snapshot_release(&snap);
 	cf_snapshot_release(&desc);
 	cf_docker_set_release(&stopped);
+	cf_docker_set_release(&pre);
 	cf_sources_release(&src);
 	for (size_t i = 0; i < npaths; i++)
 		free(paths[i]);

@@ -365,10 +365,11 @@ static int guard_plain(struct cli *c, const struct cf_snapshot *s, const struct 
  * else DOCKER_HOST (either given: explicit, an engine that cannot be reached
  * refuses the restore), else /var/run/docker.sock when it exists. */
 struct engine {
-	char *sock;       /* NULL: containers are not handled */
+	char *sock;       /* the engine (socket path or http:// URL); NULL: containers are not handled */
 	bool explicit_;
 	struct cf_docker_match match;
 	const char *label;
+	char alias[320]; /* offen's name for label (cf_docker_stop_alias) */
 	unsigned timeout;
 };
 
@@ -388,7 +389,11 @@ static int engine_setup(struct cli *c, struct engine *e, const char *const *dirs
 			return cf_err(CF_EINVAL, "COFFER_STOP_TIMEOUT: \"%s\" is not a number of seconds (0-3600)", t);
 		e->timeout = (unsigned)n;
 	}
+	int r = cf_docker_stop_alias(e->label, e->alias, sizeof(e->alias));
+	if (r)
+		return cf_err_prefix(r, "COFFER_STOP_LABEL");
 	e->match.label = e->label;
+	e->match.alias = e->alias;
 	e->match.paths = dirs;
 	e->match.npaths = ndirs;
 	if (c->no_stop)

@@ -87,7 +87,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.backup_root, "/backup");
 	assert_int_equal(c.npaths, 0);
 	assert_string_equal(c.state_dir, "/var/lib/coffer");
-	assert_string_equal(c.docker_socket, "/var/run/docker.sock");
+	assert_string_equal(c.docker_host, "/var/run/docker.sock");
 	assert_false(c.docker_explicit);
 	assert_string_equal(c.stop_label, "coffer.stop-during-backup=true");
 	assert_int_equal(c.stop_timeout, 30);
@@ -105,6 +105,67 @@ static void test_defaults(void **state)
 	assert_true(cf_retention_policy_empty(&c.keep));
 	assert_string_equal(c.password_file, pwfile);
 	cf_agent_config_release(&c);
+}
+
+/* The engine addresses people deploy with: a unix socket, an engine's or a
+ * docker-socket-proxy's tcp:// or http://, DOCKER_HOST when coffer's own key
+ * is unset; TLS refused by name.  And offen's stop label beside coffer's. */
+static void test_docker_hosts(void **state)
+{
+	(void)state;
+	static const char *const ok[][2] = {
+		{ "tcp://docker:2375", "http://docker:2375" },
+		{ "tcp://10.0.0.5", "http://10.0.0.5:2375" },
+		{ "http://socket-proxy:2375/", "http://socket-proxy:2375" },
+		{ "tcp://[::1]:2375", "http://[::1]:2375" },
+		{ "tcp://docker:2375/base/", "http://docker:2375/base" },
+		{ "unix:///run/podman/podman.sock", "/run/podman/podman.sock" },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct env e = { { BASE, "COFFER_DOCKER_HOST", ok[i][0], NULL } };
+		struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
+		int r = load(&c, &e);
+		if (r)
+			fail_msg("%s: %s", ok[i][0], cf_errmsg(r));
+		assert_string_equal(c.docker_host, ok[i][1]);
+		assert_true(c.docker_explicit);
+		cf_agent_config_release(&c);
+	}
+	/* DOCKER_HOST when COFFER_DOCKER_HOST is unset; coffer's key wins */
+	struct env e1 = { { BASE, "DOCKER_HOST", "tcp://proxy:2375", NULL } };
+	struct cf_agent_config c = CF_AGENT_CONFIG_INIT;
+	assert_int_equal(load(&c, &e1), CF_OK);
+	assert_string_equal(c.docker_host, "http://proxy:2375");
+	assert_true(c.docker_explicit);
+	cf_agent_config_release(&c);
+	struct env e2 = { { BASE, "DOCKER_HOST", "tcp://proxy:2375", "COFFER_DOCKER_HOST", "none", NULL } };
+	assert_int_equal(load(&c, &e2), CF_OK);
+	assert_null(c.docker_host);
+	cf_agent_config_release(&c);
+	struct env e3 = { { BASE, "DOCKER_HOST", "ssh://me@docker", NULL } };
+	assert_int_equal(load(&c, &e3), CF_EINVAL);
+	assert_non_null(strstr(cf_errmsg(CF_EINVAL), "DOCKER_HOST: \"ssh://me@docker\""));
+	cf_agent_config_release(&c);
+	/* tcp:// with DOCKER_TLS_VERIFY: TLS is asked for, and not spoken */
+	setenv("DOCKER_TLS_VERIFY", "1", 1);
+	struct env e4 = { { BASE, "COFFER_DOCKER_HOST", "tcp://docker:2376", NULL } };
+	assert_int_equal(load(&c, &e4), CF_EINVAL);
+	assert_non_null(strstr(cf_errmsg(CF_EINVAL), "DOCKER_TLS_VERIFY"));
+	cf_agent_config_release(&c);
+	unsetenv("DOCKER_TLS_VERIFY");
+
+	/* offen's docker-volume-backup.stop-during-backup, with the value of the stop label */
+	static const char *const alias[][2] = {
+		{ NULL, "docker-volume-backup.stop-during-backup=true" },
+		{ "coffer.stop-during-backup=service1", "docker-volume-backup.stop-during-backup=service1" },
+		{ "backup.stop", "docker-volume-backup.stop-during-backup=true" },
+	};
+	for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++) {
+		struct env e = { { BASE, alias[i][0] ? "COFFER_STOP_LABEL" : NULL, alias[i][0], NULL } };
+		assert_int_equal(load(&c, &e), CF_OK);
+		assert_string_equal(c.stop_alias, alias[i][1]);
+		cf_agent_config_release(&c);
+	}
 }
 
 static void test_values(void **state)
@@ -161,7 +222,7 @@ static void test_values(void **state)
 	assert_string_equal(c.stdin_cmds[0].command, "pg_dump -Fp app");
 	assert_string_equal(c.stdin_cmds[1].path, "ldap.ldif");
 	assert_string_equal(c.stdin_cmds[1].command, "slapcat -n 1 | gzip -1");
-	assert_string_equal(c.docker_socket, "/run/podman/podman.sock");
+	assert_string_equal(c.docker_host, "/run/podman/podman.sock");
 	assert_true(c.docker_explicit);
 	assert_string_equal(c.prune_schedule, "off");
 	assert_string_equal(c.cacert, pwfile);
@@ -206,7 +267,16 @@ static void test_bad_values(void **state)
 		{ "COFFER_KEEP_WITHIN", "3w", "" },
 		{ "COFFER_PRUNE_SCHEDULE", "weekly", "" },
 		{ "COFFER_CHECK_SCHEDULE", "0 25 * * *", "hour field" },
-		{ "COFFER_DOCKER_HOST", "tcp://docker:2375", "only a unix socket" },
+		{ "COFFER_DOCKER_HOST", "unix://run/docker.sock", "not unix:///PATH" },
+		{ "COFFER_DOCKER_HOST", "tcp://", "not a Docker engine address" },
+		{ "COFFER_DOCKER_HOST", "tcp://:2375", "not a Docker engine address" },
+		{ "COFFER_DOCKER_HOST", "tcp://docker:99999", "not a Docker engine address" },
+		{ "COFFER_DOCKER_HOST", "tcp://docker:0", "port 0 is not 1-65535" },
+		{ "COFFER_DOCKER_HOST", "tcp://u:p@docker:2375", "takes no user" },
+		{ "COFFER_DOCKER_HOST", "http://docker:2375/?x=1", "takes no user, query" },
+		{ "COFFER_DOCKER_HOST", "https://docker:2376", "TLS to the Docker engine" },
+		{ "COFFER_DOCKER_HOST", "ssh://me@docker", "ssh:// and npipe:// are not supported" },
+		{ "COFFER_DOCKER_HOST", "/var/run/docker.sock", "not a Docker engine address" },
 		{ "COFFER_STOP_LABEL", "=true", "not a label" },
 		{ "COFFER_STOP_LABEL", "a label=x", "only letters" },
 		{ "COFFER_STOP_TIMEOUT", "2h", "longer than the maximum" },
@@ -598,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_repository_label),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_docker_hosts),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_required),
 		cmocka_unit_test(test_file),
