@@ -12,8 +12,10 @@
 # container's name; coffer.exec-post runs after the backup, in the container
 # started again, also after a failed backup; a failing exec-pre fails the
 # job (exit 1, stage exec-pre) naming the container, the command and its
-# status, before anything is stopped, and no exec-post follows; a bad
-# address is refused in one line.  Skipped (77) when podman cannot run
+# status, before anything is stopped, and no exec-post follows; SIGTERM
+# while an exec-pre command runs ends the job (130) without waiting for it;
+# a bad address is refused in one line; an engine on TCP that does not
+# answer fails the job before anything is read.  Skipped (77) when podman cannot run
 # containers here.
 . "$(dirname "$0")/lib.sh"
 e2e_setup
@@ -111,6 +113,26 @@ check_eq "post
 post" "$(cat "$T/hostside/post.txt")" "no exec-post after a failed exec-pre"
 check_eq "$UP" "$(states)" "containers after a failed exec-pre"
 "${P[@]}" rm -f -t 0 bad > /dev/null 2>&1 || fail "rm bad"
+
+# --- SIGTERM while an exec-pre command runs: the job stops waiting (130) ---
+mkdir -p "$T/slow"
+run_app slow -v "$T/slow:/data" --label coffer.exec-pre='echo started > /data/started; sleep 60' > /dev/null 2>&1 ||
+	fail "run slow"
+env -i "${AENV[@]}" COFFER_DOCKER_HOST="tcp://127.0.0.1:$PORT" "$COFFER" agent --once > "$T/bg.out" 2> "$T/bg.err" &
+PID=$!
+E2E_PIDS+=($PID)
+started() { [ -s "$T/slow/started" ]; }
+wait_for started || fail "slow's exec-pre did not start"
+kill -TERM $PID
+wait $PID
+RC=$?
+cat "$T/bg.err" >&2
+check_eq 130 "$RC" "exit code after SIGTERM during exec-pre"
+assert_contains "$T/bg.err" "stage=exec-pre" "the stage"
+assert_contains "$T/bg.err" "containers_stopped=0" "nothing was stopped"
+check_eq "$UP" "$(states)" "containers after SIGTERM during exec-pre"
+assert_eq 1 "$(snapshots)" "snapshots after SIGTERM during exec-pre"
+"${P[@]}" rm -f -t 0 slow > /dev/null 2>&1 || fail "rm slow"
 
 # --- bad addresses: one line naming what is wrong --------------------------
 for v in "tcp://" "tcp://127.0.0.1:99999" "https://127.0.0.1:$PORT" "ssh://me@docker" "unix://relative.sock"; do
