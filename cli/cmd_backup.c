@@ -20,7 +20,7 @@
 
 /* backup --json's last line: restic's flat summary (doc/075_scripting.rst),
  * then coffer's snapshot fields beside it (id, tree, paths, summary, ...). */
-static void print_json_summary(const struct cf_snapshot *s)
+static void print_json_summary(const struct cf_snapshot *s, bool dry)
 {
 	const struct cf_snapshot_summary *m = &s->summary;
 	char hex[CF_ID_HEX], start[64], end[64];
@@ -29,7 +29,7 @@ static void print_json_summary(const struct cf_snapshot *s)
 	cf_format_time(m->backup_end_ns, end, sizeof(end));
 	json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 			      " s:f, s:s, s:s, s:s, s:I}",
-		"message_type", "summary", "dry_run", 0,
+		"message_type", "summary", "dry_run", dry,
 		"files_new", (json_int_t)m->files_new, "files_changed", (json_int_t)m->files_changed,
 		"files_unmodified", (json_int_t)m->files_unmodified,
 		"dirs_new", (json_int_t)m->dirs_new, "dirs_changed", (json_int_t)m->dirs_changed,
@@ -41,7 +41,11 @@ static void print_json_summary(const struct cf_snapshot *s)
 		"total_duration", (double)(m->backup_end_ns - m->backup_start_ns) / 1e9,
 		"backup_start", start, "backup_end", end, "snapshot_id", hex,
 		"files_unreadable", (json_int_t)m->files_unreadable);
-	json_t *snap = cf_snapshot_to_json(s);
+	/* a dry run made no snapshot: restic omits snapshot_id, and there are
+	 * no snapshot fields to add */
+	json_t *snap = dry ? NULL : cf_snapshot_to_json(s);
+	if (j && dry)
+		json_object_del(j, "snapshot_id");
 	if (j && snap)
 		json_object_update_missing(j, snap);
 	json_decref(snap);
@@ -84,13 +88,13 @@ static void json_error(void *ctx, const char *item, const char *message)
 				    "message", message, "during", "archival", "item", item));
 }
 
-static void print_summary(const struct cf_snapshot *s, bool json)
+static void print_summary(const struct cf_snapshot *s, bool json, bool dry)
 {
 	const struct cf_snapshot_summary *m = &s->summary;
 	char hex[CF_ID_HEX];
 	cf_hex(s->id, CF_ID_LEN, hex);
 	if (json) {
-		print_json_summary(s);
+		print_json_summary(s, dry);
 		return;
 	}
 	char a[32], b[32], tot[32];
@@ -104,10 +108,16 @@ static void print_summary(const struct cf_snapshot *s, bool json)
 	printf("Dirs:        %6llu new, %6llu changed, %6llu unmodified\n",
 	       (unsigned long long)m->dirs_new, (unsigned long long)m->dirs_changed,
 	       (unsigned long long)m->dirs_unmodified);
-	printf("Added to the repository: %s (%s stored)\n", a, b);
+	/* restic's words for a dry run */
+	printf("%s to the repository: %s (%s stored)\n", dry ? "Would add" : "Added", a, b);
+	printf("Data blobs:  %6llu new; tree blobs: %llu new\n", (unsigned long long)m->data_blobs,
+	       (unsigned long long)m->tree_blobs);
 	printf("processed %llu files, %s in %.1fs\n", (unsigned long long)m->total_files_processed,
 	       tot, secs);
-	printf("snapshot %.8s saved\n", hex);
+	if (dry)
+		printf("dry run: nothing was written to the repository\n");
+	else
+		printf("snapshot %.8s saved\n", hex);
 }
 
 /* What to walk and what to leave out: the command line's paths and
@@ -231,6 +241,7 @@ static int backup_run(struct cli *c, const struct lists *l)
 	o.one_file_system = c->one_file_system;
 	o.threads = c->threads;
 	o.no_parent = c->force;
+	o.dry_run = c->dry_run;
 	char cache_dir[4096];
 	if (!c->no_cache && cf_cache_dir_default(cache_dir, sizeof(cache_dir)))
 		o.cache_dir = cache_dir;
@@ -266,8 +277,10 @@ static int backup_run(struct cli *c, const struct lists *l)
 		if (*f && (rc = cf_sources_check_dump(label, f, o.paths, o.npaths, o.excludes, o.nexcludes)))
 			return fail(rc);
 	}
-	c->lock_needed = true; /* writes: --no-lock does not apply */
-	if ((rc = open_repo(c, &r, 1, true)))
+	/* a real run writes (--no-lock does not apply); a dry run writes
+	 * nothing, not even a lock (as restic's) */
+	c->lock_needed = !c->dry_run;
+	if ((rc = open_repo(c, &r, c->dry_run ? 0 : 1, true)))
 		return fail(rc);
 	/* databases are opened after the repository: a wrong password must not
 	 * cost a dump, and the consistent snapshot starts as late as possible */
@@ -303,11 +316,12 @@ static int backup_run(struct cli *c, const struct lists *l)
 	cf_snapshot_release(&desc);
 	if (rc == CF_OK || rc == CF_EPARTIAL) {
 		if (!c->quiet)
-			print_summary(&snap, c->json);
+			print_summary(&snap, c->json, c->dry_run);
 		if (rc == CF_EPARTIAL)
 			fprintf(stderr, "coffer: warning: %llu source files could not be read "
-				"(named above); the snapshot was saved without them\n",
-				(unsigned long long)snap.summary.files_unreadable);
+				"(named above); %s without them\n",
+				(unsigned long long)snap.summary.files_unreadable,
+				c->dry_run ? "a real backup would save the snapshot" : "the snapshot was saved");
 		cf_snapshot_release(&snap);
 		cf_repo_free(r);
 		return exit_code(rc);

@@ -129,8 +129,12 @@ static const char usage_text[] =
 "  --stdin-from-command CMD    store CMD's standard output (run with /bin/sh -c) as a file;\n"
 "  --stdin-filename NAME       ...named NAME in the snapshot; a non-zero exit fails the backup\n"
 "                              (repeatable: the Nth command goes with the Nth NAME)\n"
+"  -n, --dry-run               do everything but write: walk, read and chunk as a backup would\n"
+"                              (databases dumped, commands run), look each chunk up in the\n"
+"                              index and report what would be added; no pack, index, snapshot,\n"
+"                              lock or directory cache is written\n"
 "  (an --exclude matching a --sqlite copy or a command's file is refused: dumps are never\n"
-"  excluded; backup has no --dry-run yet and refuses it)\n"
+"  excluded)\n"
 "\n"
 "restore options:\n"
 "  --target DIR                where to restore files\n"
@@ -333,10 +337,10 @@ static const struct cmd_doc {
 } cmds[] = {
 	{ "init", "init [--chunk-size MIN,AVG,MAX] [--compression N]",
 	  " chunk-size compression repo-version kdf-passes kdf-memory " },
-	{ "backup", "backup PATH... [--mariadb URL] [--postgres URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]...",
+	{ "backup", "backup PATH... [--mariadb URL] [--postgres URL] [--sqlite DB] [--stdin-from-command CMD --stdin-filename NAME]... [-n|--dry-run]",
 	  " host tag time exclude exclude-file exclude-if-present exclude-caches exclude-larger-than"
 	  " files-from one-file-system force no-cache threads mariadb mariadb-lock mariadb-users sqlite postgres"
-	  " stdin-from-command stdin-filename " },
+	  " stdin-from-command stdin-filename dry-run " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
 	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
 	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
@@ -395,7 +399,8 @@ static const struct { const char *name, *arg, *help; } opt_docs[] = {
 	{ "path-map", "SNAP_PATH=DIR", "restore SNAP_PATH's contents into DIR (repeatable)" },
 	{ "overwrite", "always|if-changed|never", "what to do with existing files (default if-changed)" },
 	{ "delete", NULL, "remove what the snapshot does not have" },
-	{ "dry-run", NULL, "only show what would be done; change nothing" },
+	{ "dry-run", NULL, "only show what would be done; change nothing (-n; backup: read, chunk and "
+	  "count what would be added, write nothing)" },
 	{ "verify", NULL, "read the restored files back and compare" },
 	{ "database", "DB", "only this database (repeatable; must be in the snapshot)" },
 	{ "rename", "OLD=NEW", "load database OLD as NEW (OLD must be in the snapshot)" },
@@ -535,12 +540,10 @@ static int prescan(int argc, char **argv, const char **cmd_out)
 		free(seen);
 		return 0; /* no command or an unknown one: said later */
 	}
-	bool dry = short_n && !strcmp(d->name, "backup");
-	for (int k = 0; k < nseen && !dry; k++)
-		dry = !strcmp(d->name, "backup") && !strcmp(longopts[seen[k]].name, "dry-run");
-	if (dry) {
-		fprintf(stderr, "coffer: backup has no --dry-run yet: it would write a real snapshot, so it is "
-			"refused (nothing was read or written); 'coffer backup' without it makes the snapshot\n");
+	/* -n is --dry-run (restic's), for the commands that take that */
+	if (short_n && !in_list(d->opts, "dry-run", 7)) {
+		fprintf(stderr, "coffer: %s does not take -n/--dry-run (see 'coffer %s --help')\n", d->name,
+			d->name);
 		free(seen);
 		return EXIT_ERR;
 	}
@@ -621,7 +624,7 @@ int main(int argc, char **argv)
 	if ((rc = prescan(argc, argv, &cmd0)))
 		return rc;
 	opterr = 1;
-	while ((opt = getopt_long(argc, argv, "r:vqh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:vqhn", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': c.repo = optarg; break;
 		case O_PWFILE: c.password_file = optarg; break;
@@ -741,6 +744,7 @@ int main(int argc, char **argv)
 		case O_KEEP_WITHIN_YEARLY: c.keep_within_yearly = optarg; break;
 		case O_KEEP_TAG: rc = add_multi(c.keep_tags, &c.nkeep_tags, optarg, "--keep-tag"); break;
 		case O_GROUP_BY: c.group_by = optarg; break;
+		case 'n':
 		case O_DRY_RUN: c.dry_run = true; break;
 		case O_PRUNE: c.prune = true; break;
 		case O_MAX_UNUSED: c.max_unused = optarg; break;

@@ -214,6 +214,8 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	memset(&snap, 0, sizeof(snap));
 	memset(&parent, 0, sizeof(parent));
 	memset(&sum, 0, sizeof(sum));
+	if (o->dry_run)
+		cf_repo_set_dry_run(r);
 	c.repo = r;
 	c.o = o;
 	c.sum = &sum;
@@ -266,7 +268,7 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 		      dc_file(r, o->cache_dir, host, abs, o->npaths + o->nstreams, dcf, sizeof(dcf));
 	if (use_dc && have_parent)
 		dc_load(&c, dcf, parent.id);
-	c.dc_write = use_dc && cf_dc_begin(&c.dc_out) == CF_OK;
+	c.dc_write = use_dc && !o->dry_run && cf_dc_begin(&c.dc_out) == CF_OK;
 
 	int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (threads < 1)
@@ -326,6 +328,12 @@ int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_s
 	snap.has_summary = true;
 	snap.summary = sum;
 	eng_progress(&c, true);
+	if (o->dry_run) {
+		*out = snap; /* what would have been saved; no id */
+		memset(&snap, 0, sizeof(snap));
+		rc = c.unreadable ? CF_EPARTIAL : CF_OK;
+		goto out;
+	}
 	/* never "saved" with data a concurrent prune removed: the lock held,
 	 * the parent and every pack this run used are still there */
 	if ((rc = cf_repo_verify_session(r, have_parent ? parent.id : NULL)))

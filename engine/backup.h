@@ -78,16 +78,21 @@ struct cf_backup_opts {
 	void *report_ctx;
 	const uint8_t *parent;            /* force a parent snapshot id (NULL = find one) */
 	bool no_parent;                   /* read everything */
+	/* walk, read, chunk and look up as a real run, count what would be
+	 * added (cf_repo_set_dry_run), write nothing: no pack, index,
+	 * snapshot or directory cache; *out gets the summary, its id zero */
+	bool dry_run;
 	const char *cache_dir;            /* local directory cache (dircache.h); NULL = none */
 	/* what the streams are, recorded in the snapshot's "sources" after one
 	 * "volume" entry per path (added here); NULL = the streams undescribed */
 	const struct cf_snapshot_source *sources; size_t nsources;
 };
 
-/* Run a backup into r (opened, locked, index loaded).  On success the new
- * snapshot (with summary) is in *out (caller releases) and the return is
- * CF_OK, or CF_EPARTIAL when some sources could not be read (each already
- * named on stderr; the snapshot was written). */
+/* Run a backup into r (opened, locked, index loaded; with o->dry_run no
+ * lock is needed).  On success the new snapshot (with summary) is in *out
+ * (caller releases) and the return is CF_OK, or CF_EPARTIAL when some
+ * sources could not be read (each already named on stderr; the snapshot
+ * was written, unless a dry run). */
 int cf_backup_run(struct cf_repo *r, const struct cf_backup_opts *o, struct cf_snapshot *out);
 
 #endif

@@ -101,6 +101,8 @@ int cf_repo_put_hashed(struct cf_repo *r, const char *dir, int type, const void 
 	char path[128];
 	int rc;
 
+	if (r->dry_run) /* index files, snapshots, locks: a dry run writes none */
+		return cf_err(CF_EINVAL, "a dry run writes nothing to the repository (%s)", dir);
 	if ((rc = cf_repo_seal(r, type, NULL, p, n, &sealed)) ||
 	    (rc = cf_hash_with(cf_repo_name_alg(r), sealed.data, sealed.len, h)))
 		goto out;

@@ -207,6 +207,16 @@ int cf_repo_open_blob(struct cf_repo *r, int type, const uint8_t id[CF_ID_LEN],
  * on the workers).  Read when the first full pack is uploaded. */
 void cf_repo_set_upload_threads(struct cf_repo *r, int n);
 
+/* A dry run (backup --dry-run): from now on this handle writes nothing.
+ * cf_repo_save_blob still computes the id, looks it up, compresses and
+ * seals the bytes (so *added and *stored say exactly what a real run would
+ * add) and remembers the id for the rest of the run (a second copy dedups
+ * as it would), then drops the bytes: no pack, no index file; flush has
+ * nothing to write; cf_repo_save_snapshot and every other write are
+ * refused (CF_EINVAL).  Take no lock for it (cf_repo_lock writes one). */
+void cf_repo_set_dry_run(struct cf_repo *r);
+bool cf_repo_dry_run(const struct cf_repo *r);
+
 /* Upload open packs and write an index file naming them.  Call before
  * cf_repo_save_snapshot(). */
 int cf_repo_flush(struct cf_repo *r);

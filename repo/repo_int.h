@@ -131,6 +131,9 @@ struct cf_repo {
 	size_t new_index_packs;
 
 	struct cf_lockfile *lock;
+	/* cf_repo_set_dry_run: blobs are counted, never packed; nothing is
+	 * written (save_blob, put_hashed) */
+	bool dry_run;
 
 	pthread_mutex_t tc_mu;         /* guards tc_* */
 	struct cf_tree_pack *tc_head;

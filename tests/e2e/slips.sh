@@ -1,8 +1,9 @@
 #!/bin/bash
 # slips.sh - no silent loss from a slip (issue 24): every user mistake below
 # is refused with exit 1 and one line naming it, or the data is there.
-#  - an option the command does not take (snapshots --keep-daily, --target)
-#    and backup --dry-run/-n (no dry run yet: it wrote a real snapshot);
+#  - an option the command does not take (snapshots --keep-daily, --target,
+#    -n/--dry-run where a command has no dry run; backup's own is
+#    backup_dryrun.sh's);
 #    'coffer COMMAND --help' lists only that command's options;
 #  - restore --mariadb --rename OLD=NEW with an OLD the snapshot lacks (it
 #    loaded the database under its own name, over the live one);
@@ -60,8 +61,8 @@ refused "snapshots --keep-daily" "snapshots" "--keep-daily" -- "$COFFER" -r "$R"
 refused "snapshots --target" "snapshots" "--target" -- "$COFFER" -r "$R" snapshots --target "$T/x"
 refused "ls --overwrite" "ls" "--overwrite" -- "$COFFER" -r "$R" ls latest --overwrite never
 refused "forget --target" "forget" "--target" -- "$COFFER" -r "$R" forget --keep-last 1 --target "$T/x"
-refused "backup --dry-run" "--dry-run" "backup" -- "$COFFER" -r "$R" backup --dry-run "$S/site"
-refused "backup -n" "--dry-run" -- "$COFFER" -r "$R" backup -n "$S/site"
+refused "snapshots --dry-run" "--dry-run" "snapshots" -- "$COFFER" -r "$R" snapshots --dry-run
+refused "ls -n" "--dry-run" "ls" -- "$COFFER" -r "$R" ls -n latest
 refused "backup --include" "backup" "--include" -- "$COFFER" -r "$R" backup --include /x "$S/site"
 check_eq "$n0" "$(nsnaps)" "snapshots after the refused backups (none written)"
 # the option is refused wherever it stands, also before the command
@@ -83,7 +84,9 @@ grep -qF -- "--keep-daily" "$T/out" && soft_fail "snapshots --help lists --keep-
 expect_exit 0 "$COFFER" backup --help
 assert_contains "$T/out" "--exclude" "backup --help lists --exclude"
 grep -qF -- "--target" "$T/out" && soft_fail "backup --help lists --target, which it does not take"
-grep -qF -- "--dry-run" "$T/out" && soft_fail "backup --help lists --dry-run, which it does not take"
+grep -qF -- "--dry-run" "$T/out" || soft_fail "backup --help does not list --dry-run"
+expect_exit 0 "$COFFER" diff --help
+grep -qF -- "--dry-run" "$T/out" && soft_fail "diff --help lists --dry-run, which it does not take"
 
 # --- 2. restore --mariadb --rename with a database the snapshot lacks ---------
 # the dump is placed as mariadb/shop.sql by a command, so no server is needed:
