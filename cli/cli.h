@@ -85,6 +85,8 @@ struct cli {
 	const char *overwrite;
 	const char *path_maps[MAXV]; size_t npath_maps;
 	const char *archive;
+	/* restore SNAPSHOT:SUBFOLDER: the folder (absolute snapshot path) */
+	const char *subfolder;
 };
 
 /* Password for opening (or, twice = true, for creating) a repository:
@@ -123,6 +125,14 @@ void local_time(int64_t ns, char *out, size_t n);
 void build_filter(struct cli *c, struct cf_snapshot_filter *f);
 /* The snapshot named by spec ('latest' or an id prefix) under the --host/--tag/--path filters. */
 int pick_snapshot(struct cli *c, struct cf_repo *r, const char *spec, struct cf_snapshot *out);
+/* restic's SNAPSHOT:SUBFOLDER: arg split into *spec (the part before the
+ * first ':', caller frees) and *sub (the folder as an absolute snapshot
+ * path without a trailing '/', caller frees; NULL without ':' or when it
+ * is "/").  CF_EINVAL for an empty snapshot part or one with "..". */
+int split_snapshot_arg(const char *arg, char **spec, char **sub);
+/* sub must be a directory of snapshot s: CF_ENOENT naming it and the
+ * snapshot when it is not there, CF_EINVAL when it is not a directory. */
+int check_subfolder(struct cf_repo *r, const struct cf_snapshot *s, const char *sub);
 
 /* one function per command, each in cmd_*.c */
 int cmd_init(struct cli *c);

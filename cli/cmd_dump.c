@@ -4,6 +4,7 @@
 #include "common/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,11 +22,20 @@ int cmd_dump(struct cli *c)
 		return fail(rc);
 	if (fmt != CF_DUMP_RAW && isatty(1))
 		return fail(cf_err(CF_EINVAL, "dump: standard output is a terminal: redirect it to a file or a pipe"));
-	if ((rc = open_repo(c, &r, 1, true)))
+	/* SNAPSHOT:FOLDER (restic's): PATH is within FOLDER */
+	char *spec = NULL, *sub = NULL, *path = NULL;
+	const char *rel = c->nargs > 1 ? c->args[1] : NULL;
+	if ((rc = split_snapshot_arg(c->args[0], &spec, &sub)))
 		return fail(rc);
-	if (!(rc = pick_snapshot(c, r, c->args[0], &s)))
-		rc = cf_dump(r, &s, c->nargs > 1 ? c->args[1] : NULL, fmt, 1);
+	if (sub && rel && asprintf(&path, "%s%s%s", sub, rel[0] == '/' ? "" : "/", rel) < 0)
+		path = NULL, rc = cf_err(CF_ENOMEM, "out of memory");
+	if (!rc && (rc = open_repo(c, &r, 1, true)) == CF_OK && !(rc = pick_snapshot(c, r, spec, &s)) &&
+	    !(rc = sub ? check_subfolder(r, &s, sub) : CF_OK))
+		rc = cf_dump(r, &s, path ? path : sub ? sub : rel, fmt, 1);
 	cf_snapshot_release(&s);
 	cf_repo_free(r);
+	free(spec);
+	free(sub);
+	free(path);
 	return rc ? fail(rc) : EXIT_OK;
 }

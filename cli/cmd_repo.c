@@ -233,10 +233,31 @@ int cmd_ls(struct cli *c)
 	memset(&s, 0, sizeof(s));
 	if (c->nargs < 1)
 		return fail(cf_err(CF_EINVAL, "ls: which snapshot? (an id or 'latest')"));
-	if ((rc = open_repo(c, &r, 0, true)))
+	/* SNAPSHOT:FOLDER (restic's): the folder's tree, its paths relative to it */
+	char *spec = NULL, *sub = NULL;
+	uint8_t root[CF_ID_LEN];
+	if ((rc = split_snapshot_arg(c->args[0], &spec, &sub)))
 		return fail(rc);
-	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
+	if ((rc = open_repo(c, &r, 0, true))) {
+		free(spec);
+		free(sub);
+		return fail(rc);
+	}
+	if ((rc = pick_snapshot(c, r, spec, &s)))
 		goto out;
+	memcpy(root, s.tree, CF_ID_LEN);
+	if (sub) {
+		struct cf_node n;
+		if ((rc = check_subfolder(r, &s, sub)) || (rc = cf_tree_find_path(r, s.tree, sub, &n)))
+			goto out;
+		memcpy(root, n.subtree, CF_ID_LEN);
+		bool has = n.has_subtree;
+		cf_node_release(&n);
+		if (!has) {
+			rc = cf_err(CF_ECORRUPT, "folder %s has no tree", sub);
+			goto out;
+		}
+	}
 	if (c->json) {
 		json_t *j = cf_snapshot_to_json(&s);
 		if (j) {
@@ -251,11 +272,17 @@ int cmd_ls(struct cli *c)
 		size_t l = strlen(only);
 		while (l > 1 && only[l - 1] == '/')
 			l--;
-		o = strndup(only, l);
+		/* within a folder, a relative PATH is the folder's */
+		if (sub && only[0] != '/' && asprintf(&o, "/%.*s", (int)l, only) < 0)
+			o = NULL;
+		else if (!o)
+			o = strndup(only, l);
 	}
-	rc = ls_tree(c, r, s.tree, "", o);
+	rc = ls_tree(c, r, root, "", o);
 	free(o);
 out:
+	free(spec);
+	free(sub);
 	cf_snapshot_release(&s);
 	cf_repo_free(r);
 	return rc ? fail(rc) : EXIT_OK;

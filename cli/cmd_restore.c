@@ -10,6 +10,7 @@
 #include "engine/backup.h"
 #include "restore/restore.h"
 #include "repo/tree.h"
+#include <limits.h>
 #include "crypto/crypto.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -69,10 +70,10 @@ static int parse_maps(struct cli *c, struct cf_restore_map *maps)
  * otherwise restore nothing and exit 0.  Looked up before anything is
  * written (the --path-map sources are checked likewise by cf_restore_run's
  * setup, also before anything is made). */
-static int check_includes(struct cli *c, struct cf_repo *r, const struct cf_snapshot *s)
+static int check_includes(const char *const *incs, size_t ninc, struct cf_repo *r, const struct cf_snapshot *s)
 {
-	for (size_t i = 0; i < c->nincludes; i++) {
-		const char *p = c->includes[i];
+	for (size_t i = 0; i < ninc; i++) {
+		const char *p = incs[i];
 		struct cf_node n;
 		if (p[0] != '/')
 			return cf_err(CF_EINVAL, "--include %s: give an absolute snapshot path", p);
@@ -929,6 +930,88 @@ out:
 	return failed;
 }
 
+/* restore SNAPSHOT:SUBFOLDER --target DIR (restic's): only that folder, its
+ * contents straight into DIR (as --path-map SUBFOLDER=DIR); --include and
+ * --exclude paths are relative to the folder, as restic's. */
+static int restore_subfolder(struct cli *c)
+{
+	char *spec = NULL, *sub = NULL;
+	const char *orig_arg = c->args[0];
+	char *incs[MAXV], *excs[MAXV], mapv[PATH_MAX + 8];
+	size_t ninc = 0, nexc = 0;
+	int rc = split_snapshot_arg(orig_arg, &spec, &sub);
+	if (rc)
+		goto out;
+	if (c->restore_all || c->nmariadb || c->npostgres || c->nsqlite || c->ndatabases || c->nrenames ||
+	    c->npath_maps) {
+		rc = cf_err(CF_EINVAL, "restore %s: a snapshot's folder is restored into --target DIR; it does "
+			    "not go with --all, --mariadb, --postgres, --sqlite, --database, --rename or --path-map",
+			    orig_arg);
+		goto out;
+	}
+	if (!c->target) {
+		rc = cf_err(CF_EINVAL, "restore %s: --target DIR is required", orig_arg);
+		goto out;
+	}
+	if (!sub) { /* "SNAP:/": the whole snapshot */
+		c->args[0] = spec;
+		rc = cmd_restore(c);
+		c->args[0] = (char *)orig_arg;
+		free(spec);
+		return rc;
+	}
+	/* the folder's paths, as --include/--exclude give them, are below sub */
+	for (size_t i = 0; i < c->nincludes && !rc; i++) {
+		const char *p = c->includes[i];
+		if (asprintf(&incs[ninc], "%s%s%s", sub, p[0] == '/' ? "" : "/", p) < 0)
+			rc = cf_err(CF_ENOMEM, "out of memory");
+		else
+			ninc++;
+	}
+	for (size_t i = 0; i < c->nexcludes && !rc; i++) {
+		const char *p = c->excludes[i];
+		/* a name pattern stays one; a path pattern is under the folder */
+		if (asprintf(&excs[nexc], "%s%s", p[0] == '/' ? sub : "", p) < 0)
+			rc = cf_err(CF_ENOMEM, "out of memory");
+		else
+			nexc++;
+	}
+	if (rc)
+		goto out;
+	if (!ninc) /* nothing outside the folder */
+		incs[ninc++] = strdup(sub);
+	snprintf(mapv, sizeof(mapv), "%s=%s", sub, c->target);
+	/* the rest is a restore with those includes and a --path-map; the
+	 * folder is checked first, so a typo is named as such */
+	struct cli sc = *c;
+	sc.args[0] = spec;
+	memcpy(sc.includes, incs, ninc * sizeof(*incs));
+	sc.nincludes = ninc;
+	memcpy(sc.excludes, excs, nexc * sizeof(*excs));
+	sc.nexcludes = nexc;
+	sc.path_maps[0] = mapv;
+	sc.npath_maps = 1;
+	sc.target = NULL;
+	sc.subfolder = sub;
+	rc = cmd_restore(&sc);
+	c->args[0] = (char *)orig_arg;
+	for (size_t i = 0; i < ninc; i++)
+		free(incs[i]);
+	for (size_t i = 0; i < nexc; i++)
+		free(excs[i]);
+	free(spec);
+	free(sub);
+	return rc;
+out:
+	for (size_t i = 0; i < ninc; i++)
+		free(incs[i]);
+	for (size_t i = 0; i < nexc; i++)
+		free(excs[i]);
+	free(spec);
+	free(sub);
+	return fail(rc);
+}
+
 int cmd_restore(struct cli *c)
 {
 	struct cf_repo *r = NULL;
@@ -945,6 +1028,8 @@ int cmd_restore(struct cli *c)
 	memset(maps, 0, sizeof(maps));
 	if (c->nargs < 1)
 		return fail(cf_err(CF_EINVAL, "restore: which snapshot? (an id or 'latest')"));
+	if (strchr(c->args[0], ':'))
+		return restore_subfolder(c);
 	if (c->restore_all)
 		return restore_all(c);
 	if (c->yes)
@@ -979,7 +1064,9 @@ int cmd_restore(struct cli *c)
 		goto out;
 	if ((rc = pick_snapshot(c, r, c->args[0], &s)))
 		goto out;
-	if ((rc = check_includes(c, r, &s)))
+	if (c->subfolder && (rc = check_subfolder(r, &s, c->subfolder)))
+		goto out;
+	if ((rc = check_includes(c->includes, c->nincludes, r, &s)))
 		goto out;
 	if (!c->dry_run && (rc = guard_plain(c, &s, &o, &g)))
 		goto out;

@@ -198,6 +198,65 @@ int pick_snapshot(struct cli *c, struct cf_repo *r, const char *spec, struct cf_
 	return CF_OK;
 }
 
+int split_snapshot_arg(const char *arg, char **spec, char **sub)
+{
+	const char *colon = strchr(arg, ':');
+	*spec = *sub = NULL;
+	if (!colon) {
+		*spec = strdup(arg);
+		return *spec ? CF_OK : cf_err(CF_ENOMEM, "out of memory");
+	}
+	if (colon == arg)
+		return cf_err(CF_EINVAL, "'%s': give the snapshot before the ':' (e.g. latest:/data)", arg);
+	const char *p = colon + 1;
+	for (const char *q = p; *q; q += strcspn(q, "/"), q += *q == '/')
+		if (q[0] == '.' && q[1] == '.' && (!q[2] || q[2] == '/'))
+			return cf_err(CF_EINVAL, "'%s': the folder may not contain '..'", arg);
+	char *d = malloc(strlen(p) + 2);
+	if (!d || !(*spec = strndup(arg, (size_t)(colon - arg)))) {
+		free(d);
+		return cf_err(CF_ENOMEM, "out of memory");
+	}
+	/* absolute, no "//", "/./" nor trailing "/" */
+	size_t n = 0;
+	for (const char *q = p; *q;) {
+		while (*q == '/')
+			q++;
+		size_t len = strcspn(q, "/");
+		if (len && !(len == 1 && q[0] == '.')) {
+			d[n++] = '/';
+			memcpy(d + n, q, len);
+			n += len;
+		}
+		q += len;
+	}
+	d[n] = 0;
+	if (!n) {
+		free(d); /* "SNAP:" or "SNAP:/": the whole snapshot */
+		return CF_OK;
+	}
+	*sub = d;
+	return CF_OK;
+}
+
+int check_subfolder(struct cf_repo *r, const struct cf_snapshot *s, const char *sub)
+{
+	struct cf_node n;
+	char hex[CF_ID_HEX];
+	cf_hex(s->id, CF_ID_LEN, hex);
+	int rc = cf_tree_find_path(r, s->tree, sub, &n);
+	if (rc == CF_ENOENT)
+		return cf_err(CF_ENOENT, "snapshot %.8s has no folder %s (see 'coffer ls %.8s')",
+			      hex, sub, hex);
+	if (rc)
+		return rc;
+	bool dir = n.type == CF_NODE_DIR;
+	cf_node_release(&n);
+	if (!dir)
+		return cf_err(CF_EINVAL, "%s in snapshot %.8s is not a folder (restore a file with --include %s)",
+			      sub, hex, sub);
+	return CF_OK;
+}
 
 /* ---------- version ---------- */
 

@@ -35,6 +35,9 @@ static const char usage_text[] =
 "  ls SNAPSHOT [PATH]          list the files of a snapshot\n"
 "  restore SNAPSHOT --target DIR [--include PATH]...\n"
 "                              restore a snapshot (or parts) into DIR (see restore options)\n"
+"  restore SNAPSHOT:FOLDER --target DIR\n"
+"                              restore only that folder, its contents straight into DIR\n"
+"                              (restic's syntax; ls and dump take SNAPSHOT:FOLDER too)\n"
 "  restore SNAPSHOT --all [--yes] [--dry-run]\n"
 "                              restore every volume, SQLite file and database the snapshot\n"
 "                              records to where it came from (doc/restore.md)\n"
@@ -66,7 +69,8 @@ static const char usage_text[] =
 "                              rebuild a replicated database as of a time (default: latest)\n"
 "  version                     print the version\n"
 "\n"
-"SNAPSHOT is an id prefix or 'latest' (filtered by --host, --tag, --path).\n"
+"SNAPSHOT is an id prefix or 'latest' (filtered by --host, --tag, --path); restore, ls and\n"
+"dump also take SNAPSHOT:FOLDER (a folder of the snapshot, paths relative to it).\n"
 "'coffer COMMAND --help' lists the options COMMAND takes; any other one is refused.\n"
 "\n"
 "Global options:\n"
@@ -342,11 +346,11 @@ static const struct cmd_doc {
 	  " files-from one-file-system force no-cache threads mariadb mariadb-lock mariadb-users sqlite postgres"
 	  " stdin-from-command stdin-filename dry-run " },
 	{ "snapshots", "snapshots [--host H] [--tag T] [--path P]", FILTER_OPTS " " },
-	{ "ls", "ls SNAPSHOT [PATH]", FILTER_OPTS " " },
-	{ "restore", "restore SNAPSHOT --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
+	{ "ls", "ls SNAPSHOT[:FOLDER] [PATH]", FILTER_OPTS " " },
+	{ "restore", "restore SNAPSHOT[:FOLDER] --target DIR [--include PATH]... | --mariadb URL|--postgres URL [--database DB]... | --all [--yes]",
 	  " target include exclude path-map overwrite delete dry-run verify threads mariadb postgres database"
 	  " rename mariadb-users-replace all yes no-stop force sqlite time" FILTER_OPTS " " },
-	{ "dump", "dump SNAPSHOT [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
+	{ "dump", "dump SNAPSHOT[:FOLDER] [PATH] [--archive tar|zip]", " archive" FILTER_OPTS " " },
 	{ "diff", "diff SNAPSHOT1 SNAPSHOT2", FILTER_OPTS " " },
 	{ "check", "check [--read-data | --read-data-subset n/m|N%]", " read-data read-data-subset " },
 	{ "key", "key list|add|remove ID|passwd", " kdf-passes kdf-memory new-password-file " },
