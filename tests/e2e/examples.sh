@@ -91,7 +91,7 @@ p = sys.argv[1]
 s = open(p).read()
 old = "- name: COFFER_DOCKER_HOST\n                  value: none"
 assert old in s
-open(p, "w").write(s.replace(old, "- name: COFFER_DOCKER_HOST\n                  value: tcp://docker:2375"))
+open(p, "w").write(s.replace(old, "- name: COFFER_DOCKER_HOST\n                  value: ssh://docker"))
 PYEOF
 check_examples "$B" "$SRC/Dockerfile" > "$T/broken.out" 2>&1
 check_eq 1 "$?" "exit status of the check on the broken examples"
