@@ -487,7 +487,8 @@ int cf_seg_list(struct cf_repo *r, const char *db, struct cf_seg_listing **out, 
 	snprintf(dir, sizeof(dir), "sqlite-%s", db);
 	if ((rc = cf_be_list(r->be, dir, lst_fn, &l)))
 		goto out;
-	qsort(l.s, l.ns, sizeof(*l.s), seqv_cmp);
+	if (l.ns)
+		qsort(l.s, l.ns, sizeof(*l.s), seqv_cmp);
 	for (size_t i = 0; i < l.ns; i++) {
 		struct cf_seg_listing *g = lst_gen(&l, l.s[i].gen);
 		if (!g) {
@@ -499,7 +500,8 @@ int cf_seg_list(struct cf_repo *r, const char *db, struct cf_seg_listing **out, 
 			g->bytes += l.s[i].size;
 		}
 	}
-	qsort(l.v, l.n, sizeof(*l.v), listing_cmp);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), listing_cmp);
 	*out = l.v;
 	*n = l.n;
 	l.v = NULL;
