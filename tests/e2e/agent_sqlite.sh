@@ -153,7 +153,8 @@ E2E_PIDS+=("$A")
 mkdir -p "$T/m"
 wait_until 120 grep -q "generation .* started (backup)" "$T/a2.err" ||
 	{ cat "$T/a2.err"; fail "the scheduled job was not followed by a new generation (backup)"; }
-grep -q "result=success" "$T/a2.err" || fail "the scheduled job did not succeed"
+wait_until 60 grep -q "result=" "$T/a2.err"  # the job reports after its snapshot, which may start the generation first
+grep -q "result=success" "$T/a2.err" || { cat "$T/a2.err" >&2; fail "the scheduled job did not succeed"; }
 sleep 3
 curl -sf "http://127.0.0.1:$PORT/metrics" >"$T/served.prom" || fail "no metrics served"
 assert_contains "$T/served.prom" 'coffer_sqlite_replication_lag_seconds{db="app"}' "lag gauge served"
