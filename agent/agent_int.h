@@ -150,5 +150,8 @@ bool agent_post_event(const struct cf_agent_config *c, const char *type, json_t 
 json_t *agent_read_state(const char *state_dir);
 void agent_write_state(const struct cf_agent_config *c, const char *agent_state, json_t *last_job);
 void agent_publish_metrics(const struct cf_agent_config *c, const struct cf_agent_job *job);
+/* report.c: between the jobs of one run (copies, the drill): the state file
+ * says "running" with the last job kept, and the metrics are published. */
+void agent_publish_running(const struct cf_agent_config *c);
 
 #endif

@@ -402,10 +402,7 @@ void agent_report_copy(const struct cf_agent_config *c, size_t i, const struct a
 					     (res->rc == CF_OK ? 0 : rec_int(rec, "due_unix")));
 	}
 	/* "running": more copies may follow; the caller says "waiting" after them */
-	json_t *prev = agent_read_state(c->state_dir);
-	agent_write_state(c, "running", json_object_get(prev, "last_job"));
-	json_decref(prev);
-	agent_publish_metrics(c, NULL);
+	agent_publish_running(c);
 	char job[300];
 	struct cf_buf msg = CF_BUF_INIT;
 	double secs = (double)(res->end_ns - res->start_ns) / 1e9;
@@ -419,12 +416,8 @@ void agent_report_copy(const struct cf_agent_config *c, size_t i, const struct a
 	cf_buf_release(&msg);
 	if (data && agent_post_event(c, res->rc == CF_OK ? "coffer.copy.succeeded" : "coffer.copy.failed", data))
 		failed = true;
-	if (failed) {
-		prev = agent_read_state(c->state_dir);
-		agent_write_state(c, "running", json_object_get(prev, "last_job"));
-		json_decref(prev);
-		agent_publish_metrics(c, NULL);
-	}
+	if (failed) /* the failure counters in the state and the metrics */
+		agent_publish_running(c);
 	json_decref(data);
 }
 

@@ -290,10 +290,7 @@ void agent_report_drill(const struct cf_agent_config *c, const struct agent_dril
 			agent_g.drill = rec;
 		}
 	}
-	json_t *prev = agent_read_state(c->state_dir);
-	agent_write_state(c, "running", json_object_get(prev, "last_job"));
-	json_decref(prev);
-	agent_publish_metrics(c, NULL);
+	agent_publish_running(c);
 	struct cf_buf msg = CF_BUF_INIT;
 	double secs = (double)(res->end_ns - res->start_ns) / 1e9;
 	if (res->error[0])
@@ -305,12 +302,8 @@ void agent_report_drill(const struct cf_agent_config *c, const struct agent_dril
 	cf_buf_release(&msg);
 	if (data && agent_post_event(c, res->rc == CF_OK ? "coffer.drill.succeeded" : "coffer.drill.failed", data))
 		failed = true;
-	if (failed) {
-		prev = agent_read_state(c->state_dir);
-		agent_write_state(c, "running", json_object_get(prev, "last_job"));
-		json_decref(prev);
-		agent_publish_metrics(c, NULL);
-	}
+	if (failed) /* the failure counters in the state and the metrics */
+		agent_publish_running(c);
 	json_decref(data);
 }
 

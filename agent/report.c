@@ -237,6 +237,14 @@ out:
 	cf_buf_release(&text);
 }
 
+void agent_publish_running(const struct cf_agent_config *c)
+{
+	json_t *prev = agent_read_state(c->state_dir);
+	agent_write_state(c, "running", json_object_get(prev, "last_job"));
+	json_decref(prev);
+	agent_publish_metrics(c, NULL);
+}
+
 /* ------------------------------------------------------ notifications */
 
 /* The job's log lines so far (warnings and verbose lines, printed or not):

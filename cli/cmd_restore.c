@@ -939,6 +939,7 @@ static int restore_subfolder(struct cli *c)
 	const char *orig_arg = c->args[0];
 	char *incs[MAXV], *excs[MAXV], mapv[PATH_MAX + 8];
 	size_t ninc = 0, nexc = 0;
+	bool ran = false; /* cmd_restore ran: its rc is already reported */
 	int rc = split_snapshot_arg(orig_arg, &spec, &sub);
 	if (rc)
 		goto out;
@@ -956,9 +957,8 @@ static int restore_subfolder(struct cli *c)
 	if (!sub) { /* "SNAP:/": the whole snapshot */
 		c->args[0] = spec;
 		rc = cmd_restore(c);
-		c->args[0] = (char *)orig_arg;
-		free(spec);
-		return rc;
+		ran = true;
+		goto out;
 	}
 	/* the folder's paths, as --include/--exclude give them, are below sub */
 	for (size_t i = 0; i < c->nincludes && !rc; i++) {
@@ -978,8 +978,13 @@ static int restore_subfolder(struct cli *c)
 	}
 	if (rc)
 		goto out;
-	if (!ninc) /* nothing outside the folder */
-		incs[ninc++] = strdup(sub);
+	if (!ninc) { /* nothing outside the folder */
+		if (!(incs[0] = strdup(sub))) {
+			rc = cf_err(CF_ENOMEM, "out of memory");
+			goto out;
+		}
+		ninc = 1;
+	}
 	snprintf(mapv, sizeof(mapv), "%s=%s", sub, c->target);
 	/* the rest is a restore with those includes and a --path-map; the
 	 * folder is checked first, so a typo is named as such */
@@ -994,6 +999,8 @@ static int restore_subfolder(struct cli *c)
 	sc.target = NULL;
 	sc.subfolder = sub;
 	rc = cmd_restore(&sc);
+	ran = true;
+out:
 	c->args[0] = (char *)orig_arg;
 	for (size_t i = 0; i < ninc; i++)
 		free(incs[i]);
@@ -1001,15 +1008,7 @@ static int restore_subfolder(struct cli *c)
 		free(excs[i]);
 	free(spec);
 	free(sub);
-	return rc;
-out:
-	for (size_t i = 0; i < ninc; i++)
-		free(incs[i]);
-	for (size_t i = 0; i < nexc; i++)
-		free(excs[i]);
-	free(spec);
-	free(sub);
-	return fail(rc);
+	return ran ? rc : fail(rc); /* cmd_restore reported its own failure */
 }
 
 int cmd_restore(struct cli *c)

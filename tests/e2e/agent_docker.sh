@@ -28,7 +28,7 @@ trap pod_cleanup EXIT
 SOCK=$T/podman.sock
 # an image holding nothing but sleep and its libraries: no registry needed
 sleeper_image localhost/coffer-test-sleeper:latest "${P[@]}" ||
-	skip "podman cannot import an image here: $(tail -n 1 "$T/sleeper.log")"
+	skip "podman cannot import an image here: $(tail -n 1 "$T/image.log")"
 "${P[@]}" system service --time=0 "unix://$SOCK" > "$T/service.log" 2>&1 &
 E2E_PIDS+=($!)
 api() { curl -sf --unix-socket "$SOCK" "http://d/v1.41$1"; }

@@ -35,16 +35,8 @@ pod_cleanup()
 }
 trap pod_cleanup EXIT
 # an image holding sleep and a shell (dash) with their libraries: no registry needed
-mkdir -p "$T/img/bin" "$T/img/data"
-cp /bin/sleep "$T/img/bin/"
-cp "$(readlink -f /bin/sh)" "$T/img/bin/sh"
-for l in $( (ldd /bin/sleep; ldd /bin/sh) | grep -o '/[^ ]*' | sort -u); do
-	mkdir -p "$T/img$(dirname "$l")"
-	cp -L "$l" "$T/img$l"
-done
-tar -C "$T/img" -cf "$T/img.tar" .
-"${P[@]}" import "$T/img.tar" localhost/coffer-test-shell:latest > "$T/pod.log" 2>&1 ||
-	skip "podman cannot import an image here: $(tail -n 1 "$T/pod.log")"
+bin_image localhost/coffer-test-shell:latest "/bin/sleep /bin/sh" "${P[@]}" ||
+	skip "podman cannot import an image here: $(tail -n 1 "$T/image.log")"
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${P[@]}" system service --time=0 "tcp://127.0.0.1:$PORT" > "$T/service.log" 2>&1 &
 E2E_PIDS+=($!)

@@ -21,12 +21,17 @@
 e2e_setup
 
 S=$T/src
-mkdir -p "$S/d/e" "$S/keep"
-randfile "$S/big" 3000000
-seq 1 200000 > "$S/d/text"
-echo small > "$S/d/e/small"
-randfile "$S/keep/k1" 200000
-echo gone > "$S/keep/gone"
+# the first tree (made again for the S3 repository)
+make_tree()
+{
+	mkdir -p "$S/d/e" "$S/keep"
+	randfile "$S/big" 3000000
+	seq 1 200000 > "$S/d/text"
+	echo small > "$S/d/e/small"
+	randfile "$S/keep/k1" 200000
+	echo gone > "$S/keep/gone"
+}
+make_tree
 
 # the summary keys a dry run and the real run after it must agree on
 # (data_added_packed apart: see real())
@@ -173,12 +178,7 @@ if [ -n "${COFFER_TEST_S3:-}" ] && [ -n "${AWS_ACCESS_KEY_ID:-}" ] && command -v
 		sw() { curl -sS --fail -H "X-Auth-Token: $TOKEN" "$@"; }
 		# the same tree again, from the start
 		rm -rf "$S" "$COFFER_CACHE_DIR"
-		mkdir -p "$S/d/e" "$S/keep"
-		randfile "$S/big" 3000000
-		seq 1 200000 > "$S/d/text"
-		echo small > "$S/d/e/small"
-		randfile "$S/keep/k1" 200000
-		echo gone > "$S/keep/gone"
+		make_tree
 		R3=s3:$endpoint/$bucket/repo
 		init_repo "$R3"
 		run_all "$R3" s3

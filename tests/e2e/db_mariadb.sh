@@ -38,21 +38,7 @@ e2e_setup
 
 URL=${COFFER_TEST_MARIADB%/}
 # connection options for the stock client, from the URL
-eval "$("$PY" - "$URL" <<'EOF'
-import sys, urllib.parse, shlex
-u = urllib.parse.urlsplit(sys.argv[1])
-q = urllib.parse.parse_qs(u.query)
-args = ["--no-defaults", "-u", urllib.parse.unquote(u.username or "")]
-if u.password is not None:
-    args.append("-p" + urllib.parse.unquote(u.password))
-if "socket" in q:
-    args += ["--socket", q["socket"][0]]
-else:
-    args += ["-h", u.hostname, "-P", str(u.port or 3306), "--protocol=tcp"]
-print("MDB_ARGS=(%s)" % " ".join(shlex.quote(a) for a in args))
-print("MDB_USERHOST=%s" % shlex.quote("%s@%s" % (u.username, u.hostname or "localhost")))
-EOF
-)"
+eval "$(mariadb_vars "$URL")"
 sql() { mariadb "${MDB_ARGS[@]}" --default-character-set=utf8mb4 "$@"; }
 q() { sql -N -B -e "SET time_zone='+00:00'; $1"; }
 

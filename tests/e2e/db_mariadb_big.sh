@@ -20,20 +20,7 @@ if ldd "$COFFER" 2> /dev/null | grep -q libasan; then
 fi
 
 URL=${COFFER_TEST_MARIADB%/}
-eval "$("$PY" - "$URL" <<'EOF'
-import sys, urllib.parse, shlex
-u = urllib.parse.urlsplit(sys.argv[1])
-q = urllib.parse.parse_qs(u.query)
-args = ["--no-defaults", "-u", urllib.parse.unquote(u.username or "")]
-if u.password is not None:
-    args.append("-p" + urllib.parse.unquote(u.password))
-if "socket" in q:
-    args += ["--socket", q["socket"][0]]
-else:
-    args += ["-h", u.hostname, "-P", str(u.port or 3306), "--protocol=tcp"]
-print("MDB_ARGS=(%s)" % " ".join(shlex.quote(a) for a in args))
-EOF
-)"
+eval "$(mariadb_vars "$URL")"
 q() { mariadb "${MDB_ARGS[@]}" -N -B -e "$1"; }
 
 ROWS=${COFFER_BIG_ROWS:-1000000}

@@ -250,7 +250,7 @@ SOCK=$T/podman.sock
 "${P[@]}" system service --time=0 "unix://$SOCK" > "$T/service.log" 2>&1 &
 E2E_PIDS+=($!)
 sleeper_image localhost/coffer-test-sleeper:latest "${P[@]}" ||
-	fail "podman cannot import the sleeper image: $(tail -n 1 "$T/sleeper.log")"
+	fail "podman cannot import the sleeper image: $(tail -n 1 "$T/image.log")"
 mapfile -d '' APP < <("$PY" -c '
 import json, sys
 j = json.load(open(sys.argv[1]))

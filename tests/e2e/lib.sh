@@ -253,23 +253,34 @@ CONF
 	export CONTAINERS_CONF=$T/containers.conf
 }
 
-# sleeper_image NAME PODMAN...: import a tiny image NAME holding only
-# /bin/sleep and its libraries (a container of it costs almost nothing, even
+# bin_image NAME "PROGRAM..." PODMAN...: import a tiny image NAME holding only
+# the given programs (each as /bin/<its name>, symlinks followed), their
+# libraries and an empty /data (a container of it costs almost nothing, even
 # with vfs storage) into the store PODMAN... uses; non-zero, with podman's
-# message in $T/sleeper.log, when it cannot.
+# message in $T/image.log, when it cannot.
+bin_image()
+{
+	local name=$1 progs=$2 p l
+	shift 2
+	rm -rf "$T/image"
+	mkdir -p "$T/image/bin" "$T/image/data"
+	for p in $progs; do
+		cp -L "$p" "$T/image/bin/"
+	done
+	for l in $(for p in $progs; do ldd "$p"; done | grep -o '/[^ ]*' | sort -u); do
+		mkdir -p "$T/image$(dirname "$l")"
+		cp -L "$l" "$T/image$l"
+	done
+	tar -C "$T/image" -cf "$T/image.tar" . && rm -rf "$T/image" &&
+		"$@" import "$T/image.tar" "$name" > "$T/image.log" 2>&1
+}
+
+# sleeper_image NAME PODMAN...: bin_image of /bin/sleep alone.
 sleeper_image()
 {
-	local name=$1 l
+	local name=$1
 	shift
-	rm -rf "$T/sleeper"
-	mkdir -p "$T/sleeper/bin"
-	cp /bin/sleep "$T/sleeper/bin/"
-	for l in $(ldd /bin/sleep | grep -o '/[^ ]*'); do
-		mkdir -p "$T/sleeper$(dirname "$l")"
-		cp -L "$l" "$T/sleeper$l"
-	done
-	tar -C "$T/sleeper" -cf "$T/sleeper.tar" . && rm -rf "$T/sleeper" &&
-		"$@" import "$T/sleeper.tar" "$name" > "$T/sleeper.log" 2>&1
+	bin_image "$name" /bin/sleep "$@"
 }
 
 # allocated_kib FILE: space the file occupies on disk.
@@ -377,8 +388,43 @@ wait_for()
 	return 1
 }
 
+# wait_until SECONDS CMD...: CMD succeeds within SECONDS (polled every 0.1 s).
+wait_until()
+{
+	local end=$(($(date +%s) + $1))
+	shift
+	while [ "$(date +%s)" -le "$end" ]; do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # has_files DIR: DIR holds at least one regular file (anywhere below).
 has_files()
 {
 	[ -n "$(find "$1" -type f -print -quit 2>/dev/null)" ]
+}
+
+# mariadb_vars URL: the mariadb client's arguments for a mariadb:// URL (as
+# COFFER_TEST_MARIADB): MDB_ARGS (--no-defaults, user, password, connection),
+# MDB_CONN (the connection alone, to log in as another account) and
+# MDB_USERHOST (user@host, as a DEFINER names it).  Use: eval "$(mariadb_vars "$URL")"
+mariadb_vars()
+{
+	"$PY" - "$1" <<'PYEOF'
+import sys, urllib.parse, shlex
+u = urllib.parse.urlsplit(sys.argv[1])
+q = urllib.parse.parse_qs(u.query)
+args = ["--no-defaults", "-u", urllib.parse.unquote(u.username or "")]
+if u.password is not None:
+    args.append("-p" + urllib.parse.unquote(u.password))
+if "socket" in q:
+    conn = ["--socket", q["socket"][0]]
+else:
+    conn = ["-h", u.hostname, "-P", str(u.port or 3306), "--protocol=tcp"]
+print("MDB_ARGS=(%s)" % " ".join(shlex.quote(a) for a in args + conn))
+print("MDB_CONN=(%s)" % " ".join(shlex.quote(a) for a in conn))
+print("MDB_USERHOST=%s" % shlex.quote("%s@%s" % (u.username, u.hostname or "localhost")))
+PYEOF
 }

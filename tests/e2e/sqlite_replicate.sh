@@ -26,30 +26,7 @@ W=$(dirname "$0")/sqlite_writer.py
 # must have returned to be required (default 2 s)
 check()
 {
-	"$PY" - "$@" <<'EOF' || fail "restore as of $3 is wrong (see above)"
-import sqlite3, sys
-db, logf, end = sys.argv[1], sys.argv[2], float(sys.argv[3])
-slack = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0
-c = sqlite3.connect(db)
-ok = c.execute("pragma integrity_check").fetchone()[0]
-s = c.execute("select sum(bal) from acct").fetchone()[0]
-ns = [r[0] for r in c.execute("select n from log order by n")]
-log = {}
-for line in open(logf):
-    n, t0, t1 = line.split()
-    log[int(n)] = (float(t0), float(t1))
-k = len(ns)
-bad = []
-if ok != "ok": bad.append("integrity_check: %s" % ok)
-if s != 100000: bad.append("sum %s" % s)
-if ns != list(range(1, k + 1)): bad.append("not 1..k")
-late = [n for n in ns if log[n][0] > end]
-if late: bad.append("holds %d transactions begun after the time, first %d" % (len(late), late[0]))
-missing = [n for n, (t0, t1) in log.items() if t1 <= end - slack and n > k]
-if missing: bad.append("lacks %d transactions committed %.1f s before, first %d" % (len(missing), slack, min(missing)))
-print("restore as of %.3f: %d transactions%s" % (end, k, ("; " + "; ".join(bad)) if bad else ""))
-sys.exit(1 if bad else 0)
-EOF
+	"$PY" "$W" check "$@" || fail "restore as of $3 is wrong (see above)"
 }
 
 # start_rep REPO LOG: replicate $DB in the background, wait for its first generation
