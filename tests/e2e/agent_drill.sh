@@ -108,7 +108,7 @@ grep -q 'coffer agent: drill .*result=failed exit=1 .*stage=databases error=' "$
 big=$(find "$R/data" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 size=$(stat -c %s "$big")
 chmod u+w "$big"
-printf '\x55' | dd of="$big" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$big" $((size / 2))
 : > "$T/hooks.jsonl"
 expect_exit 1 agent_env "$COFFER" agent --run drill
 grep -q 'coffer agent: drill .*result=failed exit=1 .*stage=restore error=' "$T/err" ||

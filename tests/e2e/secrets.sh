@@ -107,7 +107,7 @@ cof -r "$R" unlock
 
 # a damaged config: the error names it, not the secrets
 cp -a "$R" "$T/dmg"
-printf 'x' | dd of="$T/dmg/config" bs=1 seek=40 conv=notrunc 2> /dev/null
+flip_byte "$T/dmg/config" 40
 "$COFFER" -r "$T/dmg" check > "$T/o" 2>&1
 found_in "$T/o" "output for a damaged config"
 checks=$((checks + 1))
